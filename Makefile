@@ -1,0 +1,43 @@
+# The README's two commands: `make run` and `make test`. Each creates or updates .venv first; a second run with
+# nothing changed reinstalls nothing (the stamp files are newer than pyproject.toml and constraints.txt).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+
+.PHONY: run test lint bench default-model clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip setuptools wheel
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml constraints.txt
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/vae-explorer
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+test: lint
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed
+	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# Rebuild the bundled models in resources/ (documented in README).
+default-model: $(VENV)/.installed
+	$(BIN)/python -m core.cli train --preset digits --seed 0 --out build/default-vae --quiet
+	cp build/default-vae/checkpoints/best.safetensors resources/digits-vae.safetensors
+	$(BIN)/python -m core.cli train --preset digits-diffusion --seed 0 --out build/default-diffusion --quiet
+	cp build/default-diffusion/checkpoints/best.safetensors resources/digits-diffusion.safetensors
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

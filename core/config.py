@@ -1,0 +1,251 @@
+"""Configuration as data: one frozen dataclass per concern, JSON round trip, named presets.
+
+Every field carries `metadata` (help text, bounds, choices) so that the CLI's options and the GUI's form are built
+from the same definitions: a new option appears in both at once. Unknown keys in JSON are an error, never ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, Union
+
+from core.errors import UserError
+
+
+def opt(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+        choices: tuple[str, ...] | None = None, **kw: Any) -> Any:
+    """A dataclass field with the metadata the CLI and the GUI form need."""
+    meta = {"help": help, "low": low, "high": high, "choices": choices}
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("use tuples for sequence defaults so configs stay hashable")
+    return field(default=default, metadata=meta, **kw)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: str = opt("digits", "dataset: digits, mnist, fashion-mnist, cifar10, or folder:PATH")
+    image_size: int = opt(16, "side of the square images the model sees, in pixels", low=8, high=256)
+    channels: int = opt(0, "1 (grayscale) or 3 (RGB); 0 keeps the dataset's own", low=0, high=3)
+    classes: tuple[str, ...] = opt((), "train on these classes only (names or indices); empty = all")
+    per_class: int = opt(0, "keep at most this many training images per class; 0 = all", low=0)
+    val_fraction: float = opt(0.1, "share of the training images held out for validation", low=0.0, high=0.5)
+    seed: int = opt(0, "seed for the validation split and the subsets", low=0)
+    flip: bool = opt(False, "random horizontal flips during training")
+    data_root: str = opt("", "where datasets are read or downloaded; empty = the user cache dir")
+    download: bool = opt(True, "download torchvision datasets that are not present")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
+        _check_bounds(self)
+        if self.channels not in (0, 1, 3):
+            raise UserError(f"channels must be 0, 1 or 3, not {self.channels}")
+
+
+@dataclass(frozen=True)
+class VAEConfig:
+    latent_dim: int = opt(16, "size of the latent code z", low=1, high=1024)
+    width: int = opt(32, "channels of the first stage (doubled at each downsampling)", low=4, high=512)
+    stages: int = opt(3, "downsampling stages in the encoder (the decoder mirrors them)", low=1, high=5)
+    blocks_per_stage: int = opt(1, "four-convolution blocks per stage", low=1, high=8)
+    residual: bool = opt(True, "residual connections around each block (the reference study had none)")
+    conditional: bool = opt(True, "condition on the class label")
+    conditioning: str = opt("add", "how the label enters the latent", choices=("add", "concat"))
+    likelihood: str = opt("bernoulli", "pixel likelihood", choices=("bernoulli", "gaussian", "discretized"))
+    beta: float = opt(1.0, "weight of the KL term (beta-VAE)", low=0.0, high=100.0)
+    kl_warmup_steps: int = opt(0, "steps over which beta ramps up from 0", low=0)
+    free_bits: float = opt(0.0, "nats per latent dimension below which KL is not penalised", low=0.0, high=10.0)
+
+    kind = "vae"
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
+
+@dataclass(frozen=True)
+class DiffusionConfig:
+    base_channels: int = opt(32, "channels of the U-Net's first level", low=8, high=512)
+    levels: int = opt(2, "resolution levels of the U-Net", low=1, high=5)
+    timesteps: int = opt(1000, "diffusion steps of the forward process", low=10, high=4000)
+    schedule: str = opt("squaredcos_cap_v2", "noise schedule", choices=("linear", "squaredcos_cap_v2"))
+    conditional: bool = opt(True, "condition on the class label")
+    label_dropout: float = opt(0.1, "probability of dropping the label (classifier-free guidance)", low=0.0, high=1.0)
+    guidance: float = opt(2.0, "classifier-free guidance scale at sampling", low=0.0, high=20.0)
+    sample_steps: int = opt(20, "sampler steps for previews and the sampler panel", low=1, high=4000)
+    sampler: str = opt("dpm++", "sampler", choices=("ddpm", "ddim", "dpm++"))
+
+    kind = "diffusion"
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = opt(20, "passes over the training set", low=1, high=100000)
+    max_steps: int = opt(0, "stop after this many optimiser steps; 0 = no step budget", low=0)
+    batch_size: int = opt(64, "images per optimiser step", low=1, high=65536)
+    lr: float = opt(1e-3, "Adam learning rate", low=0.0, high=1.0)
+    seed: int = opt(0, "seed for weights, batches and sampling noise", low=0)
+    device: str = opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    threads: int = opt(0, "CPU threads for torch; 0 = all cores but one when the GUI runs", low=0, high=512)
+    early_stopping: int = opt(0, "stop when validation has not improved for this many epochs; 0 = off", low=0)
+    ema_decay: float = opt(0.0, "decay of the EMA weights; 0 = no EMA", low=0.0, high=1.0)
+    grad_clip: float = opt(0.0, "clip the gradient norm to this; 0 = off", low=0.0)
+    amp: bool = opt(True, "bf16 autocast on CUDA (ignored on CPU)")
+    log_every: int = opt(10, "steps between step-metric events", low=1)
+    preview_every: int = opt(1, "epochs between sample previews; 0 = off", low=0)
+    max_bad_steps: int = opt(20, "non-finite steps in a row before the run stops", low=1)
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+
+
+ModelConfig = Union[VAEConfig, DiffusionConfig]
+MODEL_CONFIGS: dict[str, type] = {"vae": VAEConfig, "diffusion": DiffusionConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything a run needs: what data, what model, how to train."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=VAEConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def model_kind(self) -> str:
+        return self.model.kind
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": _as_dict(self.data), "model": {"kind": self.model.kind, **_as_dict(self.model)},
+                "train": _as_dict(self.train)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        if not isinstance(d, dict):
+            raise UserError("a configuration must be a JSON object with 'data', 'model' and 'train'")
+        _reject_unknown(d, {"data", "model", "train"}, "config")
+        model = dict(d.get("model", {}))
+        kind = model.pop("kind", "vae")
+        if kind not in MODEL_CONFIGS:
+            raise UserError(f"unknown model kind {kind!r}; choose one of: {', '.join(MODEL_CONFIGS)}")
+        return cls(data=from_mapping(DataConfig, d.get("data", {})),
+                   model=from_mapping(MODEL_CONFIGS[kind], model),
+                   train=from_mapping(TrainConfig, d.get("train", {})))
+
+    @classmethod
+    def from_json(cls, text: str) -> "Config":
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise UserError(f"the configuration is not valid JSON ({e})") from None
+
+    def replace(self, **sections: Any) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+def from_mapping(cls: type, values: dict[str, Any]) -> Any:
+    """Build dataclass `cls` from a dict, converting JSON types back and rejecting unknown keys."""
+    if not isinstance(values, dict):
+        raise UserError(f"{cls.__name__} must be a JSON object")
+    known = {f.name: f for f in fields(cls)}
+    _reject_unknown(values, set(known), cls.__name__)
+    kwargs = {k: _coerce(known[k], v, cls.__name__) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def with_overrides(obj: Any, **changes: Any) -> Any:
+    """`dataclasses.replace` with the same type conversion and checks as `from_mapping`."""
+    known = {f.name: f for f in fields(obj)}
+    _reject_unknown(changes, set(known), type(obj).__name__)
+    return dataclasses.replace(obj, **{k: _coerce(known[k], v, type(obj).__name__) for k, v in changes.items()})
+
+
+def _coerce(f: dataclasses.Field, value: Any, owner: str) -> Any:
+    default = f.default
+    name = f"{owner}.{f.name}"
+    try:
+        if isinstance(default, bool):
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError
+            if isinstance(value, (bool, int)):
+                return bool(value)
+            raise ValueError
+        if isinstance(default, int):
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if isinstance(default, float):
+            return float(value)
+        if isinstance(default, tuple):
+            if isinstance(value, str):
+                return tuple(s.strip() for s in value.split(",") if s.strip())
+            return tuple(str(v) for v in value)
+        if isinstance(default, str):
+            return str(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name} must be {type(default).__name__}, not {value!r}") from None
+    return value
+
+
+def _check_bounds(obj: Any) -> None:
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        low, high, choices = f.metadata.get("low"), f.metadata.get("high"), f.metadata.get("choices")
+        name = f"{type(obj).__name__}.{f.name}"
+        if choices is not None and value not in choices:
+            raise UserError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if value != value:  # NaN
+            raise UserError(f"{name} must be a number, not NaN")
+        if low is not None and value < low:
+            raise UserError(f"{name} must be at least {low}, not {value}")
+        if high is not None and value > high:
+            raise UserError(f"{name} must be at most {high}, not {value}")
+
+
+def _reject_unknown(values: dict[str, Any], known: set[str], owner: str) -> None:
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise UserError(f"unknown {owner} option(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return {f.name: (list(v) if isinstance(v := getattr(obj, f.name), tuple) else v) for f in fields(obj)}
+
+
+# Named presets. `digits` is the default: it trains in seconds on a laptop CPU with no download.
+PRESETS: dict[str, Config] = {
+    "digits": Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=16, width=32),
+                     TrainConfig(epochs=20, batch_size=64)),
+    "mnist": Config(DataConfig("mnist", image_size=28), VAEConfig(latent_dim=16, width=32),
+                    TrainConfig(epochs=20, batch_size=128, early_stopping=5)),
+    "fashion-mnist": Config(DataConfig("fashion-mnist", image_size=28), VAEConfig(latent_dim=32, width=32),
+                            TrainConfig(epochs=30, batch_size=128, early_stopping=5)),
+    "cifar10": Config(DataConfig("cifar10", image_size=32, flip=True),
+                      VAEConfig(latent_dim=128, width=64, likelihood="gaussian"),
+                      TrainConfig(epochs=100, batch_size=128, early_stopping=10, ema_decay=0.999)),
+    # The reference student study: CIFAR-10, batch 46, 200 epochs, Adam lr 1e-3, BCE + KL, no residuals.
+    "cifar10-seed2": Config(DataConfig("cifar10", image_size=32),
+                            VAEConfig(latent_dim=128, width=64, residual=False, likelihood="bernoulli"),
+                            TrainConfig(epochs=200, batch_size=46, lr=1e-3)),
+    "digits-diffusion": Config(DataConfig("digits", image_size=16), DiffusionConfig(),
+                               TrainConfig(epochs=60, batch_size=64, ema_decay=0.995)),
+}
+
+
+def preset(name: str) -> Config:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise UserError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None

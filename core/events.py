@@ -1,0 +1,137 @@
+"""The small frozen events that long work yields (training, evaluation, projection, sampling).
+
+Only copies cross threads: events hold Python numbers, strings and numpy arrays, never live tensors. A subset of
+events is also written to a run folder's `metrics.jsonl` (one JSON object per line) so that another process, the GUI
+following a run folder, can rebuild the same events: `to_record` and `from_record` are that mapping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Union
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunStarted:
+    run_dir: str | None
+    config: Mapping[str, Any]          # Config.to_dict()
+    meta: Mapping[str, Any]            # DatasetMeta.to_dict()
+    device: str                        # e.g. "cpu (2 threads)" or "cuda:0 NVIDIA H100"
+    total_steps: int
+    steps_per_epoch: int
+    start_step: int = 0                # > 0 when resumed
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    step: int
+    epoch: int                         # 1-based epoch this step belongs to
+    metrics: Mapping[str, float]       # loss, recon, kl, ... (per image, nats), averaged since the last event
+    lr: float
+    images_per_s: float
+    eta_s: float
+    progress: float                    # 0..1 of the whole run
+
+
+@dataclass(frozen=True)
+class EpochSummary:
+    epoch: int
+    step: int
+    train: Mapping[str, float]
+    val: Mapping[str, float]
+    is_best: bool
+    elapsed_s: float
+    kl_per_dim: np.ndarray | None = None   # float32 (latent_dim,), validation KL per dimension (VAE only)
+
+
+@dataclass(frozen=True)
+class Preview:
+    epoch: int
+    step: int
+    samples: np.ndarray                # uint8 (K, H, W, C): class-conditional samples
+    sample_labels: np.ndarray          # int64 (K,)
+    originals: np.ndarray | None = None        # uint8 (M, H, W, C) validation images
+    reconstructions: np.ndarray | None = None  # uint8 (M, H, W, C)
+
+
+@dataclass(frozen=True)
+class ModelSnapshot:
+    """A copy of the weights (EMA when there is one) that panels may decode with on their own thread."""
+
+    epoch: int
+    step: int
+    config: Mapping[str, Any]
+    meta: Mapping[str, Any]
+    state: Mapping[str, np.ndarray] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class CheckpointSaved:
+    path: str
+    step: int
+    epoch: int
+    tag: str                           # "last", "best" or "interrupt"
+
+
+@dataclass(frozen=True)
+class LogMessage:
+    level: str                         # "info", "warning" or "error"
+    message: str
+    step: int = 0
+
+
+@dataclass(frozen=True)
+class RunEnded:
+    status: str                        # "completed", "early_stopped", "stopped" or "failed"
+    reason: str
+    step: int
+    epoch: int
+    best_val: float | None = None
+    last_checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of any other long task (encoding, UMAP, evaluation, sampling)."""
+
+    task: str
+    done: int
+    total: int
+    message: str = ""
+
+
+Event = Union[RunStarted, StepMetrics, EpochSummary, Preview, ModelSnapshot, CheckpointSaved, LogMessage, RunEnded,
+              Progress]
+
+# Events written to metrics.jsonl, by their "type" field. Previews and snapshots are not: they go to samples/ and
+# checkpoints/ as files.
+_RECORDED: dict[str, type] = {"start": RunStarted, "step": StepMetrics, "epoch": EpochSummary,
+                              "checkpoint": CheckpointSaved, "log": LogMessage, "end": RunEnded}
+_TYPE_OF = {cls: name for name, cls in _RECORDED.items()}
+
+
+def to_record(event: Event) -> dict[str, Any] | None:
+    """The JSON-ready dict for metrics.jsonl, or None for events that are not logged there."""
+    name = _TYPE_OF.get(type(event))
+    if name is None:
+        return None
+    record = {"type": name, **asdict(event)}
+    if isinstance(event, EpochSummary) and event.kl_per_dim is not None:
+        record["kl_per_dim"] = [round(float(v), 6) for v in event.kl_per_dim]
+    return record
+
+
+def from_record(record: Mapping[str, Any]) -> Event | None:
+    """Rebuild an event from a metrics.jsonl line; None for lines of an unknown type (a newer writer)."""
+    cls = _RECORDED.get(str(record.get("type")))
+    if cls is None:
+        return None
+    values = {k: v for k, v in record.items() if k != "type" and k in cls.__dataclass_fields__}
+    if cls is EpochSummary and values.get("kl_per_dim") is not None:
+        values["kl_per_dim"] = np.asarray(values["kl_per_dim"], dtype=np.float32)
+    try:
+        return cls(**values)
+    except TypeError:
+        return None

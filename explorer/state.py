@@ -1,0 +1,49 @@
+"""The application's shared model of what is loaded: the dataset and the VAE / diffusion models panels explore.
+
+Panels take an `AppState` in `__init__`, read from it, and listen to its signals; they write user choices back to it,
+never to another panel (the napari pattern). The models held here are CPU snapshots in eval mode: the training
+thread never shares its live model with the panels.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+
+if TYPE_CHECKING:
+    from core.checkpoint import LoadedModel
+    from core.data import Dataset
+
+
+class AppState(QObject):
+    vaeChanged = Signal()          # state.vae was replaced (new checkpoint, new snapshot from training)
+    diffusionChanged = Signal()    # state.diffusion was replaced
+    datasetChanged = Signal()      # state.dataset was replaced
+    imageSelected = Signal(str, int)   # (split name, index): a panel picked a dataset image for the others
+    statusMessage = Signal(str)    # a short message for the status bar
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.vae: LoadedModel | None = None
+        self.diffusion: LoadedModel | None = None
+        self.dataset: Dataset | None = None
+
+    def set_vae(self, loaded: LoadedModel | None) -> None:
+        self.vae = loaded
+        self.vaeChanged.emit()
+
+    def set_diffusion(self, loaded: LoadedModel | None) -> None:
+        self.diffusion = loaded
+        self.diffusionChanged.emit()
+
+    def set_dataset(self, dataset: Dataset | None) -> None:
+        self.dataset = dataset
+        self.datasetChanged.emit()
+
+    def set_model(self, loaded: LoadedModel) -> None:
+        """Route a loaded model to the slot of its kind."""
+        if loaded.config.model_kind == "diffusion":
+            self.set_diffusion(loaded)
+        else:
+            self.set_vae(loaded)

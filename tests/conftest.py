@@ -1,0 +1,9 @@
+"""Shared test set-up: a private user home for the whole session (no real caches touched), offscreen Qt."""
+
+import os
+import tempfile
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# One isolated home per test session: caches (datasets, classifier, numba, projections) are shared by the tests of a
+# run but never by the user's real application.
+os.environ["VAE_EXPLORER_HOME"] = tempfile.mkdtemp(prefix="vae-explorer-test-home-")
