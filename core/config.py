@@ -40,7 +40,7 @@ class DataConfig:
         object.__setattr__(self, "classes", tuple(str(c) for c in self.classes))
         _check_bounds(self)
         if self.channels not in (0, 1, 3):
-            raise UserError(f"channels must be 0, 1 or 3, not {self.channels}")
+            raise UserError(f"DataConfig.channels must be 0, 1 or 3, not {self.channels}")
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ class Config:
         return json.dumps(self.to_dict(), indent=2)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Config":
+    def from_dict(cls, d: dict[str, Any]) -> Config:
         if not isinstance(d, dict):
             raise UserError("a configuration must be a JSON object with 'data', 'model' and 'train'")
         _reject_unknown(d, {"data", "model", "train"}, "config")
@@ -139,13 +139,13 @@ class Config:
                    train=from_mapping(TrainConfig, d.get("train", {})))
 
     @classmethod
-    def from_json(cls, text: str) -> "Config":
+    def from_json(cls, text: str) -> Config:
         try:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise UserError(f"the configuration is not valid JSON ({e})") from None
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
 
 

@@ -7,8 +7,9 @@ following a run folder, can rebuild the same events: `to_record` and `from_recor
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import numpy as np
 
