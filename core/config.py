@@ -226,7 +226,9 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 # Named presets. `digits` is the default: it trains in seconds on a laptop CPU with no download.
 PRESETS: dict[str, Config] = {
-    "digits": Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=16, width=32),
+    # width 16 and beta 0.3: trains in seconds on two CPU cores; beta < 1 buys sharp reconstructions (SSIM > 0.93)
+    # for a little ELBO (still above a plain CVAE's). See bench/bench_default_preset.py.
+    "digits": Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=16, width=16, beta=0.3),
                      TrainConfig(epochs=20, batch_size=64)),
     "mnist": Config(DataConfig("mnist", image_size=28), VAEConfig(latent_dim=16, width=32),
                     TrainConfig(epochs=20, batch_size=128, early_stopping=5)),
@@ -239,8 +241,9 @@ PRESETS: dict[str, Config] = {
     "cifar10-seed2": Config(DataConfig("cifar10", image_size=32),
                             VAEConfig(latent_dim=128, width=64, residual=False, likelihood="bernoulli"),
                             TrainConfig(epochs=200, batch_size=46, lr=1e-3)),
+    # ~1500 steps: recognisable digits in ~5 CPU minutes on a quiet 2-core machine; previews cost ~1 s each.
     "digits-diffusion": Config(DataConfig("digits", image_size=16), DiffusionConfig(),
-                               TrainConfig(epochs=60, batch_size=64, ema_decay=0.995)),
+                               TrainConfig(epochs=70, batch_size=64, lr=2e-3, ema_decay=0.995, preview_every=10)),
 }
 
 

@@ -4,6 +4,8 @@ import os
 import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Tiny test models run fastest on one thread, and the GUI tests train on a worker beside the GUI thread.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # One isolated home per test session: caches (datasets, classifier, numba, projections) are shared by the tests of a
 # run but never by the user's real application.
 os.environ["VAE_EXPLORER_HOME"] = tempfile.mkdtemp(prefix="vae-explorer-test-home-")

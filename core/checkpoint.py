@@ -1,0 +1,267 @@
+"""One self-describing checkpoint file: safetensors tensors plus JSON metadata, never pickle.
+
+Tensors: `model.*` (weights), `ema.*` (EMA weights, optional), `optim.*` (optimizer state, flattened), `rng.*`
+(random generator states as uint8 tensors). Metadata (str -> str, JSON values): the format name and version, the model
+kind, the run's Config, the DatasetMeta, the optimizer's structure, the train state (step, epoch, best, ...) and the
+latest validation metrics. `load_model(path)` rebuilds the model from this file alone.
+
+Writes are atomic: a temporary file in the same folder, fsync, then rename, so a crash never leaves half a checkpoint
+under the real name. Reading checks the file before safetensors touches it, so a wrong, truncated or foreign file
+(a torch.save pickle in particular, which we never unpickle) gives a UserError that says what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from core.config import Config
+from core.errors import UserError
+
+FORMAT = "vae-explorer-checkpoint"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to use (eval mode) with everything needed to describe it."""
+
+    model: nn.Module
+    config: Config
+    meta: Any                       # core.data.DatasetMeta
+    path: Path | None
+    step: int
+    epoch: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------- saving
+def save_checkpoint(path: str | Path, *, model: nn.Module, config: Config, meta: Any, ema: nn.Module | None = None,
+                    optimizer: torch.optim.Optimizer | None = None, train_state: dict | None = None,
+                    metrics: dict[str, float] | None = None) -> Path:
+    """Write `path` atomically. `train_state` is JSON data, except values that are tensors (RNG states), which are
+    stored as tensors `rng.<key>`; `load_checkpoint` gives them back in the same place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors: dict[str, torch.Tensor] = {}
+    for prefix, module in (("model", model), ("ema", ema)):
+        if module is not None:
+            for k, v in module.state_dict().items():
+                tensors[f"{prefix}.{k}"] = v.detach()
+    optim_structure = None
+    if optimizer is not None:
+        optim_structure = _flatten_optimizer(optimizer.state_dict(), tensors)
+    state_json: dict[str, Any] = {}
+    for k, v in (train_state or {}).items():
+        if isinstance(v, torch.Tensor):
+            tensors[f"rng.{k}"] = v
+        else:
+            state_json[k] = v
+    # safetensors wants contiguous CPU tensors that share no memory.
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    metadata = {
+        "format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": config.model.kind,
+        "config": json.dumps(config.to_dict()), "meta": json.dumps(meta.to_dict()),
+        "train_state": json.dumps(state_json), "metrics": json.dumps(metrics or {}),
+    }
+    if optim_structure is not None:
+        metadata["optim"] = json.dumps(optim_structure)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    try:  # make the rename itself durable (not possible on every platform)
+        fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+    return path
+
+
+def _flatten_optimizer(sd: dict, tensors: dict[str, torch.Tensor]) -> dict:
+    """Optimizer state_dict -> JSON structure; its tensors go into `tensors` as optim.<param>.<key>."""
+    state: dict[str, dict[str, Any]] = {}
+    for pid, pstate in sd["state"].items():
+        entry: dict[str, Any] = {}
+        for k, v in pstate.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"optim.{pid}.{k}"] = v
+                entry[k] = {"tensor": f"optim.{pid}.{k}"}
+            else:
+                entry[k] = {"value": v}
+        state[str(pid)] = entry
+    return {"state": state, "param_groups": sd["param_groups"]}
+
+
+def _unflatten_optimizer(structure: dict, f) -> dict:
+    state = {}
+    for pid, entry in structure["state"].items():
+        state[int(pid)] = {k: (f.get_tensor(v["tensor"]) if "tensor" in v else v["value"]) for k, v in entry.items()}
+    groups = []
+    for g in structure["param_groups"]:
+        g = dict(g)
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    return {"state": state, "param_groups": groups}
+
+
+# ---------------------------------------------------------------------------------------------------------- loading
+@dataclass
+class Checkpoint:
+    """Everything in a checkpoint file, as loaded by `load_checkpoint` (tensors on the CPU)."""
+
+    path: Path
+    config: Config
+    meta: Any
+    model_state: dict[str, torch.Tensor]
+    ema_state: dict[str, torch.Tensor] | None
+    optimizer_state: dict | None
+    train_state: dict[str, Any]
+    metrics: dict[str, float]
+
+
+def _check_file(path: Path) -> dict[str, str]:
+    """Validate the safetensors framing by hand and return its metadata; UserError with advice otherwise."""
+    if not path.exists():
+        raise UserError(f"no checkpoint at {path}; check the path (checkpoints are *.safetensors files in a run "
+                        "folder's checkpoints/)")
+    if path.is_dir():
+        example = path / "checkpoints" / "best.safetensors"
+        raise UserError(f"{path} is a folder; give the checkpoint file, e.g. {example}")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(9)
+        (n,) = struct.unpack("<Q", head[:8]) if len(head) >= 8 else (0,)
+        # A safetensors file is an 8-byte header length, then a JSON header. torch.save writes a zip archive
+        # ("PK\x03\x04") or, in the legacy format, a pickle (protocol opcode 0x80 and a version byte).
+        looks_safetensors = head[8:9] == b"{"
+        is_pickle = head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04",
+                                                                                       b"\x05"))
+        if not looks_safetensors and is_pickle:
+            raise UserError(f"{path} is a PyTorch/pickle file (torch.save), which we never load because unpickling "
+                            "can run arbitrary code; use a .safetensors checkpoint written by vae-explorer")
+        if len(head) < 9:
+            raise UserError(f"{path} is not a checkpoint (only {size} bytes); it is empty or truncated")
+        f.seek(8)
+        if n > size - 8 or n > 100_000_000:
+            raise UserError(f"{path} is not a safetensors checkpoint or is truncated (its header claims {n} bytes, "
+                            f"the file has {size}); use a file written by vae-explorer, or copy it again")
+        try:
+            header = json.loads(f.read(n))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{path} is not a safetensors checkpoint (its header is not JSON); use a .safetensors "
+                            "file written by vae-explorer") from None
+    if not isinstance(header, dict):
+        raise UserError(f"{path} is not a safetensors checkpoint (unexpected header)")
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
+               and "data_offsets" in v), default=0)
+    if 8 + n + end > size:
+        raise UserError(f"{path} is truncated ({size} bytes, {8 + n + end} expected): the save or the copy was "
+                        "interrupted; use another checkpoint (e.g. checkpoints/best.safetensors) or copy it again")
+    meta = header.get("__metadata__") or {}
+    if meta.get("format") != FORMAT:
+        raise UserError(f"{path} is a safetensors file but not a vae-explorer checkpoint (no '{FORMAT}' metadata); "
+                        "train a model with vae-explorer or pick a checkpoint from a run folder")
+    try:
+        version = int(meta.get("format_version", ""))
+    except ValueError:
+        raise UserError(f"{path} has an unreadable format version {meta.get('format_version')!r}") from None
+    if version > FORMAT_VERSION:
+        raise UserError(f"{path} was written by a newer vae-explorer (format {version}, this one reads up to "
+                        f"{FORMAT_VERSION}); update vae-explorer")
+    if version < 1:
+        raise UserError(f"{path} has an unknown checkpoint format version {version}")
+    return meta
+
+
+def _json(meta: dict[str, str], key: str, path: Path, default: Any = None) -> Any:
+    if key not in meta:
+        if default is not None:
+            return default
+        raise UserError(f"{path} lacks the '{key}' entry; the checkpoint is damaged, use another one")
+    try:
+        return json.loads(meta[key])
+    except json.JSONDecodeError:
+        raise UserError(f"{path}: the '{key}' entry is not valid JSON; the checkpoint is damaged, use another one") \
+            from None
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and check a checkpoint file (tensors on the CPU); UserError on a bad, truncated or foreign file."""
+    from core.data import DatasetMeta
+
+    path = Path(path)
+    meta_s = _check_file(path)
+    config = Config.from_dict(_json(meta_s, "config", path))
+    meta = DatasetMeta.from_dict(_json(meta_s, "meta", path))
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            keys = list(f.keys())
+            model_state = {k[6:]: f.get_tensor(k) for k in keys if k.startswith("model.")}
+            ema_state = {k[4:]: f.get_tensor(k) for k in keys if k.startswith("ema.")} or None
+            optim = _unflatten_optimizer(_json(meta_s, "optim", path), f) if "optim" in meta_s else None
+            train_state = _json(meta_s, "train_state", path, {})
+            for k in keys:
+                if k.startswith("rng."):
+                    train_state[k[4:]] = f.get_tensor(k)
+    except UserError:
+        raise
+    except Exception as e:  # safetensors raises its own error types on a damaged body
+        raise UserError(f"{path} could not be read ({e}); the checkpoint is damaged, use another one") from None
+    return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state,
+                      _json(meta_s, "metrics", path, {}))
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
+    """Rebuild the model stored in `path` (EMA weights when present and use_ema) in eval mode on `device`."""
+    from core.models import build_model
+
+    ck = load_checkpoint(path)
+    model = build_model(ck.config.model, ck.meta)
+    state = ck.ema_state if (use_ema and ck.ema_state) else ck.model_state
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise UserError(f"{path}: the weights do not fit the model its config describes ({str(e).splitlines()[0]}); "
+                        "the checkpoint is damaged or from an incompatible version") from None
+    model.to(_resolve_device(device)).eval()
+    return LoadedModel(model, ck.config, ck.meta, ck.path, int(ck.train_state.get("step", 0)),
+                       int(ck.train_state.get("epoch", 0)), {k: float(v) for k, v in ck.metrics.items()})
+
+
+def from_snapshot(event, device: str | torch.device = "cpu") -> LoadedModel:
+    """A LoadedModel from a Trainer's ModelSnapshot event (numpy weights), for panels that decode off-thread."""
+    from core.data import DatasetMeta
+    from core.models import build_model
+
+    config = Config.from_dict(dict(event.config))
+    meta = DatasetMeta.from_dict(dict(event.meta))
+    model = build_model(config.model, meta)
+    model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in event.state.items()})
+    model.to(_resolve_device(device)).eval()
+    return LoadedModel(model, config, meta, None, int(event.step), int(event.epoch), {})

@@ -1,0 +1,500 @@
+"""The Trainer: training as a plain iterator of events, with pause / resume / stop between steps.
+
+`Trainer(config).run()` yields RunStarted, StepMetrics (every `log_every` steps), EpochSummary (with validation),
+CheckpointSaved, Preview, ModelSnapshot (each epoch), LogMessage and, last, RunEnded. It never prints; the CLI shows a
+progress bar and the GUI forwards the events as signals. It is generic over models: anything with `loss(x, y, *, step)
+-> dict` (key "loss" is minimised) and `sample(labels, *, generator)` trains here (the VAE and the diffusion model).
+
+Exact resume: batch order depends only on (seed, epoch); the checkpoint stores the position inside the epoch, the
+global torch RNG states (the VAE's reparameterisation noise), the optimizer state and the EMA weights. Validation and
+previews run under their own fixed seeds and leave the training RNG untouched, so an interrupted and resumed run ends
+with the same weights as an uninterrupted one (on the CPU; GPU kernels may not be bitwise deterministic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.config import Config
+from core.errors import UserError
+from core.events import (
+    CheckpointSaved,
+    EpochSummary,
+    Event,
+    LogMessage,
+    ModelSnapshot,
+    Preview,
+    RunEnded,
+    RunStarted,
+    StepMetrics,
+    from_record,
+    to_record,
+)
+from core.models import build_model
+
+PREVIEW_PER_CLASS = 8
+PREVIEW_MAX_CLASSES = 10
+PREVIEW_RECONSTRUCTIONS = 8
+VAL_BATCH = 512
+
+
+def resolve_device(name: str) -> torch.device:
+    """"auto" -> CUDA, then MPS, then CPU; otherwise the named device, which must exist here."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu or auto")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError(f"device {name!r} was asked for but MPS is not available here; use --device cpu or auto")
+    return dev
+
+
+def batch_order_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator that shuffles epoch `epoch` (1-based): a function of (seed, epoch) only, for exact resume."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
+    """float [0, 1] (B, C, H, W) -> uint8 numpy (B, H, W, C)."""
+    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+class _EMA:
+    """Exponential moving average of a model's weights (a frozen copy updated in place after each step)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        ema_p = list(self.module.parameters())
+        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - self.decay)
+        for b_ema, b in zip(self.module.buffers(), model.buffers(), strict=True):
+            b_ema.copy_(b)
+
+
+class Trainer:
+    """Trains `config` and reports progress as events; see the module docstring."""
+
+    def __init__(self, config: Config, *, run_dir: str | Path | None = None, resume: str | Path | None = None,
+                 dataset: Any = None, threads: int | None = None) -> None:
+        self.config = config
+        self.resume_path = Path(resume) if resume else None
+        if self.resume_path is not None and not self.resume_path.is_file():
+            raise UserError(f"cannot resume: no checkpoint file at {self.resume_path}")
+        if run_dir is None and self.resume_path is not None and self.resume_path.parent.name == "checkpoints":
+            run_dir = self.resume_path.parent.parent   # resuming continues in the checkpoint's own run folder
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.dataset = dataset
+        self.threads = config.train.threads if threads is None else threads
+        self.device = resolve_device(config.train.device)
+        self._stop = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._log_file = None
+        self.model: torch.nn.Module | None = None
+        self.ema: _EMA | None = None
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.step = 0            # batches processed (skipped non-finite steps included)
+        self.epoch = 0           # completed epochs
+        self.pos = 0             # batches done inside the current epoch
+        self.best: float | None = None
+        self.bad_epochs = 0      # epochs since validation last improved (early stopping)
+        self.skipped_steps = 0   # non-finite steps skipped in the whole run
+        self.last_checkpoint: str | None = None
+
+    # ------------------------------------------------------------------------------------------- thread-safe control
+    def pause(self) -> None:
+        self._unpaused.clear()
+
+    def resume(self) -> None:
+        self._unpaused.set()
+
+    def stop(self) -> None:
+        """Ask the run to end after the current step (safe from another thread or a signal handler)."""
+        self._stop.set()
+        self._unpaused.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._unpaused.is_set()
+
+    # ------------------------------------------------------------------------------------------- the run
+    def run(self) -> Iterator[Event]:
+        prev_threads = torch.get_num_threads()
+        try:
+            yield from self._run()
+        except Exception as e:  # anything else is a bug or a broken environment: report it, keep the caller alive
+            reason = str(e) or type(e).__name__
+            if not isinstance(e, UserError):
+                yield self._emit(LogMessage("error", f"training failed: {reason}\n{traceback.format_exc()}",
+                                            self.step))
+            else:
+                yield self._emit(LogMessage("error", reason, self.step))
+            yield self._emit(RunEnded("failed", reason, self.step, self.epoch, self.best, self.last_checkpoint))
+        finally:
+            torch.set_num_threads(prev_threads)
+            if self._log_file is not None:
+                self._log_file.close()
+                self._log_file = None
+
+    def _emit(self, event: Event) -> Event:
+        if self._log_file is not None:
+            record = to_record(event)
+            if record is not None:
+                self._log_file.write(json.dumps(record) + "\n")
+                self._log_file.flush()
+        return event
+
+    def _setup(self) -> Iterator[Event]:
+        if self.threads and self.threads > 0:
+            torch.set_num_threads(int(self.threads))
+        ck = load_checkpoint(self.resume_path) if self.resume_path else None
+        warnings = []
+        if ck is not None and (ck.config.model != self.config.model or ck.config.data != self.config.data):
+            warnings.append("resuming with the checkpoint's own data and model settings; the given ones differ")
+            self.config = Config(ck.config.data, ck.config.model, self.config.train)
+        if self.dataset is None:
+            from core.data import load_dataset
+
+            self.dataset = load_dataset(self.config.data, self.device)
+        ds = self.dataset
+        self.train_split, self.val_split = ds.train.to(self.device), ds.val.to(self.device)
+        if len(self.train_split) == 0:
+            raise UserError("the training split is empty; choose more classes or images per class")
+        tc = self.config.train
+        torch.manual_seed(tc.seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed_all(tc.seed)
+        model = build_model(self.config.model, ds.meta).to(self.device)
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = _EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+        if ck is not None:
+            model.load_state_dict(ck.model_state)
+            if self.ema is not None:
+                self.ema.module.load_state_dict(ck.ema_state or ck.model_state)
+            if ck.optimizer_state is not None:
+                self.optimizer.load_state_dict(ck.optimizer_state)
+                for g in self.optimizer.param_groups:
+                    g["lr"] = tc.lr
+            st = ck.train_state
+            self.step, self.epoch, self.pos = int(st.get("step", 0)), int(st.get("epoch", 0)), int(st.get("pos", 0))
+            self.best, self.bad_epochs = st.get("best"), int(st.get("bad_epochs", 0))
+            self.skipped_steps = int(st.get("skipped_steps", 0))
+            if "torch" in st:
+                torch.set_rng_state(st["torch"])
+            if self.device.type == "cuda":
+                states = [st[k] for k in sorted(st) if k.startswith("cuda.")]
+                if states:
+                    torch.cuda.set_rng_state_all(states)
+        if self.run_dir is not None:
+            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "samples").mkdir(exist_ok=True)
+            (self.run_dir / "config.json").write_text(self.config.to_json(), encoding="utf-8")
+            self._log_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self.steps_per_epoch = math.ceil(len(self.train_split) / tc.batch_size)
+        self.total_steps = tc.epochs * self.steps_per_epoch
+        if tc.max_steps:
+            self.total_steps = min(self.total_steps, tc.max_steps)
+        if self.device.type == "cpu":
+            desc = f"cpu ({torch.get_num_threads()} threads)"
+        elif self.device.type == "cuda":
+            desc = f"{self.device} {torch.cuda.get_device_name(self.device)}"
+        else:
+            desc = str(self.device)
+        yield self._emit(RunStarted(str(self.run_dir) if self.run_dir else None, self.config.to_dict(),
+                                    ds.meta.to_dict(), desc, self.total_steps, self.steps_per_epoch, self.step))
+        for w in warnings:
+            yield self._emit(LogMessage("warning", w, self.step))
+        if ck is not None:
+            yield self._emit(LogMessage("info", f"resumed from {ck.path} at step {self.step}", self.step))
+
+    def _run(self) -> Iterator[Event]:
+        yield from self._setup()
+        tc, model, opt = self.config.train, self.model, self.optimizer
+        params = [p for p in model.parameters() if p.requires_grad]
+        cuda = self.device.type == "cuda"
+        autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and tc.amp else contextlib.nullcontext
+        from core.data import as_float
+
+        keys: list[str] | None = None
+        acc = epoch_acc = None      # metric sums on the device: no sync per step
+        n_acc = n_epoch = 0
+        bad_run = 0
+        t_log, step_log = time.perf_counter(), self.step
+        t_start = time.perf_counter()
+        steps_at_start = self.step
+        while self.epoch < tc.epochs and self.step < self.total_steps:
+            epoch = self.epoch + 1
+            gen = batch_order_generator(tc.seed, epoch)
+            model.train()
+            batches = self.train_split.batches(tc.batch_size, shuffle=True, generator=gen, flip=self.config.data.flip)
+            for i, (xb, yb) in enumerate(batches):
+                if i < self.pos:        # resuming inside this epoch: the same order, skip what was done
+                    continue
+                if not self._unpaused.is_set():
+                    yield self._emit(LogMessage("info", "paused", self.step))
+                    while not self._unpaused.wait(0.5):   # blocks; wakes on resume() or stop()
+                        pass
+                    if not self._stop.is_set():
+                        yield self._emit(LogMessage("info", "resumed", self.step))
+                    t_log, step_log = time.perf_counter(), self.step
+                if self._stop.is_set():
+                    yield from self._save("interrupt")
+                    yield self._emit(RunEnded("stopped", "stopped by the user", self.step, self.epoch, self.best,
+                                              self.last_checkpoint))
+                    return
+                x = as_float(xb)
+                if cuda:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                with autocast():
+                    out = model.loss(x, yb, step=self.step)
+                loss = out["loss"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grads = [p.grad for p in params if p.grad is not None]
+                norm = torch.nn.utils.get_total_norm(grads)
+                if bool(torch.isfinite(loss) & torch.isfinite(norm)):   # the one sync per step
+                    if tc.grad_clip > 0:
+                        torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
+                    opt.step()
+                    if self.ema is not None:
+                        self.ema.update(model)
+                    bad_run = 0
+                    if keys is None:
+                        keys = list(out)
+                    vals = torch.stack([out[k].detach().float() for k in keys])
+                    acc = vals if acc is None else acc + vals
+                    epoch_acc = vals if epoch_acc is None else epoch_acc + vals
+                    n_acc += 1
+                    n_epoch += 1
+                else:
+                    opt.zero_grad(set_to_none=True)
+                    bad_run += 1
+                    self.skipped_steps += 1
+                    what = "loss" if not torch.isfinite(loss) else "gradient"
+                    yield self._emit(LogMessage("warning", f"non-finite {what} at step {self.step}: step skipped "
+                                                f"({bad_run} in a row, {self.skipped_steps} in all)", self.step))
+                    if bad_run >= tc.max_bad_steps:
+                        self.step, self.pos = self.step + 1, i + 1
+                        reason = (f"{bad_run} non-finite steps in a row (the loss or gradient became NaN/inf) at step "
+                                  f"{self.step - 1}; the last good checkpoint is kept"
+                                  f"{' at ' + self.last_checkpoint if self.last_checkpoint else ''}; try a lower "
+                                  "learning rate, gradient clipping or a KL warm-up")
+                        yield self._emit(LogMessage("error", reason, self.step))
+                        yield self._emit(RunEnded("failed", reason, self.step, self.epoch, self.best,
+                                                  self.last_checkpoint))
+                        return
+                self.step += 1
+                self.pos = i + 1
+                if self.step % tc.log_every == 0 and n_acc:
+                    now = time.perf_counter()
+                    metrics = dict(zip(keys, (acc / n_acc).tolist(), strict=True))
+                    rate = (self.step - step_log) * tc.batch_size / max(now - t_log, 1e-9)
+                    per_step = (now - t_start) / max(self.step - steps_at_start, 1)
+                    yield self._emit(StepMetrics(self.step, epoch, metrics, opt.param_groups[0]["lr"], rate,
+                                                 per_step * (self.total_steps - self.step),
+                                                 self.step / max(self.total_steps, 1)))
+                    acc, n_acc, t_log, step_log = None, 0, now, self.step
+                if self.step >= self.total_steps:
+                    break
+            train_metrics = dict(zip(keys, (epoch_acc / n_epoch).tolist(), strict=True)) if n_epoch else {}
+            epoch_acc, n_epoch = None, 0
+            self.epoch, self.pos = epoch, 0
+            ended = yield from self._end_of_epoch(epoch, train_metrics, time.perf_counter() - t_start)
+            if ended:
+                return
+        yield self._emit(RunEnded("completed", f"finished {self.epoch} epochs, {self.step} steps", self.step,
+                                  self.epoch, self.best, self.last_checkpoint))
+
+    # ------------------------------------------------------------------------------------------- per epoch
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def _end_of_epoch(self, epoch: int, train_metrics: dict[str, float], elapsed: float):
+        tc = self.config.train
+        model = self.eval_model
+        model.eval()
+        val, kl_dims = self._validate(model)
+        scores = val or train_metrics
+        if "elbo" in scores:
+            score, better = scores["elbo"], (lambda a, b: a > b)
+        else:
+            score, better = scores.get("loss", float("nan")), (lambda a, b: a < b)
+        is_best = math.isfinite(score) and (self.best is None or better(score, self.best))
+        if is_best:
+            self.best, self.bad_epochs = float(score), 0
+        else:
+            self.bad_epochs += 1
+        yield self._emit(EpochSummary(epoch, self.step, train_metrics, val, is_best, elapsed, kl_dims))
+        yield from self._save("last", val)
+        if is_best:
+            yield from self._save("best", val)
+        last_epoch = epoch >= tc.epochs or self.step >= self.total_steps
+        if tc.preview_every and (epoch % tc.preview_every == 0 or last_epoch):
+            yield self._preview(model, epoch)
+        yield ModelSnapshot(epoch, self.step, self.config.to_dict(), self.dataset.meta.to_dict(),
+                            {k: v.detach().float().cpu().numpy().copy() if v.is_floating_point()
+                             else v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()})
+        if tc.early_stopping and self.bad_epochs >= tc.early_stopping and not last_epoch:
+            yield self._emit(RunEnded("early_stopped", f"validation has not improved for {self.bad_epochs} epochs",
+                                      self.step, self.epoch, self.best, self.last_checkpoint))
+            return True
+        if self._stop.is_set() and not last_epoch:
+            yield self._emit(RunEnded("stopped", "stopped by the user", self.step, self.epoch, self.best,
+                                      self.last_checkpoint))
+            return True
+        return False
+
+    @torch.no_grad()
+    def _validate(self, model: torch.nn.Module) -> tuple[dict[str, float], np.ndarray | None]:
+        """Validation metrics (batch-size weighted means) under a fixed seed that leaves the training RNG alone."""
+        from core.data import as_float
+
+        if len(self.val_split) == 0:
+            return {}, None
+        is_vae = getattr(model, "kind", "") == "vae"
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.config.train.seed + 12345)
+            sums: torch.Tensor | None = None
+            kl_sum = None
+            keys: list[str] = []
+            n = 0
+            for xb, yb in self.val_split.batches(VAL_BATCH, shuffle=False):
+                x = as_float(xb)
+                if is_vae:
+                    out = model.loss(x, yb, step=self.step, with_kl_dims=True)
+                    kd = out.pop("kl_dims") * len(xb)
+                    kl_sum = kd if kl_sum is None else kl_sum + kd
+                else:
+                    out = model.loss(x, yb, step=self.step)
+                keys = list(out)
+                vals = torch.stack([out[k].float() for k in keys]) * len(xb)
+                sums = vals if sums is None else sums + vals
+                n += len(xb)
+        val = dict(zip(keys, (sums / n).tolist(), strict=True))
+        return val, (None if kl_sum is None else (kl_sum / n).float().cpu().numpy())
+
+    def _save(self, tag: str, metrics: dict[str, float] | None = None) -> Iterator[Event]:
+        if self.run_dir is None:
+            return
+        name = "best" if tag == "best" else "last"
+        state: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "pos": self.pos, "best": self.best,
+                                 "bad_epochs": self.bad_epochs, "skipped_steps": self.skipped_steps,
+                                 "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            for i, s in enumerate(torch.cuda.get_rng_state_all()):
+                state[f"cuda.{i:02d}"] = s
+        path = save_checkpoint(self.run_dir / "checkpoints" / f"{name}.safetensors", model=self.model,
+                               config=self.config, meta=self.dataset.meta,
+                               ema=self.ema.module if self.ema is not None else None, optimizer=self.optimizer,
+                               train_state=state, metrics=metrics)
+        if name == "last":
+            self.last_checkpoint = str(path)
+        yield self._emit(CheckpointSaved(str(path), self.step, self.epoch, tag))
+
+    @torch.no_grad()
+    def _preview(self, model: torch.nn.Module, epoch: int) -> Preview:
+        nc = getattr(model, "num_classes", 0)
+        per_row = PREVIEW_PER_CLASS
+        labels = (torch.arange(min(nc, PREVIEW_MAX_CLASSES)).repeat_interleave(per_row) if nc
+                  else torch.zeros(per_row * per_row, dtype=torch.long))
+        gen = torch.Generator().manual_seed(self.config.train.seed + 777)   # same noise every epoch
+        samples = to_uint8_nhwc(model.sample(labels.to(self.device), generator=gen))
+        originals = recons = None
+        split = self.val_split if len(self.val_split) else self.train_split
+        if hasattr(model, "reconstruct"):
+            from core.data import as_float
+
+            xb, yb = next(iter(split.batches(PREVIEW_RECONSTRUCTIONS, shuffle=False)))
+            originals = to_uint8_nhwc(as_float(xb))
+            recons = to_uint8_nhwc(model.reconstruct(as_float(xb), yb))
+        ev = Preview(epoch, self.step, samples, labels.numpy(), originals, recons)
+        if self.run_dir is not None:
+            save_preview_png(ev, self.run_dir / "samples" / f"epoch-{epoch:04d}.png")
+        return ev
+
+
+def save_preview_png(ev: Preview, path: Path, columns: int = PREVIEW_PER_CLASS) -> None:
+    """Samples one row per class, then (when present) a row of originals and a row of their reconstructions."""
+    from PIL import Image
+
+    rows = [ev.samples]
+    if ev.originals is not None and ev.reconstructions is not None:
+        rows += [ev.originals, ev.reconstructions]
+    h, w, c = ev.samples.shape[1:]
+    tiles = np.concatenate(rows)
+    n_rows = sum(math.ceil(len(r) / columns) for r in rows)
+    grid = np.zeros((n_rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.uint8)
+    r0 = 0
+    for block in rows:
+        for j, img in enumerate(block):
+            r, col = r0 + j // columns, j % columns
+            grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = img
+        r0 += math.ceil(len(block) / columns)
+    del tiles
+    Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
+
+
+def follow_run(run_dir: str | Path, *, poll_s: float = 0.5,
+               should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
+    """Tail `run_dir/metrics.jsonl` that another process writes: yield each event as its line appears.
+
+    Ends when the newest record read is a RunEnded (a resumed run appends after an earlier RunEnded, so an old end
+    does not stop the tail) or when should_stop() is true. Half-written lines wait for their newline.
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    should_stop = should_stop or (lambda: False)
+    while not path.exists():
+        if should_stop():
+            return
+        time.sleep(poll_s)
+    buffer = ""
+    ended = False
+    with open(path, encoding="utf-8") as f:
+        while True:
+            chunk = f.read()
+            if chunk:
+                buffer += chunk
+                *lines, buffer = buffer.split("\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        event = from_record(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+                    if event is not None:
+                        ended = isinstance(event, RunEnded)
+                        yield event
+                continue
+            if ended or should_stop():
+                return
+            time.sleep(poll_s)

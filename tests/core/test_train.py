@@ -1,0 +1,197 @@
+"""The Trainer: events, run folder, exact resume, pause/stop from another thread, non-finite steps, follow_run."""
+
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from core.checkpoint import from_snapshot, load_model
+from core.config import Config, DataConfig, TrainConfig, VAEConfig
+from core.data import load_dataset
+from core.events import (
+    CheckpointSaved,
+    EpochSummary,
+    LogMessage,
+    ModelSnapshot,
+    Preview,
+    RunEnded,
+    RunStarted,
+    StepMetrics,
+    to_record,
+)
+from core.models.vae import ConditionalVAE
+from core.train import Trainer, follow_run
+
+DATA = DataConfig("digits", image_size=16, per_class=12)
+
+
+def tiny(**train) -> Config:
+    base = dict(epochs=2, batch_size=16, log_every=2, device="cpu", seed=3)
+    base.update(train)
+    return Config(DATA, VAEConfig(latent_dim=4, width=8), TrainConfig(**base))
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_dataset(DATA)
+
+
+def test_events_and_run_folder(dataset, tmp_path):
+    events = list(Trainer(tiny(), run_dir=tmp_path, dataset=dataset).run())
+    assert isinstance(events[0], RunStarted) and events[0].total_steps == 2 * events[0].steps_per_epoch
+    end = events[-1]
+    assert isinstance(end, RunEnded) and end.status == "completed" and end.epoch == 2
+    kinds = {type(e) for e in events}
+    assert {StepMetrics, EpochSummary, Preview, ModelSnapshot, CheckpointSaved} <= kinds
+    summary = next(e for e in events if isinstance(e, EpochSummary))
+    assert set(summary.val) >= {"loss", "recon", "kl", "elbo"} and summary.kl_per_dim.shape == (4,)
+    preview = next(e for e in events if isinstance(e, Preview))
+    assert preview.samples.dtype == np.uint8 and preview.samples.shape == (80, 16, 16, 1)
+    assert list(preview.sample_labels[::8]) == list(range(10))
+    assert preview.reconstructions.shape == preview.originals.shape == (8, 16, 16, 1)
+    assert (tmp_path / "samples" / "epoch-0002.png").is_file()
+    assert Config.from_json((tmp_path / "config.json").read_text()) == tiny()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert records[0]["type"] == "start" and records[-1]["type"] == "end"
+    assert len(records) == sum(to_record(e) is not None for e in events)
+    loaded = load_model(tmp_path / "checkpoints" / "last.safetensors")
+    snapshot = [e for e in events if isinstance(e, ModelSnapshot)][-1]
+    z, y = torch.randn(2, 4), torch.tensor([1, 2])
+    assert torch.equal(loaded.model.decode(z, y), from_snapshot(snapshot).model.decode(z, y))
+
+
+def final_state(run_dir):
+    return load_model(run_dir / "checkpoints" / "last.safetensors", use_ema=False).model.state_dict()
+
+
+@pytest.mark.parametrize("stop_at", [3, 11])   # 8 steps per epoch: inside the first and the second epoch
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(dataset, tmp_path, stop_at):
+    cfg = tiny(epochs=3, ema_decay=0.9, log_every=1)
+    whole = list(Trainer(cfg, run_dir=tmp_path / "a", dataset=dataset).run())
+    assert whole[-1].status == "completed"
+
+    trainer = Trainer(cfg, run_dir=tmp_path / "b", dataset=dataset)
+    for ev in trainer.run():
+        if isinstance(ev, StepMetrics) and ev.step == stop_at:
+            trainer.stop()
+        last = ev
+    assert last.status == "stopped" and last.step == stop_at
+    resumed = Trainer(cfg, resume=tmp_path / "b" / "checkpoints" / "last.safetensors", dataset=dataset)
+    events = list(resumed.run())
+    assert events[0].start_step == stop_at and events[-1].status == "completed"
+    a, b = final_state(tmp_path / "a"), final_state(tmp_path / "b")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    ema_a = load_model(tmp_path / "a" / "checkpoints" / "last.safetensors").model.state_dict()
+    ema_b = load_model(tmp_path / "b" / "checkpoints" / "last.safetensors").model.state_dict()
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+
+
+def test_pause_and_stop_from_another_thread(dataset, tmp_path):
+    trainer = Trainer(tiny(epochs=500, log_every=1, preview_every=0), run_dir=tmp_path, dataset=dataset)
+    events = []
+    thread = threading.Thread(target=lambda: events.extend(trainer.run()))
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not any(isinstance(e, StepMetrics) for e in events) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    trainer.pause()
+    assert trainer.paused
+    time.sleep(0.3)
+    steps = sum(isinstance(e, StepMetrics) for e in events)
+    time.sleep(0.5)
+    assert sum(isinstance(e, StepMetrics) for e in events) == steps, "no steps while paused"
+    trainer.resume()
+    while sum(isinstance(e, StepMetrics) for e in events) < steps + 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    trainer.pause()
+    time.sleep(0.1)
+    trainer.stop()   # stop while paused must wake the run and end it
+    thread.join(30)
+    assert not thread.is_alive()
+    assert sum(isinstance(e, StepMetrics) for e in events) >= steps + 2
+    end = events[-1]
+    assert isinstance(end, RunEnded) and end.status == "stopped"
+    saved = [e for e in events if isinstance(e, CheckpointSaved)]
+    assert saved[-1].tag == "interrupt" and saved[-1].path == end.last_checkpoint
+    assert load_model(end.last_checkpoint).step == end.step
+
+
+def nan_on_steps(monkeypatch, bad_steps):
+    original = ConditionalVAE.loss
+
+    def loss(self, x, y=None, *, step=0, **kw):
+        out = original(self, x, y, step=step, **kw)
+        if step in bad_steps or bad_steps == "all":
+            out["loss"] = out["loss"] * float("nan")
+        return out
+
+    monkeypatch.setattr(ConditionalVAE, "loss", loss)
+
+
+def test_non_finite_steps_are_skipped_and_counted(dataset, monkeypatch):
+    nan_on_steps(monkeypatch, {2, 3, 6})
+    trainer = Trainer(tiny(), dataset=dataset)
+    events = list(trainer.run())
+    assert events[-1].status == "completed"
+    warnings = [e for e in events if isinstance(e, LogMessage) and e.level == "warning"]
+    assert [w.step for w in warnings] == [2, 3, 6] and "non-finite loss" in warnings[0].message
+    assert trainer.skipped_steps == 3
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_many_bad_steps_in_a_row_fail_the_run_keeping_the_checkpoint(dataset, monkeypatch, tmp_path):
+    steps_per_epoch = -(-len(dataset.train) // 16)
+    nan_on_steps(monkeypatch, set(range(steps_per_epoch, 1000)))   # the first epoch is fine, then all NaN
+    events = list(Trainer(tiny(epochs=5, max_bad_steps=3), run_dir=tmp_path, dataset=dataset).run())
+    end = events[-1]
+    assert end.status == "failed" and "3 non-finite steps in a row" in end.reason
+    assert end.step == steps_per_epoch + 3 and end.epoch == 1
+    assert end.last_checkpoint and load_model(end.last_checkpoint).epoch == 1
+
+
+def test_an_exception_ends_the_run_as_failed(dataset, monkeypatch):
+    def boom(self, x, y=None, *, step=0, **kw):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ConditionalVAE, "loss", boom)
+    events = list(Trainer(tiny(), dataset=dataset).run())
+    assert events[-1].status == "failed" and events[-1].reason == "boom"
+    assert any(isinstance(e, LogMessage) and e.level == "error" for e in events)
+
+
+def test_early_stopping_and_step_budget(dataset):
+    events = list(Trainer(tiny(epochs=5, max_steps=3), dataset=dataset).run())
+    assert events[-1].status == "completed" and events[-1].step == 3
+    trainer = Trainer(tiny(epochs=50, early_stopping=1, lr=0.0), dataset=dataset)   # lr 0: never improves
+    events = list(trainer.run())
+    assert events[-1].status == "early_stopped" and events[-1].epoch == 2
+
+
+def test_follow_run_sees_lines_appended_by_another_writer(tmp_path):
+    records = [to_record(RunStarted(str(tmp_path), {}, {}, "cpu", 10, 5)),
+               to_record(StepMetrics(1, 1, {"loss": 1.0}, 1e-3, 10.0, 1.0, 0.1)),
+               to_record(RunEnded("completed", "done", 10, 2))]
+
+    def writer():
+        time.sleep(0.1)
+        with open(tmp_path / "metrics.jsonl", "w") as f:
+            for r in records:
+                line = json.dumps(r) + "\n"
+                f.write(line[:10])   # half a line first: the reader must wait for the newline
+                f.flush()
+                time.sleep(0.05)
+                f.write(line[10:])
+                f.flush()
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen = list(follow_run(tmp_path, poll_s=0.01))
+    thread.join()
+    assert [type(e) for e in seen] == [RunStarted, StepMetrics, RunEnded]
+    assert seen[1].metrics == {"loss": 1.0}
+    stopped = list(follow_run(tmp_path / "never", poll_s=0.01, should_stop=lambda: True))
+    assert stopped == []
