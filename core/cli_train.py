@@ -1,0 +1,212 @@
+"""`vae-explorer train`: settings from preset / config file / flags / --set, a progress bar over Trainer.run().
+
+Ctrl-C asks the Trainer to stop (it saves an "interrupt" checkpoint) and exits 130 with the resume command; a second
+Ctrl-C aborts at once. A UserError while setting up exits 2 like a bad flag; a run that fails later exits 1 with its
+reason (out of memory: with the advice to use a smaller batch; the last checkpoint is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from core.cli import EXIT_FAILED, EXIT_INTERRUPTED, PROG, TRAIN_FLAGS, _fail, _one_line
+from core.config import MODEL_CONFIGS, Config, preset, with_overrides
+from core.errors import UserError
+
+
+def build_config(args: argparse.Namespace) -> Config:
+    """The run's configuration: preset / --config / resumed checkpoint, then --model, the flags, then --set."""
+    if args.config and args.preset:
+        raise UserError("give either --preset or --config, not both")
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            raise UserError(f"no configuration file at {path}")
+        cfg = Config.from_json(path.read_text(encoding="utf-8"))
+    elif args.resume and not args.preset:
+        from core.checkpoint import load_checkpoint
+
+        cfg = load_checkpoint(args.resume).config
+    else:
+        cfg = preset(args.preset or "digits")
+    if args.model and args.model != cfg.model.kind:
+        cfg = cfg.replace(model=MODEL_CONFIGS[args.model]())
+    sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    for section, name in TRAIN_FLAGS.values():
+        value = getattr(args, f"flag_{name}")
+        if value is not None:
+            sections[section][name] = value
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or section not in sections or not name:
+            raise UserError(f"--set expects SECTION.FIELD=VALUE with SECTION data, model or train, not {item!r}")
+        sections[section][name] = value
+    return Config(data=with_overrides(cfg.data, **sections["data"]),
+                  model=with_overrides(cfg.model, **sections["model"]),
+                  train=with_overrides(cfg.train, **sections["train"]))
+
+
+def _new_run_dir(cfg: Config) -> Path:
+    from core.paths import runs_dir
+
+    name = cfg.data.name.replace("folder:", "folder-").replace("/", "-").strip("-")[:40]
+    base = runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{cfg.model.kind}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def _is_oom(reason: str) -> bool:
+    text = reason.lower()
+    return "out of memory" in text or "memoryerror" in text or "cannot allocate memory" in text
+
+
+def _fmt_metrics(values: dict[str, float]) -> str:
+    """The headline numbers: ELBO and its terms for a VAE (the loss is -ELBO without warm-up), else the loss."""
+    keys = ("elbo", "recon", "kl") if "elbo" in values else ("loss",)
+    return " ".join(f"{k} {values[k]:.4g}" for k in keys if k in values)
+
+
+def train_command(args: argparse.Namespace) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from core.events import CheckpointSaved, EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics
+    from core.train import Trainer
+
+    if args.resume:
+        resume = Path(args.resume)
+        if resume.is_dir():
+            raise UserError(f"--resume {resume} is a folder; give a checkpoint file, e.g. "
+                            f"{resume / 'checkpoints' / 'last.safetensors'}")
+        if not resume.is_file():
+            raise UserError(f"--resume: no checkpoint at {resume}")
+    cfg = build_config(args)
+    if args.out:
+        run_dir: Path | None = Path(args.out)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+    elif args.resume and Path(args.resume).resolve().parent.name == "checkpoints":
+        run_dir = Path(args.resume).resolve().parent.parent   # continue in the checkpoint's own run folder
+    else:
+        run_dir = _new_run_dir(cfg)
+    trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
+    quiet = args.quiet
+    err = sys.stderr
+
+    def say(text: str, stream: TextIO = err) -> None:
+        if bar is not None:
+            bar.write(text, file=stream)
+        else:
+            print(text, file=stream)
+
+    interrupted = False
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        nonlocal interrupted
+        if interrupted:          # a second Ctrl-C: give up at once
+            raise KeyboardInterrupt
+        interrupted = True
+        trainer.stop()
+        say("stopping after this step and saving a checkpoint (Ctrl-C again to abort without saving)")
+
+    try:
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:           # not the main thread (e.g. an embedding application): no handler
+        previous = None
+    bar = None
+    started = False
+    user_errors: list[str] = []   # LogMessage errors that carry a UserError's message (no traceback)
+    checkpoints: dict[str, str] = {}
+    total_epochs = cfg.train.epochs
+    end: RunEnded | None = None
+    try:
+        for ev in trainer.run():
+            if isinstance(ev, RunStarted):
+                started = True
+                meta = ev.meta
+                total_epochs = int(ev.config["train"]["epochs"])
+                if not quiet:
+                    print(f"training {ev.config['model']['kind']} on {meta['name']} ({len(meta['class_names'])} "
+                          f"classes, {meta['channels']}x{meta['image_size']}x{meta['image_size']}) on {ev.device}; "
+                          f"run folder {ev.run_dir}", file=err)
+                    bar = tqdm(total=ev.total_steps, initial=ev.start_step, unit="step", file=err, dynamic_ncols=True,
+                               leave=False, smoothing=0.1)
+            elif isinstance(ev, StepMetrics) and bar is not None:
+                bar.update(ev.step - bar.n)
+                m = ev.metrics
+                post = {k: f"{m[k]:.4g}" for k in ("loss", "recon", "kl") if k in m}
+                post["img/s"] = f"{ev.images_per_s:.0f}"
+                post["eta"] = time.strftime("%H:%M:%S", time.gmtime(max(ev.eta_s, 0)))
+                bar.set_postfix(post, refresh=False)
+            elif isinstance(ev, EpochSummary):
+                if bar is not None:
+                    bar.update(ev.step - bar.n)
+                if not quiet:
+                    val = f" | val {_fmt_metrics(dict(ev.val))}" if ev.val else ""
+                    say(f"epoch {ev.epoch}/{total_epochs}  train {_fmt_metrics(dict(ev.train))}{val}"
+                        f"{'  (best)' if ev.is_best else ''}  [{ev.elapsed_s:.1f}s]", sys.stdout)
+            elif isinstance(ev, CheckpointSaved):
+                checkpoints[ev.tag] = ev.path
+            elif isinstance(ev, LogMessage):
+                if ev.level == "error" and not started:
+                    user_errors.append(ev.message)
+                    continue
+                if ev.level in ("warning", "error") and not (quiet and ev.level == "warning"):
+                    say(f"{ev.level}: {ev.message.splitlines()[0]}")
+            elif isinstance(ev, RunEnded):
+                end = ev
+                if ev.status == "failed" and not started and ev.reason in user_errors:
+                    # A UserError while setting up (bad dataset, bad checkpoint): the user's to fix, like a bad flag.
+                    raise UserError(ev.reason)
+    except (MemoryError, torch.OutOfMemoryError) as e:  # raised outside the Trainer's own guard
+        end = RunEnded("failed", f"out of memory ({type(e).__name__})", trainer.step, trainer.epoch, None,
+                       trainer.last_checkpoint)
+    finally:
+        if bar is not None:
+            bar.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return _report_end(end, checkpoints, cfg, run_dir, interrupted)
+
+
+def _report_end(end: Any, checkpoints: dict[str, str], cfg: Config, run_dir: Path | None, interrupted: bool) -> int:
+    last = (end.last_checkpoint if end is not None else None) or checkpoints.get("interrupt") or checkpoints.get("last")
+    if end is None:
+        _fail("training ended without a result")
+        return EXIT_FAILED
+    if end.status == "stopped":
+        where = checkpoints.get("interrupt") or last
+        if where:
+            print(f"{PROG}: interrupted at step {end.step}; checkpoint saved to {where}; resume with: "
+                  f"{PROG} train --resume {where}", file=sys.stderr)
+        else:
+            print(f"{PROG}: interrupted at step {end.step} before any checkpoint was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if end.status == "failed":
+        reason = _one_line(end.reason)
+        if _is_oom(reason):
+            kept = f"; the last checkpoint is kept at {last}" if last else ""
+            smaller = max(1, cfg.train.batch_size // 2)
+            print(f"{PROG}: error: ran out of memory with batch size {cfg.train.batch_size}; try a smaller batch, "
+                  f"e.g. --batch-size {smaller}{kept}", file=sys.stderr)
+        else:
+            kept = f" (last checkpoint: {last})" if last else ""
+            log = run_dir / "metrics.jsonl" if run_dir else None
+            details = f"; details in {log}" if log is not None and log.is_file() else ""
+            print(f"{PROG}: error: training failed: {reason}{kept}{details}", file=sys.stderr)
+        return EXIT_FAILED
+    best = f", best validation {end.best_val:.4f}" if end.best_val is not None else ""
+    print(f"{end.status.replace('_', ' ')}: {end.reason}{best}")
+    for tag in ("best", "last"):
+        if tag in checkpoints:
+            print(f"  {tag} checkpoint: {checkpoints[tag]}")
+    return 0
