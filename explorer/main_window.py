@@ -1,0 +1,506 @@
+"""The main window: a tab per panel, the File / View / Run menus, the status bar, settings, and a clean close.
+
+Panels are imported by name; a panel module that does not exist yet becomes a placeholder tab, and one that fails to
+import or build becomes a tab showing the error (the other panels keep working). The bundled dataset and models are
+loaded on a worker thread after the window is shown, so the window appears before torch is even imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QFileDialog,
+    QFrame,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPlainTextEdit,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from explorer import style
+from explorer.state import AppState
+from explorer.widgets.dialogs import show_error
+from explorer.worker import Worker
+
+# (tab title, module under explorer.panels, class name)
+PANELS: tuple[tuple[str, str, str], ...] = (
+    ("Train", "train", "TrainPanel"),
+    ("Latent map", "latent_map", "LatentMapPanel"),
+    ("Sampler", "sampler", "SamplerPanel"),
+    ("Interpolate", "interpolate", "InterpolatePanel"),
+    ("Denoise/Enhance", "restore", "RestorePanel"),
+)
+MAX_RECENT = 8
+
+
+def process_memory_mb() -> float:
+    """Resident memory of this process in MiB (/proc on Linux; peak RSS from getrusage elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError, AttributeError):
+        import resource
+
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / 2**20 if sys.platform == "darwin" else rss / 1024
+
+
+def _load_startup(path: str | None) -> dict[str, Any]:
+    """Worker-thread start-up work: the bundled dataset and models (or the checkpoint given) and the device name."""
+    import torch
+
+    from core.checkpoint import load_model
+    from core.config import DataConfig
+    from core.data import load_dataset
+    from core.paths import bundled_model
+
+    out: dict[str, Any] = {"errors": [], "models": []}
+    if torch.cuda.is_available():
+        out["device"] = f"CUDA: {torch.cuda.get_device_name(0)}"
+    else:
+        out["device"] = f"CPU, {torch.get_num_threads()} threads"
+    try:
+        out["dataset"] = load_dataset(DataConfig())
+    except Exception as exc:  # noqa: BLE001 - reported in the window, start-up goes on
+        out["errors"].append(exc)
+    if path and Path(path).is_file():
+        try:
+            out["models"].append(load_model(path))
+        except Exception as exc:  # noqa: BLE001
+            out["errors"].append(exc)
+    for kind in ("vae", "diffusion"):
+        if any(m.config.model_kind == kind for m in out["models"]):
+            continue
+        bundled = bundled_model(kind)
+        if bundled is not None:
+            try:
+                out["models"].append(load_model(bundled))
+            except Exception as exc:  # noqa: BLE001
+                out["errors"].append(exc)
+    return out
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, state: AppState, parent: QWidget | None = None, *, defer_panels: bool = False) -> None:
+        """`defer_panels`: build only the Train panel now and the others once `load_initial`'s worker has imported
+        torch (their modules import it at the top: seconds on a busy machine), so the window shows at once."""
+        super().__init__(parent)
+        self.state = state
+        self.setWindowTitle("VAE Explorer")
+        self.settings = QSettings()
+        self.panels: dict[str, QWidget] = {}
+        self.panel_errors: dict[str, str] = {}
+        self._workers: list[Worker] = []
+        self._closing = False
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.setCentralWidget(self.tabs)
+        self._deferred: list[tuple[str, str, str]] = []
+        for title, module, cls_name in PANELS:
+            if defer_panels and module != "train":
+                self._deferred.append((title, module, cls_name))
+                self.tabs.addTab(self._placeholder(f"Loading the {title} panel..."), title)
+            else:
+                self.tabs.addTab(self._make_panel(title, module, cls_name), title)
+
+        self._build_menus()
+        self._build_status_bar()
+        state.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 6000))
+        state.vaeChanged.connect(self._update_model_label)
+        state.diffusionChanged.connect(self._update_model_label)
+        state.datasetChanged.connect(self._update_dataset_label)
+        self._restore_settings()
+
+    # ---- panels -----------------------------------------------------------------------------------------------------
+    def _make_panel(self, title: str, module: str, cls_name: str) -> QWidget:
+        full = f"explorer.panels.{module}"
+        try:
+            mod = importlib.import_module(full)
+            panel = getattr(mod, cls_name)(self.state)
+        except ModuleNotFoundError as exc:
+            if exc.name != full:
+                return self._error_tab(title, exc)
+            return self._placeholder(f"The {title} panel is not built yet.")
+        except Exception as exc:  # noqa: BLE001 - a broken panel must not take the window down
+            return self._error_tab(title, exc)
+        self.panels[module] = panel
+        return panel
+
+    def _error_tab(self, title: str, exc: BaseException) -> QWidget:
+        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        self.panel_errors[title] = details
+        print(f"vae-explorer: the {title} panel failed to load:\n{details}", file=sys.stderr)
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        lay.addWidget(QLabel(f"The {title} panel failed to load: {type(exc).__name__}: {exc}"))
+        text = QPlainTextEdit(details)
+        text.setReadOnly(True)
+        lay.addWidget(text)
+        return w
+
+    def build_deferred_panels(self) -> None:
+        """Replace the "Loading..." tabs with their panels (the start-up worker has imported torch by now)."""
+        current = self.tabs.currentIndex()
+        for title, module, cls_name in self._deferred:
+            index = next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == title)
+            old = self.tabs.widget(index)
+            self.tabs.removeTab(index)
+            self.tabs.insertTab(index, self._make_panel(title, module, cls_name), title)
+            old.deleteLater()
+        self._deferred = []
+        self.tabs.setCurrentIndex(current)
+
+    @staticmethod
+    def _placeholder(text: str) -> QWidget:
+        w = QWidget()
+        lay = QVBoxLayout(w)
+        label = QLabel(text)
+        label.setEnabled(False)
+        lay.addStretch(1)
+        lay.addWidget(label, 0, Qt.AlignmentFlag.AlignCenter)
+        lay.addStretch(1)
+        return w
+
+    @property
+    def train_panel(self) -> Any:
+        return self.panels.get("train")
+
+    # ---- menus ------------------------------------------------------------------------------------------------------
+    def _action(self, menu: Any, text: str, slot: Any, shortcut: QKeySequence | str | None = None) -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file = bar.addMenu("&File")
+        self._action(file, "&Open checkpoint...", self.open_checkpoint_dialog, QKeySequence.StandardKey.Open)
+        self._action(file, "Open &run folder (follow live)...", self.open_run_folder_dialog, "Ctrl+Shift+O")
+        self.recent_menu = file.addMenu("Open &recent")
+        file.addSeparator()
+        self._action(file, "&Save checkpoint as...", self.save_checkpoint_dialog, "Ctrl+Shift+S")
+        self._action(file, "&Export current view as PNG...", self.export_png_dialog, "Ctrl+E")
+        file.addSeparator()
+        self._action(file, "&Quit", self.close, "Ctrl+Q")
+        self._rebuild_recent_menu()
+
+        run = bar.addMenu("&Run")
+        self.train_action = self._action(run, "&Train / pause", self._toggle_train, "Ctrl+T")
+
+        view = bar.addMenu("&View")
+        for i in range(min(5, self.tabs.count())):
+            self._action(view, f"&{i + 1} {self.tabs.tabText(i)}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
+                         f"Ctrl+{i + 1}")
+        view.addSeparator()
+        group = QActionGroup(self)
+        self.theme_actions: dict[str, QAction] = {}
+        for name in style.THEMES:
+            act = self._action(view, f"{name.capitalize()} look", lambda _=False, n=name: self.set_theme(n))
+            act.setCheckable(True)
+            group.addAction(act)
+            self.theme_actions[name] = act
+
+    def _toggle_train(self) -> None:
+        if self.train_panel is not None:
+            self.tabs.setCurrentWidget(self.train_panel)
+            self.train_panel.toggle_train()
+
+    def set_theme(self, name: str) -> None:
+        app = QApplication.instance()
+        name = style.apply_theme(app, name) if app is not None else "light"
+        self.theme_actions[name].setChecked(True)
+        self.settings.setValue("view/theme", name)
+
+    # ---- status bar -------------------------------------------------------------------------------------------------
+    def _build_status_bar(self) -> None:
+        sb = self.statusBar()
+        self.device_label = QLabel(f"CPU, {os.cpu_count() or 1} cores")
+        self.model_label = QLabel("model: loading...")
+        self.dataset_label = QLabel("dataset: loading...")
+        self.memory_label = QLabel("")
+        for w in (self.device_label, self.model_label, self.dataset_label, self.memory_label):
+            w.setContentsMargins(8, 0, 8, 0)
+            w.setFrameShape(QFrame.Shape.StyledPanel)
+            sb.addPermanentWidget(w)
+        self._memory_timer = QTimer(self)
+        self._memory_timer.setInterval(2000)
+        self._memory_timer.timeout.connect(self._update_memory)
+        self._update_memory()
+
+    def _update_memory(self) -> None:
+        self.memory_label.setText(f"{process_memory_mb():.0f} MiB")
+
+    def _update_model_label(self) -> None:
+        parts = []
+        for kind, loaded in (("VAE", self.state.vae), ("diffusion", self.state.diffusion)):
+            if loaded is None:
+                continue
+            src = loaded.path.name if loaded.path is not None else f"training, epoch {loaded.epoch}"
+            parts.append(f"{kind}: {src}")
+        self.model_label.setText(" | ".join(parts) if parts else "no model")
+
+    def _update_dataset_label(self) -> None:
+        ds = self.state.dataset
+        self.dataset_label.setText(f"dataset: {ds.meta.name} ({len(ds.train)} train)" if ds is not None else
+                                   "no dataset")
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802
+        super().showEvent(event)
+        if not self._closing:
+            self._memory_timer.start()
+
+    def hideEvent(self, event: Any) -> None:  # noqa: N802
+        self._memory_timer.stop()
+        super().hideEvent(event)
+
+    # ---- loading ----------------------------------------------------------------------------------------------------
+    def run_worker(self, worker: Worker) -> Worker:
+        """Start a worker owned by the window (stopped and joined on close); failures go to the error dialog."""
+        self._workers.append(worker)
+        worker.failed.connect(self.show_error)
+        worker.finished.connect(lambda w=worker: self._workers.remove(w) if w in self._workers else None)
+        return worker.start()
+
+    def load_initial(self, path: str | None = None) -> None:
+        """Open the bundled dataset and models (and `path`: a checkpoint, or a run folder to follow)."""
+        if path and Path(path).is_dir():
+            self.open_run_folder(path)
+            path = None
+        worker = self.run_worker(Worker(_load_startup, path, task="startup"))
+        worker.result.connect(self._on_startup_loaded)
+        worker.finished.connect(self._after_startup)   # also when loading failed: the panels must still appear
+
+    def _after_startup(self) -> None:
+        if self._deferred and not self._closing:
+            self.build_deferred_panels()
+
+    @Slot(object)
+    def _on_startup_loaded(self, out: dict[str, Any]) -> None:
+        self._after_startup()   # panels first, so they see the dataset and models arrive
+        self.device_label.setText(out.get("device", ""))
+        if "dataset" in out:
+            self.state.set_dataset(out["dataset"])
+        for loaded in out["models"]:
+            self.state.set_model(loaded)
+            if loaded.path is not None and not self._is_bundled(loaded.path):
+                self._add_recent(str(loaded.path))
+        if not out["models"]:
+            self.model_label.setText("no model (train one)")
+        for exc in out["errors"]:
+            from explorer.widgets.dialogs import show_exception
+
+            show_exception(self, exc)
+
+    @staticmethod
+    def _is_bundled(path: Path) -> bool:
+        from core.paths import RESOURCES
+
+        return Path(path).resolve().parent == RESOURCES
+
+    # ---- file actions -----------------------------------------------------------------------------------------------
+    def _last_dir(self) -> str:
+        return str(self.settings.value("files/last_dir", str(Path.home())))
+
+    def open_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_dir(),
+                                              "Checkpoints (*.safetensors);;All files (*)")
+        if path:
+            self.open_checkpoint(path)
+
+    def open_checkpoint(self, path: str) -> Worker:
+        self.settings.setValue("files/last_dir", str(Path(path).parent))
+
+        def load(p: str = path) -> Any:
+            from core.checkpoint import load_model
+
+            return load_model(p)
+
+        worker = self.run_worker(Worker(load, task="open"))
+        worker.result.connect(self._on_checkpoint_loaded)
+        return worker
+
+    @Slot(object)
+    def _on_checkpoint_loaded(self, loaded: Any) -> None:
+        self.state.set_model(loaded)
+        self._add_recent(str(loaded.path))
+        self.state.statusMessage.emit(f"opened {loaded.path}")
+
+    def open_run_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open run folder", self._last_dir())
+        if path:
+            self.open_run_folder(path)
+
+    def open_run_folder(self, path: str) -> None:
+        if self.train_panel is None:
+            show_error(self, "The Train panel is not available, so run folders cannot be followed.")
+            return
+        if not (Path(path) / "metrics.jsonl").exists() and not (Path(path) / "config.json").exists():
+            show_error(self, f"{path} is not a run folder (no metrics.jsonl or config.json): choose the folder that "
+                             "`vae-explorer train --out` wrote.")
+            return
+        self.settings.setValue("files/last_dir", str(Path(path).parent))
+        self._add_recent(str(path))
+        self.tabs.setCurrentWidget(self.train_panel)
+        self.train_panel.follow_run(path)
+
+    def open_path(self, path: str) -> None:
+        if Path(path).is_dir():
+            self.open_run_folder(path)
+        elif Path(path).is_file():
+            self.open_checkpoint(path)
+        else:
+            show_error(self, f"{path} no longer exists.")
+
+    def save_checkpoint_dialog(self) -> None:
+        loaded = self._current_model()
+        if loaded is None:
+            show_error(self, "There is no model to save yet: open a checkpoint or train one.")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint as", self._last_dir(),
+                                              "Checkpoints (*.safetensors)")
+        if path:
+            self.save_checkpoint(loaded, path)
+
+    def _current_model(self) -> Any:
+        if self.tabs.currentWidget() is self.panels.get("restore") and self.state.diffusion is not None:
+            return self.state.diffusion
+        return self.state.vae or self.state.diffusion
+
+    def save_checkpoint(self, loaded: Any, path: str) -> None:
+        if not path.endswith(".safetensors"):
+            path += ".safetensors"
+        try:
+            if loaded.path is not None and Path(loaded.path).is_file():
+                shutil.copyfile(loaded.path, path)
+            else:   # a snapshot from training: no file yet, write one
+                from core.checkpoint import save_checkpoint
+
+                save_checkpoint(path, model=loaded.model, config=loaded.config, meta=loaded.meta)
+        except OSError as exc:
+            show_error(self, f"Could not save {path}: {exc.strerror or exc}")
+            return
+        except Exception as exc:  # noqa: BLE001
+            from explorer.widgets.dialogs import show_exception
+
+            show_exception(self, exc)
+            return
+        self._add_recent(path)
+        self.state.statusMessage.emit(f"saved {path}")
+
+    def export_png_dialog(self) -> None:
+        title = self.tabs.tabText(self.tabs.currentIndex()).lower().replace("/", "-").replace(" ", "-")
+        path, _ = QFileDialog.getSaveFileName(self, "Export current view as PNG",
+                                              str(Path(self._last_dir()) / f"{title}.png"), "PNG images (*.png)")
+        if path:
+            self.export_png(path)
+
+    def export_png(self, path: str) -> None:
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        panel = self.tabs.currentWidget()
+        try:
+            if hasattr(panel, "export_png"):
+                panel.export_png(path)
+            # A panel without export_png (or one that had nothing to export) is grabbed as shown.
+            if not Path(path).is_file() and not panel.grab().save(path, "PNG"):
+                raise OSError(f"could not write {path}")
+        except Exception as exc:  # noqa: BLE001
+            from explorer.widgets.dialogs import show_exception
+
+            show_exception(self, exc)
+            return
+        self.state.statusMessage.emit(f"exported {path}")
+
+    # ---- recent files -----------------------------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        value = self.settings.value("files/recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        items = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("files/recent", items[:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent_files()
+        for p in items:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
+        self.recent_menu.setEnabled(bool(items))
+
+    # ---- errors -----------------------------------------------------------------------------------------------------
+    @Slot(str, str)
+    def show_error(self, message: str, details: str = "") -> None:
+        show_error(self, message, details)
+
+    # ---- settings and close -----------------------------------------------------------------------------------------
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 820)
+        tab = self.settings.value("window/tab", 0)
+        try:
+            self.tabs.setCurrentIndex(int(tab))
+        except (TypeError, ValueError):
+            pass
+        self.set_theme(str(self.settings.value("view/theme", "light")))
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/tab", self.tabs.currentIndex())
+        self.settings.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+        train = self.train_panel
+        if train is not None and train.is_training() and not self._closing:
+            answer = QMessageBox.question(
+                self, "Training is running",
+                "A training run is in progress. Stop it (a checkpoint is saved) and quit?",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+            if answer != QMessageBox.StandardButton.Yes:
+                event.ignore()
+                return
+        self._closing = True
+        self._memory_timer.stop()
+        self.statusBar().clearMessage()   # also stops the status bar's message timeout timer
+        self._save_settings()
+        for panel in self.panels.values():
+            try:
+                panel.shutdown()
+            except Exception:  # noqa: BLE001 - one panel failing to stop must not keep the others running
+                traceback.print_exc()
+        # The window's own workers, and (safety net) any worker a panel started and did not join in shutdown():
+        # a QThread destroyed while running aborts the process at exit.
+        from explorer.worker import running_workers
+
+        workers = list(dict.fromkeys([*self._workers, *running_workers()]))
+        for worker in workers:
+            worker.stop()
+        for worker in workers:
+            if not worker.join(60):
+                print(f"vae-explorer: the {worker._task or 'background'} task did not stop within 60 s",
+                      file=sys.stderr)
+        event.accept()

@@ -1,0 +1,188 @@
+"""Run a core iterator (or a long function) on a QThread and hand its events to the GUI thread as signals.
+
+Why a QObject on a plain QThread rather than superqt's `thread_worker`: we need a `join(timeout)` that really waits for
+the thread (window close must save a checkpoint and join), a `stop()` that forwards to the iterator's owner
+(`Trainer.stop`, which lets the trainer yield its final CheckpointSaved/RunEnded events), and a registry the test
+fixture can check for threads left running. superqt's GeneratorWorker runs on the global QThreadPool, where none of
+the three is direct.
+
+Threading shape: an internal `_Runner` lives on the worker thread and emits into the `Worker`, which stays on the GUI
+thread; Qt queues those emissions, so every public signal of `Worker` fires on the GUI thread and any slot, lambda
+or plain function connected to it runs there. Only the yielded objects cross threads (events hold copies).
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+
+from core.errors import UserError
+from core.events import Progress
+
+_LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+def running_workers() -> list[Worker]:
+    """Workers whose thread is still running (the test fixture fails a test that leaves any)."""
+    return [w for w in list(_LIVE) if w.is_running()]
+
+
+def describe_exception(exc: BaseException) -> tuple[str, str]:
+    """(message, details) for a dialog: a UserError is its message alone; anything else keeps its traceback."""
+    if isinstance(exc, UserError):
+        return str(exc), ""
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return f"{type(exc).__name__}: {exc}", details
+
+
+class _Runner(QObject):
+    event = Signal(object)
+    failed = Signal(str, str)
+    result = Signal(object)
+    done = Signal()
+
+    def __init__(self, owner: Worker) -> None:
+        super().__init__()
+        self._owner = owner
+
+    @Slot()
+    def run(self) -> None:
+        w = self._owner
+        try:
+            target: Any = w._target
+            if callable(target):
+                target = target(*w._args, **w._kwargs)
+            # Iterators (generators, Trainer.run()) are streams of events; any other value, a numpy array or a
+            # list included, is one result unless the caller asked for iteration.
+            if isinstance(target, Iterator) or (w._iterate and isinstance(target, Iterable)
+                                                and not isinstance(target, (str, bytes, dict))):
+                for item in target:
+                    self.event.emit(item)
+                    # An iterator whose owner knows how to stop (Trainer.stop, should_stop) finishes by itself and
+                    # yields its last events (checkpoint saved, run ended); any other one is simply abandoned.
+                    if w._stop_requested and not w._cooperative:
+                        break
+            else:
+                self.result.emit(target)
+        except BaseException as exc:  # noqa: BLE001 - everything reaches the dialog; the app keeps running
+            self.failed.emit(*describe_exception(exc))
+        finally:
+            # Hand the runner back to the GUI thread (only its own thread may push it) so it is not left living on a
+            # finished thread when Python frees it.
+            app = QCoreApplication.instance()
+            if app is not None:
+                self.moveToThread(app.thread())
+            self.done.emit()
+
+
+class Worker(QObject):
+    """`Worker(target, *args, stop=None, **kwargs)`, then `start()`.
+
+    `target` is an iterable (iterated; each item emitted as `event`) or a callable called on the worker thread with
+    `*args, **kwargs`. When the callable has `should_stop` / `progress` parameters that were not passed, the worker
+    supplies them (`progress(done, total)` becomes a `core.events.Progress` event). A callable returning a generator
+    (any iterator) is iterated; any other return value is emitted as `result`
+    (`iterate=True` iterates it too). `stop` is called by `stop()` (e.g. `trainer.stop`).
+
+    Signals (all on the GUI thread): `event(object)`, `result(object)`, `failed(message, details)` (then `finished`),
+    `finished()` once the work is over, whatever the outcome.
+    """
+
+    event = Signal(object)
+    result = Signal(object)
+    failed = Signal(str, str)
+    finished = Signal()
+
+    def __init__(self, target: Callable[..., Any] | Iterable[Any], *args: Any, stop: Callable[[], None] | None = None,
+                 task: str = "", iterate: bool = False, parent: QObject | None = None, **kwargs: Any) -> None:
+        super().__init__(parent)
+        self._target = target
+        self._args = args
+        self._kwargs = dict(kwargs)
+        self._stop_cb = stop
+        self._task = task
+        self._iterate = iterate
+        self._stop_requested = False
+        self._cooperative = stop is not None
+        if callable(target):
+            try:
+                params = inspect.signature(target).parameters
+            except (TypeError, ValueError):
+                params = {}
+            if "should_stop" in params and "should_stop" not in self._kwargs:
+                self._kwargs["should_stop"] = self.should_stop
+                self._cooperative = True
+            if "progress" in params and "progress" not in self._kwargs:
+                self._kwargs["progress"] = self._progress
+        self._thread: QThread | None = None
+        self._runner: _Runner | None = None
+        self._finished = False
+        _LIVE.add(self)
+
+    # ---- called from the worker thread ----------------------------------------------------------------------------
+    def should_stop(self) -> bool:
+        return self._stop_requested
+
+    def _progress(self, done: int, total: int) -> None:
+        if self._runner is not None:
+            self._runner.event.emit(Progress(self._task, int(done), int(total)))
+
+    # ---- GUI thread -------------------------------------------------------------------------------------------------
+    def start(self) -> Worker:
+        if self._thread is not None:
+            raise RuntimeError("a Worker runs once; make a new one")
+        self._thread = QThread()
+        self._thread.setObjectName(f"Worker-{self._task or 'task'}")
+        self._runner = _Runner(self)
+        self._runner.moveToThread(self._thread)
+        # Signal-to-signal connections to an object of the GUI thread: queued, so they fire on the GUI thread.
+        self._runner.event.connect(self.event)
+        self._runner.result.connect(self.result)
+        self._runner.failed.connect(self.failed)
+        # Direct: quit must not wait for the GUI event loop, which may be blocked in join().
+        self._runner.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
+        self._thread.finished.connect(self._on_thread_finished)
+        self._thread.started.connect(self._runner.run)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Ask the work to end (returns at once): sets should_stop and calls the owner's stop."""
+        self._stop_requested = True
+        if self._stop_cb is not None:
+            try:
+                self._stop_cb()
+            except Exception:  # noqa: BLE001 - a failing stop must not take the GUI down
+                traceback.print_exc()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.isRunning()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (seconds; None = forever). True when it has ended. Delivers pending signals."""
+        if self._thread is None:
+            return True
+        ok = self._thread.wait(-1 if timeout is None else max(0, int(timeout * 1000)))
+        if ok:
+            # Deliver the events the runner queued before it ended (e.g. CheckpointSaved, RunEnded) right now, so a
+            # caller that joins sees the same final state as one that waited for `finished`.
+            QCoreApplication.sendPostedEvents(self)
+            QCoreApplication.sendPostedEvents(self._thread)
+            self._on_thread_finished()
+        return ok
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        if self._finished or self._thread is None or self._thread.isRunning():
+            return
+        self._finished = True
+        self.finished.emit()

@@ -1,0 +1,61 @@
+"""GUI test set-up: settings in a temporary folder, and a fixture that fails any test leaving a thread or timer running.
+
+After each test every top-level window is closed (as the user would: closeEvent runs, panels shut down their
+workers), then the test fails if a Worker thread, a QThreadPool thread or an active QTimer is left behind.
+"""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool, QTimer
+from PySide6.QtWidgets import QApplication
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """QSettings never touches the user's real settings: INI files in a temporary folder."""
+    folder = str(tmp_path_factory.mktemp("qsettings"))
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, folder)
+    QCoreApplication.setOrganizationName("vae-explorer")
+    QCoreApplication.setApplicationName("vae-explorer-tests")
+
+
+def _active_timers(app: QApplication) -> list[str]:
+    found = []
+    objects = [app, *app.allWidgets()]
+    for obj in objects:
+        try:
+            timers = obj.findChildren(QTimer)
+        except RuntimeError:   # deleted on the C++ side meanwhile
+            continue
+        for t in timers:
+            try:
+                if t.isActive():
+                    found.append(f"{type(obj).__name__}/{t.objectName() or 'QTimer'} ({t.interval()} ms)")
+            except RuntimeError:
+                continue
+    return sorted(set(found))
+
+
+@pytest.fixture(autouse=True)
+def no_threads_or_timers_left(qapp: QApplication):
+    yield
+    from explorer.worker import running_workers
+
+    for w in list(qapp.topLevelWidgets()):
+        if w.isVisible() or w.parent() is None:
+            w.close()
+    qapp.processEvents()
+    # Give threads that were asked to stop a moment to end; a thread still running after that is a leak.
+    for worker in running_workers():
+        worker.join(10)
+    QThreadPool.globalInstance().waitForDone(5000)
+    qapp.processEvents()
+    leftovers = [f"worker thread {w._task!r}" for w in running_workers()]
+    if QThreadPool.globalInstance().activeThreadCount():
+        leftovers.append(f"{QThreadPool.globalInstance().activeThreadCount()} QThreadPool thread(s)")
+    leftovers += [f"timer {t}" for t in _active_timers(qapp)]
+    assert not leftovers, f"test left running: {', '.join(leftovers)}"
+

@@ -1,0 +1,283 @@
+"""The training dashboard driven like a user would: tiny real trainings on the bundled digits, offscreen."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QApplication, QMessageBox
+
+import core.train
+from core.events import EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics, to_record
+from explorer.panels.train import TrainPanel
+from explorer.state import AppState
+
+OUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+def tiny(panel: TrainPanel, *, epochs: int = 2, max_steps: int = 0) -> None:
+    """A model that trains in about a second per epoch on the shared CPUs."""
+    panel.apply_preset("digits")
+    panel.data_form.set_field("image_size", 8)
+    panel.vae_form.set_field("width", 8)
+    panel.vae_form.set_field("latent_dim", 4)
+    panel.vae_form.set_field("stages", 1)
+    panel.train_form.set_field("epochs", epochs)
+    panel.train_form.set_field("max_steps", max_steps)
+    panel.train_form.set_field("batch_size", 128)
+    panel.train_form.set_field("log_every", 2)
+    assert panel.validate() == ""
+
+
+@pytest.fixture
+def panel(qtbot):
+    state = AppState()
+    p = TrainPanel(state)
+    qtbot.addWidget(p)
+    p.resize(1200, 800)
+    p.show()
+    yield p
+    p.shutdown()
+
+
+def error_boxes() -> list[QMessageBox]:
+    return [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+
+
+def test_tiny_training_fills_plots_with_the_points_the_events_carried(panel, qtbot):
+    tiny(panel, epochs=2)
+    assert panel.start_training()
+    steps, epochs = [], []
+    panel.worker.event.connect(lambda ev: steps.append(ev) if isinstance(ev, StepMetrics) else
+                               epochs.append(ev) if isinstance(ev, EpochSummary) else None)
+    models = []
+    panel.state.vaeChanged.connect(lambda: models.append(panel.state.vae))
+    with qtbot.waitSignal(panel.runFinished, timeout=120_000) as blocker:
+        pass
+    assert blocker.args == ["completed"]
+    assert [e.epoch for e in epochs] == [1, 2]
+    loss = panel.plots["loss"].series["loss"]
+    np.testing.assert_array_equal(loss.xs, [e.step for e in steps])
+    np.testing.assert_allclose(loss.ys, [e.metrics["loss"] for e in steps])
+    np.testing.assert_allclose(panel.plots["terms"].series["kl"].ys, [e.metrics["kl"] for e in steps])
+    np.testing.assert_allclose(panel.plots["lr"].series["lr"].ys, [e.lr for e in steps])
+    np.testing.assert_allclose(panel.plots["val"].series["val loss"].ys, [e.val["loss"] for e in epochs])
+    np.testing.assert_allclose(panel.kl_bars.heights, epochs[-1].kl_per_dim)
+    assert panel.samples_grid.count() > 0 and panel.recon_grid.count() > 0
+    # The other panels got the model being trained, rebuilt from the snapshots: while the dashboard is on screen,
+    # once, at the end (handing them each epoch's model would make them recompute while nobody looks at them).
+    assert len(models) == 1 and models[0].model.latent_dim == 4 and models[0].epoch == 2
+    assert panel.last_checkpoint and Path(panel.last_checkpoint).is_file()
+    assert panel.mode == "idle" and panel.train_button.isEnabled()
+    assert not panel._redraw_timer.isActive()   # idle: no redraw ticks
+    assert "epoch 2" in panel.log_view.toPlainText()
+
+
+def test_snapshots_reach_the_other_panels_when_they_are_looked_at(panel, qtbot):
+    tiny(panel, epochs=500)
+    models = []
+    panel.state.vaeChanged.connect(lambda: models.append(panel.state.vae))
+    panel.start_training()
+    qtbot.waitUntil(lambda: getattr(panel, "_pending_model", None) is not None, timeout=120_000)
+    assert models == []          # the dashboard is on screen: held back
+    panel.hide()                 # the user switches to another panel
+    assert len(models) == 1 and models[0].epoch >= 1
+    with qtbot.waitSignal(panel.runFinished, timeout=60_000):
+        panel.stop()
+
+
+def test_pause_resume_stop(panel, qtbot):
+    tiny(panel, epochs=500)
+    panel.start_training()
+    n_steps = lambda: panel.plots["loss"].series["loss"].n  # noqa: E731
+    qtbot.waitUntil(lambda: n_steps() >= 2, timeout=120_000)
+    panel.toggle_pause()
+    assert panel.paused and panel.job.trainer.paused
+    qtbot.wait(600)              # let the step in flight (if any) land
+    frozen = n_steps()
+    qtbot.wait(600)
+    assert n_steps() == frozen   # nothing trains while paused
+    panel.toggle_pause()
+    assert not panel.paused
+    qtbot.waitUntil(lambda: n_steps() > frozen, timeout=60_000)
+    with qtbot.waitSignal(panel.runFinished, timeout=60_000) as blocker:
+        panel.stop()
+    assert blocker.args == ["stopped"]
+    assert Path(panel.last_checkpoint).is_file()
+    assert panel.mode == "idle"
+
+
+def test_stop_while_paused_ends_the_run(panel, qtbot):
+    tiny(panel, epochs=500)
+    panel.start_training()
+    qtbot.waitUntil(lambda: panel.plots["loss"].series["loss"].n >= 1, timeout=120_000)
+    panel.toggle_pause()
+    with qtbot.waitSignal(panel.runFinished, timeout=60_000):
+        panel.stop()
+
+
+@pytest.mark.parametrize("field,text,needle", [("lr", "-1", "lr"), ("lr", "fast", "lr"),
+                                               ("beta", "1000", "beta")])
+def test_invalid_input_blocks_train_with_a_message(panel, field, text, needle):
+    form = panel.train_form if field == "lr" else panel.vae_form
+    form.editors[field].setText(text)
+    assert not panel.train_button.isEnabled()
+    assert needle in panel.error_label.text() and panel.error_label.isVisible()
+    assert field in form.invalid_fields()
+    assert "background-color" in form.editors[field].styleSheet()   # marked in the form
+    assert panel.start_training() is False and panel.worker is None
+    form.editors[field].setText("0.5")
+    assert panel.train_button.isEnabled() and not form.invalid_fields() and panel.error_label.text() == ""
+
+
+def test_missing_image_folder_is_marked(panel, tmp_path):
+    panel.data_form.set_field("name", f"folder:{tmp_path / 'nope'}")
+    assert not panel.train_button.isEnabled()
+    assert "does not exist" in panel.error_label.text()
+    assert "name" in panel.data_form.invalid_fields()
+
+
+def test_presets_and_model_kind_switch_the_form(panel):
+    panel.apply_preset("digits-diffusion")
+    assert panel.kind_combo.currentText() == "diffusion"
+    assert panel.model_stack.currentWidget() is panel.diffusion_form
+    assert panel.config().model.kind == "diffusion"
+    panel.apply_preset("cifar10")
+    assert panel.config().data.name == "cifar10" and panel.config().model.latent_dim == 128
+
+
+def test_worker_exception_reaches_a_dialog_and_the_panel_survives(panel, qtbot, monkeypatch):
+    class Exploding:
+        def __init__(self, *a, **kw):
+            pass
+
+        def run(self):
+            yield LogMessage("info", "about to fail")
+            raise RuntimeError("the GPU caught fire")
+
+        stop = pause = resume = lambda self: None
+
+    monkeypatch.setattr(core.train, "Trainer", Exploding)
+    tiny(panel)
+    with qtbot.waitSignal(panel.runFinished, timeout=30_000):
+        panel.start_training()
+    boxes = error_boxes()
+    assert len(boxes) == 1
+    assert "RuntimeError: the GPU caught fire" in boxes[0].text()
+    assert "Traceback" in boxes[0].detailedText()
+    boxes[0].close()
+    assert panel.mode == "idle" and panel.train_button.isEnabled()
+    assert "about to fail" in panel.log_view.toPlainText()
+
+
+def test_bad_resume_file_is_a_user_error_without_traceback(panel, qtbot, tmp_path):
+    bogus = tmp_path / "nothing.safetensors"
+    with qtbot.waitSignal(panel.runFinished, timeout=60_000):
+        panel.start_training(resume=str(bogus))
+    (box,) = error_boxes()
+    assert "nothing.safetensors" in box.text() and box.detailedText() == ""
+    box.close()
+
+
+def _write(path: Path, events) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        for ev in events:
+            f.write(json.dumps(to_record(ev)) + "\n")
+
+
+def test_follow_run_folder_picks_up_appended_lines(panel, qtbot, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    log = run / "metrics.jsonl"
+    cfg = {"train": {"epochs": 3}}
+    meta = {"class_names": [str(i) for i in range(10)]}
+    _write(log, [RunStarted(str(run), cfg, meta, "cpu", 30, 10),
+                 StepMetrics(5, 1, {"loss": 100.0, "recon": 90.0, "kl": 10.0}, 1e-3, 500.0, 3.0, 5 / 30)])
+    panel.follow_run(str(run))
+    assert panel.mode == "follow" and panel.banner.isVisible() and str(run) in panel.banner_label.text()
+    assert not panel.train_button.isEnabled() and not panel.forms.isEnabled() and not panel.pause_button.isEnabled()
+    loss = panel.plots["loss"].series["loss"]
+    qtbot.waitUntil(lambda: loss.n == 1, timeout=20_000)
+    # Another writer appends, including a half-written line that is completed later.
+    _write(log, [StepMetrics(10, 1, {"loss": 80.0, "recon": 75.0, "kl": 5.0}, 1e-3, 500.0, 2.0, 10 / 30),
+                 EpochSummary(1, 10, {"loss": 85.0}, {"loss": 82.0}, True, 1.0, np.ones(4, np.float32))])
+    qtbot.waitUntil(lambda: loss.n == 2 and panel.plots["val"].series["val loss"].n == 1, timeout=20_000)
+    end = json.dumps(to_record(RunEnded("completed", "done", 10, 1, 82.0)))
+    with open(log, "a") as f:
+        f.write(end[:20])
+        f.flush()
+        time.sleep(0.6)
+        f.write(end[20:] + "\n")
+    with qtbot.waitSignal(panel.runFinished, timeout=20_000) as blocker:
+        pass
+    assert blocker.args == ["completed"]
+    np.testing.assert_allclose(loss.ys, [100.0, 80.0])
+    np.testing.assert_allclose(panel.kl_bars.heights, np.ones(4))
+    assert panel.mode == "idle" and not panel.banner.isVisible()
+
+
+def test_follow_can_be_stopped_before_the_run_ends(panel, qtbot, tmp_path):
+    (tmp_path / "metrics.jsonl").write_text("")
+    panel.follow_run(str(tmp_path))
+    with qtbot.waitSignal(panel.runFinished, timeout=20_000):
+        panel.stop()
+    assert panel.mode == "idle"
+
+
+def test_screenshots_while_training(qtbot):
+    """Window screenshots in the light and the dark look, mid-training (look at them: test-output/)."""
+    from explorer.main_window import MainWindow
+
+    OUT.mkdir(exist_ok=True)
+    win = MainWindow(AppState())
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    panel = win.train_panel
+    tiny(panel, epochs=3)
+    with qtbot.waitSignal(panel.runFinished, timeout=120_000):
+        panel.start_training()
+        qtbot.waitUntil(lambda: panel.plots["val"].series["val loss"].n >= 2, timeout=120_000)
+        panel.redraw()
+        qtbot.wait(100)   # let the axes re-layout their tick labels
+        assert win.grab().save(str(OUT / "train-light.png"))
+        win.set_theme("dark")
+        qtbot.wait(50)
+        panel.redraw()
+        qtbot.wait(100)   # let the axes re-layout their tick labels
+        assert win.grab().save(str(OUT / "train-dark.png"))
+    win.set_theme("light")
+    assert (OUT / "train-light.png").stat().st_size > 10_000
+
+
+def test_hover_readout_and_log_scale(panel):
+    for step, value in ((10, 5.0), (20, 4.0), (30, 3.0)):
+        panel.handle_event(StepMetrics(step, 1, {"loss": value, "recon": value - 1, "kl": 1.0}, 1e-3, 100.0, 1.0, 0.5))
+    panel.redraw()
+    lines, x = panel.plots["terms"].readout_at(21.0)
+    assert x == 20 and len(lines) == 2 and lines[0].startswith("recon @ 20")
+    panel.log_scale.setChecked(True)
+    assert panel.plots["loss"].getPlotItem().ctrl.logYCheck.isChecked()
+    panel.log_scale.setChecked(False)
+    assert not panel.plots["loss"].getPlotItem().ctrl.logYCheck.isChecked()
+    # The redraw pushed the buffers to the curves: what is drawn is what the events carried (smoothed).
+    xs, _ = panel.plots["loss"]._curves["loss"][0].getData()
+    np.testing.assert_array_equal(xs, [10, 20, 30])
+
+
+def test_resume_from_checkpoint_continues_the_run(panel, qtbot):
+    tiny(panel, epochs=1)
+    with qtbot.waitSignal(panel.runFinished, timeout=120_000):
+        panel.start_training()
+    ckpt = panel.last_checkpoint
+    steps_first = panel.plots["loss"].series["loss"].xs.max()
+    panel.train_form.set_field("epochs", 2)
+    with qtbot.waitSignal(panel.runFinished, timeout=120_000) as blocker:
+        assert panel.start_training(resume=ckpt)
+    assert blocker.args == ["completed"]
+    assert "resumed at step" in panel.log_view.toPlainText()
+    assert panel.plots["loss"].series["loss"].xs.min() > steps_first   # only the new steps were plotted
+    assert panel.plots["val"].series["val loss"].xs.tolist() == [2]
