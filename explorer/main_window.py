@@ -105,6 +105,7 @@ class MainWindow(QMainWindow):
         self.panel_errors: dict[str, str] = {}
         self._workers: list[Worker] = []
         self._closing = False
+        self._wired: set[str] = set()
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -138,7 +139,21 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - a broken panel must not take the window down
             return self._error_tab(title, exc)
         self.panels[module] = panel
+        self._wire_panels()
         return panel
+
+    def _wire_panels(self) -> None:
+        """Connect panel-to-panel hand-offs once both ends exist (panels may be built late, one by one)."""
+        interpolate = self.panels.get("interpolate")
+        if interpolate is None:
+            return
+        for name in ("sampler", "latent_map"):
+            source = self.panels.get(name)
+            if source is None or name in self._wired:
+                continue
+            source.sendToInterpolation.connect(interpolate.receive_latent)
+            source.sendToInterpolation.connect(lambda *_: self.tabs.setCurrentWidget(interpolate))
+            self._wired.add(name)
 
     def _error_tab(self, title: str, exc: BaseException) -> QWidget:
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -1,0 +1,447 @@
+"""Interpolation: walk between two latents (two dataset images, or one z and two classes), live and as a strip.
+
+Endpoints: two images of a split (index boxes; the map's clicks arrive through `state.imageSelected`; sampler or map
+latents through `receive_latent`), or "class morph": one z and two classes, walking only the label embedding.
+The t slider decodes live through a rate limiter; the strip of N steps exports as PNG or animated GIF. Below, one
+slider per latent dimension, ordered by KL (active dimensions first), offsets the current point by -3..3.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QRadioButton,
+    QScrollArea,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import UserError
+from core.latent import (
+    Latents,
+    active_dims,
+    decode_latents,
+    encode_split,
+    interpolate_images,
+    lerp,
+    slerp,
+    traversal_order,
+)
+from explorer.state import AppState
+from explorer.widgets.image_grid import ImageGrid
+from explorer.widgets.latent_widgets import PixelView, RateLimiter
+from explorer.worker import Worker
+
+MODES = ("two images", "class morph (same z)")
+TRAVERSE_RANGE = 3.0
+SLIDER_STEPS = 1000
+
+
+class InterpolatePanel(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.latents: Latents | None = None
+        self._images: np.ndarray | None = None
+        self._split = "test"
+        self._gen = 0
+        self._workers: list[Worker] = []
+        # endpoints: latent and class; "external" latents (from the sampler / map) override the index boxes
+        self.z = [np.zeros(1, np.float32), np.zeros(1, np.float32)]
+        self.y = [0, 0]
+        self._external: list[bool] = [False, False]
+        self._next_external = 0
+        self.offsets: np.ndarray = np.zeros(0, np.float32)
+        self.strip: np.ndarray | None = None
+        self.current: np.ndarray | None = None    # the image the live view shows
+        self._dim_sliders: list[tuple[int, QSlider, QLabel]] = []
+        self._build()
+        self._live = RateLimiter(self._decode_current, 16, self)
+        state.vaeChanged.connect(self.reload)
+        state.datasetChanged.connect(self.reload)
+        state.imageSelected.connect(self._on_image_selected)
+        self.reload()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if getattr(self, "_dirty", False):
+            self.reload()
+
+    def _stop_workers_only(self) -> None:
+        self._gen += 1
+        for w in self._workers:
+            w.stop()
+
+    # ---- layout -----------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.mode = QComboBox()
+        self.mode.addItems(MODES)
+        self.mode.currentIndexChanged.connect(lambda _: self._endpoints_changed())
+        self.index = [QSpinBox(), QSpinBox()]
+        for k, box in enumerate(self.index):
+            box.setPrefix("A: image " if k == 0 else "B: image ")
+            box.valueChanged.connect(lambda _v, k=k: self._index_changed(k))
+        self.cls = [QComboBox(), QComboBox()]
+        for k, box in enumerate(self.cls):
+            box.currentIndexChanged.connect(lambda _v, k=k: self._class_changed(k))
+        self.spherical = QRadioButton("spherical")
+        self.linear = QRadioButton("linear")
+        self.linear.setChecked(True)
+        group = QButtonGroup(self)
+        group.addButton(self.linear)
+        group.addButton(self.spherical)
+        self.linear.toggled.connect(lambda _: self._endpoints_changed())
+        self.thumbs = [PixelView(minimum=64), PixelView(minimum=64)]
+        for thumb in self.thumbs:
+            thumb.setMaximumHeight(140)
+        self.t_slider = QSlider(Qt.Orientation.Horizontal)
+        self.t_slider.setRange(0, SLIDER_STEPS)
+        self.t_slider.valueChanged.connect(lambda _: self._live.request(None))
+        self.t_label = QLabel("t = 0.00")
+        self.view = PixelView(minimum=160)
+        self.steps = QSpinBox()
+        self.steps.setRange(2, 64)
+        self.steps.setValue(10)
+        self.steps.setPrefix("steps ")
+        self.steps.valueChanged.connect(lambda _: self._update_strip())
+        self.strip_grid = ImageGrid()
+        self.strip_grid.setMinimumHeight(60)
+        self.strip_grid.clicked.connect(lambda i: self.t_slider.setValue(
+            round(i / max(1, self.steps.value() - 1) * SLIDER_STEPS)))
+        self.png_btn = QPushButton("Export strip PNG…")
+        self.png_btn.clicked.connect(lambda: self._export_dialog("png"))
+        self.gif_btn = QPushButton("Export GIF…")
+        self.gif_btn.clicked.connect(lambda: self._export_dialog("gif"))
+        self.reset_btn = QPushButton("Reset dimensions")
+        self.reset_btn.clicked.connect(self.reset_offsets)
+        self.status = QLabel("")
+
+        form = QFormLayout()
+        form.addRow("endpoints", self.mode)
+        ends = QGridLayout()
+        for k in range(2):
+            ends.addWidget(self.index[k], 0, k)
+            ends.addWidget(self.cls[k], 1, k)
+            ends.addWidget(self.thumbs[k], 2, k)
+        form.addRow(ends)
+        path = QHBoxLayout()
+        path.addWidget(self.linear)
+        path.addWidget(self.spherical)
+        form.addRow("path", path)
+        left_l = QVBoxLayout()
+        left_l.addLayout(form)
+        left_l.addStretch(1)
+        left = QWidget()
+        left.setLayout(left_l)
+
+        middle = QVBoxLayout()
+        row = QHBoxLayout()
+        row.addWidget(self.t_label)
+        row.addWidget(self.t_slider, 1)
+        middle.addLayout(row)
+        middle.addWidget(self.view, 3)
+        srow = QHBoxLayout()
+        for w in (self.steps, self.png_btn, self.gif_btn):
+            srow.addWidget(w)
+        srow.addStretch(1)
+        middle.addLayout(srow)
+        middle.addWidget(self.strip_grid, 1)
+        mid = QWidget()
+        mid.setLayout(middle)
+
+        self.dims_box = QWidget()
+        self.dims_layout = QGridLayout(self.dims_box)
+        self.dims_layout.setAlignment(Qt.AlignmentFlag.AlignTop)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(self.dims_box)
+        right_l = QVBoxLayout()
+        right_l.addWidget(QLabel("traversal (dimensions by KL, active first)"))
+        right_l.addWidget(scroll, 1)
+        right_l.addWidget(self.reset_btn)
+        right = QWidget()
+        right.setLayout(right_l)
+
+        split = QSplitter()
+        for w in (left, mid, right):
+            split.addWidget(w)
+        split.setSizes([230, 480, 280])
+        lay = QVBoxLayout(self)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.status)
+
+    # ---- loading ----------------------------------------------------------------------------------------------------
+    def _model(self):
+        return None if self.state.vae is None else self.state.vae.model
+
+    def reload(self) -> None:
+        if not self.isVisible():
+            # A hidden tab does no work: encoding (and UMAP, whose first import compiles for ~30 s and cannot be
+            # interrupted) waits until the user opens the tab, so start-up and training are not slowed down.
+            self._dirty = True
+            self._stop_workers_only()
+            return
+        self._dirty = False
+        self._gen += 1
+        for w in self._workers:
+            w.stop()
+        self.latents = None
+        self._images = None
+        vae, ds = self.state.vae, self.state.dataset
+        self._fill_classes()
+        if vae is None or ds is None:
+            self.status.setText("Load a VAE and a dataset to interpolate.")
+            self._set_enabled(False)
+            return
+        if (ds.meta.channels, ds.meta.image_size) != (vae.meta.channels, vae.meta.image_size):
+            self.status.setText("The dataset's image shape differs from the VAE's: load a matching dataset.")
+            self._set_enabled(False)
+            return
+        split = ds.split(self._split)
+        self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
+        for box in self.index:
+            box.blockSignals(True)
+            box.setRange(0, len(split) - 1)
+            box.blockSignals(False)
+        self.index[1].blockSignals(True)
+        self.index[1].setValue(min(1, len(split) - 1))
+        self.index[1].blockSignals(False)
+        self.status.setText(f"encoding the {self._split} split…")
+        gen = self._gen
+        w = Worker(encode_split, vae.model, split, batch_size=256, task="encode", iterate=False)
+        w.result.connect(lambda lat, gen=gen: self._on_encoded(lat, gen))
+        w.failed.connect(lambda msg, _d: self.status.setText(f"failed: {msg}"))
+        w.finished.connect(self._prune)
+        self._workers.append(w)
+        w.start()
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.t_slider, self.png_btn, self.gif_btn, self.steps, *self.index):
+            w.setEnabled(on)
+
+    def _fill_classes(self) -> None:
+        vae = self.state.vae
+        names = list(vae.meta.class_names) if vae is not None and getattr(vae.model, "num_classes", 0) else []
+        for k, box in enumerate(self.cls):
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(names)
+            if names:
+                box.setCurrentIndex(min(k * (len(names) - 1), len(names) - 1))
+            box.setEnabled(bool(names))
+            box.blockSignals(False)
+
+    def _on_encoded(self, lat: Latents | None, gen: int) -> None:
+        if lat is None or gen != self._gen:
+            return
+        self.latents = lat
+        self._external = [False, False]
+        self._build_dim_sliders(lat.kl_per_dim)
+        self._set_enabled(True)
+        for k in range(2):
+            self._load_endpoint(k)
+        kl = lat.kl_per_dim
+        self.status.setText(f"{active_dims(kl)} of {len(kl)} latent dimensions active (KL > 0.01 nats)")
+        self._endpoints_changed()
+
+    def _prune(self) -> None:
+        self._workers = [w for w in self._workers if w.is_running()]
+
+    def shutdown(self) -> None:
+        self._live.stop()
+        for w in list(self._workers):
+            w.stop()
+        for w in list(self._workers):
+            w.join(30.0)
+        self._workers.clear()
+
+    # ---- endpoints --------------------------------------------------------------------------------------------------
+    def _load_endpoint(self, k: int) -> None:
+        lat = self.latents
+        if lat is None or self._external[k]:
+            return
+        i = self.index[k].value()
+        self.z[k] = lat.mu[i].copy()
+        self.y[k] = int(lat.labels[i])
+        if self.cls[k].count():
+            self.cls[k].blockSignals(True)
+            self.cls[k].setCurrentIndex(self.y[k])
+            self.cls[k].blockSignals(False)
+
+    def _index_changed(self, k: int) -> None:
+        self._external[k] = False
+        self._load_endpoint(k)
+        self._endpoints_changed()
+
+    def _class_changed(self, k: int) -> None:
+        if self.cls[k].currentIndex() >= 0:
+            self.y[k] = self.cls[k].currentIndex()
+        self._endpoints_changed()
+
+    def _on_image_selected(self, split: str, index: int) -> None:
+        """A panel picked a dataset image: it becomes endpoint B, the old B becomes A (so two clicks set both)."""
+        if split != self._split or self.latents is None or not 0 <= index < len(self.latents):
+            return
+        for k in range(2):
+            self.index[k].blockSignals(True)
+        self.index[0].setValue(self.index[1].value())
+        self.index[1].setValue(index)
+        for k in range(2):
+            self.index[k].blockSignals(False)
+        self._external = [False, False]
+        for k in range(2):
+            self._load_endpoint(k)
+        self._endpoints_changed()
+
+    def receive_latent(self, z: np.ndarray, label: int) -> None:
+        """Take a latent from another panel (sampler sample, map position); fills A, then B, then A again…"""
+        k = self._next_external
+        self._next_external = 1 - k
+        self.set_endpoint(k, z, label)
+
+    def set_endpoint(self, k: int, z: np.ndarray, label: int) -> None:
+        self.z[k] = np.asarray(z, dtype=np.float32).copy()
+        self.y[k] = int(label)
+        self._external[k] = True
+        if self.cls[k].count():
+            self.cls[k].blockSignals(True)
+            self.cls[k].setCurrentIndex(int(label))
+            self.cls[k].blockSignals(False)
+        self._endpoints_changed()
+
+    def _endpoints_changed(self) -> None:
+        model = self._model()
+        if model is None or self.z[0].shape != self.z[1].shape or len(self.z[0]) != model.latent_dim:
+            return
+        morph = self.mode.currentIndex() == 1
+        self.index[1].setEnabled(not morph and self.latents is not None)
+        for k in range(2):
+            y = self.y[k]
+            z = self.z[0] if morph else self.z[k]
+            self.thumbs[k].set_image(self._decode(z[None] + self.offsets[None], y)[0],
+                                     ("A" if k == 0 else "B") + (f": {self._class_name(y)}"
+                                                                 if self.cls[k].count() else ""))
+        self._update_strip()
+        self._live.request(None)
+
+    # ---- decoding ---------------------------------------------------------------------------------------------------
+    def _class_name(self, y: int) -> str:
+        return self.state.vae.meta.class_names[y]
+
+    def _decode(self, z: np.ndarray, y: int) -> np.ndarray:
+        conditional = bool(getattr(self._model(), "num_classes", 0))
+        return decode_latents(self._model(), z, y if conditional else None)
+
+    def t(self) -> float:
+        return self.t_slider.value() / SLIDER_STEPS
+
+    def path_images(self, ts) -> np.ndarray:
+        """Decoded images along the current path at times ts (with the traversal offsets applied)."""
+        morph = self.mode.currentIndex() == 1
+        z0 = self.z[0] + self.offsets
+        z1 = (self.z[0] if morph else self.z[1]) + self.offsets
+        return interpolate_images(self._model(), z0, self.y[0], z1, self.y[1], ts,
+                                  spherical=self.spherical.isChecked())
+
+    def current_latent(self) -> np.ndarray:
+        morph = self.mode.currentIndex() == 1
+        z1 = self.z[0] if morph else self.z[1]
+        return (slerp if self.spherical.isChecked() else lerp)(self.z[0], z1, self.t()) + self.offsets
+
+    def _decode_current(self, _value=None) -> None:
+        if self._model() is None or self.latents is None and not any(self._external):
+            return
+        t = self.t()
+        self.t_label.setText(f"t = {t:.2f}")
+        self.current = self.path_images(t)[0]
+        self.view.set_image(self.current, f"t = {t:.2f}")
+
+    def _update_strip(self) -> None:
+        if self._model() is None or len(self.z[0]) != self._model().latent_dim:
+            return
+        n = self.steps.value()
+        self.strip = self.path_images(np.linspace(0.0, 1.0, n))
+        self.strip_grid.set_images(self.strip, columns=n, captions=[f"{t:.2f}" for t in np.linspace(0, 1, n)])
+
+    # ---- traversal --------------------------------------------------------------------------------------------------
+    def _build_dim_sliders(self, kl_per_dim: np.ndarray) -> None:
+        while self.dims_layout.count():
+            item = self.dims_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self._dim_sliders = []
+        self.offsets = np.zeros(len(kl_per_dim), np.float32)
+        for row, d in enumerate(traversal_order(kl_per_dim)):
+            active = kl_per_dim[d] > 0.01
+            label = QLabel(f"z{d}  KL {kl_per_dim[d]:.2f}")
+            label.setEnabled(bool(active))
+            slider = QSlider(Qt.Orientation.Horizontal)
+            slider.setRange(-300, 300)                  # hundredths of -3..3
+            value = QLabel("+0.00")
+            slider.valueChanged.connect(lambda v, d=int(d), lab=value: self._on_dim(d, v, lab))
+            self.dims_layout.addWidget(label, row, 0)
+            self.dims_layout.addWidget(slider, row, 1)
+            self.dims_layout.addWidget(value, row, 2)
+            self._dim_sliders.append((int(d), slider, value))
+
+    def dim_slider(self, dim: int) -> QSlider:
+        return next(s for d, s, _ in self._dim_sliders if d == dim)
+
+    def slider_dims(self) -> list[int]:
+        """The latent dimensions in the order their sliders are shown."""
+        return [d for d, _, _ in self._dim_sliders]
+
+    def _on_dim(self, d: int, v: int, label: QLabel) -> None:
+        self.offsets[d] = v / 100 * (TRAVERSE_RANGE / 3.0)
+        label.setText(f"{self.offsets[d]:+.2f}")
+        self._live.request(None)
+
+    def reset_offsets(self) -> None:
+        for _, slider, _lab in self._dim_sliders:
+            slider.blockSignals(True)
+            slider.setValue(0)
+            slider.blockSignals(False)
+            _lab.setText("+0.00")
+        self.offsets[:] = 0
+        self._endpoints_changed()
+
+    # ---- export -----------------------------------------------------------------------------------------------------
+    def export_strip_png(self, path: str) -> None:
+        if self.strip is None:
+            raise UserError("nothing to export yet: load a VAE and a dataset first")
+        h, w, c = self.strip.shape[1:]
+        row = np.concatenate(list(self.strip), axis=1)
+        Image.fromarray(row[..., 0] if c == 1 else row).resize((row.shape[1] * 4, h * 4), Image.NEAREST).save(path)
+
+    def export_gif(self, path: str, *, frames: int = 24, scale: int = 4, ms_per_frame: int = 80) -> None:
+        """An animated GIF that walks A -> B -> A (a loop without a jump)."""
+        if self._model() is None:
+            raise UserError("nothing to export yet: load a VAE and a dataset first")
+        ts = np.concatenate([np.linspace(0, 1, frames), np.linspace(1, 0, frames)[1:-1]])
+        imgs = self.path_images(ts)
+        h, w, c = imgs.shape[1:]
+        pics = [Image.fromarray(a[..., 0] if c == 1 else a).resize((w * scale, h * scale), Image.NEAREST)
+                for a in imgs]
+        pics[0].save(path, save_all=True, append_images=pics[1:], duration=ms_per_frame, loop=0)
+
+    def export_png(self, path: str) -> None:
+        self.export_strip_png(path)
+
+    def _export_dialog(self, kind: str) -> None:
+        name, filt = ("interpolation.gif", "GIF (*.gif)") if kind == "gif" else ("interpolation.png", "PNG (*.png)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export interpolation", name, filt)
+        if path:
+            (self.export_gif if kind == "gif" else self.export_strip_png)(path)

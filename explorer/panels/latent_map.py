@@ -1,0 +1,566 @@
+"""The latent map: a split's latent means in 2-D (PCA at once, UMAP when its worker is done), explorable by mouse.
+
+Hover a point: its image and reconstruction float next to the cursor. Click a point: the side view shows the image,
+its reconstruction, its latent vector and its nearest neighbours in latent space. Click empty space: the latent under
+the cursor (core.projection.PositionMapper) is decoded, with its distance to the data. Left-drag sweeps: decodes follow
+the mouse (rate-limited, latest position wins); middle-drag pans, the wheel zooms.
+
+Encoding and UMAP run in `explorer.worker.Worker`s; the GUI thread only decodes single images (~2 ms).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.latent import Latents, decode_latents, encode_split, nearest_neighbours
+from core.projection import PositionMapper, cached_projection, model_key, pca_2d
+from explorer.state import AppState
+from explorer.widgets.image_grid import ImageGrid, array_to_qimage
+from explorer.widgets.latent_widgets import PixelView, RateLimiter
+from explorer.worker import Worker
+
+SPLITS = ("test", "val", "train")
+PROJECTIONS = {"UMAP": "umap", "PCA": "pca", "t-SNE": "tsne"}
+COLOUR_BY = ("class", "reconstruction error", "KL", "latent dimension")
+# Ten distinct colours (matplotlib's tab10), then hues for datasets with more classes.
+TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+HOVER_PX = 7          # a point is "under the cursor" within this many screen pixels
+FAR_FROM_DATA = 3.0   # distance (in typical neighbour spacings) beyond which a decode is called an extrapolation
+
+
+def class_colour(i: int, n: int):
+    return pg.mkColor(TAB10[i]) if n <= len(TAB10) else pg.intColor(i, hues=n)
+
+
+def _project_job(loaded, mu: np.ndarray, method: str, split: str, seed: int, progress=None, should_stop=None):
+    """Runs on the worker thread (umap is imported there, never on the GUI thread)."""
+    return cached_projection(mu, method, model=model_key(loaded), split=split, seed=seed, progress=progress,
+                             should_stop=should_stop)
+
+
+class _MapViewBox(pg.ViewBox):
+    """Left-drag sweeps (reported in data coordinates) instead of panning; other buttons keep pyqtgraph's gestures."""
+
+    sigSweep = Signal(object, bool)   # (QPointF in view coords, finished)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigSweep.emit(self.mapSceneToView(ev.scenePos()), bool(ev.isFinish()))
+            return
+        super().mouseDragEvent(ev, axis)
+
+
+class LatentMapPanel(QWidget):
+    sendToInterpolation = Signal(object, int)   # (latent z as float32 numpy (D,), class label): wire to Interpolate
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.latents: Latents | None = None
+        self.xy: np.ndarray | None = None
+        self.projection_shown = ""            # "pca" / "umap" / "tsne": what the scatter shows now
+        self.mapper: PositionMapper | None = None
+        self.selected: int | None = None      # index of the clicked data point
+        self.query: np.ndarray | None = None  # last decoded empty-space position
+        self._images: np.ndarray | None = None
+        self._split = "test"
+        self._gen = 0                         # bumps on every reload; late worker results of older ones are dropped
+        self._workers: list[Worker] = []
+        self._proj_worker: Worker | None = None
+        self._encode_worker: Worker | None = None
+        self._items: list[pg.ScatterPlotItem] = []
+        self._class_index: list[np.ndarray] = []
+        self._current_z: tuple[np.ndarray, int] | None = None
+        self._build()
+        self._sweep = RateLimiter(self._decode_at, 16, self)
+        state.vaeChanged.connect(self.reload)
+        state.datasetChanged.connect(self.reload)
+        self.reload()
+
+    def showEvent(self, event) -> None:  # noqa: N802
+        super().showEvent(event)
+        if getattr(self, "_dirty", False):
+            self.reload()
+
+    def _stop_workers_only(self) -> None:
+        self._gen += 1
+        for w in self._workers:
+            w.stop()
+
+    # ---- layout -----------------------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.split_box = QComboBox()
+        self.split_box.addItems(SPLITS)
+        self.split_box.currentTextChanged.connect(lambda _: self.reload())
+        self.method_box = QComboBox()
+        self.method_box.addItems(list(PROJECTIONS))
+        self.method_box.currentTextChanged.connect(lambda _: self._start_projection())
+        self.colour_box = QComboBox()
+        self.colour_box.addItems(COLOUR_BY)
+        self.colour_box.currentTextChanged.connect(lambda _: self._apply_colours())
+        self.dim_box = QSpinBox()
+        self.dim_box.setPrefix("dim ")
+        self.dim_box.valueChanged.connect(lambda _: self._apply_colours())
+        self.decode_as = QComboBox()
+        self.decode_as.setToolTip("class used to decode positions in empty space (the conditional VAE needs one)")
+        self.decode_as.currentIndexChanged.connect(lambda _: self._redecode())
+        self.shade_box = QCheckBox("shade far from data")
+        self.shade_box.setChecked(True)
+        self.shade_box.toggled.connect(lambda on: self._shade.setVisible(on))
+        self.cancel_btn = QPushButton("Cancel")
+        self.cancel_btn.clicked.connect(self.cancel)
+        self.cancel_btn.setEnabled(False)
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(180)
+        self.progress.setTextVisible(True)
+        self.status = QLabel("")
+
+        top = QHBoxLayout()
+        for w in (QLabel("split"), self.split_box, QLabel("map"), self.method_box, QLabel("colour by"),
+                  self.colour_box, self.dim_box, QLabel("decode as"), self.decode_as, self.shade_box, self.progress,
+                  self.cancel_btn):
+            top.addWidget(w)
+        top.addStretch(1)
+
+        self.view = _MapViewBox()
+        self.view.setAspectLocked(False)
+        self.plot = pg.PlotWidget(viewBox=self.view)
+        self.plot.setBackground("w")
+        self.plot.hideAxis("left")
+        self.plot.hideAxis("bottom")
+        self.legend = self.plot.addLegend(offset=(5, 5), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200))
+        self._shade = pg.ImageItem()
+        self._shade.setZValue(-10)
+        self.plot.addItem(self._shade, ignoreBounds=True)     # auto-range fits the points, not the wide shade
+        self._marker = pg.ScatterPlotItem(size=16, symbol="o", pen=pg.mkPen("k", width=2), brush=None)
+        self._marker.setZValue(10)
+        self._query_marker = pg.ScatterPlotItem(size=16, symbol="+", pen=pg.mkPen("k", width=2), brush=pg.mkBrush("k"))
+        self._query_marker.setZValue(10)
+        self.plot.addItem(self._marker)
+        self.plot.addItem(self._query_marker)
+        self.view.sigSweep.connect(self._on_sweep)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+        self.plot.scene().sigMouseMoved.connect(self._on_hover)
+        self.hover_label = QLabel(self.plot)        # the thumbnail "tooltip": a child label that follows the cursor
+        self.hover_label.setStyleSheet("background: white; border: 1px solid #888; padding: 2px;")
+        self.hover_label.hide()
+        self.hover_index: int | None = None
+
+        # side view
+        self.image_view = PixelView(minimum=96)
+        self.recon_view = PixelView(minimum=96)
+        self.info = QLabel("Click a point, or empty space to decode the latent there.")
+        self.info.setWordWrap(True)
+        self.bars = pg.PlotWidget()
+        self.bars.setBackground("w")
+        self.bars.setMaximumHeight(140)
+        self.bars.setMouseEnabled(x=False, y=False)
+        self.bars.setLabel("bottom", "latent dimension")
+        self._bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1f77b4")
+        self.bars.addItem(self._bar_item)
+        self.neighbours = ImageGrid()
+        self.neighbours.setMinimumHeight(80)
+        self.neighbours.clicked.connect(self._on_neighbour_clicked)
+        self._neighbour_ids = np.zeros(0, dtype=np.int64)
+        self.send_btn = QPushButton("Send to interpolation")
+        self.send_btn.setEnabled(False)
+        self.send_btn.clicked.connect(self._send)
+
+        pair = QHBoxLayout()
+        pair.addWidget(self.image_view)
+        pair.addWidget(self.recon_view)
+        side = QVBoxLayout()
+        side.addLayout(pair)
+        side.addWidget(self.info)
+        side.addWidget(self.bars)
+        side.addWidget(QLabel("nearest neighbours in latent space"))
+        side.addWidget(self.neighbours, 1)
+        side.addWidget(self.send_btn)
+        side_w = QWidget()
+        side_w.setLayout(side)
+        split = QSplitter()
+        split.addWidget(self.plot)
+        split.addWidget(side_w)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 1)
+        split.setSizes([700, 260])
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(split, 1)
+        lay.addWidget(self.status)
+
+    # ---- loading ----------------------------------------------------------------------------------------------------
+    def _model(self):
+        return None if self.state.vae is None else self.state.vae.model
+
+    def reload(self) -> None:
+        """(Re)encode the chosen split with the current VAE; called on vaeChanged / datasetChanged / split change."""
+        if not self.isVisible():
+            # A hidden tab does no work: encoding (and UMAP, whose first import compiles for ~30 s and cannot be
+            # interrupted) waits until the user opens the tab, so start-up and training are not slowed down.
+            self._dirty = True
+            self._stop_workers_only()
+            return
+        self._dirty = False
+        self._gen += 1
+        self._stop_workers()
+        self._split = self.split_box.currentText()
+        self.latents = self.xy = self.mapper = self._images = None
+        self.selected, self.query, self._current_z = None, None, None
+        self._clear_plot()
+        vae, ds = self.state.vae, self.state.dataset
+        self._fill_decode_as()
+        if vae is None or ds is None:
+            self.status.setText("Load a VAE and a dataset to see its latent map.")
+            return
+        meta, mmeta = ds.meta, vae.meta
+        if (meta.channels, meta.image_size) != (mmeta.channels, mmeta.image_size):
+            self.status.setText(f"The VAE was trained on {mmeta.channels}x{mmeta.image_size}px images, the dataset "
+                                f"has {meta.channels}x{meta.image_size}px: load a matching dataset.")
+            return
+        split = ds.split(self._split)
+        self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
+        self.status.setText(f"encoding {len(split)} {self._split} images…")
+        gen = self._gen
+        w = Worker(encode_split, vae.model, split, batch_size=256, task="encode", iterate=False)
+        w.event.connect(self._on_progress)
+        w.result.connect(lambda lat, gen=gen: self._on_encoded(lat, gen))
+        w.failed.connect(self._on_failed)
+        w.finished.connect(self._worker_done)
+        self._encode_worker = w
+        self._workers.append(w)
+        self.cancel_btn.setEnabled(True)
+        w.start()
+
+    def _fill_decode_as(self) -> None:
+        self.decode_as.blockSignals(True)
+        self.decode_as.clear()
+        vae = self.state.vae
+        if vae is not None and getattr(vae.model, "num_classes", 0):
+            self.decode_as.addItem("nearest class")
+            self.decode_as.addItems(list(vae.meta.class_names))
+            self.decode_as.setEnabled(True)
+        else:
+            self.decode_as.addItem("(unconditional)")
+            self.decode_as.setEnabled(False)
+        self.decode_as.blockSignals(False)
+
+    def _on_encoded(self, lat: Latents | None, gen: int) -> None:
+        if gen != self._gen or lat is None:
+            return
+        self.latents = lat
+        self.dim_box.setRange(0, lat.mu.shape[1] - 1)
+        self._set_xy(pca_2d(lat.mu), "pca")
+        self.status.setText(f"{len(lat)} {self._split} images encoded; mean KL {lat.kl.mean():.2f} nats, "
+                            f"mean reconstruction error {lat.recon_error.mean():.4f}")
+        self._start_projection()
+
+    def _start_projection(self) -> None:
+        method = PROJECTIONS[self.method_box.currentText()]
+        if self.latents is None:
+            return
+        if self._proj_worker is not None:
+            self._proj_worker.stop()
+            self._proj_worker = None
+        if method == "pca":
+            self._set_xy(pca_2d(self.latents.mu), "pca")
+            return
+        gen = self._gen
+        w = Worker(_project_job, self.state.vae, self.latents.mu, method, self._split, 0, task=method, iterate=False)
+        w.event.connect(self._on_progress)
+        w.result.connect(lambda xy, gen=gen, m=method, w=w: self._on_projected(xy, gen, m, w))
+        w.failed.connect(self._on_failed)
+        w.finished.connect(self._worker_done)
+        self._proj_worker = w
+        self._workers.append(w)
+        self.cancel_btn.setEnabled(True)
+        self.status.setText(f"PCA shown; computing {self.method_box.currentText()} in the background…")
+        w.start()
+
+    def _on_projected(self, xy: np.ndarray | None, gen: int, method: str, worker: Worker) -> None:
+        if gen != self._gen or xy is None or worker is not self._proj_worker or self.latents is None:
+            return
+        self._set_xy(xy, method)
+        self.status.setText(f"{self.method_box.currentText()} map of {len(xy)} {self._split} latents")
+
+    def _on_progress(self, ev: object) -> None:
+        done, total = getattr(ev, "done", None), getattr(ev, "total", 0)
+        if done is not None and total:
+            self.progress.setRange(0, int(total))
+            self.progress.setValue(int(done))
+            self.progress.setFormat(f"{getattr(ev, 'task', '')} %p%")
+
+    def _on_failed(self, message: str, details: str) -> None:
+        self.status.setText(f"failed: {message}")
+        self.state.statusMessage.emit(f"Latent map: {message}")
+
+    def _worker_done(self) -> None:
+        self._workers = [w for w in self._workers if w.is_running()]
+        self.cancel_btn.setEnabled(bool(self._workers))
+        if not self._workers:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(1)
+
+    def cancel(self) -> None:
+        """Stop the running encode / projection (the map keeps what it shows, e.g. PCA)."""
+        for w in self._workers:
+            w.stop()
+        self._proj_worker = None
+        self.status.setText("cancelled; " + (f"showing {self.projection_shown.upper()}" if self.xy is not None
+                                             else "nothing encoded"))
+
+    def _stop_workers(self) -> None:
+        for w in self._workers:
+            w.stop()
+        self._proj_worker = self._encode_worker = None
+
+    def shutdown(self) -> None:
+        self._sweep.stop()
+        for w in list(self._workers):
+            w.stop()
+        for w in list(self._workers):
+            w.join(30.0)
+        self._workers.clear()
+
+    # ---- drawing ----------------------------------------------------------------------------------------------------
+    def _clear_plot(self) -> None:
+        for item in self._items:
+            self.plot.removeItem(item)
+        self._items, self._class_index = [], []
+        self.legend.clear()
+        self._marker.setData([], [])
+        self._query_marker.setData([], [])
+        self._shade.clear()
+        self.hover_label.hide()
+
+    def _set_xy(self, xy: np.ndarray, method: str) -> None:
+        lat = self.latents
+        assert lat is not None
+        visible = {i: item.isVisible() for i, item in enumerate(self._items)}
+        self._clear_plot()
+        self.xy = np.asarray(xy, dtype=np.float32)
+        self.projection_shown = method
+        self.mapper = PositionMapper(self.xy, lat.mu, lat.labels)
+        names = self.state.vae.meta.class_names if self.state.vae is not None else ()
+        n_classes = max(len(names), int(lat.labels.max()) + 1 if len(lat.labels) else 0)
+        for c in range(n_classes):
+            idx = np.flatnonzero(lat.labels == c)
+            name = names[c] if c < len(names) else str(c)
+            item = pg.ScatterPlotItem(x=self.xy[idx, 0], y=self.xy[idx, 1], size=7, pen=None,
+                                      brush=pg.mkBrush(class_colour(c, n_classes)), name=name)
+            item.setVisible(visible.get(c, True))
+            self.plot.addItem(item)
+            self._items.append(item)
+            self._class_index.append(idx)
+        self._apply_colours()
+        self._update_shading()
+        self.view.autoRange(padding=0.05)
+        if self.selected is not None:
+            self._marker.setData([self.xy[self.selected, 0]], [self.xy[self.selected, 1]])
+
+    def _update_shading(self) -> None:
+        if self.mapper is None or self.xy is None:
+            return
+        lo, hi = self.xy.min(0), self.xy.max(0)
+        pad = (hi - lo) * 1.0 + 1e-6          # wide margin: zooming out still shows shade, not a hard edge
+        lo, hi = lo - pad, hi + pad
+        d = self.mapper.distance_image((lo[0], hi[0]), (lo[1], hi[1]), size=256)
+        alpha = np.clip((d - 1.0) / (FAR_FROM_DATA * 2), 0, 1) * 70
+        rgba = np.zeros(d.shape + (4,), np.uint8)
+        rgba[..., :3] = 90
+        rgba[..., 3] = alpha.astype(np.uint8)
+        # ImageItem's first axis is x: transpose the (row = y) image
+        self._shade.setImage(rgba.transpose(1, 0, 2), autoLevels=False)
+        self._shade.setRect(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
+        self._shade.setVisible(self.shade_box.isChecked())
+
+    def colour_values(self) -> np.ndarray | None:
+        """The per-point values the map is coloured by (None = by class)."""
+        lat = self.latents
+        mode = self.colour_box.currentText()
+        self.dim_box.setVisible(mode == "latent dimension")
+        if lat is None or mode == "class":
+            return None
+        if mode == "reconstruction error":
+            return lat.recon_error
+        if mode == "KL":
+            return lat.kl
+        return lat.mu[:, min(self.dim_box.value(), lat.mu.shape[1] - 1)]
+
+    def _apply_colours(self) -> None:
+        values = self.colour_values()
+        n = len(self._items)
+        if values is None:
+            # a list, not one brush: a single brush would not replace per-point brushes set by another mode
+            for c, (item, idx) in enumerate(zip(self._items, self._class_index, strict=True)):
+                item.setBrush([pg.mkBrush(class_colour(c, n))] * len(idx))
+            return
+        # 32 shared brushes from a colour map: pyqtgraph caches one symbol per brush, so this stays fast where a
+        # distinct brush per point would not.
+        lo, hi = np.percentile(values, [2, 98])
+        bins = np.clip(((values - lo) / max(hi - lo, 1e-12) * 31).round().astype(int), 0, 31)
+        lut = pg.colormap.get("viridis").getLookupTable(nPts=32, mode="qcolor")
+        brushes = [pg.mkBrush(q) for q in lut]
+        for item, idx in zip(self._items, self._class_index, strict=True):
+            item.setBrush([brushes[b] for b in bins[idx]])
+
+    # ---- mouse ------------------------------------------------------------------------------------------------------
+    def _visible_mask(self) -> np.ndarray:
+        mask = np.zeros(len(self.xy), bool) if self.xy is not None else np.zeros(0, bool)
+        for item, idx in zip(self._items, self._class_index, strict=True):
+            if item.isVisible():
+                mask[idx] = True
+        return mask
+
+    def point_near(self, pos: QPointF) -> int | None:
+        """The visible data point within HOVER_PX screen pixels of a view position, if any."""
+        if self.mapper is None or self.xy is None:
+            return None
+        k = min(16, len(self.xy))
+        _, ids = self.mapper.tree.query([pos.x(), pos.y()], k=k)
+        visible = self._visible_mask()
+        target = self.view.mapViewToScene(pos)
+        for i in np.atleast_1d(ids):
+            if not visible[i]:
+                continue
+            p = self.view.mapViewToScene(QPointF(float(self.xy[i, 0]), float(self.xy[i, 1])))
+            if (p - target).manhattanLength() <= HOVER_PX * 1.5:
+                return int(i)
+            break
+        return None
+
+    def _on_hover(self, scene_pos: QPointF) -> None:
+        if self.xy is None or not self.view.sceneBoundingRect().contains(scene_pos):
+            self.hover_label.hide()
+            return
+        i = self.point_near(self.view.mapSceneToView(scene_pos))
+        self.hover_index = i
+        if i is None:
+            self.hover_label.hide()
+            return
+        pair = np.concatenate([self._images[i], self._reconstruct(i)], axis=1)
+        img = array_to_qimage(pair)
+        scale = max(1, 64 // max(1, pair.shape[0]))
+        self.hover_label.setPixmap(QPixmap.fromImage(img).scaled(img.width() * scale, img.height() * scale))
+        self.hover_label.adjustSize()
+        p = self.plot.mapFromScene(scene_pos)
+        self.hover_label.move(min(p.x() + 14, max(0, self.plot.width() - self.hover_label.width())),
+                              min(p.y() + 14, max(0, self.plot.height() - self.hover_label.height())))
+        self.hover_label.show()
+        self.hover_label.raise_()
+
+    def _on_click(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or self.xy is None:
+            return
+        if self.legend.sceneBoundingRect().contains(ev.scenePos()):
+            return                     # the legend toggles classes itself
+        if not self.view.sceneBoundingRect().contains(ev.scenePos()):
+            return
+        self.click_view(self.view.mapSceneToView(ev.scenePos()))
+
+    def click_view(self, pos: QPointF) -> None:
+        """A click at a view position: select the point there, or decode the empty space."""
+        i = self.point_near(pos)
+        if i is not None:
+            self.select_point(i)
+        else:
+            self._sweep.stop()
+            self._decode_at(pos)
+
+    def _on_sweep(self, pos: QPointF, finished: bool) -> None:
+        self._sweep.request(pos)
+        if finished:
+            self._sweep.flush_now()
+
+    def _reconstruct(self, i: int) -> np.ndarray:
+        lat = self.latents
+        return decode_latents(self._model(), lat.mu[i:i + 1], int(lat.labels[i]))[0]
+
+    def select_point(self, i: int) -> None:
+        lat = self.latents
+        if lat is None or self.xy is None:
+            return
+        self.selected = int(i)
+        self.query = None
+        self._query_marker.setData([], [])
+        self._marker.setData([self.xy[i, 0]], [self.xy[i, 1]])
+        names = self.state.vae.meta.class_names
+        label = int(lat.labels[i])
+        self.image_view.set_image(self._images[i], f"{self._split} #{i}: {names[label]}")
+        self.recon_view.set_image(self._reconstruct(i), f"recon (err {lat.recon_error[i]:.3f})")
+        self._show_latent(lat.mu[i])
+        self.info.setText(f"image {i} of {self._split}, class {names[label]}; KL {lat.kl[i]:.2f} nats")
+        self._neighbour_ids = nearest_neighbours(lat.mu, i, 8)
+        self.neighbours.set_images(self._images[self._neighbour_ids], columns=4,
+                                   captions=[names[int(lat.labels[j])] for j in self._neighbour_ids])
+        self._current_z = (lat.mu[i].copy(), label)
+        self.send_btn.setEnabled(True)
+        self.state.imageSelected.emit(self._split, int(i))
+
+    def _on_neighbour_clicked(self, k: int) -> None:
+        if 0 <= k < len(self._neighbour_ids):
+            self.select_point(int(self._neighbour_ids[k]))
+
+    def _decode_label(self, pos: np.ndarray) -> int:
+        if self.decode_as.currentIndex() <= 0:
+            return int(self.mapper.label_at(pos)[0]) if self.mapper.labels is not None else 0
+        return self.decode_as.currentIndex() - 1
+
+    def _decode_at(self, pos: QPointF) -> None:
+        if self.mapper is None or self._model() is None:
+            return
+        p = np.array([[pos.x(), pos.y()]], dtype=np.float64)
+        z = self.mapper.latent_at(p)[0]
+        dist = float(self.mapper.distance_to_data(p)[0])
+        conditional = bool(getattr(self._model(), "num_classes", 0))
+        label = self._decode_label(p) if conditional else 0
+        img = decode_latents(self._model(), z[None], label if conditional else None)[0]
+        self.query = p[0]
+        self.selected = None
+        self._marker.setData([], [])
+        self._query_marker.setData([p[0, 0]], [p[0, 1]])
+        names = self.state.vae.meta.class_names
+        far = dist > FAR_FROM_DATA
+        self.image_view.set_image(None, "")
+        self.recon_view.set_image(img, f"decoded as {names[label]}" if conditional else "decoded")
+        self._show_latent(z)
+        self.info.setText(f"position ({p[0, 0]:.2f}, {p[0, 1]:.2f}); distance to data {dist:.1f}x the typical "
+                          f"spacing" + (" — FAR FROM DATA: this decode extrapolates" if far else ""))
+        self._current_z = (z.copy(), label)
+        self.send_btn.setEnabled(True)
+
+    def _redecode(self) -> None:
+        if self.query is not None:
+            self._decode_at(QPointF(float(self.query[0]), float(self.query[1])))
+
+    def _show_latent(self, z: np.ndarray) -> None:
+        self._bar_item.setOpts(x=np.arange(len(z)), height=np.asarray(z, dtype=float), width=0.8)
+        self.bars.enableAutoRange()
+
+    def _send(self) -> None:
+        if self._current_z is not None:
+            z, label = self._current_z
+            self.sendToInterpolation.emit(z.copy(), int(label))
+
+    # ---- export -----------------------------------------------------------------------------------------------------
+    def export_png(self, path: str) -> None:
+        if not self.grab().save(str(path), "PNG"):
+            from core.errors import UserError
+
+            raise UserError(f"could not write {path}; choose a writable folder")

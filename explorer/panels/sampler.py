@@ -1,0 +1,313 @@
+"""The sampler grid: one row per chosen class, N samples each, from z ~ N(0, temperature^2 I).
+
+"Same noise across rows" gives every row the same N latents, so a column differs only in class: z carries the style,
+the label the content. A 100-image grid decodes in well under 100 ms on CPU, so it runs on the GUI thread; the
+diffusion comparison samples for seconds and runs in a Worker with progress and cancel.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QProgressBar,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.latent import diffusion_grid, grid_noise, sample_grid
+from explorer.state import AppState
+from explorer.widgets.image_grid import ImageGrid
+from explorer.widgets.latent_widgets import PixelView
+from explorer.worker import Worker
+
+
+class SamplerPanel(QWidget):
+    sendToInterpolation = Signal(object, int)   # (latent z float32 (D,), class label): wire to InterpolatePanel
+
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.images: np.ndarray | None = None     # the VAE grid last shown, uint8 (rows * n, H, W, C)
+        self.rows: list[int] = []
+        self.vae_ms = 0.0
+        self.selected: int | None = None
+        self._z: np.ndarray | None = None
+        self._diff_worker: Worker | None = None
+        self._workers: list[Worker] = []
+        self._build()
+        state.vaeChanged.connect(self._on_vae_changed)
+        state.diffusionChanged.connect(self._on_diffusion_changed)
+        self._on_vae_changed()
+        self._on_diffusion_changed()
+
+    def _build(self) -> None:
+        self.class_list = QListWidget()
+        self.class_list.setFlow(QListWidget.Flow.LeftToRight)
+        self.class_list.setWrapping(True)
+        self.class_list.setMaximumHeight(30)
+        self.class_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.class_list.itemChanged.connect(lambda _: self.regenerate(new_seed=False))
+        self.columns = QSpinBox()
+        self.columns.setRange(1, 32)
+        self.columns.setValue(10)
+        self.columns.setPrefix("N = ")
+        self.columns.valueChanged.connect(lambda _: self.regenerate(new_seed=False))
+        self.temperature = QSlider(Qt.Orientation.Horizontal)
+        self.temperature.setRange(0, 200)           # hundredths: 0.00 .. 2.00
+        self.temperature.setValue(100)
+        self.temperature.setMinimumWidth(120)
+        self.temp_label = QLabel("temperature 1.00")
+        self.temperature.valueChanged.connect(self._on_temperature)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2 ** 31 - 1)
+        self.seed.setPrefix("seed ")
+        self.seed.valueChanged.connect(lambda _: self.regenerate(new_seed=False))
+        self.regen_btn = QPushButton("Regenerate")
+        self.regen_btn.setToolTip("new noise (next seed)")
+        self.regen_btn.clicked.connect(lambda: self.regenerate(new_seed=True))
+        self.same_noise = QCheckBox("same noise across rows")
+        self.same_noise.toggled.connect(lambda _: self.regenerate(new_seed=False))
+        self.compare = QCheckBox("compare with diffusion")
+        self.compare.toggled.connect(self._on_compare)
+        self.export_btn = QPushButton("Export PNG…")
+        self.export_btn.clicked.connect(self._export_dialog)
+
+        top = QHBoxLayout()
+        for w in (self.columns, self.temp_label, self.temperature, self.seed, self.regen_btn, self.same_noise,
+                  self.compare, self.export_btn):
+            top.addWidget(w)
+        top.addStretch(1)
+
+        self.grid = ImageGrid()
+        self.grid.clicked.connect(self.select)
+        self.vae_title = QLabel("VAE")
+        self.diff_grid = ImageGrid()
+        self.diff_title = QLabel("diffusion")
+        self.diff_progress = QProgressBar()
+        self.diff_cancel = QPushButton("Cancel")
+        self.diff_cancel.clicked.connect(self._cancel_diffusion)
+        self.diff_box = QWidget()
+        dl = QGridLayout(self.diff_box)
+        dl.setContentsMargins(0, 0, 0, 0)
+        dl.addWidget(self.diff_title, 0, 0)
+        dl.addWidget(self.diff_progress, 0, 1)
+        dl.addWidget(self.diff_cancel, 0, 2)
+        dl.addWidget(self.diff_grid, 1, 0, 1, 3)
+        self.diff_box.setVisible(False)
+
+        self.large = PixelView(minimum=128)
+        self.large.setMaximumHeight(280)
+        self.send_btn = QPushButton("Send to interpolation")
+        self.send_btn.setEnabled(False)
+        self.send_btn.clicked.connect(self._send)
+        side = QVBoxLayout()
+        side.addWidget(QLabel("selected sample"))
+        side.addWidget(self.large, 1)
+        side.addWidget(self.send_btn)
+        side.addStretch(0)
+        side_w = QWidget()
+        side_w.setLayout(side)
+
+        vae_box = QWidget()
+        vl = QVBoxLayout(vae_box)
+        vl.setContentsMargins(0, 0, 0, 0)
+        vl.addWidget(self.vae_title)
+        vl.addWidget(self.grid, 1)
+        grids = QSplitter()
+        grids.addWidget(vae_box)
+        grids.addWidget(self.diff_box)
+        outer = QSplitter()
+        outer.addWidget(grids)
+        outer.addWidget(side_w)
+        outer.setStretchFactor(0, 4)
+        outer.setStretchFactor(1, 1)
+        self.status = QLabel("")
+        lay = QVBoxLayout(self)
+        lay.addLayout(top)
+        lay.addWidget(self.class_list)
+        lay.addWidget(outer, 1)
+        lay.addWidget(self.status)
+
+    # ---- state ------------------------------------------------------------------------------------------------------
+    def _model(self):
+        return None if self.state.vae is None else self.state.vae.model
+
+    def _on_vae_changed(self) -> None:
+        self.class_list.blockSignals(True)
+        self.class_list.clear()
+        vae = self.state.vae
+        conditional = vae is not None and bool(getattr(vae.model, "num_classes", 0))
+        if conditional:
+            for name in vae.meta.class_names:
+                item = QListWidgetItem(name)
+                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                item.setCheckState(Qt.CheckState.Checked)
+                self.class_list.addItem(item)
+        self.class_list.setVisible(conditional)
+        self.same_noise.setEnabled(conditional)
+        self.class_list.blockSignals(False)
+        self.regenerate(new_seed=False)
+
+    def _on_diffusion_changed(self) -> None:
+        has = self.state.diffusion is not None
+        self.compare.setEnabled(has)
+        if not has:
+            self.compare.setChecked(False)
+        elif self.compare.isChecked():
+            self._start_diffusion()
+
+    def chosen_classes(self) -> list[int]:
+        return [i for i in range(self.class_list.count())
+                if self.class_list.item(i).checkState() == Qt.CheckState.Checked]
+
+    def set_classes(self, classes: list[int]) -> None:
+        self.class_list.blockSignals(True)
+        for i in range(self.class_list.count()):
+            self.class_list.item(i).setCheckState(Qt.CheckState.Checked if i in classes else Qt.CheckState.Unchecked)
+        self.class_list.blockSignals(False)
+        self.regenerate(new_seed=False)
+
+    def _on_temperature(self, v: int) -> None:
+        self.temp_label.setText(f"temperature {v / 100:.2f}")
+        self.regenerate(new_seed=False)
+
+    # ---- sampling ---------------------------------------------------------------------------------------------------
+    def regenerate(self, *, new_seed: bool = False) -> None:
+        if new_seed:
+            self.seed.blockSignals(True)
+            self.seed.setValue(self.seed.value() + 1)
+            self.seed.blockSignals(False)
+        model = self._model()
+        if model is None:
+            self.grid.clear()
+            self.images = None
+            self.status.setText("Load a VAE to sample from it.")
+            return
+        conditional = bool(getattr(model, "num_classes", 0))
+        self.rows = self.chosen_classes() if conditional else [0]
+        if not self.rows:
+            self.grid.clear()
+            self.images = None
+            self.status.setText("Tick at least one class.")
+            return
+        n, temp, seed = self.columns.value(), self.temperature.value() / 100, self.seed.value()
+        t = time.perf_counter()
+        self.images = sample_grid(model, self.rows, n, temperature=temp, seed=seed,
+                                  same_noise=self.same_noise.isChecked())
+        self.vae_ms = (time.perf_counter() - t) * 1000
+        self._z = grid_noise(len(self.rows), n, model.latent_dim, temperature=temp, seed=seed,
+                             same_noise=self.same_noise.isChecked())
+        names = self.state.vae.meta.class_names
+        self.grid.set_images(self.images, columns=n,
+                             row_labels=[names[c] for c in self.rows] if conditional else None)
+        self.vae_title.setText(f"VAE: {len(self.images)} samples in {self.vae_ms:.0f} ms")
+        self.status.setText(f"seed {seed}, temperature {temp:.2f}" +
+                            (", same noise in every row" if self.same_noise.isChecked() and conditional else ""))
+        self.selected = None
+        self.large.set_image(None)
+        self.send_btn.setEnabled(False)
+        if self.compare.isChecked():
+            self._start_diffusion()
+
+    def select(self, index: int) -> None:
+        if self.images is None or not 0 <= index < len(self.images):
+            return
+        self.selected = index
+        self.grid.set_highlight(index)
+        row = index // self.columns.value()
+        label = self.rows[row] if row < len(self.rows) else 0
+        names = self.state.vae.meta.class_names
+        caption = names[label] if getattr(self._model(), "num_classes", 0) else f"sample {index}"
+        self.large.set_image(self.images[index], caption)
+        self.send_btn.setEnabled(True)
+
+    def _send(self) -> None:
+        if self.selected is None or self._z is None:
+            return
+        row = self.selected // self.columns.value()
+        self.sendToInterpolation.emit(self._z[self.selected].copy(), int(self.rows[row]))
+
+    # ---- diffusion comparison ---------------------------------------------------------------------------------------
+    def _on_compare(self, on: bool) -> None:
+        self.diff_box.setVisible(on)
+        if on:
+            self._start_diffusion()
+        else:
+            self._cancel_diffusion()
+
+    def _start_diffusion(self) -> None:
+        diff = self.state.diffusion
+        if diff is None or not self.rows:
+            return
+        self._cancel_diffusion()
+        n_classes = getattr(diff.model, "num_classes", 0)
+        rows = [c for c in self.rows if c < n_classes] if n_classes else [0]
+        self.diff_progress.setValue(0)
+        self.diff_title.setText("diffusion: sampling…")
+        self.diff_cancel.setEnabled(True)
+        start = time.perf_counter()
+        n = self.columns.value()
+        w = Worker(diffusion_grid, diff.model, rows, n, seed=self.seed.value(), task="diffusion", iterate=False)
+        w.event.connect(self._on_diff_progress)
+        w.result.connect(lambda imgs, w=w, rows=rows, n=n: self._on_diff_done(imgs, w, rows, n, start))
+        w.failed.connect(lambda msg, _d: self.diff_title.setText(f"diffusion failed: {msg}"))
+        w.finished.connect(self._prune)
+        self._diff_worker = w
+        self._workers.append(w)
+        w.start()
+
+    def _on_diff_progress(self, ev: object) -> None:
+        done, total = getattr(ev, "done", None), getattr(ev, "total", 0)
+        if done is not None and total:
+            self.diff_progress.setRange(0, int(total))
+            self.diff_progress.setValue(int(done))
+
+    def _on_diff_done(self, imgs, worker: Worker, rows: list[int], n: int, start: float) -> None:
+        if worker is not self._diff_worker or imgs is None:
+            return
+        secs = time.perf_counter() - start
+        names = self.state.diffusion.meta.class_names
+        self.diff_grid.set_images(imgs, columns=n, row_labels=[names[c] for c in rows] if names else None)
+        self.diff_title.setText(f"diffusion: {len(imgs)} samples in {secs:.1f} s (VAE: {self.vae_ms:.0f} ms)")
+        self.diff_cancel.setEnabled(False)
+
+    def _cancel_diffusion(self) -> None:
+        if self._diff_worker is not None:
+            self._diff_worker.stop()
+            self._diff_worker = None
+            self.diff_title.setText("diffusion: cancelled")
+        self.diff_cancel.setEnabled(False)
+
+    def _prune(self) -> None:
+        self._workers = [w for w in self._workers if w.is_running()]
+
+    def shutdown(self) -> None:
+        for w in list(self._workers):
+            w.stop()
+        for w in list(self._workers):
+            w.join(30.0)
+        self._workers.clear()
+
+    # ---- export -----------------------------------------------------------------------------------------------------
+    def export_png(self, path: str) -> None:
+        """The VAE grid (with its row labels) as PNG."""
+        self.grid.save_png(path)
+
+    def _export_dialog(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export sample grid", "samples.png", "PNG (*.png)")
+        if path:
+            self.export_png(path)

@@ -1,0 +1,411 @@
+"""The latent map, sampler and interpolation panels, driven offscreen with a real (bundled or briefly trained) VAE.
+
+Screenshots land in test-output/ (look at them)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from PySide6.QtCore import QPointF, Qt
+
+from core.checkpoint import LoadedModel, load_model, save_checkpoint
+from core.config import Config, DataConfig, TrainConfig, VAEConfig
+from core.data import as_float, load_dataset
+from core.latent import decode_latents
+from core.models import build_model
+from core.paths import bundled_model, cache_dir
+from explorer.state import AppState
+
+OUT = Path(__file__).resolve().parents[2] / "test-output"
+
+
+@functools.lru_cache(maxsize=1)
+def trained_vae() -> LoadedModel:
+    """The bundled VAE, or a small ConditionalVAE trained for 60 steps on digits (cached for the session)."""
+    path = bundled_model("vae")
+    if path is not None:
+        return load_model(path)
+    path = cache_dir("test-latent") / "digits-vae-brief.safetensors"
+    if not path.is_file():
+        cfg = Config(data=DataConfig(name="digits", image_size=16),
+                     model=VAEConfig(latent_dim=8, width=8, stages=2), train=TrainConfig(batch_size=64))
+        ds = load_dataset(cfg.data)
+        torch.manual_seed(0)
+        model = build_model(cfg.model, ds.meta)
+        opt = torch.optim.Adam(model.parameters(), 3e-3)
+        g = torch.Generator().manual_seed(0)
+        step = 0
+        while step < 60:
+            for x, y in ds.train.batches(64, shuffle=True, generator=g):
+                loss = model.loss(as_float(x), y, step=step)["loss"]
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                step += 1
+                if step >= 60:
+                    break
+        save_checkpoint(path, model=model.eval(), config=cfg, meta=ds.meta)
+    return load_model(path)
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    vae = trained_vae()
+    ds = load_dataset(DataConfig(name="digits", image_size=vae.meta.image_size))
+    return vae, ds
+
+
+def make_state(loaded) -> AppState:
+    state = AppState()
+    state.vae, state.dataset = loaded
+    return state
+
+
+def viewport_pos(panel, x: float, y: float):
+    return panel.plot.mapFromScene(panel.view.mapViewToScene(QPointF(x, y)))
+
+
+def wait_idle(qtbot, panel, timeout=60000):
+    qtbot.waitUntil(lambda: not any(w.is_running() for w in panel._workers), timeout=timeout)
+
+
+def screenshot(widget, name: str) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / name
+    assert widget.grab().save(str(path), "PNG")
+    return path
+
+
+# ---- latent map ------------------------------------------------------------------------------------------------------
+
+def open_map(qtbot, loaded):
+    from explorer.panels.latent_map import LatentMapPanel
+
+    state = AppState()
+    panel = LatentMapPanel(state)
+    qtbot.addWidget(panel)
+    panel.method_box.setCurrentText("PCA")     # UMAP has its own test in tests/core (slow cold numba import)
+    panel.resize(1100, 650)
+    panel.show()
+    state.set_vae(loaded[0])
+    state.set_dataset(loaded[1])
+    qtbot.waitUntil(lambda: panel.xy is not None, timeout=60000)
+    wait_idle(qtbot, panel)
+    qtbot.wait(50)
+    return state, panel
+
+
+def test_map_click_point_and_empty_space(qtbot, loaded, tmp_path):
+    state, panel = open_map(qtbot, loaded)
+    n = len(loaded[1].test)
+    assert panel.xy.shape == (n, 2) and panel.projection_shown == "pca"
+    assert len(panel._items) == 10 and sum(len(i) for i in panel._class_index) == n
+
+    # click on a data point (the real mouse path through pyqtgraph's scene)
+    i = int(np.argmin(np.linalg.norm(panel.xy - np.median(panel.xy, 0), axis=1)))
+    with qtbot.waitSignal(state.imageSelected, timeout=2000) as sig:
+        qtbot.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(panel, *panel.xy[i]))
+    assert sig.args[0] == "test"
+    hit = sig.args[1]
+    assert np.linalg.norm(panel.xy[hit] - panel.xy[i]) < 1e-3 * np.ptp(panel.xy) + 1e-6 or hit == i
+    assert panel.selected == hit
+    assert np.array_equal(panel.image_view.image(), panel._images[hit])
+    lat = panel.latents
+    assert np.array_equal(panel.recon_view.image(), decode_latents(loaded[0].model, lat.mu[hit:hit + 1],
+                                                                   int(lat.labels[hit]))[0])
+    assert panel.neighbours.count() == 8
+    assert len(panel._bar_item.opts["height"]) == lat.mu.shape[1]
+
+    # click empty space: the decode under the cursor, flagged far from data
+    lo, hi = panel.view.viewRange()
+    corner = (lo[1] - 0.03 * (lo[1] - lo[0]), hi[0] + 0.03 * (hi[1] - hi[0]))   # bottom right (legend: top left)
+    d = panel.mapper.distance_to_data(np.array([corner]))[0]
+    qtbot.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(panel, *corner))
+    assert panel.selected is None and panel.query is not None
+    np.testing.assert_allclose(panel.query, corner, rtol=0.05, atol=0.05 * np.ptp(panel.xy))
+    z = panel.mapper.latent_at(panel.query[None])
+    label = int(panel.mapper.label_at(panel.query[None])[0])
+    assert np.array_equal(panel.recon_view.image(), decode_latents(loaded[0].model, z, label)[0])
+    assert "distance to data" in panel.info.text()
+    assert ("FAR FROM DATA" in panel.info.text()) == (d > 3.0)
+
+    # decode as a chosen class
+    panel.decode_as.setCurrentIndex(1 + 7)
+    assert np.array_equal(panel.recon_view.image(), decode_latents(loaded[0].model, z, 7)[0])
+
+    # send the current latent to interpolation
+    with qtbot.waitSignal(panel.sendToInterpolation, timeout=1000) as sent:
+        panel.send_btn.click()
+    assert sent.args[0].shape == (lat.mu.shape[1],) and sent.args[1] == 7
+
+    # hover a point: thumbnail of image + reconstruction
+    panel._on_hover(panel.view.mapViewToScene(QPointF(*panel.xy[i])))
+    assert panel.hover_label.isVisible() and panel.hover_index is not None
+    panel._on_hover(panel.view.mapViewToScene(QPointF(*corner)))
+    assert not panel.hover_label.isVisible()
+
+    # a hidden class (legend toggle) is not clickable any more
+    cls = int(lat.labels[hit])
+    panel._items[cls].setVisible(False)
+    panel.click_view(QPointF(*panel.xy[hit]))
+    assert panel.selected != hit
+
+    # colour by KL / by a latent dimension
+    panel.colour_box.setCurrentText("KL")
+    assert panel.colour_values() is lat.kl
+    panel.colour_box.setCurrentText("latent dimension")
+    panel.dim_box.setValue(1)
+    np.testing.assert_array_equal(panel.colour_values(), lat.mu[:, 1])
+    panel.colour_box.setCurrentText("class")
+
+    panel._items[cls].setVisible(True)
+    panel.select_point(i)
+    screenshot(panel, "latent_map.png")
+    out = tmp_path / "map.png"
+    panel.export_png(str(out))
+    assert Image.open(out).size[0] > 100
+    panel.shutdown()
+
+
+def test_map_sweep_is_rate_limited_and_ends_on_the_last_position(qtbot, loaded):
+    _, panel = open_map(qtbot, loaded)
+    lo, hi = panel.xy.min(0), panel.xy.max(0)
+    path = np.linspace(lo, hi, 60)
+    before = panel._sweep.calls
+    for p in path[:-1]:
+        panel._on_sweep(QPointF(*p), False)
+    panel._on_sweep(QPointF(*path[-1]), True)
+    assert panel._sweep.calls - before < 60            # drag events arrive faster than decodes are made
+    np.testing.assert_allclose(panel.query, path[-1], rtol=1e-6)
+    panel.shutdown()
+
+
+def test_map_projection_worker_cancel_keeps_pca(qtbot, loaded, monkeypatch):
+    import explorer.panels.latent_map as lm
+
+    def slow_job(loaded_model, mu, method, split, seed, progress=None, should_stop=None):
+        for k in range(2000):
+            if should_stop():
+                return None
+            progress(k, 2000)
+            time.sleep(0.005)
+        return np.zeros((len(mu), 2), np.float32)
+
+    _, panel = open_map(qtbot, loaded)
+    monkeypatch.setattr(lm, "_project_job", slow_job)
+    panel.method_box.setCurrentText("UMAP")
+    qtbot.waitUntil(lambda: panel.progress.value() > 0, timeout=10000)
+    assert panel.cancel_btn.isEnabled()
+    panel.cancel_btn.click()
+    wait_idle(qtbot, panel)
+    assert panel.projection_shown == "pca" and panel.xy is not None and "cancelled" in panel.status.text()
+
+    # and a projection that completes replaces PCA
+    monkeypatch.setattr(lm, "_project_job", lambda *a, progress=None, should_stop=None:
+                        np.asarray(a[1][:, :2], np.float32) * 2)
+    panel.method_box.setCurrentText("t-SNE")
+    qtbot.waitUntil(lambda: panel.projection_shown == "tsne", timeout=10000)
+    np.testing.assert_allclose(panel.xy, panel.latents.mu[:, :2] * 2)
+    panel.shutdown()
+
+
+# ---- sampler ---------------------------------------------------------------------------------------------------------
+
+def test_sampler_grid_select_send_and_export(qtbot, loaded, tmp_path):
+    from explorer.panels.sampler import SamplerPanel
+
+    state = make_state(loaded)
+    panel = SamplerPanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    panel.show()
+    size, ch = loaded[0].meta.image_size, loaded[0].meta.channels
+    assert panel.images.shape == (100, size, size, ch)
+    first = panel.images.copy()
+    panel.temperature.setValue(50)
+    assert not np.array_equal(first, panel.images)
+    panel.temperature.setValue(100)
+    np.testing.assert_array_equal(first, panel.images)          # same seed and temperature: same grid
+    panel.regen_btn.click()
+    assert panel.seed.value() == 1 and not np.array_equal(first, panel.images)
+
+    panel.set_classes([2, 5])
+    assert panel.images.shape[0] == 20 and panel.grid.rows == 2
+    panel.same_noise.setChecked(True)
+    panel.set_classes([4, 4] if False else [4])
+    assert panel.images.shape[0] == 10
+
+    panel.set_classes(list(range(10)))
+    panel.same_noise.setChecked(True)
+    # clicking a cell (real mouse) shows it large and enables "send to interpolation"
+    rect = panel.grid._cell_rect(13)
+    qtbot.mouseClick(panel.grid, Qt.MouseButton.LeftButton, pos=rect.center())
+    assert panel.selected == 13
+    assert np.array_equal(panel.large.image(), panel.images[13])
+    with qtbot.waitSignal(panel.sendToInterpolation, timeout=1000) as sent:
+        panel.send_btn.click()
+    z, label = sent.args
+    assert label == 1 and z.shape == (loaded[0].model.latent_dim,)
+    assert np.array_equal(decode_latents(loaded[0].model, z[None], label)[0], panel.images[13])
+
+    screenshot(panel, "sampler.png")
+    out = tmp_path / "grid.png"
+    panel.export_png(str(out))
+    im = Image.open(out)
+    im.load()
+    assert im.format == "PNG" and im.size[0] > 50
+    panel.shutdown()
+
+
+# ---- interpolation ---------------------------------------------------------------------------------------------------
+
+def open_interp(qtbot, loaded):
+    from explorer.panels.interpolate import InterpolatePanel
+
+    state = make_state(loaded)
+    panel = InterpolatePanel(state)
+    qtbot.addWidget(panel)
+    panel.resize(1100, 600)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.latents is not None, timeout=60000)
+    wait_idle(qtbot, panel)
+    return state, panel
+
+
+def test_interpolation_slider_traversal_and_exports(qtbot, loaded, tmp_path):
+    state, panel = open_interp(qtbot, loaded)
+    model, lat = loaded[0].model, panel.latents
+    panel.index[0].setValue(3)
+    panel.index[1].setValue(40)
+    panel._live.flush_now()
+    start = panel.current.copy()
+    assert np.array_equal(start, decode_latents(model, lat.mu[3:4], int(lat.labels[3]))[0])
+    panel.t_slider.setValue(1000)
+    panel._live.flush_now()
+    assert np.abs(panel.current.astype(int) - decode_latents(model, lat.mu[40:41], int(lat.labels[40]))[0]).max() <= 1
+    assert panel.strip.shape[0] == 10 and panel.strip_grid.count() == 10
+
+    # slider drag: decodes are rate-limited and the last value wins
+    before = panel._live.calls
+    for v in range(0, 1001, 10):
+        panel.t_slider.setValue(v)
+    panel.t_slider.setValue(500)
+    qtbot.wait(60)
+    assert panel._live.calls - before < 100
+    assert panel.t_label.text() == "t = 0.50"
+
+    # traversal sliders: ordered by KL, moving one changes the live image
+    dims = panel.slider_dims()
+    kl = lat.kl_per_dim
+    assert sorted(dims) == list(range(len(kl))) and np.all(np.diff(kl[dims]) <= 0)
+    mid = panel.current.copy()
+    panel.dim_slider(dims[0]).setValue(300)
+    panel._live.flush_now()
+    assert panel.offsets[dims[0]] == pytest.approx(3.0)
+    assert not np.array_equal(mid, panel.current)
+    panel.reset_offsets()
+    assert not panel.offsets.any()
+
+    # exports
+    png, gif = tmp_path / "strip.png", tmp_path / "walk.gif"
+    panel.export_strip_png(str(png))
+    panel.export_gif(str(gif), frames=6)
+    with Image.open(png) as im:
+        assert im.format == "PNG" and im.size[0] == 10 * im.size[1]
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 10
+
+    # class morph at the same z
+    panel.mode.setCurrentIndex(1)
+    panel.cls[0].setCurrentIndex(0)
+    panel.cls[1].setCurrentIndex(6)
+    panel.t_slider.setValue(1000)
+    panel._live.flush_now()
+    assert np.abs(panel.current.astype(int) - decode_latents(model, panel.z[0][None], 6)[0]).max() <= 1
+    screenshot(panel, "interpolate.png")
+    panel.shutdown()
+
+
+def test_interpolation_endpoints_from_other_panels(qtbot, loaded):
+    state, panel = open_interp(qtbot, loaded)
+    lat = panel.latents
+    state.imageSelected.emit("test", 11)
+    state.imageSelected.emit("test", 22)
+    assert (panel.index[0].value(), panel.index[1].value()) == (11, 22)
+    np.testing.assert_array_equal(panel.z[1], lat.mu[22])
+    z = np.full(lat.mu.shape[1], 0.5, np.float32)
+    panel.receive_latent(z, 4)
+    np.testing.assert_array_equal(panel.z[0], z)
+    assert panel.y[0] == 4 and panel.cls[0].currentIndex() == 4
+    panel.t_slider.setValue(0)
+    panel._live.flush_now()
+    assert np.array_equal(panel.current, decode_latents(loaded[0].model, z[None], 4)[0])
+    panel.shutdown()
+
+
+def test_sampler_compare_with_diffusion(qtbot, loaded):
+    """The side-by-side diffusion grid (a tiny untrained model: this checks the plumbing, worker and timing)."""
+    from core.config import DiffusionConfig
+    from explorer.panels.sampler import SamplerPanel
+
+    vae, ds = loaded
+    cfg = DiffusionConfig(base_channels=8, levels=1, timesteps=10, sample_steps=2, sampler="ddim")
+    torch.manual_seed(0)
+    diff = LoadedModel(model=build_model(cfg, ds.meta).eval(), config=Config(model=cfg), meta=ds.meta, path=None,
+                       step=0, epoch=0)
+    state = make_state(loaded)
+    panel = SamplerPanel(state)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert not panel.compare.isEnabled()
+    state.set_diffusion(diff)
+    assert panel.compare.isEnabled()
+    panel.columns.setValue(3)
+    panel.set_classes([1, 4])
+    panel.compare.setChecked(True)
+    qtbot.waitUntil(lambda: panel.diff_grid.count() == 6, timeout=120000)
+    assert "samples in" in panel.diff_title.text() and "VAE:" in panel.diff_title.text()
+    assert panel.diff_grid.rows == 2
+    panel.compare.setChecked(False)
+    assert not panel.diff_box.isVisible()
+    panel.shutdown()
+
+
+def test_hidden_map_does_no_work_until_shown(qtbot, loaded):
+    from explorer.panels.latent_map import LatentMapPanel
+
+    state = make_state(loaded)
+    panel = LatentMapPanel(state)
+    qtbot.addWidget(panel)
+    panel.method_box.setCurrentText("PCA")
+    state.vaeChanged.emit()
+    assert not panel._workers and panel.latents is None      # a hidden tab encodes nothing (and starts no UMAP)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.xy is not None, timeout=60000)
+    wait_idle(qtbot, panel)
+    assert panel.projection_shown == "pca"
+    panel.shutdown()
+
+
+def test_main_window_sends_a_sampler_latent_to_interpolation(qtbot, monkeypatch):
+    """The hand-off between panels: 'send to interpolation' in the sampler reaches the interpolation panel."""
+    from explorer.main_window import MainWindow
+    from explorer.state import AppState
+
+    received = []
+    from explorer.panels import interpolate as interpolate_module
+
+    monkeypatch.setattr(interpolate_module.InterpolatePanel, "receive_latent",
+                        lambda self, z, label: received.append((z, label)))
+    window = MainWindow(AppState(), defer_panels=False)
+    qtbot.addWidget(window)
+    z = np.zeros(4, np.float32)
+    window.panels["sampler"].sendToInterpolation.emit(z, 3)
+    assert len(received) == 1 and received[0][1] == 3
+    assert window.tabs.currentWidget() is window.panels["interpolate"]
