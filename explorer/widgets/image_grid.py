@@ -110,8 +110,10 @@ class ImageGrid(QWidget):
         fm = self.fontMetrics()
         return max(fm.horizontalAdvance(s) for s in self._row_labels) + 8
 
-    def _layout(self) -> tuple[int, QRect]:
-        """(integer scale, rectangle the mosaic is painted into) for the current widget size."""
+    def _layout(self) -> tuple[float, QRect]:
+        """(scale, rectangle the mosaic is painted into) for the current widget size. Large scales are whole numbers
+        (every source pixel the same size); below 4x a fractional scale fills the space, since a 16 px digit drawn
+        at 1x in a 300 px box is unreadable."""
         if self._mosaic is None:
             return 1, QRect()
         _, h, w, _ = self._images.shape
@@ -119,8 +121,9 @@ class ImageGrid(QWidget):
         cap = self._CAPTION_H if self._captions else 0
         avail_w = max(1, self.width() - self._label_width() - (cols - 1) * g)
         avail_h = max(1, self.height() - (rows - 1) * g - rows * cap)
-        scale = max(1, min(avail_w // (cols * w), avail_h // (rows * h)))
-        cell_w, cell_h = w * scale, h * scale + cap
+        fit = min(avail_w / (cols * w), avail_h / (rows * h))
+        scale = float(int(fit)) if fit >= 4 else max(1.0, fit)
+        cell_w, cell_h = int(w * scale), int(h * scale) + cap
         total_w = cols * cell_w + (cols - 1) * g
         total_h = rows * cell_h + (rows - 1) * g
         left = self._label_width() + max(0, (self.width() - self._label_width() - total_w) // 2)
@@ -133,7 +136,8 @@ class ImageGrid(QWidget):
         g = self._GAP
         cap = self._CAPTION_H if self._captions else 0
         r, c = divmod(index, self._columns)
-        return QRect(area.left() + c * (w * scale + g), area.top() + r * (h * scale + cap + g), w * scale, h * scale)
+        cw, ch = int(w * scale), int(h * scale)
+        return QRect(area.left() + c * (cw + g), area.top() + r * (ch + cap + g), cw, ch)
 
     def index_at(self, pos: QPoint) -> int:
         """The image index under a widget position, or -1."""

@@ -41,6 +41,8 @@ class Series:
         self.smooth = np.empty(capacity, np.float64) if ema is not None else None
         self.alpha = ema
         self.n = 0
+        self._ema = 0.0        # EMA started at zero, divided by its weight: no lag towards the first value
+        self._ema_weight = 0.0
 
     def append(self, x: float, y: float) -> None:
         if self.n == len(self.x):
@@ -52,13 +54,17 @@ class Series:
         self.x[self.n] = x
         self.y[self.n] = y
         if self.smooth is not None:
-            prev = self.smooth[self.n - 1] if self.n else y
-            # EMA that ignores non-finite values instead of being poisoned by one.
-            self.smooth[self.n] = prev + self.alpha * (y - prev) if math.isfinite(y) else prev
+            # Bias-corrected EMA (as TensorBoard's smoothing): early points are not dragged towards the first value.
+            # Non-finite values are ignored instead of poisoning the curve.
+            if math.isfinite(y):
+                self._ema += self.alpha * (y - self._ema)
+                self._ema_weight += self.alpha * (1.0 - self._ema_weight)
+            self.smooth[self.n] = self._ema / self._ema_weight if self._ema_weight else y
         self.n += 1
 
     def clear(self) -> None:
         self.n = 0
+        self._ema = self._ema_weight = 0.0
 
     @property
     def xs(self) -> np.ndarray:

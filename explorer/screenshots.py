@@ -1,0 +1,76 @@
+"""Screenshots of every panel with the bundled models, as a user sees them (for the README and for looking).
+
+    QT_QPA_PLATFORM=offscreen python -m explorer.screenshots resources/screenshots [--epochs 3]
+
+Opens the window on the bundled digits and models, visits each tab (letting its background work finish), trains the
+digits preset for a few epochs on the Train tab, and saves one PNG per panel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+
+def _wait(app, condition, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        app.processEvents()
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of the digits preset trained on the Train tab")
+    parser.add_argument("--settle", type=float, default=4.0, help="seconds each panel gets for its background work")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.main_window import MainWindow
+    from explorer.state import AppState
+
+    app = QApplication.instance() or QApplication([])
+    state = AppState()
+    window = MainWindow(state, defer_panels=True)
+    window.resize(1400, 900)
+    window.show()
+    window.load_initial()
+    if not _wait(app, lambda: state.vae is not None and state.dataset is not None, 120):
+        print("the bundled model or dataset did not load", file=sys.stderr)
+        return 1
+
+    names = ["train", "latent-map", "sampler", "interpolate", "restore"]
+    for index, name in enumerate(names[1:], start=1):
+        window.tabs.setCurrentIndex(index)
+        panel = window.tabs.currentWidget()
+        _wait(app, lambda: False, args.settle)
+        for button in ("run_button", "restore_button"):   # panels with a "run" action: show a result, not a blank
+            if hasattr(panel, button):
+                getattr(panel, button).click()
+                _wait(app, lambda: False, args.settle)
+        window.grab().save(str(args.out / f"{name}.png"))
+
+    window.tabs.setCurrentIndex(0)
+    panel = window.train_panel
+    panel.train_form.set_field("epochs", args.epochs)
+    panel.start_training()
+    _wait(app, lambda: panel.mode == "idle", 600)
+    panel.redraw()
+    _wait(app, lambda: False, 0.5)
+    window.grab().save(str(args.out / "train.png"))
+    window.close()
+    app.processEvents()
+    print("saved", ", ".join(f"{n}.png" for n in names), "in", args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
