@@ -52,6 +52,9 @@ class VAEConfig:
     residual: bool = opt(True, "residual connections around each block (the reference study had none)")
     conditional: bool = opt(True, "condition on the class label")
     conditioning: str = opt("add", "how the label enters the latent", choices=("add", "concat"))
+    stage_labels: str = opt("none", "also feed the label to each decoder stage: none (the study's: only through the "
+                            "latent), bias (a learned per-class bias per channel) or film (per-class scale and bias)",
+                            choices=("none", "bias", "film"))
     likelihood: str = opt("bernoulli", "pixel likelihood", choices=("bernoulli", "gaussian", "discretized"))
     beta: float = opt(1.0, "weight of the KL term (beta-VAE)", low=0.0, high=100.0)
     kl_warmup_steps: int = opt(0, "steps over which beta ramps up from 0", low=0)

@@ -171,7 +171,10 @@ class Worker(QObject):
         """Wait for the thread to end (seconds; None = forever). True when it has ended. Delivers pending signals."""
         if self._thread is None:
             return True
-        ok = self._thread.wait(-1 if timeout is None else max(0, int(timeout * 1000)))
+        if timeout is None:
+            ok = self._thread.wait()   # QThread.wait(-1) overflows its unsigned argument in some PySide6 versions
+        else:
+            ok = self._thread.wait(max(0, int(timeout * 1000)))
         if ok:
             # Deliver the events the runner queued before it ended (e.g. CheckpointSaved, RunEnded) right now, so a
             # caller that joins sees the same final state as one that waited for `finished`.

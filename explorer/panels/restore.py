@@ -1,0 +1,485 @@
+"""Denoise / Enhance: corrupt a test image (or an image file), then compare every restorer side by side.
+
+One row: clean | corrupted | VAE | VAE refined | diffusion | classical, each with PSNR / SSIM against the clean image
+and the seconds it took; a toggle shows |restored - clean| instead. Below, the batch evaluation over N test images
+(`core.restore.batch_evaluate`) fills a table that can be saved as CSV or JSON.
+
+All restoration runs on a worker thread (`core.restore.restore_row` is an iterator yielding one restorer's result at
+a time, so the row fills in as they finish); the GUI thread only converts the numpy copies it receives into pixels.
+diffusers is imported by the diffusion model on that worker thread, never here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.corruptions import CORRUPTIONS, STRENGTHS
+from core.errors import UserError
+from core.events import Progress
+from explorer.state import AppState
+from explorer.widgets.dialogs import show_error
+from explorer.widgets.image_grid import ImageGrid
+from explorer.worker import Worker
+
+COLUMNS = (("clean", "clean"), ("corrupted", "corrupted"), ("vae", "VAE"), ("vae-refined", "VAE refined"),
+           ("diffusion", "diffusion"), ("classical", "classical"))
+TABLE_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
+                "seconds_per_image")
+DIFF_GAIN = 2.0   # the difference view shows min(1, 2 |x - clean|)
+
+
+def to_uint8_hwc(img: np.ndarray) -> np.ndarray:
+    """float [0, 1] (C, H, W) -> uint8 (H, W, C)."""
+    return (np.clip(np.moveaxis(img, 0, -1), 0, 1) * 255).round().astype(np.uint8)
+
+
+class _Cell(QWidget):
+    """One image of the row with its title and metrics underneath."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel(f"<b>{title}</b>")
+        self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.grid = ImageGrid()
+        self.grid.setMinimumSize(96, 96)
+        self.info = QLabel("–")
+        self.info.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info.setFixedHeight(3 * self.info.fontMetrics().lineSpacing() + 6)   # same height in every cell
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(2, 2, 2, 2)
+        lay.addWidget(self.title)
+        lay.addWidget(self.grid, 1)
+        lay.addWidget(self.info)
+        self.image: np.ndarray | None = None      # float (C, H, W) in [0, 1]
+
+    def clear(self, text: str = "–") -> None:
+        self.image = None
+        self.grid.clear()
+        self.info.setText(text)
+
+
+class RestorePanel(QWidget):
+    def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.worker: Worker | None = None
+        self.batch_worker: Worker | None = None
+        self.rows: list[dict[str, Any]] = []
+        self._file_image: np.ndarray | None = None    # float (C, H, W) from "Open image..."
+        self._split = "test"
+        self._pending_restorer = ""
+
+        # ---- controls
+        self.index = QSpinBox()
+        self.index.setRange(0, 0)
+        self.index.setToolTip("index of the image in the dataset's test split")
+        self.open_button = QPushButton("Open image…")
+        self.source_label = QLabel("test image")
+        self.corruption = QComboBox()
+        self.corruption.addItems(CORRUPTIONS)
+        self.strength = QDoubleSpinBox()
+        self.strength.setDecimals(2)
+        self.strength.setSingleStep(0.05)
+        self.strength_unit = QLabel()
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 1_000_000)
+        self.refine_steps = QSpinBox()
+        self.refine_steps.setRange(1, 2000)
+        self.refine_steps.setValue(100)
+        self.diffusion_samples = QSpinBox()
+        self.diffusion_samples.setRange(1, 64)
+        self.diffusion_samples.setValue(4)
+        self.diffusion_samples.setToolTip("diffusion restorations averaged (an estimate of the posterior mean)")
+        self.run_button = QPushButton("Restore")
+        self.cancel_button = QPushButton("Cancel")
+        self.diff_toggle = QCheckBox(f"difference |x − clean| × {DIFF_GAIN:g}")
+        self.export_button = QPushButton("Export PNG…")
+        self.progress = QProgressBar()
+        self.progress.setTextVisible(True)
+        self.status = QLabel()
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        src = QHBoxLayout()
+        src.addWidget(self.index)
+        src.addWidget(self.open_button)
+        src.addWidget(self.source_label, 1)
+        form.addRow("Image", src)
+        cor = QHBoxLayout()
+        cor.addWidget(self.corruption)
+        cor.addWidget(QLabel("strength"))
+        cor.addWidget(self.strength)
+        cor.addWidget(self.strength_unit)
+        cor.addWidget(QLabel("seed"))
+        cor.addWidget(self.seed)
+        cor.addStretch(1)
+        form.addRow("Corruption", cor)
+        opts = QHBoxLayout()
+        opts.addWidget(QLabel("refinement steps"))
+        opts.addWidget(self.refine_steps)
+        opts.addWidget(QLabel("diffusion samples"))
+        opts.addWidget(self.diffusion_samples)
+        opts.addStretch(1)
+        form.addRow("Restorers", opts)
+        buttons = QHBoxLayout()
+        for w in (self.run_button, self.cancel_button, self.diff_toggle, self.export_button):
+            buttons.addWidget(w)
+        buttons.addWidget(self.progress, 1)
+
+        self.cells = {key: _Cell(title) for key, title in COLUMNS}
+        self.row_widget = QWidget()
+        row = QHBoxLayout(self.row_widget)
+        row.setContentsMargins(0, 0, 0, 0)
+        for cell in self.cells.values():
+            row.addWidget(cell, 1)
+
+        # ---- batch evaluation
+        self.batch_n = QSpinBox()
+        self.batch_n.setRange(1, 10_000)
+        self.batch_n.setValue(50)
+        self.batch_all = QCheckBox("all corruptions (their default strengths)")
+        self.batch_button = QPushButton("Run batch evaluation")
+        self.batch_cancel = QPushButton("Cancel")
+        self.save_table_button = QPushButton("Save table…")
+        self.batch_progress = QProgressBar()
+        self.table = QTableWidget(0, len(TABLE_FIELDS))
+        self.table.setHorizontalHeaderLabels(["corruption", "strength", "restorer", "n", "PSNR", "± PSNR", "SSIM",
+                                              "± SSIM", "s / image"])
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        batch_box = QGroupBox("Batch evaluation (test split)")
+        bl = QVBoxLayout(batch_box)
+        bh = QHBoxLayout()
+        bh.addWidget(QLabel("images"))
+        bh.addWidget(self.batch_n)
+        bh.addWidget(self.batch_all)
+        bh.addWidget(self.batch_button)
+        bh.addWidget(self.batch_cancel)
+        bh.addWidget(self.save_table_button)
+        bh.addWidget(self.batch_progress, 1)
+        bl.addLayout(bh)
+        bl.addWidget(self.table, 1)
+
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addLayout(buttons)
+        lay.addWidget(self.row_widget, 2)
+        lay.addWidget(self.status)
+        lay.addWidget(batch_box, 1)
+
+        # ---- wiring
+        self.corruption.currentTextChanged.connect(self._on_corruption)
+        self.run_button.clicked.connect(self.run_restore)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.batch_cancel.clicked.connect(self.cancel)
+        self.diff_toggle.toggled.connect(lambda _: self._redraw_all())
+        self.export_button.clicked.connect(self._ask_export)
+        self.open_button.clicked.connect(self._ask_open)
+        self.batch_button.clicked.connect(self.run_batch)
+        self.save_table_button.clicked.connect(self._ask_save_table)
+        self.index.valueChanged.connect(self._on_index)
+        state.datasetChanged.connect(self._on_dataset)
+        state.imageSelected.connect(self.select_image)
+        state.vaeChanged.connect(self._update_buttons)
+        state.diffusionChanged.connect(self._update_buttons)
+        self._on_corruption(self.corruption.currentText())
+        self._on_dataset()
+
+    # ------------------------------------------------------------------------------------------------ inputs
+    def _on_corruption(self, name: str) -> None:
+        default, low, high, unit = STRENGTHS[name]
+        self.strength.setRange(low, high)
+        self.strength.setValue(default)
+        self.strength.setEnabled(low != high)
+        self.strength_unit.setText(unit)
+
+    def _on_dataset(self) -> None:
+        ds = self.state.dataset
+        n = len(ds.test) if ds is not None else 0
+        self.index.setRange(0, max(0, n - 1))
+        self._update_buttons()
+        self._show_clean()
+
+    def _on_index(self, _value: int) -> None:
+        self._file_image = None
+        self._split = "test"
+        self._show_clean()
+
+    @Slot(str, int)
+    def select_image(self, split: str, index: int) -> None:
+        """Follow another panel's choice (state.imageSelected)."""
+        ds = self.state.dataset
+        if ds is None or split not in ("train", "val", "test") or not 0 <= index < len(ds.split(split)):
+            return
+        self._file_image = None
+        self._split = split
+        self.index.blockSignals(True)
+        self.index.setRange(0, max(0, len(ds.split(split)) - 1))
+        self.index.setValue(index)
+        self.index.blockSignals(False)
+        self._show_clean()
+
+    def _target_shape(self) -> tuple[int, int]:
+        """(channels, size) the loaded models (or the dataset) expect."""
+        for source in (self.state.vae, self.state.diffusion):
+            if source is not None:
+                return int(source.meta.channels), int(source.meta.image_size)
+        if self.state.dataset is not None:
+            return int(self.state.dataset.meta.channels), int(self.state.dataset.meta.image_size)
+        return 1, 16
+
+    def load_image_file(self, path: str) -> None:
+        """Open an image file, converted to the models' channels and resized to their size."""
+        from PIL import Image, UnidentifiedImageError
+
+        channels, size = self._target_shape()
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.LANCZOS)
+                arr = np.asarray(im, dtype=np.float32) / 255.0
+        except (OSError, UnidentifiedImageError) as e:
+            raise UserError(f"could not read {path} as an image ({e}); choose a PNG, JPEG or similar file") from None
+        self._file_image = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+        self.source_label.setText(Path(path).name)
+        self._show_clean()
+
+    def clean_image(self) -> np.ndarray | None:
+        """The chosen clean image, float (C, H, W) in [0, 1], or None when there is nothing to pick from."""
+        if self._file_image is not None:
+            return self._file_image
+        ds = self.state.dataset
+        if ds is None or len(ds.split(self._split)) == 0:
+            return None
+        img = ds.split(self._split).images[self.index.value()].cpu().numpy()
+        return img.astype(np.float32) / 255.0
+
+    def _show_clean(self) -> None:
+        for cell in self.cells.values():
+            cell.clear()
+        img = self.clean_image()
+        if img is None:
+            self.cells["clean"].info.setText("no dataset loaded")
+            return
+        if self._file_image is None:
+            self.source_label.setText(f"{self._split} image {self.index.value()}")
+        self._set_cell("clean", img, "reference")
+
+    # ------------------------------------------------------------------------------------------------ restore
+    def run_restore(self) -> None:
+        img = self.clean_image()
+        if img is None:
+            show_error(self, "No image to restore: load a dataset (File menu) or open an image file.")
+            return
+        if self.busy():
+            return
+        import torch
+
+        from core.restore import restore_row
+
+        self._show_clean()
+        vae, diffusion = self.state.vae, self.state.diffusion
+        if vae is not None and (vae.meta.channels, vae.meta.image_size) != img.shape[:2]:
+            vae = None
+        if diffusion is not None and (diffusion.meta.channels, diffusion.meta.image_size) != img.shape[:2]:
+            diffusion = None
+        for key, model in (("vae", vae), ("vae-refined", vae), ("diffusion", diffusion)):
+            self.cells[key].info.setText("working…" if model is not None else "no model loaded")
+        self.cells["corrupted"].info.setText("working…")
+        self.cells["classical"].info.setText("working…")
+        clean = torch.from_numpy(img.copy())[None]
+        self.worker = Worker(restore_row, clean, self.corruption.currentText(), self.strength.value(), vae=vae,
+                             diffusion=diffusion, seed=self.seed.value(), refine_steps=self.refine_steps.value(),
+                             diffusion_samples=self.diffusion_samples.value(), task="restore")
+        self.worker.event.connect(self._on_restore_event)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.finished.connect(self._on_finished)
+        self.progress.setRange(0, 0)
+        self.status.setText("restoring…")
+        self.worker.start()
+        self._update_buttons()
+
+    @Slot(object)
+    def _on_restore_event(self, item: Any) -> None:
+        if isinstance(item, Progress):
+            self.progress.setRange(0, item.total)
+            self.progress.setValue(item.done)
+            return
+        key = item["restorer"]
+        if key.startswith("classical"):
+            method = key.partition(":")[2]
+            self.cells["classical"].title.setText(f"<b>classical</b> ({method})")
+            key = "classical"
+        text = f"PSNR {item['psnr'][0]:.2f} dB\nSSIM {item['ssim'][0]:.3f}"
+        if key != "corrupted":
+            text += f"\n{item['seconds']:.3f} s"
+        self._set_cell(key, item["images"][0], text)
+
+    def _set_cell(self, key: str, img: np.ndarray, text: str) -> None:
+        cell = self.cells[key]
+        cell.image = img
+        cell.info.setText(text)
+        self._redraw(key)
+
+    def _redraw(self, key: str) -> None:
+        cell, clean = self.cells[key], self.cells["clean"].image
+        if cell.image is None:
+            return
+        shown = cell.image
+        if self.diff_toggle.isChecked() and clean is not None and key != "clean" and clean.shape == shown.shape:
+            shown = np.minimum(1.0, DIFF_GAIN * np.abs(shown - clean))
+        cell.grid.set_images(to_uint8_hwc(shown)[None], columns=1)
+
+    def _redraw_all(self) -> None:
+        for key in self.cells:
+            self._redraw(key)
+
+    # ------------------------------------------------------------------------------------------------ batch
+    def run_batch(self) -> None:
+        ds = self.state.dataset
+        if ds is None:
+            show_error(self, "No dataset loaded: the batch evaluation uses its test split (File menu → dataset).")
+            return
+        if self.busy():
+            return
+        from core.restore import batch_evaluate
+
+        vae, diffusion = self.state.vae, self.state.diffusion
+        shape = (ds.meta.channels, ds.meta.image_size)
+        if vae is not None and (vae.meta.channels, vae.meta.image_size) != shape:
+            vae = None
+        if diffusion is not None and (diffusion.meta.channels, diffusion.meta.image_size) != shape:
+            diffusion = None
+        all_c = self.batch_all.isChecked()
+        self.batch_worker = Worker(batch_evaluate, vae, diffusion, ds,
+                                   corruptions=list(CORRUPTIONS) if all_c else [self.corruption.currentText()],
+                                   strengths=None if all_c else [self.strength.value()], n_images=self.batch_n.value(),
+                                   seed=self.seed.value(), refine_steps=self.refine_steps.value(),
+                                   diffusion_samples=self.diffusion_samples.value(), task="restore-eval",
+                                   iterate=False)   # the returned list of rows is one result, not events
+        self.batch_worker.event.connect(self._on_batch_progress)
+        self.batch_worker.result.connect(self.show_rows)
+        self.batch_worker.failed.connect(self._on_failed)
+        self.batch_worker.finished.connect(self._on_finished)
+        self.batch_progress.setRange(0, 0)
+        self.status.setText("batch evaluation running…")
+        self.batch_worker.start()
+        self._update_buttons()
+
+    @Slot(object)
+    def _on_batch_progress(self, item: Any) -> None:
+        if isinstance(item, Progress):
+            self.batch_progress.setRange(0, item.total)
+            self.batch_progress.setValue(item.done)
+
+    @Slot(object)
+    def show_rows(self, rows: Any) -> None:
+        self.rows = list(rows or [])
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            for c, key in enumerate(TABLE_FIELDS):
+                v = row.get(key)
+                text = f"{v:.4f}" if key == "seconds_per_image" else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                item = QTableWidgetItem(text)
+                if isinstance(v, (int, float)):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    def save_table(self, path: str) -> None:
+        from core.restore import write_csv, write_json
+
+        if not self.rows:
+            raise UserError("there is no table to save yet: run the batch evaluation first")
+        (write_json if path.lower().endswith(".json") else write_csv)(self.rows, path)
+
+    # ------------------------------------------------------------------------------------------------ workers
+    def busy(self) -> bool:
+        return any(w is not None and w.is_running() for w in (self.worker, self.batch_worker))
+
+    def cancel(self) -> None:
+        for w in (self.worker, self.batch_worker):
+            if w is not None and w.is_running():
+                w.stop()
+        self.status.setText("cancelling…")
+
+    @Slot(str, str)
+    def _on_failed(self, message: str, details: str) -> None:
+        self.status.setText(f"failed: {message}")
+        show_error(self, message, details)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        stopped = any(w is not None and w.stop_requested for w in (self.worker, self.batch_worker))
+        for bar in (self.progress, self.batch_progress):
+            if bar.maximum() == 0:
+                bar.setRange(0, 1)
+                bar.setValue(0 if stopped else 1)
+        if not self.busy():
+            self.status.setText("cancelled" if stopped else "done")
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        busy = self.busy()
+        has_data = self.state.dataset is not None or self._file_image is not None
+        self.run_button.setEnabled(not busy and has_data)
+        self.batch_button.setEnabled(not busy and self.state.dataset is not None)
+        self.cancel_button.setEnabled(busy)
+        self.batch_cancel.setEnabled(busy)
+
+    def shutdown(self) -> None:
+        for w in (self.worker, self.batch_worker):
+            if w is not None:
+                w.stop()
+        for w in (self.worker, self.batch_worker):
+            if w is not None:
+                w.join(60)    # steps are short: a stopped worker ends within one model call
+
+    # ------------------------------------------------------------------------------------------------ files
+    def export_png(self, path: str) -> None:
+        """The row (with its captions) as shown."""
+        if not self.row_widget.grab().save(path, "PNG"):
+            raise UserError(f"could not write {path}: check the folder exists and is writable")
+
+    def _ask_export(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the row as PNG", "restore.png", "PNG images (*.png)")
+        if path:
+            self._guard(self.export_png, path)
+
+    def _ask_open(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open an image", "", "Images (*.png *.jpg *.jpeg *.bmp *.gif "
+                                              "*.tif *.tiff *.webp);;All files (*)")
+        if path:
+            self._guard(self.load_image_file, path)
+
+    def _ask_save_table(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the table", "restore-eval.csv", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            self._guard(self.save_table, path)
+
+    def _guard(self, fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except UserError as e:
+            show_error(self, str(e))
