@@ -1,7 +1,10 @@
 """`vae-explorer train`: settings from preset / config file / flags / --set, a progress bar over Trainer.run().
 
 Ctrl-C asks the Trainer to stop (it saves an "interrupt" checkpoint) and exits 130 with the resume command; a second
-Ctrl-C aborts at once. A UserError while setting up exits 2 like a bad flag; a run that fails later exits 1 with its
+Ctrl-C aborts at once. Under torchrun (see core.distributed) every rank runs this command; rank 0 alone prints, and
+SIGTERM, which torchrun forwards when it is itself told to stop, stops the run like Ctrl-C.
+
+A UserError while setting up exits 2 like a bad flag; a run that fails later exits 1 with its
 reason (out of memory: with the advice to use a smaller batch; the last checkpoint is kept).
 """
 
@@ -14,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from core import distributed
 from core.cli import EXIT_FAILED, EXIT_INTERRUPTED, PROG, TRAIN_FLAGS, _fail, _one_line
 from core.config import MODEL_CONFIGS, Config, preset, with_overrides
 from core.errors import UserError
@@ -99,7 +103,8 @@ def train_command(args: argparse.Namespace) -> int:
     else:
         run_dir = _new_run_dir(cfg)
     trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
-    quiet = args.quiet
+    main_rank = distributed.is_main_process()
+    quiet = args.quiet or not main_rank
     err = sys.stderr
 
     def say(text: str, stream: TextIO = err) -> None:
@@ -116,12 +121,15 @@ def train_command(args: argparse.Namespace) -> int:
             raise KeyboardInterrupt
         interrupted = True
         trainer.stop()
-        say("stopping after this step and saving a checkpoint (Ctrl-C again to abort without saving)")
+        if main_rank:
+            say("stopping after this step and saving a checkpoint (Ctrl-C again to abort without saving)")
 
     try:
         previous = signal.signal(signal.SIGINT, on_sigint)
     except ValueError:           # not the main thread (e.g. an embedding application): no handler
         previous = None
+    term_handled = previous is not None and trainer.dist is not None
+    previous_term = signal.signal(signal.SIGTERM, on_sigint) if term_handled else None
     bar = None
     started = False
     user_errors: list[str] = []   # LogMessage errors that carry a UserError's message (no traceback)
@@ -175,6 +183,10 @@ def train_command(args: argparse.Namespace) -> int:
             bar.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+        if term_handled:
+            signal.signal(signal.SIGTERM, previous_term or signal.SIG_DFL)
+    if not main_rank and end is not None and end.status != "failed":   # rank 0 reports; a failure is said by all
+        return EXIT_INTERRUPTED if end.status == "stopped" else 0
     return _report_end(end, checkpoints, cfg, run_dir, interrupted)
 
 

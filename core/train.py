@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core import distributed
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import Config
 from core.errors import UserError
@@ -106,10 +107,14 @@ class Trainer:
             raise UserError(f"cannot resume: no checkpoint file at {self.resume_path}")
         if run_dir is None and self.resume_path is not None and self.resume_path.parent.name == "checkpoints":
             run_dir = self.resume_path.parent.parent   # resuming continues in the checkpoint's own run folder
-        self.run_dir = Path(run_dir) if run_dir else None
+        self.dist = distributed.from_env()   # None unless torchrun started several processes
+        self.run_dir = Path(run_dir) if run_dir and (self.dist is None or self.dist.is_main) else None
         self.dataset = dataset
         self.threads = config.train.threads if threads is None else threads
         self.device = resolve_device(config.train.device)
+        if self.dist is not None:
+            self.device = self.dist.pick_device(self.device)
+        self._stop_agreed = False   # distributed runs: the stop flag all ranks agreed on at the last step
         self._stop = threading.Event()
         self._unpaused = threading.Event()
         self._unpaused.set()
@@ -144,8 +149,10 @@ class Trainer:
     # ------------------------------------------------------------------------------------------- the run
     def run(self) -> Iterator[Event]:
         prev_threads = torch.get_num_threads()
+        together = False   # distributed: True when this rank ended the run at the same point as the others
         try:
             yield from self._run()
+            together = True
         except Exception as e:  # anything else is a bug or a broken environment: report it, keep the caller alive
             reason = str(e) or type(e).__name__
             if not isinstance(e, UserError):
@@ -156,6 +163,9 @@ class Trainer:
             yield self._emit(RunEnded("failed", reason, self.step, self.epoch, self.best, self.last_checkpoint))
         finally:
             torch.set_num_threads(prev_threads)
+            if self.dist is not None:
+                self.loss_fn = None   # the DDP wrapper goes before its process group
+                self.dist.close(self.model, together=together)
             if self._log_file is not None:
                 self._log_file.close()
                 self._log_file = None
@@ -171,6 +181,8 @@ class Trainer:
     def _setup(self) -> Iterator[Event]:
         if self.threads and self.threads > 0:
             torch.set_num_threads(int(self.threads))
+        if self.dist is not None:
+            self.dist.start(self.device)
         ck = load_checkpoint(self.resume_path) if self.resume_path else None
         warnings = []
         if ck is not None and (ck.config.model != self.config.model or ck.config.data != self.config.data):
@@ -179,7 +191,8 @@ class Trainer:
         if self.dataset is None:
             from core.data import load_dataset
 
-            self.dataset = load_dataset(self.config.data, self.device)
+            with self.dist.main_first() if self.dist is not None else contextlib.nullcontext():  # one download
+                self.dataset = load_dataset(self.config.data, self.device)
         ds = self.dataset
         self.train_split, self.val_split = ds.train.to(self.device), ds.val.to(self.device)
         if len(self.train_split) == 0:
@@ -194,6 +207,8 @@ class Trainer:
         self.model = model
         self.ema = _EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+        if self.dist is not None:
+            self.dist.seed_rng(tc.seed)
         if ck is not None:
             model.load_state_dict(ck.model_state)
             if self.ema is not None:
@@ -212,6 +227,9 @@ class Trainer:
                 states = [st[k] for k in sorted(st) if k.startswith("cuda.")]
                 if states:
                     torch.cuda.set_rng_state_all(states)
+            if self.dist is not None:
+                self.dist.restore_rng(st, tc.seed)
+        self.loss_fn = model.loss if self.dist is None else self.dist.wrap(model)
         if self.run_dir is not None:
             (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
@@ -227,6 +245,8 @@ class Trainer:
             desc = f"{self.device} {torch.cuda.get_device_name(self.device)}"
         else:
             desc = str(self.device)
+        if self.dist is not None:
+            desc = self.dist.describe(desc)
         yield self._emit(RunStarted(str(self.run_dir) if self.run_dir else None, self.config.to_dict(),
                                     ds.meta.to_dict(), desc, self.total_steps, self.steps_per_epoch, self.step))
         for w in warnings:
@@ -264,21 +284,26 @@ class Trainer:
                     if not self._stop.is_set():
                         yield self._emit(LogMessage("info", "resumed", self.step))
                     t_log, step_log = time.perf_counter(), self.step
-                if self._stop.is_set():
+                if self._stopping():
                     yield from self._save("interrupt")
                     yield self._emit(RunEnded("stopped", "stopped by the user", self.step, self.epoch, self.best,
                                               self.last_checkpoint))
                     return
+                if self.dist is not None:
+                    xb, yb = self.dist.shard(xb, yb)
                 x = as_float(xb)
                 if cuda:
                     x = x.contiguous(memory_format=torch.channels_last)
                 with autocast():
-                    out = model.loss(x, yb, step=self.step)
+                    out = self.loss_fn(x, yb, step=self.step)
                 loss = out["loss"]
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                (loss if self.dist is None else self.dist.weighted(loss)).backward()
                 grads = [p.grad for p in params if p.grad is not None]
                 norm = torch.nn.utils.get_total_norm(grads)
+                if self.dist is not None:   # whole-batch metrics, and the stop flag all ranks act on
+                    out, self._stop_agreed = self.dist.reduce_step(out, self._stop.is_set())
+                    loss = out["loss"]
                 if bool(torch.isfinite(loss) & torch.isfinite(norm)):   # the one sync per step
                     if tc.grad_clip > 0:
                         torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
@@ -333,6 +358,10 @@ class Trainer:
                                   self.epoch, self.best, self.last_checkpoint))
 
     # ------------------------------------------------------------------------------------------- per epoch
+    def _stopping(self) -> bool:
+        """A distributed run stops only where all ranks agreed to (else one rank would wait for the others forever)."""
+        return self._stop.is_set() if self.dist is None else self._stop_agreed
+
     @property
     def eval_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.model
@@ -341,7 +370,10 @@ class Trainer:
         tc = self.config.train
         model = self.eval_model
         model.eval()
-        val, kl_dims = self._validate(model)
+        # Distributed: rank 0 validates on the whole split and sends the result, so the numbers are those a single
+        # process reports for these weights, and all ranks take the same best / early-stopping decisions.
+        val, kl_dims = (self._validate(model) if self.dist is None
+                        else self.dist.from_main(lambda: self._validate(model)))
         scores = val or train_metrics
         if "elbo" in scores:
             score, better = scores["elbo"], (lambda a, b: a > b)
@@ -357,7 +389,8 @@ class Trainer:
         if is_best:
             yield from self._save("best", val)
         last_epoch = epoch >= tc.epochs or self.step >= self.total_steps
-        if tc.preview_every and (epoch % tc.preview_every == 0 or last_epoch):
+        previews_here = self.dist is None or self.dist.is_main   # distributed: rank 0 draws them
+        if tc.preview_every and (epoch % tc.preview_every == 0 or last_epoch) and previews_here:
             yield self._preview(model, epoch)
         yield ModelSnapshot(epoch, self.step, self.config.to_dict(), self.dataset.meta.to_dict(),
                             {k: v.detach().float().cpu().numpy().copy() if v.is_floating_point()
@@ -366,7 +399,7 @@ class Trainer:
             yield self._emit(RunEnded("early_stopped", f"validation has not improved for {self.bad_epochs} epochs",
                                       self.step, self.epoch, self.best, self.last_checkpoint))
             return True
-        if self._stop.is_set() and not last_epoch:
+        if self._stopping() and not last_epoch:
             yield self._emit(RunEnded("stopped", "stopped by the user", self.step, self.epoch, self.best,
                                       self.last_checkpoint))
             return True
@@ -403,6 +436,7 @@ class Trainer:
         return val, (None if kl_sum is None else (kl_sum / n).float().cpu().numpy())
 
     def _save(self, tag: str, metrics: dict[str, float] | None = None) -> Iterator[Event]:
+        ranks_rng = self.dist.rng_states() if self.dist is not None else {}   # a collective: before rank 0 returns
         if self.run_dir is None:
             return
         name = "best" if tag == "best" else "last"
@@ -412,6 +446,7 @@ class Trainer:
         if self.device.type == "cuda":
             for i, s in enumerate(torch.cuda.get_rng_state_all()):
                 state[f"cuda.{i:02d}"] = s
+        state.update(ranks_rng)
         path = save_checkpoint(self.run_dir / "checkpoints" / f"{name}.safetensors", model=self.model,
                                config=self.config, meta=self.dataset.meta,
                                ema=self.ema.module if self.ema is not None else None, optimizer=self.optimizer,
