@@ -20,7 +20,7 @@ import math
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +41,11 @@ from core.events import (
     RunEnded,
     RunStarted,
     StepMetrics,
-    from_record,
     to_record,
 )
 from core.models import build_model
+from core.run_folder import follow_run, make_preview, save_preview_png  # noqa: F401 - follow_run re-exported
 
-PREVIEW_PER_CLASS = 8
-PREVIEW_MAX_CLASSES = 10
-PREVIEW_RECONSTRUCTIONS = 8
 VAL_BATCH = 512
 
 
@@ -74,11 +71,6 @@ def resolve_device(name: str) -> torch.device:
 def batch_order_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator that shuffles epoch `epoch` (1-based): a function of (seed, epoch) only, for exact resume."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
-    """float [0, 1] (B, C, H, W) -> uint8 numpy (B, H, W, C)."""
-    return (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
 class _EMA:
@@ -455,81 +447,9 @@ class Trainer:
             self.last_checkpoint = str(path)
         yield self._emit(CheckpointSaved(str(path), self.step, self.epoch, tag))
 
-    @torch.no_grad()
     def _preview(self, model: torch.nn.Module, epoch: int) -> Preview:
-        nc = getattr(model, "num_classes", 0)
-        per_row = PREVIEW_PER_CLASS
-        labels = (torch.arange(min(nc, PREVIEW_MAX_CLASSES)).repeat_interleave(per_row) if nc
-                  else torch.zeros(per_row * per_row, dtype=torch.long))
-        gen = torch.Generator().manual_seed(self.config.train.seed + 777)   # same noise every epoch
-        samples = to_uint8_nhwc(model.sample(labels.to(self.device), generator=gen))
-        originals = recons = None
         split = self.val_split if len(self.val_split) else self.train_split
-        if hasattr(model, "reconstruct"):
-            from core.data import as_float
-
-            xb, yb = next(iter(split.batches(PREVIEW_RECONSTRUCTIONS, shuffle=False)))
-            originals = to_uint8_nhwc(as_float(xb))
-            recons = to_uint8_nhwc(model.reconstruct(as_float(xb), yb))
-        ev = Preview(epoch, self.step, samples, labels.numpy(), originals, recons)
+        ev = make_preview(model, split, epoch=epoch, step=self.step, seed=self.config.train.seed, device=self.device)
         if self.run_dir is not None:
             save_preview_png(ev, self.run_dir / "samples" / f"epoch-{epoch:04d}.png")
         return ev
-
-
-def save_preview_png(ev: Preview, path: Path, columns: int = PREVIEW_PER_CLASS) -> None:
-    """Samples one row per class, then (when present) a row of originals and a row of their reconstructions."""
-    from PIL import Image
-
-    rows = [ev.samples]
-    if ev.originals is not None and ev.reconstructions is not None:
-        rows += [ev.originals, ev.reconstructions]
-    h, w, c = ev.samples.shape[1:]
-    tiles = np.concatenate(rows)
-    n_rows = sum(math.ceil(len(r) / columns) for r in rows)
-    grid = np.zeros((n_rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.uint8)
-    r0 = 0
-    for block in rows:
-        for j, img in enumerate(block):
-            r, col = r0 + j // columns, j % columns
-            grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = img
-        r0 += math.ceil(len(block) / columns)
-    del tiles
-    Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
-
-
-def follow_run(run_dir: str | Path, *, poll_s: float = 0.5,
-               should_stop: Callable[[], bool] | None = None) -> Iterator[Event]:
-    """Tail `run_dir/metrics.jsonl` that another process writes: yield each event as its line appears.
-
-    Ends when the newest record read is a RunEnded (a resumed run appends after an earlier RunEnded, so an old end
-    does not stop the tail) or when should_stop() is true. Half-written lines wait for their newline.
-    """
-    path = Path(run_dir) / "metrics.jsonl"
-    should_stop = should_stop or (lambda: False)
-    while not path.exists():
-        if should_stop():
-            return
-        time.sleep(poll_s)
-    buffer = ""
-    ended = False
-    with open(path, encoding="utf-8") as f:
-        while True:
-            chunk = f.read()
-            if chunk:
-                buffer += chunk
-                *lines, buffer = buffer.split("\n")
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    try:
-                        event = from_record(json.loads(line))
-                    except json.JSONDecodeError:
-                        continue
-                    if event is not None:
-                        ended = isinstance(event, RunEnded)
-                        yield event
-                continue
-            if ended or should_stop():
-                return
-            time.sleep(poll_s)

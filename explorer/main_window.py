@@ -71,7 +71,8 @@ def _load_startup(path: str | None) -> dict[str, Any]:
     if torch.cuda.is_available():
         out["device"] = f"CUDA: {torch.cuda.get_device_name(0)}"
     else:
-        out["device"] = f"CPU, {torch.get_num_threads()} threads"
+        n = torch.get_num_threads()
+        out["device"] = f"CPU, {n} thread{'s' if n != 1 else ''}"
     try:
         out["dataset"] = load_dataset(DataConfig())
     except Exception as exc:  # noqa: BLE001 - reported in the window, start-up goes on

@@ -195,3 +195,23 @@ def test_follow_run_sees_lines_appended_by_another_writer(tmp_path):
     assert seen[1].metrics == {"loss": 1.0}
     stopped = list(follow_run(tmp_path / "never", poll_s=0.01, should_stop=lambda: True))
     assert stopped == []
+
+
+def test_follow_run_shows_the_newest_model_and_a_preview(tmp_path):
+    """Following a finished run folder yields what the in-process Trainer yields for the dashboard: a snapshot of the
+    newest checkpoint and a sample preview (with reconstructions of the run's validation images), before the end."""
+    from core.config import Config, DataConfig, TrainConfig, VAEConfig
+    from core.events import ModelSnapshot, Preview, RunEnded
+
+    config = Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=4, width=8),
+                    TrainConfig(epochs=2, batch_size=128, log_every=5, preview_every=0))
+    for _ in Trainer(config, run_dir=tmp_path).run():
+        pass
+    events = list(follow_run(tmp_path, poll_s=0.01))
+    assert isinstance(events[-1], RunEnded)
+    snapshots = [e for e in events if isinstance(e, ModelSnapshot)]
+    previews = [e for e in events if isinstance(e, Preview)]
+    assert len(snapshots) == 1 and snapshots[0].epoch == 2   # only the newest checkpoint is loaded
+    assert len(previews) == 1
+    assert previews[0].samples.shape == (80, 16, 16, 1) and previews[0].reconstructions.shape == (8, 16, 16, 1)
+    assert not any(isinstance(e, ModelSnapshot) for e in follow_run(tmp_path, poll_s=0.01, models=False))

@@ -1,0 +1,163 @@
+"""A run folder seen from outside the process that trains: preview pictures, and following a run live.
+
+The Trainer writes `metrics.jsonl` (one event record per line, flushed), `checkpoints/` and `samples/`. `follow_run`
+tails that folder from another process (the GUI following a `vae-explorer train` or a torchrun job on a shared disk)
+and yields the same events the Trainer yields in-process, including a model snapshot and a sample preview for each
+new checkpoint, so the dashboard looks the same either way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.errors import UserError
+from core.events import CheckpointSaved, Event, LogMessage, ModelSnapshot, Preview, RunEnded, from_record
+
+PREVIEW_PER_CLASS = 8
+PREVIEW_MAX_CLASSES = 10
+PREVIEW_RECONSTRUCTIONS = 8
+
+
+def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
+    """[0, 1] float (B, C, H, W) on any device -> uint8 (B, H, W, C) numpy copy."""
+    x = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy().copy()
+
+
+@torch.no_grad()
+def make_preview(model: torch.nn.Module, split, *, epoch: int, step: int, seed: int,
+                 device: torch.device | str = "cpu") -> Preview:
+    """Class-conditional samples (one row per class, the same noise every time) and, for models that reconstruct,
+    the first images of `split` (None: no data at hand) with their reconstructions."""
+    nc = getattr(model, "num_classes", 0)
+    labels = (torch.arange(min(nc, PREVIEW_MAX_CLASSES)).repeat_interleave(PREVIEW_PER_CLASS) if nc
+              else torch.zeros(PREVIEW_PER_CLASS * PREVIEW_PER_CLASS, dtype=torch.long))
+    gen = torch.Generator().manual_seed(seed + 777)
+    samples = to_uint8_nhwc(model.sample(labels.to(device), generator=gen))
+    originals = recons = None
+    if split is not None and len(split) and hasattr(model, "reconstruct"):
+        from core.data import as_float
+
+        xb, yb = next(iter(split.batches(PREVIEW_RECONSTRUCTIONS, shuffle=False)))
+        xb, yb = as_float(xb.to(device)), yb.to(device)
+        originals = to_uint8_nhwc(xb)
+        recons = to_uint8_nhwc(model.reconstruct(xb, yb))
+    return Preview(epoch, step, samples, labels.numpy(), originals, recons)
+
+
+def save_preview_png(ev: Preview, path: Path, columns: int = PREVIEW_PER_CLASS) -> None:
+    """Samples one row per class, then (when present) a row of originals and a row of their reconstructions."""
+    from PIL import Image
+
+    rows = [ev.samples]
+    if ev.originals is not None and ev.reconstructions is not None:
+        rows += [ev.originals, ev.reconstructions]
+    h, w, c = ev.samples.shape[1:]
+    n_rows = sum(math.ceil(len(r) / columns) for r in rows)
+    grid = np.zeros((n_rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.uint8)
+    r0 = 0
+    for block in rows:
+        for j, img in enumerate(block):
+            r, col = r0 + j // columns, j % columns
+            grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = img
+        r0 += math.ceil(len(block) / columns)
+    Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
+
+
+class _CheckpointViewer:
+    """Turns the newest checkpoint of a followed run into a ModelSnapshot and a Preview (on the follower's thread)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self._split = None
+        self._data_key = None
+
+    def locate(self, ev: CheckpointSaved) -> Path:
+        """The checkpoint file as seen from here: the writer's absolute path may belong to another machine."""
+        path = Path(ev.path)
+        return path if path.is_file() else self.run_dir / "checkpoints" / path.name
+
+    def events(self, ev: CheckpointSaved) -> Iterator[Event]:
+        from core.checkpoint import load_model
+
+        try:
+            loaded = load_model(self.locate(ev))
+        except UserError as err:   # e.g. replaced by a newer one while we read: the next checkpoint will do
+            yield LogMessage("warning", f"could not show checkpoint {ev.path}: {err}", ev.step)
+            return
+        state = {k: v.detach().float().numpy().copy() if v.is_floating_point() else v.detach().numpy().copy()
+                 for k, v in loaded.model.state_dict().items()}
+        yield ModelSnapshot(loaded.epoch, loaded.step, loaded.config.to_dict(), loaded.meta.to_dict(), state)
+        yield make_preview(loaded.model, self._validation_split(loaded), epoch=loaded.epoch, step=loaded.step,
+                           seed=loaded.config.train.seed)
+
+    def _validation_split(self, loaded):
+        """The run's validation images for reconstructions, when its dataset is readable here (else none)."""
+        key = loaded.config.data
+        if key != self._data_key:
+            from core.data import load_dataset
+
+            self._data_key = key
+            try:
+                self._split = load_dataset(key).val
+            except UserError:
+                self._split = None
+        return self._split
+
+
+def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callable[[], bool] | None = None,
+               models: bool = True) -> Iterator[Event]:
+    """Tail `run_dir/metrics.jsonl` that another process writes: yield each event as its line appears.
+
+    With `models`, each time the reader has caught up and a checkpoint was saved since the last look, the newest one is
+    loaded and a ModelSnapshot and a Preview follow (only the newest: replaying a long history loads one checkpoint).
+    Ends when the newest record read is a RunEnded (a resumed run appends after an earlier RunEnded, so an old end
+    does not stop the tail) or when should_stop() is true. Half-written lines wait for their newline.
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / "metrics.jsonl"
+    should_stop = should_stop or (lambda: False)
+    viewer = _CheckpointViewer(run_dir) if models else None
+    newest: CheckpointSaved | None = None
+    while not path.exists():
+        if should_stop():
+            return
+        time.sleep(poll_s)
+    buffer = ""
+    ended = False
+    with open(path, encoding="utf-8") as f:
+        while True:
+            chunk = f.read()
+            if chunk:
+                buffer += chunk
+                *lines, buffer = buffer.split("\n")
+                for line in lines:
+                    if not line.strip():
+                        continue
+                    try:
+                        event = from_record(json.loads(line))
+                    except json.JSONDecodeError:
+                        continue
+                    if event is not None:
+                        ended = isinstance(event, RunEnded)
+                        if isinstance(event, CheckpointSaved):
+                            newest = event
+                        if ended and viewer is not None and newest is not None:   # RunEnded stays the last event
+                            yield from viewer.events(newest)
+                            newest = None
+                        yield event
+                continue
+            if viewer is not None and newest is not None:   # caught up: show the newest model
+                yield from viewer.events(newest)
+                newest = None
+                continue
+            if ended or should_stop():
+                return
+            time.sleep(poll_s)
