@@ -5,15 +5,13 @@ The model is the real ConditionalVAE: the bundled digits model when resources/ h
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import LoadedModel, load_model, save_checkpoint
-from core.config import Config, DataConfig, TrainConfig, VAEConfig
-from core.data import as_float, load_dataset
+from core.checkpoint import LoadedModel
+from core.config import VAEConfig
+from core.data import as_float
 from core.latent import (
     Latents,
     class_morph,
@@ -29,7 +27,6 @@ from core.latent import (
     traverse,
 )
 from core.models import build_model
-from core.paths import bundled_model, cache_dir
 from core.projection import (
     PositionMapper,
     cached_projection,
@@ -41,38 +38,9 @@ from core.projection import (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def trained_vae() -> LoadedModel:
-    """The bundled VAE, or a small ConditionalVAE trained for 60 steps on digits (enough for a structured latent)."""
-    path = bundled_model("vae")
-    if path is not None:
-        return load_model(path)
-    path = cache_dir("test-latent") / "digits-vae-brief.safetensors"
-    if not path.is_file():
-        cfg = Config(data=DataConfig(name="digits", image_size=16),
-                     model=VAEConfig(latent_dim=8, width=8, stages=2), train=TrainConfig(batch_size=64))
-        ds = load_dataset(cfg.data)
-        torch.manual_seed(0)
-        model = build_model(cfg.model, ds.meta)
-        opt = torch.optim.Adam(model.parameters(), 3e-3)
-        g = torch.Generator().manual_seed(0)
-        step = 0
-        while step < 60:
-            for x, y in ds.train.batches(64, shuffle=True, generator=g):
-                loss = model.loss(as_float(x), y, step=step)["loss"]
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-                if step >= 60:
-                    break
-        save_checkpoint(path, model=model.eval(), config=cfg, meta=ds.meta)
-    return load_model(path)
-
-
 @pytest.fixture(scope="module")
-def vae() -> LoadedModel:
-    return trained_vae()
+def vae(bundled_vae) -> LoadedModel:
+    return bundled_vae
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ Screenshots land in test-output/ (look at them)."""
 
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 
@@ -14,49 +13,19 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 
-from core.checkpoint import LoadedModel, load_model, save_checkpoint
-from core.config import Config, DataConfig, TrainConfig, VAEConfig
-from core.data import as_float, load_dataset
+from core.checkpoint import LoadedModel
+from core.config import Config, DataConfig
+from core.data import load_dataset
 from core.latent import decode_latents
 from core.models import build_model
-from core.paths import bundled_model, cache_dir
 from explorer.state import AppState
 
 OUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
-@functools.lru_cache(maxsize=1)
-def trained_vae() -> LoadedModel:
-    """The bundled VAE, or a small ConditionalVAE trained for 60 steps on digits (cached for the session)."""
-    path = bundled_model("vae")
-    if path is not None:
-        return load_model(path)
-    path = cache_dir("test-latent") / "digits-vae-brief.safetensors"
-    if not path.is_file():
-        cfg = Config(data=DataConfig(name="digits", image_size=16),
-                     model=VAEConfig(latent_dim=8, width=8, stages=2), train=TrainConfig(batch_size=64))
-        ds = load_dataset(cfg.data)
-        torch.manual_seed(0)
-        model = build_model(cfg.model, ds.meta)
-        opt = torch.optim.Adam(model.parameters(), 3e-3)
-        g = torch.Generator().manual_seed(0)
-        step = 0
-        while step < 60:
-            for x, y in ds.train.batches(64, shuffle=True, generator=g):
-                loss = model.loss(as_float(x), y, step=step)["loss"]
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                step += 1
-                if step >= 60:
-                    break
-        save_checkpoint(path, model=model.eval(), config=cfg, meta=ds.meta)
-    return load_model(path)
-
-
 @pytest.fixture(scope="module")
-def loaded():
-    vae = trained_vae()
+def loaded(bundled_vae):
+    vae = bundled_vae
     ds = load_dataset(DataConfig(name="digits", image_size=vae.meta.image_size))
     return vae, ds
 
