@@ -53,7 +53,8 @@ class VAEConfig:
     conditional: bool = opt(True, "condition on the class label")
     conditioning: str = opt("add", "how the label enters the latent", choices=("add", "concat"))
     stage_labels: str = opt("none", "also feed the label to each decoder stage: none (the study's: only through the "
-                            "latent), bias (a learned per-class bias per channel) or film (per-class scale and bias)",
+                            "latent), bias (a learned per-class bias per channel) or film (per-class scale and "
+                            "bias); class morphs walk only the latent's label embedding: exact only with none",
                             choices=("none", "bias", "film"))
     likelihood: str = opt("bernoulli", "pixel likelihood", choices=("bernoulli", "gaussian", "discretized"))
     beta: float = opt(1.0, "weight of the KL term (beta-VAE)", low=0.0, high=100.0)
@@ -229,10 +230,13 @@ def _as_dict(obj: Any) -> dict[str, Any]:
 
 # Named presets. `digits` is the default: it trains in seconds on a laptop CPU with no download.
 PRESETS: dict[str, Config] = {
-    # width 16 and beta 0.3: trains in seconds on two CPU cores; beta < 1 buys sharp reconstructions (SSIM > 0.93)
-    # for a little ELBO (still above a plain CVAE's). See bench/bench_default_preset.py.
-    "digits": Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=16, width=16, beta=0.3),
-                     TrainConfig(epochs=20, batch_size=64)),
+    # width 16 and beta 0.3: trains in ~20 s on two CPU cores; beta < 1 buys sharp reconstructions (SSIM > 0.93)
+    # for a little ELBO (still ~2.5 nats above a plain CVAE's). Latent 24 with lr 2e-3 over 24 epochs lifts
+    # conditional accuracy above 99 %; short EMA weights (0.98) smooth the constant-lr epoch-to-epoch noise (+0.7 nats,
+    # +0.006 SSIM). stage_labels stays "none": FiLM scored the same here and would break class morphs (core/latent.py
+    # walks only the label embedding added to z). See bench/bench_default_preset.py.
+    "digits": Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=24, width=16, beta=0.3),
+                     TrainConfig(epochs=24, batch_size=64, lr=2e-3, ema_decay=0.98)),
     "mnist": Config(DataConfig("mnist", image_size=28), VAEConfig(latent_dim=16, width=32),
                     TrainConfig(epochs=20, batch_size=128, early_stopping=5)),
     "fashion-mnist": Config(DataConfig("fashion-mnist", image_size=28), VAEConfig(latent_dim=32, width=32),

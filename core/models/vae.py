@@ -90,6 +90,14 @@ class ConditionalVAE(nn.Module):
             dec += blocks(widths[s])
         dec += [nn.SiLU(), nn.Conv2d(widths[0], self.channels * out_per_channel, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
+        # Optional: the label also enters each decoder stage right after its upsampling, as a per-class bias per
+        # channel ("bias") or a per-class scale and bias ("film"). Zero-initialised, so training starts from the
+        # study's model, where the label reaches the decoder only through the latent.
+        self.stage_labels = cfg.stage_labels if self.num_classes else "none"
+        if self.stage_labels != "none":
+            per = 2 if self.stage_labels == "film" else 1
+            self.dec_stage_label = nn.ModuleList(
+                [nn.Embedding(self.num_classes, per * widths[s]) for s in reversed(range(cfg.stages))])
         self._widths = widths
         self._init_weights()
         if cfg.likelihood == "gaussian":
@@ -110,6 +118,8 @@ class ConditionalVAE(nn.Module):
         for head in (self.mu_head, self.logvar_head):
             with torch.no_grad():
                 head[-1].weight.mul_(0.1)
+        for emb in getattr(self, "dec_stage_label", ()):
+            nn.init.zeros_(emb.weight)
 
     # ---------------------------------------------------------------- shape helpers
     def _pad(self, x: Tensor) -> Tensor:
@@ -149,7 +159,20 @@ class ConditionalVAE(nn.Module):
             e = self.dec_label(y).to(z.dtype)
             z = torch.cat([z, e], dim=1) if self.cfg.conditioning == "concat" else z + e
         h = self.dec_in(z).view(z.shape[0], self._widths[-1], self.bottom, self.bottom)
-        return self._crop(self.decoder(h)).float()
+        if self.stage_labels == "none":
+            return self._crop(self.decoder(h)).float()
+        stage = 0
+        for layer in self.decoder:
+            h = layer(h)
+            if isinstance(layer, nn.ConvTranspose2d):    # the start of a decoder stage: add the label there
+                e = self.dec_stage_label[stage](y).to(h.dtype)[:, :, None, None]
+                if self.stage_labels == "film":
+                    scale, shift = e.chunk(2, dim=1)
+                    h = h * (1 + scale) + shift
+                else:
+                    h = h + e
+                stage += 1
+        return self._crop(h).float()
 
     def _mean(self, raw: Tensor) -> Tensor:
         if self.cfg.likelihood == "discretized":

@@ -118,6 +118,33 @@ def test_unconditional_and_concat_conditioning():
     assert torch.isfinite(concat.loss(torch.rand(2, 1, 16, 16), torch.tensor([1, 2]))["loss"])
 
 
+
+@pytest.mark.parametrize("mode", ["bias", "film"])
+def test_stage_labels_start_as_the_study_model_and_learn_a_per_stage_label_path(mode):
+    torch.manual_seed(0)
+    plain = ConditionalVAE(TINY, meta())
+    torch.manual_seed(0)
+    staged = ConditionalVAE(dataclasses.replace(TINY, stage_labels=mode), meta())
+    assert len(staged.dec_stage_label) == TINY.stages
+    # Zero-initialised label path: at the start it decodes exactly like the study's model (label only via z).
+    missing, unexpected = staged.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("dec_stage_label.") for k in missing)
+    z, y = torch.randn(4, 4), torch.tensor([0, 3, 5, 9])
+    assert torch.allclose(staged.decode(z, y), plain.decode(z, y))
+    # The label path gets gradients and, once non-zero, the label changes the image even with e(y) removed from z.
+    out = staged.loss(torch.rand(4, 1, 16, 16), y)
+    out["loss"].backward()
+    assert all(e.weight.grad is not None and e.weight.grad.abs().sum() > 0 for e in staged.dec_stage_label)
+    with torch.no_grad():
+        for e in staged.dec_stage_label:
+            e.weight.normal_()
+        staged.dec_label[1][-1].weight.zero_()
+        staged.dec_label[1][-1].bias.zero_()
+    assert staged.label_embedding(y).abs().sum() == 0
+    assert not torch.allclose(staged.decode(z, y), staged.decode(z, torch.tensor([1, 1, 1, 1])))
+    # An unconditional model ignores the option.
+    assert build_model(dataclasses.replace(TINY, stage_labels=mode, conditional=False), meta()).stage_labels == "none"
+
 def test_residual_off_like_the_study():
     model = ConditionalVAE(dataclasses.replace(TINY, residual=False), meta())
     assert not any(b.residual for b in model.modules() if hasattr(b, "residual"))
