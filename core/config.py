@@ -91,6 +91,8 @@ class TrainConfig:
     max_steps: int = opt(0, "stop after this many optimiser steps; 0 = no step budget", low=0)
     batch_size: int = opt(64, "images per optimiser step", low=1, high=65536)
     lr: float = opt(1e-3, "Adam learning rate", low=0.0, high=1.0)
+    lr_schedule: str = opt("constant", "learning rate over the run: constant, or cosine decay to zero",
+                           choices=("constant", "cosine"))
     seed: int = opt(0, "seed for weights, batches and sampling noise", low=0)
     device: str = opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     threads: int = opt(0, "CPU threads for torch; 0 = all cores but one when the GUI runs", low=0, high=512)

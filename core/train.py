@@ -68,6 +68,11 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def cosine_lr(base: float, step: int, total_steps: int) -> float:
+    """Cosine decay from `base` at step 0 to 0 at the last step."""
+    return base * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
+
+
 def batch_order_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator that shuffles epoch `epoch` (1-based): a function of (seed, epoch) only, for exact resume."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
@@ -299,6 +304,9 @@ class Trainer:
                 if bool(torch.isfinite(loss) & torch.isfinite(norm)):   # the one sync per step
                     if tc.grad_clip > 0:
                         torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
+                    if tc.lr_schedule == "cosine":   # a function of the step alone: exact resume needs no state
+                        for g in opt.param_groups:
+                            g["lr"] = cosine_lr(tc.lr, self.step, self.total_steps)
                     opt.step()
                     if self.ema is not None:
                         self.ema.update(model)

@@ -215,3 +215,16 @@ def test_follow_run_shows_the_newest_model_and_a_preview(tmp_path):
     assert len(previews) == 1
     assert previews[0].samples.shape == (80, 16, 16, 1) and previews[0].reconstructions.shape == (8, 16, 16, 1)
     assert not any(isinstance(e, ModelSnapshot) for e in follow_run(tmp_path, poll_s=0.01, models=False))
+
+
+def test_cosine_schedule_decays_the_logged_learning_rate(tmp_path):
+    from core.config import Config, DataConfig, TrainConfig, VAEConfig
+    from core.events import StepMetrics
+    from core.train import cosine_lr
+
+    config = Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=4, width=8),
+                    TrainConfig(epochs=2, batch_size=128, log_every=2, preview_every=0, lr=1e-2,
+                                lr_schedule="cosine"))
+    lrs = [e.lr for e in Trainer(config).run() if isinstance(e, StepMetrics)]
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] < 1e-2 and lrs[-1] < 1e-3
+    assert cosine_lr(1.0, 0, 10) == 1.0 and cosine_lr(1.0, 10, 10) == 0.0 and abs(cosine_lr(1.0, 5, 10) - 0.5) < 1e-12
