@@ -68,16 +68,20 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--keep-ema", action="store_true",
+                    help="keep the preset's EMA (a feature the plain loop lacks; off by default for a like-for-like "
+                         "comparison)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     base = preset(args.preset)
-    cfg = dataclasses.replace(base, train=dataclasses.replace(base.train, epochs=args.epochs, device=args.device,
-                                                              preview_every=0))
+    cfg = dataclasses.replace(base, train=dataclasses.replace(
+        base.train, epochs=args.epochs, device=args.device, preview_every=0,
+        ema_decay=base.train.ema_decay if args.keep_ema else 0.0))
     device = resolve_device(args.device)
     ds = load_dataset(cfg.data, device)
     print(f"{args.preset}: batch {cfg.train.batch_size}, {args.epochs} epochs of {len(ds.train)} images on {device}, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, EMA {cfg.train.ema_decay or 'off'}")
     plain, steps, whole = [], [], []
     for r in range(args.repeats):
         plain.append(plain_loop(cfg, ds, device))
