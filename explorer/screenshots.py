@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
         window.tabs.setCurrentIndex(index)
         panel = window.tabs.currentWidget()
         _wait(app, lambda: False, args.settle)
+        if hasattr(panel, "select_point") and getattr(panel, "latents", None) is not None:
+            panel.select_point(0)   # the detail view: image, reconstruction, latent vector, neighbours
+            _wait(app, lambda: False, 0.5)
         for button in ("run_button", "restore_button"):   # panels with a "run" action: show a result, not a blank
             if hasattr(panel, button):
                 getattr(panel, button).click()
