@@ -198,8 +198,10 @@ def _report_end(end: Any, checkpoints: dict[str, str], cfg: Config, run_dir: Pat
     if end.status == "stopped":
         where = checkpoints.get("interrupt") or last
         if where:
+            world = distributed.world_size()
+            launcher = f"torchrun --nproc_per_node {world} -m core.cli" if world > 1 else PROG   # same world: exact
             print(f"{PROG}: interrupted at step {end.step}; checkpoint saved to {where}; resume with: "
-                  f"{PROG} train --resume {where}", file=sys.stderr)
+                  f"{launcher} train --resume {where}", file=sys.stderr)
         else:
             print(f"{PROG}: interrupted at step {end.step} before any checkpoint was written", file=sys.stderr)
         return EXIT_INTERRUPTED
