@@ -43,7 +43,7 @@ default-model: $(VENV)/.installed
 	$(BUNDLE) build/default-vae/checkpoints/best.safetensors resources/digits-vae.safetensors
 	$(BIN)/python -m core.cli eval resources/digits-vae.safetensors --quiet
 	$(BIN)/python -m core.cli train --preset digits-diffusion --seed 0 --out build/default-diffusion --quiet
-	cp build/default-diffusion/checkpoints/best.safetensors resources/digits-diffusion.safetensors
+	$(BUNDLE) build/default-diffusion/checkpoints/best.safetensors resources/digits-diffusion.safetensors
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
