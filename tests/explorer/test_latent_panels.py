@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import shiboken6
 import torch
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
@@ -194,24 +195,43 @@ def test_sampler_grid_select_send_and_export(qtbot, loaded, tmp_path):
     qtbot.addWidget(panel)
     panel.resize(1000, 600)
     panel.show()
+    def settle():   # grids are sampled on a worker: wait for the one of the newest settings
+        qtbot.waitUntil(lambda: not panel.is_sampling(), timeout=20_000)
+
+    settle()
     size, ch = loaded[0].meta.image_size, loaded[0].meta.channels
     assert panel.images.shape == (100, size, size, ch)
     first = panel.images.copy()
     panel.temperature.setValue(50)
+    settle()
     assert not np.array_equal(first, panel.images)
     panel.temperature.setValue(100)
+    settle()
     np.testing.assert_array_equal(first, panel.images)          # same seed and temperature: same grid
     panel.regen_btn.click()
+    settle()
     assert panel.seed.value() == 1 and not np.array_equal(first, panel.images)
 
+    # a burst of slider moves while a grid is being sampled ends with the grid of the newest value
+    for value in (20, 40, 60, 80, 100):
+        panel.temperature.setValue(value)
+    settle()
+    assert panel.status.text().startswith("seed 1, temperature 1.00")
+    panel.seed.setValue(0)
+    settle()
+    np.testing.assert_array_equal(first, panel.images)
+
     panel.set_classes([2, 5])
+    settle()
     assert panel.images.shape[0] == 20 and panel.grid.rows == 2
     panel.same_noise.setChecked(True)
-    panel.set_classes([4, 4] if False else [4])
+    panel.set_classes([4])
+    settle()
     assert panel.images.shape[0] == 10
 
     panel.set_classes(list(range(10)))
     panel.same_noise.setChecked(True)
+    settle()
     # clicking a cell (real mouse) shows it large and enables "send to interpolation"
     rect = panel.grid._cell_rect(13)
     qtbot.mouseClick(panel.grid, Qt.MouseButton.LeftButton, pos=rect.center())
@@ -373,8 +393,11 @@ def test_main_window_sends_a_sampler_latent_to_interpolation(qtbot, monkeypatch)
     monkeypatch.setattr(interpolate_module.InterpolatePanel, "receive_latent",
                         lambda self, z, label: received.append((z, label)))
     window = MainWindow(AppState(), defer_panels=False)
-    qtbot.addWidget(window)
-    z = np.zeros(4, np.float32)
-    window.panels["sampler"].sendToInterpolation.emit(z, 3)
-    assert len(received) == 1 and received[0][1] == 3
-    assert window.tabs.currentWidget() is window.panels["interpolate"]
+    try:
+        z = np.zeros(4, np.float32)
+        window.panels["sampler"].sendToInterpolation.emit(z, 3)
+        assert len(received) == 1 and received[0][1] == 3
+        assert window.tabs.currentWidget() is window.panels["interpolate"]
+    finally:   # close (panels shut down) and delete: later tests look for *the* main window
+        window.close()
+        shiboken6.delete(window)
