@@ -48,6 +48,7 @@ class ImageGrid(QWidget):
         self._captions: list[str] | None = None
         self._mosaic: QImage | None = None     # all cells at scale 1 with gaps, rebuilt on set_images
         self._highlight: int | None = None
+        self._layout_cache: tuple[tuple, tuple[float, QRect]] | None = None   # (key, layout) for the current size
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMinimumSize(64, 64)
 
@@ -67,6 +68,7 @@ class ImageGrid(QWidget):
         self._captions = list(captions) if captions else None
         self._highlight = None
         self._mosaic = self._build_mosaic()
+        self._layout_cache = None
         self.updateGeometry()
         self.update()
 
@@ -113,20 +115,28 @@ class ImageGrid(QWidget):
     def _layout(self) -> tuple[float, QRect]:
         """(scale, rectangle the mosaic is painted into) for the current widget size. Large scales are whole numbers
         (every source pixel the same size); below 4x a fractional scale fills the space, since a 16 px digit drawn
-        at 1x in a 300 px box is unreadable."""
+        at 1x in a 300 px box is unreadable. Cached per size and font: a repaint asks for it once per cell, and
+        measuring the row labels each time made repainting a live preview grid cost ~6 ms of GUI-thread time."""
         if self._mosaic is None:
             return 1, QRect()
+        key = (self.width(), self.height(), self.font().key())
+        if self._layout_cache is None or self._layout_cache[0] != key:
+            self._layout_cache = (key, self._compute_layout())
+        return self._layout_cache[1]
+
+    def _compute_layout(self) -> tuple[float, QRect]:
         _, h, w, _ = self._images.shape
         rows, cols, g = self.rows, self._columns, self._GAP
         cap = self._CAPTION_H if self._captions else 0
-        avail_w = max(1, self.width() - self._label_width() - (cols - 1) * g)
+        label_w = self._label_width()
+        avail_w = max(1, self.width() - label_w - (cols - 1) * g)
         avail_h = max(1, self.height() - (rows - 1) * g - rows * cap)
         fit = min(avail_w / (cols * w), avail_h / (rows * h))
         scale = float(int(fit)) if fit >= 4 else max(1.0, fit)
         cell_w, cell_h = int(w * scale), int(h * scale) + cap
         total_w = cols * cell_w + (cols - 1) * g
         total_h = rows * cell_h + (rows - 1) * g
-        left = self._label_width() + max(0, (self.width() - self._label_width() - total_w) // 2)
+        left = label_w + max(0, (self.width() - label_w - total_w) // 2)
         top = max(0, (self.height() - total_h) // 2)
         return scale, QRect(left, top, total_w, total_h)
 
@@ -171,9 +181,10 @@ class ImageGrid(QWidget):
         text = self.palette().color(QPalette.ColorRole.Text)
         p.setPen(text)
         if self._row_labels:
+            label_w = self._label_width()
             for r, label in enumerate(self._row_labels[: self.rows]):
                 cell = self._cell_rect(r * self._columns)
-                p.drawText(QRect(0, cell.top(), self._label_width() - 4, cell.height()),
+                p.drawText(QRect(0, cell.top(), label_w - 4, cell.height()),
                            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
         if self._captions:
             for i, cap in enumerate(self._captions[: self.count()]):

@@ -276,5 +276,11 @@ def test_image_grid_layout_click_and_export(qtbot, tmp_path):
     assert img.pixelColor(grid._cell_rect(3).center()).red() == 0
     grid.save_png(str(tmp_path / "grid.png"))
     assert (tmp_path / "grid.png").stat().st_size > 0
+    # The layout is cached per size: a bigger widget gets bigger cells, new images a new layout.
+    grid.resize(800, 600)
+    big = grid._cell_rect(4).width()
+    assert big > cell.width()
+    grid.set_images(np.zeros((2, 8, 8, 1), np.uint8), columns=2)    # one row of two: bigger cells again
+    assert grid._cell_rect(1).width() > big
     with pytest.raises(ValueError):
         grid.set_images(np.zeros((2, 8, 8, 1), np.float32), columns=2)
