@@ -15,13 +15,80 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsItem, QWidget
 
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
+PADDING = 0.03    # margin around the data when the view is re-ranged, as a fraction of the data's span
+HEADROOM = 0.25   # extra room on a side the data grew past, so that a growing curve re-ranges only now and then
+
+
+def sticky_range(current: tuple[float, float], data: tuple[float, float], *,
+                 headroom: float = HEADROOM) -> tuple[float, float]:
+    """The view range to show for auto-ranged data spanning `data`, given the range shown now.
+
+    The current range is kept while it holds the data and the data fills at least half of it. Otherwise the view is
+    re-fitted around the data with PADDING, plus HEADROOM on each side the data went past. A live loss curve thus
+    re-ranges its axes a few times per run instead of on every redraw.
+    """
+    lo, hi = current
+    d_lo, d_hi = data
+    span = d_hi - d_lo
+    if span <= 0:   # one value: a unit-wide window around it (pyqtgraph's own choice for flat data)
+        span = abs(d_lo) * 0.1 or 1.0
+        d_lo, d_hi = d_lo - span / 2, d_hi + span / 2
+    widest = 2.0 * span * (1 + 2 * PADDING + headroom)
+    if lo <= d_lo and d_hi <= hi and hi - lo <= widest:
+        return lo, hi
+    too_wide = hi - lo > widest
+    new_lo = d_lo - span * (PADDING + (headroom if d_lo < lo and not too_wide else 0.0))
+    new_hi = d_hi + span * (PADDING + (headroom if d_hi > hi and not too_wide else 0.0))
+    return new_lo, new_hi
+
+
+class StickyViewBox(pg.ViewBox):
+    """A ViewBox whose auto-range moves in steps (`sticky_range`) rather than following the data on every update.
+
+    Why: each change of range re-renders both axes, and with the grid on an axis is painted over the whole plot, so
+    a dashboard that re-ranged on every redraw spent most of its GUI-thread time drawing tick labels (measured with
+    cProfile: QPicture.play was 85% of it). User zoom/pan and the 'A' button behave as in pyqtgraph.
+    """
+
+    def __init__(self, *args, headroom: float = HEADROOM, **kwargs) -> None:
+        self._auto_ranging = False
+        self.headroom = headroom
+        super().__init__(*args, defaultPadding=0.0, **kwargs)   # sticky_range adds the padding
+
+    def updateAutoRange(self) -> None:  # noqa: N802 (pyqtgraph naming)
+        self._auto_ranging = True
+        try:
+            super().updateAutoRange()
+        finally:
+            self._auto_ranging = False
+
+    def setRange(self, rect=None, xRange=None, yRange=None, *args, **kwargs):  # noqa: N802, N803
+        if self._auto_ranging and rect is None:
+            (x0, x1), (y0, y1) = self.viewRange()
+            if xRange is not None:
+                xRange = sticky_range((x0, x1), tuple(xRange), headroom=self.headroom)
+                if xRange == (x0, x1):
+                    xRange = None
+            if yRange is not None:
+                yRange = sticky_range((y0, y1), tuple(yRange), headroom=self.headroom)
+                if yRange == (y0, y1):
+                    yRange = None
+            if xRange is None and yRange is None:
+                return
+        return super().setRange(rect, xRange, yRange, *args, **kwargs)
+
+
 def style_plot(pw: pg.PlotWidget, title: str) -> QColor:
-    """Background, axes and title in the widget palette's colours (so the light and dark looks both read well)."""
+    """Background, axes and title in the widget palette's colours (so the light and dark looks both read well).
+
+    Axes are cached as pixmaps: a curve update repaints the plot area, which (grid lines being part of the axes)
+    replays both axes; from the cache that is a blit instead of re-drawing every tick label.
+    """
     pal = pw.palette()
     bg, fg = pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Text)
     pw.setBackground(bg)
@@ -30,6 +97,7 @@ def style_plot(pw: pg.PlotWidget, title: str) -> QColor:
         ax = item.getAxis(axis)
         ax.setPen(pg.mkPen(fg))
         ax.setTextPen(pg.mkPen(fg))
+        ax.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     item.setTitle(title, color=fg.name())
     return fg
 
@@ -81,7 +149,7 @@ class Series:
 
 class LivePlot(pg.PlotWidget):
     def __init__(self, title: str, *, x_label: str = "step", parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, viewBox=StickyViewBox())
         self.title = title
         self.series: dict[str, Series] = {}
         self._curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem | None]] = {}
@@ -90,7 +158,8 @@ class LivePlot(pg.PlotWidget):
         item.setTitle(title)
         item.setLabel("bottom", x_label)
         item.showGrid(x=True, y=True, alpha=0.2)
-        item.setClipToView(True)
+        # Downsampling keeps long runs cheap to draw. No clip-to-view: with it, pyqtgraph auto-ranges over the clipped
+        # points only, so after a zoom the 'A' button could not bring the whole run back into view.
         item.setDownsampling(auto=True, mode="peak")
         self._legend = None
         self._vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((128, 128, 128, 150), width=1))
@@ -202,7 +271,7 @@ class BarPlot(pg.PlotWidget):
     """Bars (e.g. KL per latent dimension), replaced wholesale on each update."""
 
     def __init__(self, title: str, *, x_label: str = "latent dimension", parent: QWidget | None = None) -> None:
-        super().__init__(parent=parent)
+        super().__init__(parent=parent, viewBox=StickyViewBox(headroom=0.0))
         self.title = title
         self.heights = np.zeros(0, np.float64)
         self._bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=COLORS[0])
