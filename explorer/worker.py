@@ -9,13 +9,21 @@ the three is direct.
 Threading shape: an internal `_Runner` lives on the worker thread and emits into the `Worker`, which stays on the GUI
 thread; Qt queues those emissions, so every public signal of `Worker` fires on the GUI thread and any slot, lambda
 or plain function connected to it runs there. Only the yielded objects cross threads (events hold copies).
+
+Yielded items are coalesced: the runner appends them to a queue and posts one wake-up for the GUI thread only when
+none is pending, and the GUI thread then emits `event` for everything queued. A trainer's end-of-epoch burst
+(summary, preview, snapshot, checkpoint, log lines) so costs the GUI thread one wake-up instead of five. On a 2-core
+machine every wake-up takes a core from training for a moment, so this matters (see bench_gui_responsiveness.py).
 """
 
 from __future__ import annotations
 
 import inspect
+import sys
+import threading
 import traceback
 import weakref
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -25,6 +33,39 @@ from core.errors import UserError
 from core.events import Progress
 
 _LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+_GUI_THREAD_PINNED = False
+
+
+def keep_gui_thread_on_one_torch_thread() -> None:
+    """Make torch run single-threaded on the calling (GUI) thread, once torch is imported; idempotent.
+
+    Why (measured, bench/bench_gui_responsiveness.py on 2 cores): once a thread has run one multi-threaded torch op,
+    its OpenMP team stays alive, and libgomp, counting more threads than cores, then runs every other team
+    "throttled" (idle threads sleep after 1,000 spins instead of ~300,000). Training in a worker thread ran at about
+    half speed after a single multi-threaded op on the GUI thread (1,015 vs 1,982 images/s). The GUI thread's own
+    forward passes are single images, which gain nothing from more threads.
+    """
+    global _GUI_THREAD_PINNED
+    if _GUI_THREAD_PINNED or "torch" not in sys.modules:
+        return
+    import torch
+
+    cores = torch.get_num_threads()   # also runs torch's per-thread set-up now, so it cannot later undo the pin
+    torch.set_num_threads(1)          # this thread, and torch's default for new threads ...
+    _GUI_THREAD_PINNED = True
+    _WORKER_THREADS[0] = _WORKER_THREADS[0] or cores   # ... which each Worker therefore sets for itself
+
+
+_WORKER_THREADS = [0]    # torch threads for a worker thread (0 until the GUI thread is pinned: torch's default)
+
+
+def _set_worker_torch_threads() -> None:
+    if _WORKER_THREADS[0] and "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(_WORKER_THREADS[0])
 
 
 def running_workers() -> list[Worker]:
@@ -41,7 +82,7 @@ def describe_exception(exc: BaseException) -> tuple[str, str]:
 
 
 class _Runner(QObject):
-    event = Signal(object)
+    ready = Signal()          # items are waiting in `queue` (posted once until the GUI thread drains them)
     failed = Signal(str, str)
     result = Signal(object)
     done = Signal()
@@ -49,11 +90,31 @@ class _Runner(QObject):
     def __init__(self, owner: Worker) -> None:
         super().__init__()
         self._owner = owner
+        self.queue: deque[Any] = deque()
+        self.lock = threading.Lock()
+        self.posted = False
+
+    def post(self, item: Any) -> None:
+        """Queue an item for the GUI thread; wake it only if it has not been woken for earlier items yet."""
+        with self.lock:
+            self.queue.append(item)
+            wake, self.posted = not self.posted, True
+        if wake:
+            self.ready.emit()
+
+    def take(self) -> tuple[bool, Any]:
+        """(True, next item) or (False, None) when the queue is empty (then the next post wakes the GUI again)."""
+        with self.lock:
+            if self.queue:
+                return True, self.queue.popleft()
+            self.posted = False
+            return False, None
 
     @Slot()
     def run(self) -> None:
         w = self._owner
         try:
+            _set_worker_torch_threads()
             target: Any = w._target
             if callable(target):
                 target = target(*w._args, **w._kwargs)
@@ -62,7 +123,7 @@ class _Runner(QObject):
             if isinstance(target, Iterator) or (w._iterate and isinstance(target, Iterable)
                                                 and not isinstance(target, (str, bytes, dict))):
                 for item in target:
-                    self.event.emit(item)
+                    self.post(item)
                     # An iterator whose owner knows how to stop (Trainer.stop, should_stop) finishes by itself and
                     # yields its last events (checkpoint saved, run ended); any other one is simply abandoned.
                     if w._stop_requested and not w._cooperative:
@@ -130,19 +191,20 @@ class Worker(QObject):
 
     def _progress(self, done: int, total: int) -> None:
         if self._runner is not None:
-            self._runner.event.emit(Progress(self._task, int(done), int(total)))
+            self._runner.post(Progress(self._task, int(done), int(total)))
 
     # ---- GUI thread -------------------------------------------------------------------------------------------------
     def start(self) -> Worker:
         if self._thread is not None:
             raise RuntimeError("a Worker runs once; make a new one")
+        keep_gui_thread_on_one_torch_thread()
         self._thread = QThread()
         self._thread.setObjectName(f"Worker-{self._task or 'task'}")
         self._runner = _Runner(self)
         self._runner.moveToThread(self._thread)
-        # Signal-to-signal connections to an object of the GUI thread: queued, so they fire on the GUI thread.
-        self._runner.event.connect(self.event)
-        self._runner.result.connect(self.result)
+        # Connections to an object of the GUI thread: queued, so they fire on the GUI thread, in the order emitted.
+        self._runner.ready.connect(self._deliver, Qt.ConnectionType.QueuedConnection)
+        self._runner.result.connect(self._on_result, Qt.ConnectionType.QueuedConnection)
         self._runner.failed.connect(self.failed)
         # Direct: quit must not wait for the GUI event loop, which may be blocked in join().
         self._runner.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
@@ -182,6 +244,23 @@ class Worker(QObject):
             QCoreApplication.sendPostedEvents(self._thread)
             self._on_thread_finished()
         return ok
+
+    @Slot(object)
+    def _on_result(self, value: Any) -> None:
+        keep_gui_thread_on_one_torch_thread()
+        self.result.emit(value)
+
+    @Slot()
+    def _deliver(self) -> None:
+        # One item at a time from the shared queue: a slot that spins a nested event loop (a modal dialog, join())
+        # re-enters here and carries on with the next item, so items are delivered in order exactly once.
+        keep_gui_thread_on_one_torch_thread()   # before any model that arrives is run here
+        runner = self._runner
+        while runner is not None:
+            ok, item = runner.take()
+            if not ok:
+                return
+            self.event.emit(item)
 
     @Slot()
     def _on_thread_finished(self) -> None:

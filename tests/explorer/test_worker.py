@@ -109,3 +109,70 @@ def test_worker_runs_once(qtbot):
     with pytest.raises(RuntimeError):
         w.start()
     assert isinstance(QThread.currentThread(), QThread)
+
+
+def test_a_burst_of_events_wakes_the_gui_thread_once_and_arrives_in_order(qtbot):
+    produced = threading.Event()
+
+    def burst():
+        yield from range(200)
+        produced.set()
+        yield "last"
+
+    w = Worker(burst)
+    wakeups, seen = [], []
+    original = w._deliver
+
+    def counting_deliver():
+        wakeups.append(threading.get_ident())
+        original()
+
+    w._deliver = counting_deliver   # (the queued connection is made in start(), to this attribute)
+    w.event.connect(seen.append)
+    w.start()
+    assert produced.wait(10)        # the GUI thread was busy (here: blocked) while the worker produced
+    with qtbot.waitSignal(w.finished, timeout=10_000):
+        pass
+    assert seen == [*range(200), "last"]
+    assert len(wakeups) <= 3, f"{len(wakeups)} wake-ups for {len(seen)} events"
+    assert set(wakeups) == {threading.get_ident()}
+
+
+def test_a_slot_that_spins_the_event_loop_does_not_reorder_events(qtbot):
+    """A slot showing a modal dialog runs a nested event loop, which delivers the following events re-entrantly."""
+    from PySide6.QtCore import QCoreApplication
+
+    w = Worker(iter(range(30)))
+    seen = []
+
+    def slot(ev):
+        seen.append(ev)
+        if ev == 3:
+            time.sleep(0.05)      # let the worker queue the rest
+            QCoreApplication.processEvents()
+
+    w.event.connect(slot)
+    with qtbot.waitSignal(w.finished, timeout=10_000):
+        w.start()
+    assert seen == list(range(30))
+
+
+def test_gui_thread_runs_torch_on_one_thread_and_workers_on_all(qtbot, monkeypatch):
+    import torch
+
+    import explorer.worker as worker_mod
+
+    monkeypatch.setattr(worker_mod, "_GUI_THREAD_PINNED", False)
+    monkeypatch.setattr(worker_mod, "_WORKER_THREADS", [0])
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)    # the GUI thread with torch's default on a 2-core machine
+    try:
+        w = Worker(torch.get_num_threads)   # runs on the worker thread
+        results = []
+        w.result.connect(results.append)
+        with qtbot.waitSignal(w.finished, timeout=10_000):
+            w.start()
+        assert torch.get_num_threads() == 1   # the GUI thread: single-image decodes need no thread team
+        assert results == [2]                 # workers keep what the GUI thread had
+    finally:
+        torch.set_num_threads(before)
