@@ -95,7 +95,7 @@ class TrainConfig:
                            choices=("constant", "cosine"))
     seed: int = opt(0, "seed for weights, batches and sampling noise", low=0)
     device: str = opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
-    threads: int = opt(0, "CPU threads for torch; 0 = all cores but one when the GUI runs", low=0, high=512)
+    threads: int = opt(0, "CPU threads for torch; 0 = torch's default (one per physical core)", low=0, high=512)
     early_stopping: int = opt(0, "stop when validation has not improved for this many epochs; 0 = off", low=0)
     ema_decay: float = opt(0.0, "decay of the EMA weights; 0 = no EMA", low=0.0, high=1.0)
     grad_clip: float = opt(0.0, "clip the gradient norm to this; 0 = off", low=0.0)

@@ -2,7 +2,8 @@
 
 Training runs `core.train.Trainer.run()` in a `Worker` thread (`_TrainJob` below); following a run folder runs
 `core.train.follow_run()` the same way, read-only. Event slots only append to the plots' preallocated buffers and set
-a flag; a 30 Hz timer redraws what changed and is stopped when nothing runs (plot rate is not event rate). The model
+a flag; a single-shot timer started by the first event after a redraw redraws what changed, at most ~30 times a
+second and never while no events arrive (plot rate is not event rate). The model
 snapshots the trainer yields each epoch are rebuilt into CPU models on the worker thread and handed to AppState, so
 the other panels explore the model while it trains.
 """
@@ -10,7 +11,6 @@ the other panels explore the model while it trains.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 import threading
 import time
@@ -64,11 +64,6 @@ KNOWN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")   # + folder:PA
 REDRAW_MS = 33
 SNAPSHOT_MIN_S = 10.0   # least time between models handed to the other panels during a run
 EMA = 0.2   # smoothing of the per-step curves (weight of the newest point; short runs must not lag much)
-
-
-def gui_threads() -> int:
-    """Torch threads for training while the GUI runs: all cores but one, which stays with the event loop."""
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,7 +163,10 @@ class TrainPanel(QWidget):
         self.first_point_at: float | None = None    # perf_counter of the first loss point (benchmark)
         self.train_pressed_at: float | None = None
 
+        # Single-shot, started by the first event after a redraw: at most ~30 redraws a second, and none (no wake-up
+        # of the GUI thread at all) while no events arrive, e.g. when paused.
         self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
         self._redraw_timer.timeout.connect(self.redraw)
 
@@ -426,7 +424,11 @@ class TrainPanel(QWidget):
         if problem:
             return False
         cfg = self.config()
-        threads = cfg.train.threads or gui_threads()
+        # Training takes every core, as the CLI does. DESIGN.md first left one core to the event loop, but the GUI
+        # thread needs ~5% of one (measured), and on 2 cores the reserved core cost training 30% of its speed
+        # (bench/bench_gui_responsiveness.py: 69% of the CLI's images/s with 1 thread, 91% with 2, the event loop's
+        # p99 20 ms either way).
+        threads = cfg.train.threads or None
         from core.paths import runs_dir
 
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(cfg.data.name.replace("folder:", "")).name or "data")
@@ -442,7 +444,8 @@ class TrainPanel(QWidget):
         self.first_point_at = None
         self._start(Worker(self.job.events, stop=self.job.stop, task="train"), "train")
         where = f"run folder {run_dir}" if run_dir else f"resuming {resume}"
-        self.log(f"training {cfg.model.kind} on {cfg.data.name} with {threads} thread(s); {where}")
+        how = f"{threads} thread(s)" if threads else "torch's default threads"
+        self.log(f"training {cfg.model.kind} on {cfg.data.name} with {how}; {where}")
         return True
 
     def follow_run(self, run_dir: str) -> None:
@@ -469,7 +472,6 @@ class TrainPanel(QWidget):
         worker.failed.connect(self._on_failed)
         worker.finished.connect(self._on_finished)
         worker.start()
-        self._redraw_timer.start()
         self._update_buttons()
 
     def toggle_pause(self) -> None:
@@ -521,6 +523,8 @@ class TrainPanel(QWidget):
     # ---- events -----------------------------------------------------------------------------------------------------
     @Slot(object)
     def handle_event(self, ev: Any) -> None:
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
         if isinstance(ev, StepMetrics):
             self._on_step(ev)
         elif isinstance(ev, EpochSummary):

@@ -281,3 +281,15 @@ def test_resume_from_checkpoint_continues_the_run(panel, qtbot):
     assert "resumed at step" in panel.log_view.toPlainText()
     assert panel.plots["loss"].series["loss"].xs.min() > steps_first   # only the new steps were plotted
     assert panel.plots["val"].series["val loss"].xs.tolist() == [2]
+
+
+def test_events_schedule_one_redraw_and_an_idle_dashboard_has_no_timer_running(panel, qtbot):
+    assert not panel._redraw_timer.isActive()
+    for step in (10, 20, 30):
+        panel.handle_event(StepMetrics(step, 1, {"loss": 1.0 / step}, 1e-3, 100.0, 1.0, 0.5))
+    assert panel._redraw_timer.isActive()
+    qtbot.waitUntil(lambda: not panel._redraw_timer.isActive(), timeout=5_000)   # single-shot: fired once
+    xs, _ = panel.plots["loss"]._curves["loss"][0].getData()
+    np.testing.assert_array_equal(xs, [10, 20, 30])   # that one redraw drew everything that had arrived
+    qtbot.wait(100)
+    assert not panel._redraw_timer.isActive()   # no events, no wake-ups (e.g. while paused)
