@@ -548,6 +548,10 @@ class TrainPanel(QWidget):
                 self._last_error = ev.message
         elif isinstance(ev, RunEnded):
             self.last_status = ev.status
+            total = getattr(self, "_total_steps", 0)
+            fraction = 1.0 if ev.status == "completed" else ev.step / max(1, total)
+            self._set_progress(fraction, f"{ev.status.replace('_', ' ')} at epoch {ev.epoch} · step {ev.step}"
+                                         f"{'/' + str(total) if total else ''}")
             best = f", best val {ev.best_val:.4g}" if ev.best_val is not None else ""
             self.log(f"run {ev.status} at epoch {ev.epoch}, step {ev.step}: {ev.reason}{best}")
             if ev.last_checkpoint:

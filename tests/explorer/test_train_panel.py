@@ -74,6 +74,9 @@ def test_tiny_training_fills_plots_with_the_points_the_events_carried(panel, qtb
     assert panel.mode == "idle" and panel.train_button.isEnabled()
     assert not panel._redraw_timer.isActive()   # idle: no redraw ticks
     assert "epoch 2" in panel.log_view.toPlainText()
+    # The bar ends full even when the last logged step was before the run's last step.
+    assert panel.progress.value() == panel.progress.maximum()
+    assert panel.progress_label.text().startswith("completed at epoch 2")
 
 
 def test_snapshots_reach_the_other_panels_when_they_are_looked_at(panel, qtbot):
