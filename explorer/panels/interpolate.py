@@ -40,25 +40,25 @@ from core.latent import (
     slerp,
     traversal_order,
 )
+from explorer.panels.shown import WorkWhenShown
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView, RateLimiter
-from explorer.worker import Worker
+from explorer.worker import Worker, WorkerGroup
 
 MODES = ("two images", "class morph (same z)")
 TRAVERSE_RANGE = 3.0
 SLIDER_STEPS = 1000
 
 
-class InterpolatePanel(QWidget):
+class InterpolatePanel(WorkWhenShown, QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.latents: Latents | None = None
         self._images: np.ndarray | None = None
         self._split = "test"
-        self._gen = 0
-        self._workers: list[Worker] = []
+        self.workers = WorkerGroup()
         # endpoints: latent and class; "external" latents (from the sampler / map) override the index boxes
         self.z = [np.zeros(1, np.float32), np.zeros(1, np.float32)]
         self.y = [0, 0]
@@ -74,16 +74,6 @@ class InterpolatePanel(QWidget):
         state.datasetChanged.connect(self.reload)
         state.imageSelected.connect(self._on_image_selected)
         self.reload()
-
-    def showEvent(self, event) -> None:  # noqa: N802
-        super().showEvent(event)
-        if getattr(self, "_dirty", False):
-            self.reload()
-
-    def _stop_workers_only(self) -> None:
-        self._gen += 1
-        for w in self._workers:
-            w.stop()
 
     # ---- layout -----------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -188,16 +178,9 @@ class InterpolatePanel(QWidget):
         return None if self.state.vae is None else self.state.vae.model
 
     def reload(self) -> None:
-        if not self.isVisible():
-            # A hidden tab does no work: encoding (and UMAP, whose first import compiles for ~30 s and cannot be
-            # interrupted) waits until the user opens the tab, so start-up and training are not slowed down.
-            self._dirty = True
-            self._stop_workers_only()
+        if self.defer_while_hidden():
             return
-        self._dirty = False
-        self._gen += 1
-        for w in self._workers:
-            w.stop()
+        gen = self.workers.new_generation()
         self.latents = None
         self._images = None
         vae, ds = self.state.vae, self.state.dataset
@@ -220,12 +203,10 @@ class InterpolatePanel(QWidget):
         self.index[1].setValue(min(1, len(split) - 1))
         self.index[1].blockSignals(False)
         self.status.setText(f"encoding the {self._split} split…")
-        gen = self._gen
         w = Worker(encode_split, vae.model, split, batch_size=256, task="encode", iterate=False)
         w.result.connect(lambda lat, gen=gen: self._on_encoded(lat, gen))
         w.failed.connect(lambda msg, _d: self.status.setText(f"failed: {msg}"))
-        w.finished.connect(self._prune)
-        self._workers.append(w)
+        self.workers.add(w)
         w.start()
 
     def _set_enabled(self, on: bool) -> None:
@@ -245,7 +226,7 @@ class InterpolatePanel(QWidget):
             box.blockSignals(False)
 
     def _on_encoded(self, lat: Latents | None, gen: int) -> None:
-        if lat is None or gen != self._gen:
+        if lat is None or gen != self.workers.gen:
             return
         self.latents = lat
         self._external = [False, False]
@@ -257,16 +238,9 @@ class InterpolatePanel(QWidget):
         self.status.setText(f"{active_dims(kl)} of {len(kl)} latent dimensions active (KL > 0.01 nats)")
         self._endpoints_changed()
 
-    def _prune(self) -> None:
-        self._workers = [w for w in self._workers if w.is_running()]
-
     def shutdown(self) -> None:
         self._live.stop()
-        for w in list(self._workers):
-            w.stop()
-        for w in list(self._workers):
-            w.join(30.0)
-        self._workers.clear()
+        self.workers.shutdown()
 
     # ---- endpoints --------------------------------------------------------------------------------------------------
     def _load_endpoint(self, k: int) -> None:

@@ -29,10 +29,11 @@ from PySide6.QtWidgets import (
 
 from core.latent import Latents, decode_latents, encode_split, nearest_neighbours
 from core.projection import PositionMapper, cached_projection, model_key, pca_2d
+from explorer.panels.shown import WorkWhenShown
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid, array_to_qimage
 from explorer.widgets.latent_widgets import PixelView, RateLimiter
-from explorer.worker import Worker
+from explorer.worker import Worker, WorkerGroup
 
 SPLITS = ("test", "val", "train")
 PROJECTIONS = {"UMAP": "umap", "PCA": "pca", "t-SNE": "tsne"}
@@ -66,7 +67,7 @@ class _MapViewBox(pg.ViewBox):
         super().mouseDragEvent(ev, axis)
 
 
-class LatentMapPanel(QWidget):
+class LatentMapPanel(WorkWhenShown, QWidget):
     sendToInterpolation = Signal(object, int)   # (latent z as float32 numpy (D,), class label): wire to Interpolate
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
@@ -80,8 +81,7 @@ class LatentMapPanel(QWidget):
         self.query: np.ndarray | None = None  # last decoded empty-space position
         self._images: np.ndarray | None = None
         self._split = "test"
-        self._gen = 0                         # bumps on every reload; late worker results of older ones are dropped
-        self._workers: list[Worker] = []
+        self.workers = WorkerGroup()          # its generation bumps on every reload; older workers' results are dropped
         self._proj_worker: Worker | None = None
         self._encode_worker: Worker | None = None
         self._items: list[pg.ScatterPlotItem] = []
@@ -92,16 +92,6 @@ class LatentMapPanel(QWidget):
         state.vaeChanged.connect(self.reload)
         state.datasetChanged.connect(self.reload)
         self.reload()
-
-    def showEvent(self, event) -> None:  # noqa: N802
-        super().showEvent(event)
-        if getattr(self, "_dirty", False):
-            self.reload()
-
-    def _stop_workers_only(self) -> None:
-        self._gen += 1
-        for w in self._workers:
-            w.stop()
 
     # ---- layout -----------------------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -211,15 +201,10 @@ class LatentMapPanel(QWidget):
 
     def reload(self) -> None:
         """(Re)encode the chosen split with the current VAE; called on vaeChanged / datasetChanged / split change."""
-        if not self.isVisible():
-            # A hidden tab does no work: encoding (and UMAP, whose first import compiles for ~30 s and cannot be
-            # interrupted) waits until the user opens the tab, so start-up and training are not slowed down.
-            self._dirty = True
-            self._stop_workers_only()
+        if self.defer_while_hidden():
             return
-        self._dirty = False
-        self._gen += 1
-        self._stop_workers()
+        gen = self.workers.new_generation()
+        self._proj_worker = self._encode_worker = None
         self._split = self.split_box.currentText()
         self.latents = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
@@ -237,14 +222,13 @@ class LatentMapPanel(QWidget):
         split = ds.split(self._split)
         self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
         self.status.setText(f"encoding {len(split)} {self._split} images…")
-        gen = self._gen
         w = Worker(encode_split, vae.model, split, batch_size=256, task="encode", iterate=False)
         w.event.connect(self._on_progress)
         w.result.connect(lambda lat, gen=gen: self._on_encoded(lat, gen))
         w.failed.connect(self._on_failed)
         w.finished.connect(self._worker_done)
         self._encode_worker = w
-        self._workers.append(w)
+        self.workers.add(w)
         self.cancel_btn.setEnabled(True)
         w.start()
 
@@ -262,7 +246,7 @@ class LatentMapPanel(QWidget):
         self.decode_as.blockSignals(False)
 
     def _on_encoded(self, lat: Latents | None, gen: int) -> None:
-        if gen != self._gen or lat is None:
+        if gen != self.workers.gen or lat is None:
             return
         self.latents = lat
         self.dim_box.setRange(0, lat.mu.shape[1] - 1)
@@ -281,20 +265,20 @@ class LatentMapPanel(QWidget):
         if method == "pca":
             self._set_xy(pca_2d(self.latents.mu), "pca")
             return
-        gen = self._gen
+        gen = self.workers.gen
         w = Worker(_project_job, self.state.vae, self.latents.mu, method, self._split, 0, task=method, iterate=False)
         w.event.connect(self._on_progress)
         w.result.connect(lambda xy, gen=gen, m=method, w=w: self._on_projected(xy, gen, m, w))
         w.failed.connect(self._on_failed)
         w.finished.connect(self._worker_done)
         self._proj_worker = w
-        self._workers.append(w)
+        self.workers.add(w)
         self.cancel_btn.setEnabled(True)
         self.status.setText(f"PCA shown; computing {self.method_box.currentText()} in the background…")
         w.start()
 
     def _on_projected(self, xy: np.ndarray | None, gen: int, method: str, worker: Worker) -> None:
-        if gen != self._gen or xy is None or worker is not self._proj_worker or self.latents is None:
+        if gen != self.workers.gen or xy is None or worker is not self._proj_worker or self.latents is None:
             return
         self._set_xy(xy, method)
         self.status.setText(f"{self.method_box.currentText()} map of {len(xy)} {self._split} latents")
@@ -311,32 +295,22 @@ class LatentMapPanel(QWidget):
         self.state.statusMessage.emit(f"Latent map: {message}")
 
     def _worker_done(self) -> None:
-        self._workers = [w for w in self._workers if w.is_running()]
-        self.cancel_btn.setEnabled(bool(self._workers))
-        if not self._workers:
+        self.workers.prune()
+        self.cancel_btn.setEnabled(self.workers.busy())
+        if not self.workers.busy():
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
 
     def cancel(self) -> None:
         """Stop the running encode / projection (the map keeps what it shows, e.g. PCA)."""
-        for w in self._workers:
-            w.stop()
+        self.workers.stop_all()
         self._proj_worker = None
         self.status.setText("cancelled; " + (f"showing {self.projection_shown.upper()}" if self.xy is not None
                                              else "nothing encoded"))
 
-    def _stop_workers(self) -> None:
-        for w in self._workers:
-            w.stop()
-        self._proj_worker = self._encode_worker = None
-
     def shutdown(self) -> None:
         self._sweep.stop()
-        for w in list(self._workers):
-            w.stop()
-        for w in list(self._workers):
-            w.join(30.0)
-        self._workers.clear()
+        self.workers.shutdown()
 
     # ---- drawing ----------------------------------------------------------------------------------------------------
     def _clear_plot(self) -> None:

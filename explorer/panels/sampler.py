@@ -34,7 +34,7 @@ from core.latent import diffusion_grid, grid_noise, sample_grid
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView
-from explorer.worker import Worker
+from explorer.worker import Worker, WorkerGroup
 
 
 class SamplerPanel(QWidget):
@@ -52,7 +52,7 @@ class SamplerPanel(QWidget):
         self._diff_worker: Worker | None = None
         self._vae_worker: Worker | None = None
         self._resample = False                    # settings changed while a grid was being sampled
-        self._workers: list[Worker] = []
+        self.workers = WorkerGroup()
         self._build()
         state.vaeChanged.connect(self._on_vae_changed)
         state.diffusionChanged.connect(self._on_diffusion_changed)
@@ -221,7 +221,7 @@ class SamplerPanel(QWidget):
         w.failed.connect(lambda msg, _d: self.status.setText(f"sampling failed: {msg}"))
         w.finished.connect(lambda w=w: self._on_grid_worker_done(w))
         self._vae_worker = w
-        self._workers.append(w)
+        self.workers.add(w)
         w.start()
 
     def is_sampling(self) -> bool:
@@ -251,7 +251,7 @@ class SamplerPanel(QWidget):
         if worker is not self._vae_worker:
             return
         self._vae_worker = None
-        self._prune()
+        self.workers.prune()
         if self._resample:
             self.regenerate(new_seed=False)
         else:
@@ -299,9 +299,8 @@ class SamplerPanel(QWidget):
         w.event.connect(self._on_diff_progress)
         w.result.connect(lambda imgs, w=w, rows=rows, n=n: self._on_diff_done(imgs, w, rows, n, start))
         w.failed.connect(lambda msg, _d: self.diff_title.setText(f"diffusion failed: {msg}"))
-        w.finished.connect(self._prune)
         self._diff_worker = w
-        self._workers.append(w)
+        self.workers.add(w)
         w.start()
 
     def _on_diff_progress(self, ev: object) -> None:
@@ -326,15 +325,8 @@ class SamplerPanel(QWidget):
             self.diff_title.setText("diffusion: cancelled")
         self.diff_cancel.setEnabled(False)
 
-    def _prune(self) -> None:
-        self._workers = [w for w in self._workers if w.is_running()]
-
     def shutdown(self) -> None:
-        for w in list(self._workers):
-            w.stop()
-        for w in list(self._workers):
-            w.join(30.0)
-        self._workers.clear()
+        self.workers.shutdown()
 
     # ---- export -----------------------------------------------------------------------------------------------------
     def export_png(self, path: str) -> None:

@@ -1,0 +1,34 @@
+"""`WorkWhenShown`: panels whose reload encodes or projects a dataset do that work only while they are on screen."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from explorer.worker import WorkerGroup
+
+
+class WorkWhenShown:
+    """Mix into a panel (before QWidget) that has `reload()` and a `WorkerGroup` in `self.workers`.
+
+    While the panel is hidden, `reload()` calls `defer_while_hidden()`, which stops its workers, marks the panel
+    stale and tells it to return; showing the panel reloads it. Why: a hidden tab that re-encoded (or ran UMAP, whose
+    first import compiles for ~30 s and cannot be interrupted) on every new model would slow start-up and training
+    for a view nobody looks at.
+    """
+
+    workers: WorkerGroup
+    _stale = False
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)   # type: ignore[misc]
+        if self._stale:
+            self.reload()   # type: ignore[attr-defined]
+
+    def defer_while_hidden(self) -> bool:
+        """True when hidden (the panel is now stale and its workers stopped): the caller returns at once."""
+        if self.isVisible():   # type: ignore[attr-defined]
+            self._stale = False
+            return False
+        self._stale = True
+        self.workers.new_generation()
+        return True
