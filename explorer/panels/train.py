@@ -1,6 +1,6 @@
 """The training dashboard: a config form, Train / Pause / Stop, live plots, sample previews and the run's log.
 
-Training runs `core.train.Trainer.run()` in a `Worker` thread (`_TrainJob` below); following a run folder runs
+Training runs `core.train.Trainer.run()` in a `Worker` thread (`TrainJob`, in train_job.py); following a run folder runs
 `core.train.follow_run()` the same way, read-only. Event slots only append to the plots' preallocated buffers and set
 a flag; a single-shot timer started by the first event after a redraw redraws what changed, at most ~30 times a
 second and never while no events arrive (plot rate is not event rate). The model
@@ -10,11 +10,8 @@ the other panels explore the model while it trains.
 
 from __future__ import annotations
 
-import dataclasses
 import re
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +50,7 @@ from core.events import (
     RunStarted,
     StepMetrics,
 )
+from explorer.panels.train_job import SnapshotLoaded, TrainJob
 from explorer.state import AppState
 from explorer.widgets.config_form import ConfigForm
 from explorer.widgets.dialogs import show_error
@@ -62,79 +60,7 @@ from explorer.worker import Worker
 
 KNOWN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")   # + folder:PATH (core.data is not imported here)
 REDRAW_MS = 33
-SNAPSHOT_MIN_S = 10.0   # least time between models handed to the other panels during a run
 EMA = 0.2   # smoothing of the per-step curves (weight of the newest point; short runs must not lag much)
-
-
-@dataclasses.dataclass(frozen=True)
-class SnapshotLoaded:
-    """A ModelSnapshot already rebuilt into a CPU LoadedModel on the worker thread."""
-
-    epoch: int
-    loaded: Any
-
-
-class _TrainJob:
-    """Owns the Trainer on the worker thread; pause/resume/stop are safe to call from the GUI thread at any time,
-    including before the trainer exists (it is built on the worker thread: building loads the dataset)."""
-
-    def __init__(self, config: Config, *, run_dir: Path | None, resume: str | None = None,
-                 threads: int | None = None) -> None:
-        self.config, self.run_dir, self.resume_path, self.threads = config, run_dir, resume, threads
-        self.trainer: Any = None
-        self._lock = threading.Lock()
-        self._stop = False
-        self._paused = False
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stop = True
-            if self.trainer is not None:
-                self.trainer.stop()
-
-    def pause(self) -> None:
-        with self._lock:
-            self._paused = True
-            if self.trainer is not None:
-                self.trainer.pause()
-
-    def resume(self) -> None:
-        with self._lock:
-            self._paused = False
-            if self.trainer is not None:
-                self.trainer.resume()
-
-    def events(self) -> Iterator[Any]:
-        from core.checkpoint import from_snapshot
-        from core.train import Trainer
-
-        # On resume the Trainer takes data and model settings from the checkpoint (they must match the weights) and
-        # the training options from the form (e.g. more epochs), and continues in the checkpoint's run folder.
-        trainer = Trainer(self.config, run_dir=self.run_dir, resume=self.resume_path, threads=self.threads)
-        with self._lock:
-            self.trainer = trainer
-            if self._paused:
-                trainer.pause()
-            if self._stop:
-                trainer.stop()
-        # Snapshots reach AppState at most once per epoch and once per SNAPSHOT_MIN_S: every new model makes the
-        # other panels re-encode / re-sample, which on a small CPU machine takes cores away from training. The last
-        # snapshot of the run is always delivered.
-        last_epoch, last_time, pending = -1, -float("inf"), None
-        for ev in trainer.run():
-            if isinstance(ev, ModelSnapshot):
-                if ev.epoch == last_epoch:
-                    continue
-                if time.monotonic() - last_time >= SNAPSHOT_MIN_S:
-                    last_epoch, last_time, pending = ev.epoch, time.monotonic(), None
-                    yield SnapshotLoaded(ev.epoch, from_snapshot(ev))
-                else:
-                    pending = ev
-                continue
-            if isinstance(ev, RunEnded) and pending is not None:
-                yield SnapshotLoaded(pending.epoch, from_snapshot(pending))
-                pending = None
-            yield ev
 
 
 def _fmt_eta(seconds: float) -> str:
@@ -151,7 +77,7 @@ class TrainPanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.worker: Worker | None = None
-        self.job: _TrainJob | None = None
+        self.job: TrainJob | None = None
         self.mode = "idle"            # "idle", "train" or "follow"
         self.run_dir: str | None = None
         self.last_checkpoint: str | None = None
@@ -439,7 +365,7 @@ class TrainPanel(QWidget):
             n += 1
         if resume:
             run_dir = None   # the Trainer continues in the checkpoint's own run folder (or writes none)
-        self.job = _TrainJob(cfg, run_dir=run_dir, resume=resume, threads=threads)
+        self.job = TrainJob(cfg, run_dir=run_dir, resume=resume, threads=threads)
         self.train_pressed_at = time.perf_counter()
         self.first_point_at = None
         self._start(Worker(self.job.events, stop=self.job.stop, task="train"), "train")
