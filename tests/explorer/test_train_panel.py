@@ -99,8 +99,12 @@ def test_pause_resume_stop(panel, qtbot):
     qtbot.waitUntil(lambda: n_steps() >= 2, timeout=120_000)
     panel.toggle_pause()
     assert panel.paused and panel.job.trainer.paused
-    qtbot.wait(600)              # let the step in flight (if any) land
-    frozen = n_steps()
+    # Let what was in flight land (an epoch end: validation, checkpoint, preview can take a while on a busy
+    # machine), then nothing more may arrive while paused.
+    frozen, deadline = -1, time.monotonic() + 30
+    while n_steps() != frozen and time.monotonic() < deadline:
+        frozen = n_steps()
+        qtbot.wait(600)
     qtbot.wait(600)
     assert n_steps() == frozen   # nothing trains while paused
     panel.toggle_pause()
