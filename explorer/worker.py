@@ -36,16 +36,17 @@ _LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
 
 
 _GUI_THREAD_PINNED = False
+_WORKER_THREADS = [0]    # torch threads for a worker thread (0 until the GUI thread is pinned: torch's default)
 
 
 def keep_gui_thread_on_one_torch_thread() -> None:
     """Make torch run single-threaded on the calling (GUI) thread, once torch is imported; idempotent.
 
-    Why (measured, bench/bench_gui_responsiveness.py on 2 cores): once a thread has run one multi-threaded torch op,
-    its OpenMP team stays alive, and libgomp, counting more threads than cores, then runs every other team
-    "throttled" (idle threads sleep after 1,000 spins instead of ~300,000). Training in a worker thread ran at about
-    half speed after a single multi-threaded op on the GUI thread (1,015 vs 1,982 images/s). The GUI thread's own
-    forward passes are single images, which gain nothing from more threads.
+    Why (measured on 2 cores): once a thread has run one multi-threaded torch op, its OpenMP team stays alive, and
+    libgomp, counting more threads than cores, then runs every other team "throttled" (idle threads sleep after
+    1,000 spins instead of ~300,000). A digits training in a worker thread ran at about half speed after one
+    multi-threaded op on the main thread (1,015 vs 1,982 images/s, in a plain script without Qt). The GUI thread's
+    own forward passes are single images, which gain nothing from more threads.
     """
     global _GUI_THREAD_PINNED
     if _GUI_THREAD_PINNED or "torch" not in sys.modules:
@@ -56,9 +57,6 @@ def keep_gui_thread_on_one_torch_thread() -> None:
     torch.set_num_threads(1)          # this thread, and torch's default for new threads ...
     _GUI_THREAD_PINNED = True
     _WORKER_THREADS[0] = _WORKER_THREADS[0] or cores   # ... which each Worker therefore sets for itself
-
-
-_WORKER_THREADS = [0]    # torch threads for a worker thread (0 until the GUI thread is pinned: torch's default)
 
 
 def _set_worker_torch_threads() -> None:
