@@ -1,11 +1,11 @@
 """The training dashboard: a config form, Train / Pause / Stop, live plots, sample previews and the run's log.
 
-Training runs `core.train.Trainer.run()` in a `Worker` thread (`TrainJob`, in train_job.py); following a run folder runs
-`core.train.follow_run()` the same way, read-only. Event slots only append to the plots' preallocated buffers and set
-a flag; a single-shot timer started by the first event after a redraw redraws what changed, at most ~30 times a
-second and never while no events arrive (plot rate is not event rate). The model
-snapshots the trainer yields each epoch are rebuilt into CPU models on the worker thread and handed to AppState, so
-the other panels explore the model while it trains.
+Training runs `core.train.Trainer.run()` in a `Worker` thread (`TrainJob`, in train_job.py); following a run folder
+runs `core.train.follow_run()` the same way, read-only. Event slots only append to the plots' preallocated buffers and
+set a flag; a single-shot timer, started by the first event after a redraw, redraws what changed: at most ~30 times
+a second, and never while no events arrive (plot rate is not event rate). The model snapshots the trainer yields
+each epoch are rebuilt into CPU models on the worker thread and handed to AppState, so the other panels explore the
+model while it trains.
 """
 
 from __future__ import annotations
@@ -353,7 +353,7 @@ class TrainPanel(QWidget):
         # Training takes every core, as the CLI does. DESIGN.md first left one core to the event loop, but the GUI
         # thread needs ~5% of one (measured), and on 2 cores the reserved core cost training 30% of its speed
         # (bench/bench_gui_responsiveness.py: 69% of the CLI's images/s with 1 thread, 91% with 2, the event loop's
-        # p99 20 ms either way).
+        # p99 15 and 20 ms).
         threads = cfg.train.threads or None
         from core.paths import runs_dir
 

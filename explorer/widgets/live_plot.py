@@ -28,14 +28,15 @@ def sticky_range(current: tuple[float, float], data: tuple[float, float], *,
                  headroom: float = HEADROOM) -> tuple[float, float]:
     """The view range to show for auto-ranged data spanning `data`, given the range shown now.
 
-    The current range is kept while it holds the data and the data fills at least half of it. Otherwise the view is
-    re-fitted around the data with PADDING, plus HEADROOM on each side the data went past. A live loss curve thus
-    re-ranges its axes a few times per run instead of on every redraw.
+    The current range is kept while it holds the data and is at most twice as wide as a re-fit would make it.
+    Otherwise the view is re-fitted around the data with PADDING, plus HEADROOM on each side the data went past (none
+    when the view had become too wide). A live loss curve thus re-ranges its axes a few times per run instead of on
+    every redraw.
     """
     lo, hi = current
     d_lo, d_hi = data
     span = d_hi - d_lo
-    if span <= 0:   # one value: a unit-wide window around it (pyqtgraph's own choice for flat data)
+    if span <= 0:   # flat data (e.g. a constant learning rate): a window of 10% of the value, or 1, around it
         span = abs(d_lo) * 0.1 or 1.0
         d_lo, d_hi = d_lo - span / 2, d_hi + span / 2
     widest = 2.0 * span * (1 + 2 * PADDING + headroom)
