@@ -50,6 +50,8 @@ class SamplerPanel(QWidget):
         self.selected: int | None = None
         self._z: np.ndarray | None = None
         self._diff_worker: Worker | None = None
+        self._diff_key: tuple | None = None       # settings of the diffusion grid shown or being sampled
+        self.diffusion_runs = 0
         self._vae_worker: Worker | None = None
         self._resample = False                    # settings changed while a grid was being sampled
         self.workers = WorkerGroup()
@@ -287,18 +289,23 @@ class SamplerPanel(QWidget):
         diff = self.state.diffusion
         if diff is None or not self.rows:
             return
-        self._cancel_diffusion()
         n_classes = getattr(diff.model, "num_classes", 0)
         rows = [c for c in self.rows if c < n_classes] if n_classes else [0]
+        n = self.columns.value()
+        key = (diff.model, tuple(rows), n, self.seed.value())
+        if key == self._diff_key:
+            return                                # temperature and same-noise do not change the diffusion grid
+        self._cancel_diffusion()
+        self._diff_key = key
+        self.diffusion_runs += 1
         self.diff_progress.setValue(0)
         self.diff_title.setText("diffusion: sampling…")
         self.diff_cancel.setEnabled(True)
         start = time.perf_counter()
-        n = self.columns.value()
         w = Worker(diffusion_grid, diff.model, rows, n, seed=self.seed.value(), task="diffusion", iterate=False)
         w.event.connect(self._on_diff_progress)
         w.result.connect(lambda imgs, w=w, rows=rows, n=n: self._on_diff_done(imgs, w, rows, n, start))
-        w.failed.connect(lambda msg, _d: self.diff_title.setText(f"diffusion failed: {msg}"))
+        w.failed.connect(lambda msg, _d, w=w: self._on_diff_failed(w, msg))
         self._diff_worker = w
         self.workers.add(w)
         w.start()
@@ -318,11 +325,20 @@ class SamplerPanel(QWidget):
         self.diff_title.setText(f"diffusion: {len(imgs)} samples in {secs:.1f} s (VAE: {self.vae_ms:.0f} ms)")
         self.diff_cancel.setEnabled(False)
 
+    def _on_diff_failed(self, worker: Worker, msg: str) -> None:
+        if worker is not self._diff_worker:
+            return
+        self._diff_key = None
+        self.diff_title.setText(f"diffusion failed: {msg}")
+        self.diff_cancel.setEnabled(False)
+
     def _cancel_diffusion(self) -> None:
         if self._diff_worker is not None:
+            if self.diff_cancel.isEnabled():      # still sampling: its result is dropped
+                self.diff_title.setText("diffusion: cancelled")
             self._diff_worker.stop()
             self._diff_worker = None
-            self.diff_title.setText("diffusion: cancelled")
+        self._diff_key = None
         self.diff_cancel.setEnabled(False)
 
     def shutdown(self) -> None:

@@ -78,6 +78,11 @@ class ImageGrid(QWidget):
     def count(self) -> int:
         return int(self._images.shape[0])
 
+    @property
+    def images(self) -> np.ndarray:
+        """The images shown, (N, H, W, C) uint8."""
+        return self._images
+
     def set_highlight(self, index: int | None) -> None:
         self._highlight = index
         self.update()

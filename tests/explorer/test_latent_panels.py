@@ -358,9 +358,21 @@ def test_sampler_compare_with_diffusion(qtbot, loaded):
     panel.columns.setValue(3)
     panel.set_classes([1, 4])
     panel.compare.setChecked(True)
-    qtbot.waitUntil(lambda: panel.diff_grid.count() == 6, timeout=120000)
-    assert "samples in" in panel.diff_title.text() and "VAE:" in panel.diff_title.text()
-    assert panel.diff_grid.rows == 2
+    qtbot.waitUntil(lambda: "samples in" in panel.diff_title.text(), timeout=120000)
+    qtbot.waitUntil(lambda: not panel.is_sampling(), timeout=60000)
+    assert "VAE:" in panel.diff_title.text()
+    assert panel.diff_grid.count() == 6 and panel.diff_grid.rows == 2
+    # The VAE grids that arrived while it sampled (columns, classes) did not restart it: same settings, one run.
+    assert panel.diffusion_runs == 1
+    first = panel.diff_grid.images.copy()
+    # Temperature changes the VAE grid only; the diffusion grid stays as it is.
+    with qtbot.waitSignal(panel.gridReady, timeout=60000):
+        panel.temperature.setValue(50)
+    assert panel.diffusion_runs == 1 and "samples in" in panel.diff_title.text()
+    # A new seed gives new diffusion samples.
+    panel.seed.setValue(panel.seed.value() + 1)
+    qtbot.waitUntil(lambda: panel.diffusion_runs == 2 and "samples in" in panel.diff_title.text(), timeout=120000)
+    assert not np.array_equal(panel.diff_grid.images, first)
     panel.compare.setChecked(False)
     assert not panel.diff_box.isVisible()
     panel.shutdown()
