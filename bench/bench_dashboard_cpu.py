@@ -56,10 +56,10 @@ def main() -> None:
                 imgs = rng.integers(0, 255, (80, 16, 16, 1), dtype=np.uint8)
                 val = rng.integers(0, 255, (8, 16, 16, 1), dtype=np.uint8)
                 panel.handle_event(Preview(epoch, step, imgs, np.repeat(np.arange(10), 8), val, val))
-                panel.log(f"epoch {epoch}")
+                panel.dashboard.log(f"epoch {epoch}")
             next_event += log_every / steps_per_s
         if sim_t >= next_redraw:
-            panel.redraw()
+            panel.dashboard.redraw()
             app.processEvents()       # paints what changed
             next_redraw += 0.033
         sim_t = min(next_event, next_redraw)

@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     panel.train_form.set_field("epochs", args.epochs)
     panel.start_training()
     _wait(app, lambda: panel.mode == "idle", 600)
-    panel.redraw()
+    panel.dashboard.redraw()
     _wait(app, lambda: False, 0.5)
     window.grab().save(str(args.out / "train.png"))
     window.close()

@@ -223,7 +223,7 @@ def test_closing_mid_training_asks_then_stops_saves_and_joins(window, qtbot, mon
     panel = window.train_panel
     tiny(panel, epochs=500)
     panel.start_training()
-    qtbot.waitUntil(lambda: panel.plots["loss"].series["loss"].n >= 1, timeout=120_000)
+    qtbot.waitUntil(lambda: panel.dashboard.plots["loss"].series["loss"].n >= 1, timeout=120_000)
     answers = [QMessageBox.StandardButton.No, QMessageBox.StandardButton.Yes]
     asked = []
     monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: (asked.append(a), answers.pop(0))[1])
@@ -234,7 +234,7 @@ def test_closing_mid_training_asks_then_stops_saves_and_joins(window, qtbot, mon
     assert not running_workers() and panel.mode == "idle"
     assert panel.last_status == "stopped"
     assert panel.last_checkpoint and Path(panel.last_checkpoint).is_file()
-    assert "interrupt" in panel.log_view.toPlainText()
+    assert "interrupt" in panel.dashboard.log_view.toPlainText()
 
 
 def test_closing_when_idle_does_not_ask(window, monkeypatch):

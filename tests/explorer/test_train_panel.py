@@ -59,24 +59,24 @@ def test_tiny_training_fills_plots_with_the_points_the_events_carried(panel, qtb
         pass
     assert blocker.args == ["completed"]
     assert [e.epoch for e in epochs] == [1, 2]
-    loss = panel.plots["loss"].series["loss"]
+    loss = panel.dashboard.plots["loss"].series["loss"]
     np.testing.assert_array_equal(loss.xs, [e.step for e in steps])
     np.testing.assert_allclose(loss.ys, [e.metrics["loss"] for e in steps])
-    np.testing.assert_allclose(panel.plots["terms"].series["kl"].ys, [e.metrics["kl"] for e in steps])
-    np.testing.assert_allclose(panel.plots["lr"].series["lr"].ys, [e.lr for e in steps])
-    np.testing.assert_allclose(panel.plots["val"].series["val loss"].ys, [e.val["loss"] for e in epochs])
-    np.testing.assert_allclose(panel.kl_bars.heights, epochs[-1].kl_per_dim)
-    assert panel.samples_grid.count() > 0 and panel.recon_grid.count() > 0
+    np.testing.assert_allclose(panel.dashboard.plots["terms"].series["kl"].ys, [e.metrics["kl"] for e in steps])
+    np.testing.assert_allclose(panel.dashboard.plots["lr"].series["lr"].ys, [e.lr for e in steps])
+    np.testing.assert_allclose(panel.dashboard.plots["val"].series["val loss"].ys, [e.val["loss"] for e in epochs])
+    np.testing.assert_allclose(panel.dashboard.kl_bars.heights, epochs[-1].kl_per_dim)
+    assert panel.dashboard.samples_grid.count() > 0 and panel.dashboard.recon_grid.count() > 0
     # The other panels got the model being trained, rebuilt from the snapshots: while the dashboard is on screen,
     # once, at the end (handing them each epoch's model would make them recompute while nobody looks at them).
     assert len(models) == 1 and models[0].model.latent_dim == 4 and models[0].epoch == 2
     assert panel.last_checkpoint and Path(panel.last_checkpoint).is_file()
     assert panel.mode == "idle" and panel.train_button.isEnabled()
-    assert not panel._redraw_timer.isActive()   # idle: no redraw ticks
-    assert "epoch 2" in panel.log_view.toPlainText()
+    assert not panel.dashboard._redraw_timer.isActive()   # idle: no redraw ticks
+    assert "epoch 2" in panel.dashboard.log_view.toPlainText()
     # The bar ends full even when the last logged step was before the run's last step.
-    assert panel.progress.value() == panel.progress.maximum()
-    assert panel.progress_label.text().startswith("completed at epoch 2")
+    assert panel.dashboard.progress.value() == panel.dashboard.progress.maximum()
+    assert panel.dashboard.progress_label.text().startswith("completed at epoch 2")
 
 
 def test_snapshots_reach_the_other_panels_when_they_are_looked_at(panel, qtbot):
@@ -95,7 +95,7 @@ def test_snapshots_reach_the_other_panels_when_they_are_looked_at(panel, qtbot):
 def test_pause_resume_stop(panel, qtbot):
     tiny(panel, epochs=500)
     panel.start_training()
-    n_steps = lambda: panel.plots["loss"].series["loss"].n  # noqa: E731
+    n_steps = lambda: panel.dashboard.plots["loss"].series["loss"].n  # noqa: E731
     qtbot.waitUntil(lambda: n_steps() >= 2, timeout=120_000)
     panel.toggle_pause()
     assert panel.paused and panel.job.trainer.paused
@@ -120,7 +120,7 @@ def test_pause_resume_stop(panel, qtbot):
 def test_stop_while_paused_ends_the_run(panel, qtbot):
     tiny(panel, epochs=500)
     panel.start_training()
-    qtbot.waitUntil(lambda: panel.plots["loss"].series["loss"].n >= 1, timeout=120_000)
+    qtbot.waitUntil(lambda: panel.dashboard.plots["loss"].series["loss"].n >= 1, timeout=120_000)
     panel.toggle_pause()
     with qtbot.waitSignal(panel.runFinished, timeout=60_000):
         panel.stop()
@@ -177,7 +177,7 @@ def test_worker_exception_reaches_a_dialog_and_the_panel_survives(panel, qtbot, 
     assert "Traceback" in boxes[0].detailedText()
     boxes[0].close()
     assert panel.mode == "idle" and panel.train_button.isEnabled()
-    assert "about to fail" in panel.log_view.toPlainText()
+    assert "about to fail" in panel.dashboard.log_view.toPlainText()
 
 
 def test_bad_resume_file_is_a_user_error_without_traceback(panel, qtbot, tmp_path):
@@ -204,14 +204,15 @@ def test_follow_run_folder_picks_up_appended_lines(panel, qtbot, tmp_path):
     _write(log, [RunStarted(str(run), cfg, meta, "cpu", 30, 10),
                  StepMetrics(5, 1, {"loss": 100.0, "recon": 90.0, "kl": 10.0}, 1e-3, 500.0, 3.0, 5 / 30)])
     panel.follow_run(str(run))
-    assert panel.mode == "follow" and panel.banner.isVisible() and str(run) in panel.banner_label.text()
+    dash = panel.dashboard
+    assert panel.mode == "follow" and dash.banner.isVisible() and str(run) in dash.banner_label.text()
     assert not panel.train_button.isEnabled() and not panel.forms.isEnabled() and not panel.pause_button.isEnabled()
-    loss = panel.plots["loss"].series["loss"]
+    loss = panel.dashboard.plots["loss"].series["loss"]
     qtbot.waitUntil(lambda: loss.n == 1, timeout=20_000)
     # Another writer appends, including a half-written line that is completed later.
     _write(log, [StepMetrics(10, 1, {"loss": 80.0, "recon": 75.0, "kl": 5.0}, 1e-3, 500.0, 2.0, 10 / 30),
                  EpochSummary(1, 10, {"loss": 85.0}, {"loss": 82.0}, True, 1.0, np.ones(4, np.float32))])
-    qtbot.waitUntil(lambda: loss.n == 2 and panel.plots["val"].series["val loss"].n == 1, timeout=20_000)
+    qtbot.waitUntil(lambda: loss.n == 2 and panel.dashboard.plots["val"].series["val loss"].n == 1, timeout=20_000)
     end = json.dumps(to_record(RunEnded("completed", "done", 10, 1, 82.0)))
     with open(log, "a") as f:
         f.write(end[:20])
@@ -222,8 +223,8 @@ def test_follow_run_folder_picks_up_appended_lines(panel, qtbot, tmp_path):
         pass
     assert blocker.args == ["completed"]
     np.testing.assert_allclose(loss.ys, [100.0, 80.0])
-    np.testing.assert_allclose(panel.kl_bars.heights, np.ones(4))
-    assert panel.mode == "idle" and not panel.banner.isVisible()
+    np.testing.assert_allclose(panel.dashboard.kl_bars.heights, np.ones(4))
+    assert panel.mode == "idle" and not panel.dashboard.banner.isVisible()
 
 
 def test_follow_can_be_stopped_before_the_run_ends(panel, qtbot, tmp_path):
@@ -247,13 +248,13 @@ def test_screenshots_while_training(qtbot):
     tiny(panel, epochs=3)
     with qtbot.waitSignal(panel.runFinished, timeout=120_000):
         panel.start_training()
-        qtbot.waitUntil(lambda: panel.plots["val"].series["val loss"].n >= 2, timeout=120_000)
-        panel.redraw()
+        qtbot.waitUntil(lambda: panel.dashboard.plots["val"].series["val loss"].n >= 2, timeout=120_000)
+        panel.dashboard.redraw()
         qtbot.wait(100)   # let the axes re-layout their tick labels
         assert win.grab().save(str(OUT / "train-light.png"))
         win.set_theme("dark")
         qtbot.wait(50)
-        panel.redraw()
+        panel.dashboard.redraw()
         qtbot.wait(100)   # let the axes re-layout their tick labels
         assert win.grab().save(str(OUT / "train-dark.png"))
     win.set_theme("light")
@@ -263,15 +264,15 @@ def test_screenshots_while_training(qtbot):
 def test_hover_readout_and_log_scale(panel):
     for step, value in ((10, 5.0), (20, 4.0), (30, 3.0)):
         panel.handle_event(StepMetrics(step, 1, {"loss": value, "recon": value - 1, "kl": 1.0}, 1e-3, 100.0, 1.0, 0.5))
-    panel.redraw()
-    lines, x = panel.plots["terms"].readout_at(21.0)
+    panel.dashboard.redraw()
+    lines, x = panel.dashboard.plots["terms"].readout_at(21.0)
     assert x == 20 and len(lines) == 2 and lines[0].startswith("recon @ 20")
-    panel.log_scale.setChecked(True)
-    assert panel.plots["loss"].getPlotItem().ctrl.logYCheck.isChecked()
-    panel.log_scale.setChecked(False)
-    assert not panel.plots["loss"].getPlotItem().ctrl.logYCheck.isChecked()
+    panel.dashboard.log_scale.setChecked(True)
+    assert panel.dashboard.plots["loss"].getPlotItem().ctrl.logYCheck.isChecked()
+    panel.dashboard.log_scale.setChecked(False)
+    assert not panel.dashboard.plots["loss"].getPlotItem().ctrl.logYCheck.isChecked()
     # The redraw pushed the buffers to the curves: what is drawn is what the events carried (smoothed).
-    xs, _ = panel.plots["loss"]._curves["loss"][0].getData()
+    xs, _ = panel.dashboard.plots["loss"]._curves["loss"][0].getData()
     np.testing.assert_array_equal(xs, [10, 20, 30])
 
 
@@ -280,23 +281,23 @@ def test_resume_from_checkpoint_continues_the_run(panel, qtbot):
     with qtbot.waitSignal(panel.runFinished, timeout=120_000):
         panel.start_training()
     ckpt = panel.last_checkpoint
-    steps_first = panel.plots["loss"].series["loss"].xs.max()
+    steps_first = panel.dashboard.plots["loss"].series["loss"].xs.max()
     panel.train_form.set_field("epochs", 2)
     with qtbot.waitSignal(panel.runFinished, timeout=120_000) as blocker:
         assert panel.start_training(resume=ckpt)
     assert blocker.args == ["completed"]
-    assert "resumed at step" in panel.log_view.toPlainText()
-    assert panel.plots["loss"].series["loss"].xs.min() > steps_first   # only the new steps were plotted
-    assert panel.plots["val"].series["val loss"].xs.tolist() == [2]
+    assert "resumed at step" in panel.dashboard.log_view.toPlainText()
+    assert panel.dashboard.plots["loss"].series["loss"].xs.min() > steps_first   # only the new steps were plotted
+    assert panel.dashboard.plots["val"].series["val loss"].xs.tolist() == [2]
 
 
 def test_events_schedule_one_redraw_and_an_idle_dashboard_has_no_timer_running(panel, qtbot):
-    assert not panel._redraw_timer.isActive()
+    assert not panel.dashboard._redraw_timer.isActive()
     for step in (10, 20, 30):
         panel.handle_event(StepMetrics(step, 1, {"loss": 1.0 / step}, 1e-3, 100.0, 1.0, 0.5))
-    assert panel._redraw_timer.isActive()
-    qtbot.waitUntil(lambda: not panel._redraw_timer.isActive(), timeout=5_000)   # single-shot: fired once
-    xs, _ = panel.plots["loss"]._curves["loss"][0].getData()
+    assert panel.dashboard._redraw_timer.isActive()
+    qtbot.waitUntil(lambda: not panel.dashboard._redraw_timer.isActive(), timeout=5_000)   # single-shot: fired once
+    xs, _ = panel.dashboard.plots["loss"]._curves["loss"][0].getData()
     np.testing.assert_array_equal(xs, [10, 20, 30])   # that one redraw drew everything that had arrived
     qtbot.wait(100)
-    assert not panel._redraw_timer.isActive()   # no events, no wake-ups (e.g. while paused)
+    assert not panel.dashboard._redraw_timer.isActive()   # no events, no wake-ups (e.g. while paused)

@@ -1,0 +1,267 @@
+"""What a run looks like: a progress bar with ETA, live plots, sample previews and the run's log.
+
+`RunDashboard.show_event` takes the run's events (from a training worker or a followed run folder) and only appends
+to the plots' preallocated buffers and marks what changed; a single-shot timer, started by the first event after a
+redraw, draws it: at most ~30 times a second, and never while no events arrive (plot rate is not event rate). It
+controls nothing: the Train panel owns the run and decides what the events mean for it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.events import CheckpointSaved, EpochSummary, LogMessage, Preview, RunEnded, RunStarted, StepMetrics
+from explorer.widgets.image_grid import ImageGrid
+from explorer.widgets.live_plot import BarPlot, LivePlot
+
+REDRAW_MS = 33
+EMA = 0.2   # smoothing of the per-step curves (weight of the newest point; short runs must not lag much)
+
+
+def format_eta(seconds: float) -> str:
+    if not np.isfinite(seconds) or seconds < 0:
+        return "--"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+class RunDashboard(QWidget):
+    stopFollowing = Signal()     # the "Stop following" button on the read-only banner
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.class_names: list[str] = []
+        self.total_steps = 0
+        self.epochs = 0
+        self.first_point_at: float | None = None    # perf_counter of the first loss point (benchmark)
+        self._progress_text = ""
+        self._progress_value = 0
+        self._progress_dirty = False
+
+        # Single-shot, started by the first event after a redraw: at most ~30 redraws a second, and none (no wake-up
+        # of the GUI thread at all) while no events arrive, e.g. when paused.
+        self._redraw_timer = QTimer(self)
+        self._redraw_timer.setSingleShot(True)
+        self._redraw_timer.setInterval(REDRAW_MS)
+        self._redraw_timer.timeout.connect(self.redraw)
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self._build_banner())
+        lay.addLayout(self._build_progress_row())
+        vsplit = QSplitter(Qt.Orientation.Vertical)
+        vsplit.addWidget(self._build_plots())
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(5000)
+        self.log_view.setPlaceholderText("The run's messages appear here.")
+        vsplit.addWidget(self.log_view)
+        vsplit.setStretchFactor(0, 4)
+        vsplit.setStretchFactor(1, 1)
+        vsplit.setSizes([600, 120])
+        lay.addWidget(vsplit, 1)
+
+    # ---- building -----------------------------------------------------------------------------------------------
+    def _build_banner(self) -> QWidget:
+        self.banner = QWidget()
+        banner_lay = QHBoxLayout(self.banner)
+        banner_lay.setContentsMargins(8, 4, 8, 4)
+        self.banner_label = QLabel("")
+        self.banner_label.setWordWrap(True)
+        stop_follow = QPushButton("Stop following")
+        stop_follow.clicked.connect(self.stopFollowing)
+        banner_lay.addWidget(self.banner_label, 1)
+        banner_lay.addWidget(stop_follow)
+        self.banner.setStyleSheet("background-color: rgba(42, 130, 218, 60); border-radius: 4px;")
+        self.banner.setVisible(False)
+        return self.banner
+
+    def _build_progress_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress_label = QLabel("not started")
+        self.log_scale = QCheckBox("Log scale")
+        self.log_scale.setToolTip("Logarithmic y axis on the loss plots")
+        self.log_scale.toggled.connect(self.set_log_scale)
+        row.addWidget(self.progress, 1)
+        row.addWidget(self.progress_label)
+        row.addWidget(self.log_scale)
+        return row
+
+    def _build_plots(self) -> QWidget:
+        self.plots: dict[str, LivePlot] = {
+            "loss": LivePlot("Loss (nats/image)"),
+            "terms": LivePlot("Recon and KL"),
+            "val": LivePlot("Validation loss", x_label="epoch"),
+            "lr": LivePlot("Learning rate"),
+        }
+        self.plots["loss"].add_curve("loss", ema=EMA)
+        self.plots["terms"].add_curve("recon", ema=EMA)
+        self.plots["terms"].add_curve("kl", ema=EMA)
+        self.plots["val"].add_curve("val loss")
+        self.plots["val"].add_curve("train loss")
+        self.plots["lr"].add_curve("lr")
+        # The learning rate spans decades under schedules, and a constant rate would sit on a ±0.5 axis otherwise.
+        self.plots["lr"].set_log_y(True)
+        self.kl_bars = BarPlot("KL per dimension (val)")
+
+        box = QWidget()
+        grid = QGridLayout(box)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.addWidget(self.plots["loss"], 0, 0)
+        grid.addWidget(self.plots["terms"], 0, 1)
+        grid.addWidget(self.plots["val"], 0, 2)
+        grid.addWidget(self.kl_bars, 1, 0)
+        grid.addWidget(self.plots["lr"], 1, 1)
+
+        previews = QTabWidget()
+        self.samples_grid = ImageGrid()
+        self.samples_grid.setToolTip("Class-conditional samples from the latest snapshot (one row per class)")
+        self.recon_grid = ImageGrid()
+        self.recon_grid.setToolTip("Validation images (top) and their reconstructions (bottom)")
+        previews.addTab(self.samples_grid, "Samples")
+        previews.addTab(self.recon_grid, "Reconstructions")
+        grid.addWidget(previews, 1, 2)
+        # Equal cells: the previews must not grow at the plots' expense (an image grid would like to be large).
+        previews.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        for i in range(3):
+            grid.setColumnStretch(i, 1)
+        for i in range(2):
+            grid.setRowStretch(i, 1)
+        return box
+
+    # ---- events -------------------------------------------------------------------------------------------------
+    def show_event(self, ev: Any) -> None:
+        """Record what the event shows; drawn by the next redraw tick. Events it does not show are ignored."""
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
+        if isinstance(ev, StepMetrics):
+            self._on_step(ev)
+        elif isinstance(ev, EpochSummary):
+            self._on_epoch(ev)
+        elif isinstance(ev, Preview):
+            self._on_preview(ev)
+        elif isinstance(ev, RunStarted):
+            self._on_started(ev)
+        elif isinstance(ev, CheckpointSaved):
+            self.log(f"checkpoint saved ({ev.tag}, epoch {ev.epoch}, step {ev.step}): {ev.path}")
+        elif isinstance(ev, LogMessage):
+            self.log(ev.message if ev.level == "info" else f"{ev.level}: {ev.message}")
+        elif isinstance(ev, RunEnded):
+            self._on_ended(ev)
+
+    def _on_started(self, ev: RunStarted) -> None:
+        self.class_names = list((ev.meta or {}).get("class_names", []))
+        self.total_steps = ev.total_steps
+        self.epochs = int((ev.config or {}).get("train", {}).get("epochs", 0))
+        resumed = f", resumed at step {ev.start_step}" if ev.start_step else ""
+        self.log(f"run started on {ev.device}: {ev.total_steps} steps, {ev.steps_per_epoch} per epoch{resumed}")
+        self._set_progress(ev.start_step / max(1, ev.total_steps), f"step {ev.start_step}/{ev.total_steps}")
+
+    def _on_step(self, ev: StepMetrics) -> None:
+        m = ev.metrics
+        if "loss" in m:
+            self.plots["loss"].append("loss", ev.step, float(m["loss"]))
+            if self.first_point_at is None:
+                self.first_point_at = time.perf_counter()
+        for key in ("recon", "kl"):
+            if key in m:
+                self.plots["terms"].append(key, ev.step, float(m[key]))
+        self.plots["lr"].append("lr", ev.step, float(ev.lr))
+        epochs, total = self.epochs, self.total_steps
+        text = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
+                f"{'/' + str(total) if total else ''} · {ev.images_per_s:,.0f} img/s · ETA {format_eta(ev.eta_s)}")
+        self._set_progress(ev.progress, text)
+
+    def _on_epoch(self, ev: EpochSummary) -> None:
+        if "loss" in ev.val:
+            self.plots["val"].append("val loss", ev.epoch, float(ev.val["loss"]))
+        if "loss" in ev.train:
+            self.plots["val"].append("train loss", ev.epoch, float(ev.train["loss"]))
+        if ev.kl_per_dim is not None:
+            self.kl_bars.set_values(ev.kl_per_dim)
+        val = ", ".join(f"{k} {v:.4g}" for k, v in ev.val.items())
+        self.log(f"epoch {ev.epoch} (step {ev.step}, {ev.elapsed_s:.1f} s): val {val}{' — best' if ev.is_best else ''}")
+
+    def _on_preview(self, ev: Preview) -> None:
+        labels = np.asarray(ev.sample_labels)
+        classes = list(dict.fromkeys(labels.tolist()))    # in order of appearance
+        per_class = max(1, len(labels) // max(1, len(classes)))
+        names = [self.class_names[c] if c < len(self.class_names) else str(c) for c in classes]
+        self.samples_grid.set_images(ev.samples, columns=per_class, row_labels=names)
+        if ev.originals is not None and ev.reconstructions is not None:
+            both = np.concatenate([ev.originals, ev.reconstructions])
+            self.recon_grid.set_images(both, columns=len(ev.originals), row_labels=["val", "recon"])
+
+    def _on_ended(self, ev: RunEnded) -> None:
+        total = self.total_steps
+        # Full when completed, even if the last logged step came before the run's last one.
+        fraction = 1.0 if ev.status == "completed" else ev.step / max(1, total)
+        self._set_progress(fraction, f"{ev.status.replace('_', ' ')} at epoch {ev.epoch} · step {ev.step}"
+                                     f"{'/' + str(total) if total else ''}")
+        best = f", best val {ev.best_val:.4g}" if ev.best_val is not None else ""
+        self.log(f"run {ev.status} at epoch {ev.epoch}, step {ev.step}: {ev.reason}{best}")
+
+    def _set_progress(self, fraction: float, text: str) -> None:
+        self._progress_value = int(round(1000 * min(1.0, max(0.0, fraction))))
+        self._progress_text = text
+        self._progress_dirty = True
+
+    # ---- drawing ------------------------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Push what changed since the last tick to the plots (the redraw timer's slot)."""
+        for plot in self.plots.values():
+            plot.redraw()
+        self.kl_bars.redraw()
+        if self._progress_dirty:
+            self._progress_dirty = False
+            self.progress.setValue(self._progress_value)
+            self.progress_label.setText(self._progress_text)
+
+    def finish(self) -> None:
+        """The run's events are over: draw what is left and stop the timer."""
+        self.redraw()
+        self._redraw_timer.stop()
+
+    def set_log_scale(self, on: bool) -> None:
+        for key in ("loss", "terms", "val"):
+            self.plots[key].set_log_y(on)
+
+    def set_following(self, run_dir: str | None) -> None:
+        """Show (a folder) or hide (None) the read-only banner of a followed run."""
+        if run_dir is not None:
+            self.banner_label.setText(f"Following {run_dir} (read-only): the dashboard shows what that run writes.")
+        self.banner.setVisible(run_dir is not None)
+
+    def clear(self) -> None:
+        for plot in self.plots.values():
+            plot.clear_data()
+        self.kl_bars.clear_data()
+        self.samples_grid.clear()
+        self.recon_grid.clear()
+        self.first_point_at = None
+        self._set_progress(0.0, "starting...")
+        self.redraw()
+
+    def log(self, text: str) -> None:
+        self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
