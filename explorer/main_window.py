@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import gc
 import importlib
-import os
 import shutil
 import sys
 import traceback
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer, Slot
+from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
-    QFrame,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -32,8 +30,11 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import style
+from explorer.recent_files import RecentFiles
+from explorer.startup import is_bundled, load_startup
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
+from explorer.widgets.status_bar import StatusBar
 from explorer.worker import Worker
 
 # (tab title, module under explorer.panels, class name)
@@ -44,55 +45,6 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("Interpolate", "interpolate", "InterpolatePanel"),
     ("Denoise/Enhance", "restore", "RestorePanel"),
 )
-MAX_RECENT = 8
-
-
-def process_memory_mb() -> float:
-    """Resident memory of this process in MiB (/proc on Linux; peak RSS from getrusage elsewhere)."""
-    try:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-    except (OSError, ValueError, IndexError, AttributeError):
-        import resource
-
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return rss / 2**20 if sys.platform == "darwin" else rss / 1024
-
-
-def _load_startup(path: str | None) -> dict[str, Any]:
-    """Worker-thread start-up work: the bundled dataset and models (or the checkpoint given) and the device name."""
-    import torch
-
-    from core.checkpoint import load_model
-    from core.config import DataConfig
-    from core.data import load_dataset
-    from core.paths import bundled_model
-
-    out: dict[str, Any] = {"errors": [], "models": []}
-    if torch.cuda.is_available():
-        out["device"] = f"CUDA: {torch.cuda.get_device_name(0)}"
-    else:
-        n = torch.get_num_threads()
-        out["device"] = f"CPU, {n} thread{'s' if n != 1 else ''}"
-    try:
-        out["dataset"] = load_dataset(DataConfig())
-    except Exception as exc:  # noqa: BLE001 - reported in the window, start-up goes on
-        out["errors"].append(exc)
-    if path and Path(path).is_file():
-        try:
-            out["models"].append(load_model(path))
-        except Exception as exc:  # noqa: BLE001
-            out["errors"].append(exc)
-    for kind in ("vae", "diffusion"):
-        if any(m.config.model_kind == kind for m in out["models"]):
-            continue
-        bundled = bundled_model(kind)
-        if bundled is not None:
-            try:
-                out["models"].append(load_model(bundled))
-            except Exception as exc:  # noqa: BLE001
-                out["errors"].append(exc)
-    return out
 
 
 class MainWindow(QMainWindow):
@@ -121,11 +73,8 @@ class MainWindow(QMainWindow):
                 self.tabs.addTab(self._make_panel(title, module, cls_name), title)
 
         self._build_menus()
-        self._build_status_bar()
-        state.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 6000))
-        state.vaeChanged.connect(self._update_model_label)
-        state.diffusionChanged.connect(self._update_model_label)
-        state.datasetChanged.connect(self._update_dataset_label)
+        self.status = StatusBar(state, self)   # parented: the window (C++) owns and deletes it
+        self.setStatusBar(self.status)
         self._restore_settings()
 
     # ---- panels -----------------------------------------------------------------------------------------------------
@@ -210,13 +159,13 @@ class MainWindow(QMainWindow):
         file = bar.addMenu("&File")
         self._action(file, "&Open checkpoint...", self.open_checkpoint_dialog, QKeySequence.StandardKey.Open)
         self._action(file, "Open &run folder (follow live)...", self.open_run_folder_dialog, "Ctrl+Shift+O")
-        self.recent_menu = file.addMenu("Open &recent")
+        recent_menu = file.addMenu("Open &recent")
         file.addSeparator()
         self._action(file, "&Save checkpoint as...", self.save_checkpoint_dialog, "Ctrl+Shift+S")
         self._action(file, "&Export current view as PNG...", self.export_png_dialog, "Ctrl+E")
         file.addSeparator()
         self._action(file, "&Quit", self.close, "Ctrl+Q")
-        self._rebuild_recent_menu()
+        self.recent = RecentFiles(self.settings, recent_menu, self.open_path)
 
         run = bar.addMenu("&Run")
         self.train_action = self._action(run, "&Train / pause", self._toggle_train, "Ctrl+T")
@@ -245,46 +194,13 @@ class MainWindow(QMainWindow):
         self.theme_actions[name].setChecked(True)
         self.settings.setValue("view/theme", name)
 
-    # ---- status bar -------------------------------------------------------------------------------------------------
-    def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.device_label = QLabel(f"CPU, {os.cpu_count() or 1} cores")
-        self.model_label = QLabel("model: loading...")
-        self.dataset_label = QLabel("dataset: loading...")
-        self.memory_label = QLabel("")
-        for w in (self.device_label, self.model_label, self.dataset_label, self.memory_label):
-            w.setContentsMargins(8, 0, 8, 0)
-            w.setFrameShape(QFrame.Shape.StyledPanel)
-            sb.addPermanentWidget(w)
-        self._memory_timer = QTimer(self)
-        self._memory_timer.setInterval(2000)
-        self._memory_timer.timeout.connect(self._update_memory)
-        self._update_memory()
-
-    def _update_memory(self) -> None:
-        self.memory_label.setText(f"{process_memory_mb():.0f} MiB")
-
-    def _update_model_label(self) -> None:
-        parts = []
-        for kind, loaded in (("VAE", self.state.vae), ("diffusion", self.state.diffusion)):
-            if loaded is None:
-                continue
-            src = loaded.path.name if loaded.path is not None else f"training, epoch {loaded.epoch}"
-            parts.append(f"{kind}: {src}")
-        self.model_label.setText(" | ".join(parts) if parts else "no model")
-
-    def _update_dataset_label(self) -> None:
-        ds = self.state.dataset
-        self.dataset_label.setText(f"dataset: {ds.meta.name} ({len(ds.train)} train)" if ds is not None else
-                                   "no dataset")
-
     def showEvent(self, event: Any) -> None:  # noqa: N802
         super().showEvent(event)
         if not self._closing:
-            self._memory_timer.start()
+            self.status.start()
 
     def hideEvent(self, event: Any) -> None:  # noqa: N802
-        self._memory_timer.stop()
+        self.status.memory_timer.stop()
         super().hideEvent(event)
 
     # ---- loading ----------------------------------------------------------------------------------------------------
@@ -300,7 +216,7 @@ class MainWindow(QMainWindow):
         if path and Path(path).is_dir():
             self.open_run_folder(path)
             path = None
-        worker = self.run_worker(Worker(_load_startup, path, task="startup"))
+        worker = self.run_worker(Worker(load_startup, path, task="startup"))
         worker.result.connect(self._on_startup_loaded)
         worker.finished.connect(self._after_startup)   # also when loading failed: the panels must still appear
 
@@ -311,15 +227,17 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_startup_loaded(self, out: dict[str, Any]) -> None:
         self._after_startup()   # panels first, so they see the dataset and models arrive
-        self.device_label.setText(out.get("device", ""))
+        self.status.set_device(out.get("device", ""))
         if "dataset" in out:
             self.state.set_dataset(out["dataset"])
+        else:
+            self.status.update_dataset()
         for loaded in out["models"]:
             self.state.set_model(loaded)
-            if loaded.path is not None and not self._is_bundled(loaded.path):
-                self._add_recent(str(loaded.path))
+            if loaded.path is not None and not is_bundled(loaded.path):
+                self.recent.add(str(loaded.path))
         if not out["models"]:
-            self.model_label.setText("no model (train one)")
+            self.status.update_models()
         for exc in out["errors"]:
             from explorer.widgets.dialogs import show_exception
 
@@ -328,12 +246,6 @@ class MainWindow(QMainWindow):
         # collector's generations, a full collection takes ~3 ms instead of pausing the GUI thread (and the training
         # thread, which holds the GIL meanwhile) for ~300 ms: measured by bench/bench_gui_responsiveness.py.
         gc.freeze()
-
-    @staticmethod
-    def _is_bundled(path: Path) -> bool:
-        from core.paths import RESOURCES
-
-        return Path(path).resolve().parent == RESOURCES
 
     # ---- file actions -----------------------------------------------------------------------------------------------
     def _last_dir(self) -> str:
@@ -360,7 +272,7 @@ class MainWindow(QMainWindow):
     @Slot(object)
     def _on_checkpoint_loaded(self, loaded: Any) -> None:
         self.state.set_model(loaded)
-        self._add_recent(str(loaded.path))
+        self.recent.add(str(loaded.path))
         self.state.statusMessage.emit(f"opened {loaded.path}")
 
     def open_run_folder_dialog(self) -> None:
@@ -377,7 +289,7 @@ class MainWindow(QMainWindow):
                              "`vae-explorer train --out` wrote.")
             return
         self.settings.setValue("files/last_dir", str(Path(path).parent))
-        self._add_recent(str(path))
+        self.recent.add(str(path))
         self.tabs.setCurrentWidget(self.train_panel)
         self.train_panel.follow_run(path)
 
@@ -422,7 +334,7 @@ class MainWindow(QMainWindow):
 
             show_exception(self, exc)
             return
-        self._add_recent(path)
+        self.recent.add(path)
         self.state.statusMessage.emit(f"saved {path}")
 
     def export_png_dialog(self) -> None:
@@ -448,27 +360,6 @@ class MainWindow(QMainWindow):
             show_exception(self, exc)
             return
         self.state.statusMessage.emit(f"exported {path}")
-
-    # ---- recent files -----------------------------------------------------------------------------------------------
-    def recent_files(self) -> list[str]:
-        value = self.settings.value("files/recent", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
-
-    def _add_recent(self, path: str) -> None:
-        path = str(Path(path).resolve())
-        items = [path] + [p for p in self.recent_files() if p != path]
-        self.settings.setValue("files/recent", items[:MAX_RECENT])
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        items = self.recent_files()
-        for p in items:
-            act = self.recent_menu.addAction(p)
-            act.triggered.connect(lambda _=False, p=p: self.open_path(p))
-        self.recent_menu.setEnabled(bool(items))
 
     # ---- errors -----------------------------------------------------------------------------------------------------
     @Slot(str, str)
@@ -505,8 +396,7 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
         self._closing = True
-        self._memory_timer.stop()
-        self.statusBar().clearMessage()   # also stops the status bar's message timeout timer
+        self.status.stop()
         self._save_settings()
         for panel in self.panels.values():
             try:

@@ -6,6 +6,8 @@ workers), then the test fails if a Worker thread, a QThreadPool thread or an act
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool, QTimer
 from PySide6.QtWidgets import QApplication
@@ -23,6 +25,18 @@ def _private_settings(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def _active_timers(app: QApplication) -> list[str]:
+    # allWidgets() wraps each widget of a C++ snapshot; a garbage collection triggered by one of those allocations
+    # could delete a Python-owned window whose children are still in the snapshot (a crash in PySide's wrapping).
+    # Collect first, and not during the scan.
+    gc.collect()
+    gc.disable()
+    try:
+        return _scan_timers(app)
+    finally:
+        gc.enable()
+
+
+def _scan_timers(app: QApplication) -> list[str]:
     found = []
     objects = [app, *app.allWidgets()]
     for obj in objects:
@@ -44,6 +58,7 @@ def no_threads_or_timers_left(qapp: QApplication):
     yield
     from explorer.worker import running_workers
 
+    gc.collect()      # windows that are garbage go now, not in the middle of the list below (see _active_timers)
     for w in list(qapp.topLevelWidgets()):
         if w.isVisible() or w.parent() is None:
             w.close()

@@ -3,6 +3,7 @@ errors reaching dialogs, closing while training, and the image grid every panel 
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def error_boxes() -> list[QMessageBox]:
+    gc.collect()   # not during the list below: see _active_timers in conftest.py
     return [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
 
 
@@ -120,12 +122,13 @@ def test_startup_loads_the_bundled_dataset_and_models(window, qtbot):
     window.load_initial(None)
     qtbot.waitUntil(lambda: window.state.dataset is not None, timeout=60_000)
     assert window.state.dataset.meta.name == "digits"
-    assert "digits" in window.dataset_label.text()
-    assert window.device_label.text().startswith(("CPU, ", "CUDA: "))
+    assert "digits" in window.status.dataset_label.text()
+    assert window.status.device_label.text().startswith(("CPU, ", "CUDA: "))
     qtbot.waitUntil(lambda: not running_workers(), timeout=60_000)
     assert (window.state.vae is not None) == (bundled_model("vae") is not None)
     assert (window.state.diffusion is not None) == (bundled_model("diffusion") is not None)
-    assert window.memory_label.text().endswith("MiB") and float(window.memory_label.text().split()[0]) > 10
+    memory = window.status.memory_label.text()
+    assert memory.endswith("MiB") and float(memory.split()[0]) > 10
 
 
 # ---- File menu ------------------------------------------------------------------------------------------------------
@@ -143,9 +146,9 @@ def test_bad_checkpoint_shows_the_message_and_the_app_keeps_running(window, qtbo
     with qtbot.waitSignal(window.open_checkpoint(str(good)).finished, timeout=60_000):
         pass
     assert window.state.vae is not None and window.state.vae.path == good
-    assert window.recent_files()[0] == str(good.resolve())
-    assert [a.text() for a in window.recent_menu.actions()][0] == str(good.resolve())
-    assert "good.safetensors" in window.model_label.text()
+    assert window.recent.paths()[0] == str(good.resolve())
+    assert [a.text() for a in window.recent.menu.actions()][0] == str(good.resolve())
+    assert "good.safetensors" in window.status.model_label.text()
 
 
 def test_save_checkpoint_as_copies_or_writes(window, qtbot, tmp_path):

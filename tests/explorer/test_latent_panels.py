@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import shiboken6
 import torch
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
@@ -405,11 +404,8 @@ def test_main_window_sends_a_sampler_latent_to_interpolation(qtbot, monkeypatch)
     monkeypatch.setattr(interpolate_module.InterpolatePanel, "receive_latent",
                         lambda self, z, label: received.append((z, label)))
     window = MainWindow(AppState(), defer_panels=False)
-    try:
-        z = np.zeros(4, np.float32)
-        window.panels["sampler"].sendToInterpolation.emit(z, 3)
-        assert len(received) == 1 and received[0][1] == 3
-        assert window.tabs.currentWidget() is window.panels["interpolate"]
-    finally:   # close (panels shut down) and delete: later tests look for *the* main window
-        window.close()
-        shiboken6.delete(window)
+    qtbot.addWidget(window)     # closed (panels shut down) and deleted after the test
+    z = np.zeros(4, np.float32)
+    window.panels["sampler"].sendToInterpolation.emit(z, 3)
+    assert len(received) == 1 and received[0][1] == 3
+    assert window.tabs.currentWidget() is window.panels["interpolate"]
