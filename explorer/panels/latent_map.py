@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QPixmap
+from PySide6.QtCore import QPointF, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -32,39 +31,20 @@ from core.projection import PositionMapper, cached_projection, model_key, pca_2d
 from explorer.panels.shown import WorkWhenShown
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid, array_to_qimage
+from explorer.widgets.latent_scatter import LatentScatter
 from explorer.widgets.latent_widgets import PixelView, RateLimiter
 from explorer.worker import Worker, WorkerGroup
 
 SPLITS = ("test", "val", "train")
 PROJECTIONS = {"UMAP": "umap", "PCA": "pca", "t-SNE": "tsne"}
 COLOUR_BY = ("class", "reconstruction error", "KL", "latent dimension")
-# Ten distinct colours (matplotlib's tab10), then hues for datasets with more classes.
-TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
-HOVER_PX = 7          # a point is "under the cursor" within this many screen pixels
 FAR_FROM_DATA = 3.0   # distance (in typical neighbour spacings) beyond which a decode is called an extrapolation
-
-
-def class_colour(i: int, n: int):
-    return pg.mkColor(TAB10[i]) if n <= len(TAB10) else pg.intColor(i, hues=n)
 
 
 def _project_job(loaded, mu: np.ndarray, method: str, split: str, seed: int, progress=None, should_stop=None):
     """Runs on the worker thread (umap is imported there, never on the GUI thread)."""
     return cached_projection(mu, method, model=model_key(loaded), split=split, seed=seed, progress=progress,
                              should_stop=should_stop)
-
-
-class _MapViewBox(pg.ViewBox):
-    """Left-drag sweeps (reported in data coordinates) instead of panning; other buttons keep pyqtgraph's gestures."""
-
-    sigSweep = Signal(object, bool)   # (QPointF in view coords, finished)
-
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
-        if ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            self.sigSweep.emit(self.mapSceneToView(ev.scenePos()), bool(ev.isFinish()))
-            return
-        super().mouseDragEvent(ev, axis)
 
 
 class LatentMapPanel(WorkWhenShown, QWidget):
@@ -84,8 +64,6 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.workers = WorkerGroup()          # its generation bumps on every reload; older workers' results are dropped
         self._proj_worker: Worker | None = None
         self._encode_worker: Worker | None = None
-        self._items: list[pg.ScatterPlotItem] = []
-        self._class_index: list[np.ndarray] = []
         self._current_z: tuple[np.ndarray, int] | None = None
         self._build()
         self._sweep = RateLimiter(self._decode_at, 16, self)
@@ -112,7 +90,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.decode_as.currentIndexChanged.connect(lambda _: self._redecode())
         self.shade_box = QCheckBox("shade far from data")
         self.shade_box.setChecked(True)
-        self.shade_box.toggled.connect(lambda on: self._shade.setVisible(on))
+        self.shade_box.toggled.connect(lambda on: self.scatter.set_shade_visible(on))
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.clicked.connect(self.cancel)
         self.cancel_btn.setEnabled(False)
@@ -128,28 +106,10 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             top.addWidget(w)
         top.addStretch(1)
 
-        self.view = _MapViewBox()
-        self.view.setAspectLocked(False)
-        self.plot = pg.PlotWidget(viewBox=self.view)
-        self.plot.setBackground("w")
-        self.plot.hideAxis("left")
-        self.plot.hideAxis("bottom")
-        self.legend = self.plot.addLegend(offset=(5, 5), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200))
-        self._shade = pg.ImageItem()
-        self._shade.setZValue(-10)
-        self.plot.addItem(self._shade, ignoreBounds=True)     # auto-range fits the points, not the wide shade
-        self._marker = pg.ScatterPlotItem(size=16, symbol="o", pen=pg.mkPen("k", width=2), brush=None)
-        self._marker.setZValue(10)
-        self._query_marker = pg.ScatterPlotItem(size=16, symbol="+", pen=pg.mkPen("k", width=2), brush=pg.mkBrush("k"))
-        self._query_marker.setZValue(10)
-        self.plot.addItem(self._marker)
-        self.plot.addItem(self._query_marker)
-        self.view.sigSweep.connect(self._on_sweep)
-        self.plot.scene().sigMouseClicked.connect(self._on_click)
-        self.plot.scene().sigMouseMoved.connect(self._on_hover)
-        self.hover_label = QLabel(self.plot)        # the thumbnail "tooltip": a child label that follows the cursor
-        self.hover_label.setStyleSheet("background: white; border: 1px solid #888; padding: 2px;")
-        self.hover_label.hide()
+        self.scatter = LatentScatter()
+        self.scatter.sweptTo.connect(self._on_sweep)
+        self.scatter.clickedAt.connect(self.click_view)
+        self.scatter.hovered.connect(self._on_hover)
         self.hover_index: int | None = None
 
         # side view
@@ -185,7 +145,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         side_w = QWidget()
         side_w.setLayout(side)
         split = QSplitter()
-        split.addWidget(self.plot)
+        split.addWidget(self.scatter)
         split.addWidget(side_w)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
@@ -208,7 +168,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._split = self.split_box.currentText()
         self.latents = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
-        self._clear_plot()
+        self.scatter.clear_points()
         vae, ds = self.state.vae, self.state.dataset
         self._fill_decode_as()
         if vae is None or ds is None:
@@ -300,6 +260,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         if not self.workers.busy():
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
+            shown = {v: k for k, v in PROJECTIONS.items()}.get(self.projection_shown)
+            self.progress.setFormat(f"{shown} shown" if shown else "idle")
 
     def cancel(self) -> None:
         """Stop the running encode / projection (the map keeps what it shows, e.g. PCA)."""
@@ -313,40 +275,17 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.workers.shutdown()
 
     # ---- drawing ----------------------------------------------------------------------------------------------------
-    def _clear_plot(self) -> None:
-        for item in self._items:
-            self.plot.removeItem(item)
-        self._items, self._class_index = [], []
-        self.legend.clear()
-        self._marker.setData([], [])
-        self._query_marker.setData([], [])
-        self._shade.clear()
-        self.hover_label.hide()
-
     def _set_xy(self, xy: np.ndarray, method: str) -> None:
         lat = self.latents
         assert lat is not None
-        visible = {i: item.isVisible() for i, item in enumerate(self._items)}
-        self._clear_plot()
         self.xy = np.asarray(xy, dtype=np.float32)
         self.projection_shown = method
         self.mapper = PositionMapper(self.xy, lat.mu, lat.labels)
         names = self.state.vae.meta.class_names if self.state.vae is not None else ()
-        n_classes = max(len(names), int(lat.labels.max()) + 1 if len(lat.labels) else 0)
-        for c in range(n_classes):
-            idx = np.flatnonzero(lat.labels == c)
-            name = names[c] if c < len(names) else str(c)
-            item = pg.ScatterPlotItem(x=self.xy[idx, 0], y=self.xy[idx, 1], size=7, pen=None,
-                                      brush=pg.mkBrush(class_colour(c, n_classes)), name=name)
-            item.setVisible(visible.get(c, True))
-            self.plot.addItem(item)
-            self._items.append(item)
-            self._class_index.append(idx)
+        self.scatter.set_points(self.xy, lat.labels, names, self.mapper.tree)
         self._apply_colours()
         self._update_shading()
-        self.view.autoRange(padding=0.05)
-        if self.selected is not None:
-            self._marker.setData([self.xy[self.selected, 0]], [self.xy[self.selected, 1]])
+        self.scatter.mark_point(self.selected)
 
     def _update_shading(self) -> None:
         if self.mapper is None or self.xy is None:
@@ -359,10 +298,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         rgba = np.zeros(d.shape + (4,), np.uint8)
         rgba[..., :3] = 90
         rgba[..., 3] = alpha.astype(np.uint8)
-        # ImageItem's first axis is x: transpose the (row = y) image
-        self._shade.setImage(rgba.transpose(1, 0, 2), autoLevels=False)
-        self._shade.setRect(float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
-        self._shade.setVisible(self.shade_box.isChecked())
+        self.scatter.set_shade(rgba, (lo[0], hi[0]), (lo[1], hi[1]), self.shade_box.isChecked())
 
     def colour_values(self) -> np.ndarray | None:
         """The per-point values the map is coloured by (None = by class)."""
@@ -378,79 +314,21 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         return lat.mu[:, min(self.dim_box.value(), lat.mu.shape[1] - 1)]
 
     def _apply_colours(self) -> None:
-        values = self.colour_values()
-        n = len(self._items)
-        if values is None:
-            # a list, not one brush: a single brush would not replace per-point brushes set by another mode
-            for c, (item, idx) in enumerate(zip(self._items, self._class_index, strict=True)):
-                item.setBrush([pg.mkBrush(class_colour(c, n))] * len(idx))
-            return
-        # 32 shared brushes from a colour map: pyqtgraph caches one symbol per brush, so this stays fast where a
-        # distinct brush per point would not.
-        lo, hi = np.percentile(values, [2, 98])
-        bins = np.clip(((values - lo) / max(hi - lo, 1e-12) * 31).round().astype(int), 0, 31)
-        lut = pg.colormap.get("viridis").getLookupTable(nPts=32, mode="qcolor")
-        brushes = [pg.mkBrush(q) for q in lut]
-        for item, idx in zip(self._items, self._class_index, strict=True):
-            item.setBrush([brushes[b] for b in bins[idx]])
+        self.scatter.set_colour_values(self.colour_values())
 
     # ---- mouse ------------------------------------------------------------------------------------------------------
-    def _visible_mask(self) -> np.ndarray:
-        mask = np.zeros(len(self.xy), bool) if self.xy is not None else np.zeros(0, bool)
-        for item, idx in zip(self._items, self._class_index, strict=True):
-            if item.isVisible():
-                mask[idx] = True
-        return mask
-
-    def point_near(self, pos: QPointF) -> int | None:
-        """The visible data point within HOVER_PX screen pixels of a view position, if any."""
-        if self.mapper is None or self.xy is None:
-            return None
-        k = min(16, len(self.xy))
-        _, ids = self.mapper.tree.query([pos.x(), pos.y()], k=k)
-        visible = self._visible_mask()
-        target = self.view.mapViewToScene(pos)
-        for i in np.atleast_1d(ids):
-            if not visible[i]:
-                continue
-            p = self.view.mapViewToScene(QPointF(float(self.xy[i, 0]), float(self.xy[i, 1])))
-            if (p - target).manhattanLength() <= HOVER_PX * 1.5:
-                return int(i)
-            break
-        return None
-
-    def _on_hover(self, scene_pos: QPointF) -> None:
-        if self.xy is None or not self.view.sceneBoundingRect().contains(scene_pos):
-            self.hover_label.hide()
-            return
-        i = self.point_near(self.view.mapSceneToView(scene_pos))
+    def _on_hover(self, pos: QPointF | None) -> None:
+        i = None if pos is None else self.scatter.point_near(pos)
         self.hover_index = i
         if i is None:
-            self.hover_label.hide()
+            self.scatter.hide_hover()
             return
         pair = np.concatenate([self._images[i], self._reconstruct(i)], axis=1)
-        img = array_to_qimage(pair)
-        scale = max(1, 64 // max(1, pair.shape[0]))
-        self.hover_label.setPixmap(QPixmap.fromImage(img).scaled(img.width() * scale, img.height() * scale))
-        self.hover_label.adjustSize()
-        p = self.plot.mapFromScene(scene_pos)
-        self.hover_label.move(min(p.x() + 14, max(0, self.plot.width() - self.hover_label.width())),
-                              min(p.y() + 14, max(0, self.plot.height() - self.hover_label.height())))
-        self.hover_label.show()
-        self.hover_label.raise_()
-
-    def _on_click(self, ev) -> None:
-        if ev.button() != Qt.MouseButton.LeftButton or self.xy is None:
-            return
-        if self.legend.sceneBoundingRect().contains(ev.scenePos()):
-            return                     # the legend toggles classes itself
-        if not self.view.sceneBoundingRect().contains(ev.scenePos()):
-            return
-        self.click_view(self.view.mapSceneToView(ev.scenePos()))
+        self.scatter.show_hover(array_to_qimage(pair), pos)
 
     def click_view(self, pos: QPointF) -> None:
         """A click at a view position: select the point there, or decode the empty space."""
-        i = self.point_near(pos)
+        i = self.scatter.point_near(pos)
         if i is not None:
             self.select_point(i)
         else:
@@ -472,8 +350,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             return
         self.selected = int(i)
         self.query = None
-        self._query_marker.setData([], [])
-        self._marker.setData([self.xy[i, 0]], [self.xy[i, 1]])
+        self.scatter.mark_query(None)
+        self.scatter.mark_point(self.selected)
         names = self.state.vae.meta.class_names
         label = int(lat.labels[i])
         self.image_view.set_image(self._images[i], f"{self._split} #{i}: {names[label]}")
@@ -507,8 +385,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         img = decode_latents(self._model(), z[None], label if conditional else None)[0]
         self.query = p[0]
         self.selected = None
-        self._marker.setData([], [])
-        self._query_marker.setData([p[0, 0]], [p[0, 1]])
+        self.scatter.mark_point(None)
+        self.scatter.mark_query(p[0])
         names = self.state.vae.meta.class_names
         far = dist > FAR_FROM_DATA
         self.image_view.set_image(None, "")

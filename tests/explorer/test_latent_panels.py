@@ -37,7 +37,7 @@ def make_state(loaded) -> AppState:
 
 
 def viewport_pos(panel, x: float, y: float):
-    return panel.plot.mapFromScene(panel.view.mapViewToScene(QPointF(x, y)))
+    return panel.scatter.mapFromScene(panel.scatter.view.mapViewToScene(QPointF(x, y)))
 
 
 def wait_idle(qtbot, panel, timeout=60000):
@@ -74,12 +74,12 @@ def test_map_click_point_and_empty_space(qtbot, loaded, tmp_path):
     state, panel = open_map(qtbot, loaded)
     n = len(loaded[1].test)
     assert panel.xy.shape == (n, 2) and panel.projection_shown == "pca"
-    assert len(panel._items) == 10 and sum(len(i) for i in panel._class_index) == n
+    assert len(panel.scatter.items) == 10 and sum(len(i) for i in panel.scatter.class_index) == n
 
     # click on a data point (the real mouse path through pyqtgraph's scene)
     i = int(np.argmin(np.linalg.norm(panel.xy - np.median(panel.xy, 0), axis=1)))
     with qtbot.waitSignal(state.imageSelected, timeout=2000) as sig:
-        qtbot.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(panel, *panel.xy[i]))
+        qtbot.mouseClick(panel.scatter.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(panel, *panel.xy[i]))
     assert sig.args[0] == "test"
     hit = sig.args[1]
     assert np.linalg.norm(panel.xy[hit] - panel.xy[i]) < 1e-3 * np.ptp(panel.xy) + 1e-6 or hit == i
@@ -92,10 +92,10 @@ def test_map_click_point_and_empty_space(qtbot, loaded, tmp_path):
     assert len(panel._bar_item.opts["height"]) == lat.mu.shape[1]
 
     # click empty space: the decode under the cursor, flagged far from data
-    lo, hi = panel.view.viewRange()
+    lo, hi = panel.scatter.view.viewRange()
     corner = (lo[1] - 0.03 * (lo[1] - lo[0]), hi[0] + 0.03 * (hi[1] - hi[0]))   # bottom right (legend: top left)
     d = panel.mapper.distance_to_data(np.array([corner]))[0]
-    qtbot.mouseClick(panel.plot.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(panel, *corner))
+    qtbot.mouseClick(panel.scatter.viewport(), Qt.MouseButton.LeftButton, pos=viewport_pos(panel, *corner))
     assert panel.selected is None and panel.query is not None
     np.testing.assert_allclose(panel.query, corner, rtol=0.05, atol=0.05 * np.ptp(panel.xy))
     z = panel.mapper.latent_at(panel.query[None])
@@ -114,14 +114,14 @@ def test_map_click_point_and_empty_space(qtbot, loaded, tmp_path):
     assert sent.args[0].shape == (lat.mu.shape[1],) and sent.args[1] == 7
 
     # hover a point: thumbnail of image + reconstruction
-    panel._on_hover(panel.view.mapViewToScene(QPointF(*panel.xy[i])))
-    assert panel.hover_label.isVisible() and panel.hover_index is not None
-    panel._on_hover(panel.view.mapViewToScene(QPointF(*corner)))
-    assert not panel.hover_label.isVisible()
+    panel.scatter._on_move(panel.scatter.view.mapViewToScene(QPointF(*panel.xy[i])))
+    assert panel.scatter.hover_label.isVisible() and panel.hover_index is not None
+    panel.scatter._on_move(panel.scatter.view.mapViewToScene(QPointF(*corner)))
+    assert not panel.scatter.hover_label.isVisible()
 
     # a hidden class (legend toggle) is not clickable any more
     cls = int(lat.labels[hit])
-    panel._items[cls].setVisible(False)
+    panel.scatter.items[cls].setVisible(False)
     panel.click_view(QPointF(*panel.xy[hit]))
     assert panel.selected != hit
 
@@ -133,7 +133,7 @@ def test_map_click_point_and_empty_space(qtbot, loaded, tmp_path):
     np.testing.assert_array_equal(panel.colour_values(), lat.mu[:, 1])
     panel.colour_box.setCurrentText("class")
 
-    panel._items[cls].setVisible(True)
+    panel.scatter.items[cls].setVisible(True)
     panel.select_point(i)
     screenshot(panel, "latent_map.png")
     out = tmp_path / "map.png"
@@ -389,7 +389,7 @@ def test_hidden_map_does_no_work_until_shown(qtbot, loaded):
     panel.show()
     qtbot.waitUntil(lambda: panel.xy is not None, timeout=60000)
     wait_idle(qtbot, panel)
-    assert panel.projection_shown == "pca"
+    assert panel.projection_shown == "pca" and panel.progress.format() == "PCA shown"
     panel.shutdown()
 
 
