@@ -2,7 +2,7 @@
 
 One row: clean | corrupted | VAE | VAE refined | diffusion | classical, each with PSNR / SSIM against the clean image
 and the seconds it took; a toggle shows |restored - clean| instead. Below, the batch evaluation over N test images
-(`core.restore.batch_evaluate`) fills a table that can be saved as CSV or JSON.
+(`core.restore.batch_evaluate`, restore_batch.py) fills a table that can be saved as CSV or JSON.
 
 All restoration runs on a worker thread (`core.restore.restore_row` is an iterator yielding one restorer's result at
 a time, so the row fills in as they finish); the GUI thread only converts the numpy copies it receives into pixels.
@@ -22,14 +22,11 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -37,6 +34,7 @@ from PySide6.QtWidgets import (
 from core.corruptions import CORRUPTIONS, STRENGTHS
 from core.errors import UserError
 from core.events import Progress
+from explorer.panels.restore_batch import BatchEvaluation
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.image_grid import ImageGrid
@@ -44,8 +42,6 @@ from explorer.worker import Worker
 
 COLUMNS = (("clean", "clean"), ("corrupted", "corrupted"), ("vae", "VAE"), ("vae-refined", "VAE refined"),
            ("diffusion", "diffusion"), ("classical", "classical"))
-TABLE_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
-                "seconds_per_image")
 DIFF_GAIN = 2.0   # the difference view shows min(1, 2 |x - clean|)
 
 
@@ -85,8 +81,6 @@ class RestorePanel(QWidget):
         super().__init__(parent)
         self.state = state
         self.worker: Worker | None = None
-        self.batch_worker: Worker | None = None
-        self.rows: list[dict[str, Any]] = []
         self._file_image: np.ndarray | None = None    # float (C, H, W) from "Open image..."
         self._split = "test"
         self._pending_restorer = ""
@@ -155,50 +149,24 @@ class RestorePanel(QWidget):
         for cell in self.cells.values():
             row.addWidget(cell, 1)
 
-        # ---- batch evaluation
-        self.batch_n = QSpinBox()
-        self.batch_n.setRange(1, 10_000)
-        self.batch_n.setValue(50)
-        self.batch_all = QCheckBox("all corruptions (their default strengths)")
-        self.batch_button = QPushButton("Run batch evaluation")
-        self.batch_cancel = QPushButton("Cancel")
-        self.save_table_button = QPushButton("Save table…")
-        self.batch_progress = QProgressBar()
-        self.table = QTableWidget(0, len(TABLE_FIELDS))
-        self.table.setHorizontalHeaderLabels(["corruption", "strength", "restorer", "n", "PSNR", "± PSNR", "SSIM",
-                                              "± SSIM", "s / image"])
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        batch_box = QGroupBox("Batch evaluation (test split)")
-        bl = QVBoxLayout(batch_box)
-        bh = QHBoxLayout()
-        bh.addWidget(QLabel("images"))
-        bh.addWidget(self.batch_n)
-        bh.addWidget(self.batch_all)
-        bh.addWidget(self.batch_button)
-        bh.addWidget(self.batch_cancel)
-        bh.addWidget(self.save_table_button)
-        bh.addWidget(self.batch_progress, 1)
-        bl.addLayout(bh)
-        bl.addWidget(self.table, 1)
+        self.batch = BatchEvaluation(self.state, self.restore_settings)
+        self.batch.statusChanged.connect(self.status.setText)
+        self.batch.busyChanged.connect(self._update_buttons)
 
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(buttons)
         lay.addWidget(self.row_widget, 2)
         lay.addWidget(self.status)
-        lay.addWidget(batch_box, 1)
+        lay.addWidget(self.batch, 1)
 
         # ---- wiring
         self.corruption.currentTextChanged.connect(self._on_corruption)
         self.run_button.clicked.connect(self.run_restore)
         self.cancel_button.clicked.connect(self.cancel)
-        self.batch_cancel.clicked.connect(self.cancel)
         self.diff_toggle.toggled.connect(lambda _: self._redraw_all())
         self.export_button.clicked.connect(self._ask_export)
         self.open_button.clicked.connect(self._ask_open)
-        self.batch_button.clicked.connect(self.run_batch)
-        self.save_table_button.clicked.connect(self._ask_save_table)
         self.index.valueChanged.connect(self._on_index)
         state.datasetChanged.connect(self._on_dataset)
         state.imageSelected.connect(self.select_image)
@@ -286,6 +254,12 @@ class RestorePanel(QWidget):
             self.source_label.setText(f"{self._split} image {self.index.value()}")
         self._set_cell("clean", img, "reference")
 
+    def restore_settings(self) -> dict[str, Any]:
+        """The corruption and restorer settings chosen above (the batch evaluation uses them too)."""
+        return {"corruption": self.corruption.currentText(), "strength": self.strength.value(),
+                "seed": self.seed.value(), "refine_steps": self.refine_steps.value(),
+                "diffusion_samples": self.diffusion_samples.value()}
+
     # ------------------------------------------------------------------------------------------------ restore
     def run_restore(self) -> None:
         img = self.clean_image()
@@ -309,9 +283,10 @@ class RestorePanel(QWidget):
         self.cells["corrupted"].info.setText("working…")
         self.cells["classical"].info.setText("working…")
         clean = torch.from_numpy(img.copy())[None]
-        self.worker = Worker(restore_row, clean, self.corruption.currentText(), self.strength.value(), vae=vae,
-                             diffusion=diffusion, seed=self.seed.value(), refine_steps=self.refine_steps.value(),
-                             diffusion_samples=self.diffusion_samples.value(), task="restore")
+        s = self.restore_settings()
+        self.worker = Worker(restore_row, clean, s["corruption"], s["strength"], vae=vae, diffusion=diffusion,
+                             seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],
+                             task="restore")
         self.worker.event.connect(self._on_restore_event)
         self.worker.failed.connect(self._on_failed)
         self.worker.finished.connect(self._on_finished)
@@ -355,74 +330,16 @@ class RestorePanel(QWidget):
         for key in self.cells:
             self._redraw(key)
 
-    # ------------------------------------------------------------------------------------------------ batch
-    def run_batch(self) -> None:
-        ds = self.state.dataset
-        if ds is None:
-            show_error(self, "No dataset loaded: the batch evaluation uses its test split (File menu → dataset).")
-            return
-        if self.busy():
-            return
-        from core.restore import batch_evaluate
-
-        vae, diffusion = self.state.vae, self.state.diffusion
-        shape = (ds.meta.channels, ds.meta.image_size)
-        if vae is not None and (vae.meta.channels, vae.meta.image_size) != shape:
-            vae = None
-        if diffusion is not None and (diffusion.meta.channels, diffusion.meta.image_size) != shape:
-            diffusion = None
-        all_c = self.batch_all.isChecked()
-        self.batch_worker = Worker(batch_evaluate, vae, diffusion, ds,
-                                   corruptions=list(CORRUPTIONS) if all_c else [self.corruption.currentText()],
-                                   strengths=None if all_c else [self.strength.value()], n_images=self.batch_n.value(),
-                                   seed=self.seed.value(), refine_steps=self.refine_steps.value(),
-                                   diffusion_samples=self.diffusion_samples.value(), task="restore-eval",
-                                   iterate=False)   # the returned list of rows is one result, not events
-        self.batch_worker.event.connect(self._on_batch_progress)
-        self.batch_worker.result.connect(self.show_rows)
-        self.batch_worker.failed.connect(self._on_failed)
-        self.batch_worker.finished.connect(self._on_finished)
-        self.batch_progress.setRange(0, 0)
-        self.status.setText("batch evaluation running…")
-        self.batch_worker.start()
-        self._update_buttons()
-
-    @Slot(object)
-    def _on_batch_progress(self, item: Any) -> None:
-        if isinstance(item, Progress):
-            self.batch_progress.setRange(0, item.total)
-            self.batch_progress.setValue(item.done)
-
-    @Slot(object)
-    def show_rows(self, rows: Any) -> None:
-        self.rows = list(rows or [])
-        self.table.setRowCount(len(self.rows))
-        for r, row in enumerate(self.rows):
-            for c, key in enumerate(TABLE_FIELDS):
-                v = row.get(key)
-                text = f"{v:.4f}" if key == "seconds_per_image" else (f"{v:.3f}" if isinstance(v, float) else str(v))
-                item = QTableWidgetItem(text)
-                if isinstance(v, (int, float)):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.table.setItem(r, c, item)
-        self.table.resizeColumnsToContents()
-
-    def save_table(self, path: str) -> None:
-        from core.restore import write_csv, write_json
-
-        if not self.rows:
-            raise UserError("there is no table to save yet: run the batch evaluation first")
-        (write_json if path.lower().endswith(".json") else write_csv)(self.rows, path)
-
     # ------------------------------------------------------------------------------------------------ workers
     def busy(self) -> bool:
-        return any(w is not None and w.is_running() for w in (self.worker, self.batch_worker))
+        """The single-image row or the batch evaluation is running."""
+        return (self.worker is not None and self.worker.is_running()) or self.batch.busy()
 
     def cancel(self) -> None:
-        for w in (self.worker, self.batch_worker):
-            if w is not None and w.is_running():
-                w.stop()
-        self.status.setText("cancelling…")
+        if self.worker is not None and self.worker.is_running():
+            self.worker.stop()
+            self.status.setText("cancelling…")
+        self.batch.cancel()
 
     @Slot(str, str)
     def _on_failed(self, message: str, details: str) -> None:
@@ -431,30 +348,26 @@ class RestorePanel(QWidget):
 
     @Slot()
     def _on_finished(self) -> None:
-        stopped = any(w is not None and w.stop_requested for w in (self.worker, self.batch_worker))
-        for bar in (self.progress, self.batch_progress):
-            if bar.maximum() == 0:
-                bar.setRange(0, 1)
-                bar.setValue(0 if stopped else 1)
-        if not self.busy():
-            self.status.setText("cancelled" if stopped else "done")
+        stopped = self.worker is not None and self.worker.stop_requested
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0 if stopped else 1)
+        self.status.setText("cancelled" if stopped else "done")
         self._update_buttons()
 
     def _update_buttons(self) -> None:
-        busy = self.busy()
+        row_busy = self.worker is not None and self.worker.is_running()
         has_data = self.state.dataset is not None or self._file_image is not None
-        self.run_button.setEnabled(not busy and has_data)
-        self.batch_button.setEnabled(not busy and self.state.dataset is not None)
-        self.cancel_button.setEnabled(busy)
-        self.batch_cancel.setEnabled(busy)
+        self.run_button.setEnabled(not self.busy() and has_data)
+        self.cancel_button.setEnabled(row_busy)
+        self.batch.update_buttons(row_busy)
 
     def shutdown(self) -> None:
-        for w in (self.worker, self.batch_worker):
-            if w is not None:
-                w.stop()
-        for w in (self.worker, self.batch_worker):
-            if w is not None:
-                w.join(60)    # steps are short: a stopped worker ends within one model call
+        if self.worker is not None:
+            self.worker.stop()
+        self.batch.shutdown()
+        if self.worker is not None:
+            self.worker.join(60)    # steps are short: a stopped worker ends within one model call
 
     # ------------------------------------------------------------------------------------------------ files
     def export_png(self, path: str) -> None:
@@ -472,11 +385,6 @@ class RestorePanel(QWidget):
                                               "*.tif *.tiff *.webp);;All files (*)")
         if path:
             self._guard(self.load_image_file, path)
-
-    def _ask_save_table(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save the table", "restore-eval.csv", "CSV (*.csv);;JSON (*.json)")
-        if path:
-            self._guard(self.save_table, path)
 
     def _guard(self, fn: Any, *args: Any) -> None:
         try:

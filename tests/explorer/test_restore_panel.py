@@ -90,14 +90,17 @@ def test_cancel_stops_the_restoration(qtbot, panel):
 
 def test_batch_evaluation_fills_the_table(qtbot, panel, tmp_path):
     panel.corruption.setCurrentText("salt-pepper")
-    panel.batch_n.setValue(3)
-    panel.run_batch()
-    with qtbot.waitSignal(panel.batch_worker.finished, timeout=60_000):
+    panel.batch.n_images.setValue(3)
+    panel.batch.run()
+    # one job at a time: the single-image row waits for the batch
+    assert panel.busy() and not panel.run_button.isEnabled() and not panel.batch.run_button.isEnabled()
+    with qtbot.waitSignal(panel.batch.worker.finished, timeout=60_000):
         pass
-    restorers = [panel.table.item(r, 2).text() for r in range(panel.table.rowCount())]
+    assert panel.status.text() == "batch evaluation done" and panel.run_button.isEnabled()
+    restorers = [panel.batch.table.item(r, 2).text() for r in range(panel.batch.table.rowCount())]
     assert restorers == ["corrupted", "vae", "vae-refined", "diffusion", "classical:median"]
-    assert panel.batch_progress.value() == panel.batch_progress.maximum() == 4
-    panel.save_table(str(tmp_path / "t.csv"))
+    assert panel.batch.progress.value() == panel.batch.progress.maximum() == 4
+    panel.batch.save_table(str(tmp_path / "t.csv"))
     assert (tmp_path / "t.csv").read_text().count("\n") == 6
 
 

@@ -1,0 +1,169 @@
+"""The Denoise / Enhance panel's batch evaluation: every restorer over N test images (`core.restore.batch_evaluate`,
+on a worker thread), PSNR / SSIM means and spreads in a table that can be saved as CSV or JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.corruptions import CORRUPTIONS
+from core.errors import UserError
+from core.events import Progress
+from explorer.state import AppState
+from explorer.widgets.dialogs import show_error
+from explorer.worker import Worker
+
+TABLE_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
+                "seconds_per_image")
+HEADERS = ("corruption", "strength", "restorer", "n", "PSNR", "± PSNR", "SSIM", "± SSIM", "s / image")
+
+
+class BatchEvaluation(QGroupBox):
+    statusChanged = Signal(str)
+    busyChanged = Signal()
+
+    def __init__(self, state: AppState, settings: Callable[[], dict[str, Any]], parent: QWidget | None = None) -> None:
+        """`settings()` gives the panel's current corruption, strength, seed, refine_steps and diffusion_samples."""
+        super().__init__("Batch evaluation (test split)", parent)
+        self.state = state
+        self._settings = settings
+        self.worker: Worker | None = None
+        self.rows: list[dict[str, Any]] = []
+        self.n_images = QSpinBox()
+        self.n_images.setRange(1, 10_000)
+        self.n_images.setValue(50)
+        self.all_corruptions = QCheckBox("all corruptions (their default strengths)")
+        self.run_button = QPushButton("Run batch evaluation")
+        self.cancel_button = QPushButton("Cancel")
+        self.save_button = QPushButton("Save table…")
+        self.progress = QProgressBar()
+        self.table = QTableWidget(0, len(TABLE_FIELDS))
+        self.table.setHorizontalHeaderLabels(list(HEADERS))
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        lay = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("images"))
+        for w in (self.n_images, self.all_corruptions, self.run_button, self.cancel_button, self.save_button):
+            row.addWidget(w)
+        row.addWidget(self.progress, 1)
+        lay.addLayout(row)
+        lay.addWidget(self.table, 1)
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.save_button.clicked.connect(self._ask_save)
+
+    def busy(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
+    def update_buttons(self, other_busy: bool) -> None:
+        """Enable what applies; `other_busy`: the panel's single-image restoration is running."""
+        busy = self.busy()
+        self.run_button.setEnabled(not busy and not other_busy and self.state.dataset is not None)
+        self.cancel_button.setEnabled(busy)
+
+    def run(self) -> None:
+        ds = self.state.dataset
+        if ds is None:
+            show_error(self, "No dataset loaded: the batch evaluation uses its test split (File menu → dataset).")
+            return
+        if self.busy():
+            return
+        from core.restore import batch_evaluate
+
+        vae, diffusion = self.state.vae, self.state.diffusion
+        shape = (ds.meta.channels, ds.meta.image_size)
+        if vae is not None and (vae.meta.channels, vae.meta.image_size) != shape:
+            vae = None
+        if diffusion is not None and (diffusion.meta.channels, diffusion.meta.image_size) != shape:
+            diffusion = None
+        s = self._settings()
+        every = self.all_corruptions.isChecked()
+        self.worker = Worker(batch_evaluate, vae, diffusion, ds,
+                             corruptions=list(CORRUPTIONS) if every else [s["corruption"]],
+                             strengths=None if every else [s["strength"]], n_images=self.n_images.value(),
+                             seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],
+                             task="restore-eval", iterate=False)   # the returned list of rows is one result, not events
+        self.worker.event.connect(self._on_progress)
+        self.worker.result.connect(self.show_rows)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.finished.connect(self._on_finished)
+        self.progress.setRange(0, 0)
+        self.statusChanged.emit("batch evaluation running…")
+        self.worker.start()
+        self.busyChanged.emit()
+
+    def cancel(self) -> None:
+        if self.busy():
+            self.worker.stop()
+            self.statusChanged.emit("cancelling…")
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker.join(60)    # steps are short: a stopped worker ends within one model call
+
+    @Slot(object)
+    def _on_progress(self, item: Any) -> None:
+        if isinstance(item, Progress):
+            self.progress.setRange(0, item.total)
+            self.progress.setValue(item.done)
+
+    @Slot(str, str)
+    def _on_failed(self, message: str, details: str) -> None:
+        self.statusChanged.emit(f"batch evaluation failed: {message}")
+        show_error(self, message, details)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        stopped = self.worker is not None and self.worker.stop_requested
+        if self.progress.maximum() == 0:
+            self.progress.setRange(0, 1)
+            self.progress.setValue(0 if stopped else 1)
+        self.statusChanged.emit("batch evaluation cancelled" if stopped else "batch evaluation done")
+        self.busyChanged.emit()
+
+    @Slot(object)
+    def show_rows(self, rows: Any) -> None:
+        self.rows = list(rows or [])
+        self.table.setRowCount(len(self.rows))
+        for r, row in enumerate(self.rows):
+            for c, key in enumerate(TABLE_FIELDS):
+                v = row.get(key)
+                text = f"{v:.4f}" if key == "seconds_per_image" else (f"{v:.3f}" if isinstance(v, float) else str(v))
+                item = QTableWidgetItem(text)
+                if isinstance(v, (int, float)):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        self.table.resizeColumnsToContents()
+
+    def save_table(self, path: str) -> None:
+        from core.restore import write_csv, write_json
+
+        if not self.rows:
+            raise UserError("there is no table to save yet: run the batch evaluation first")
+        (write_json if path.lower().endswith(".json") else write_csv)(self.rows, path)
+
+    def _ask_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the table", "restore-eval.csv", "CSV (*.csv);;JSON (*.json)")
+        if path:
+            try:
+                self.save_table(path)
+            except UserError as e:
+                show_error(self, str(e))
