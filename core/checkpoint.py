@@ -25,6 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from core.config import Config
+from core.device import resolve_device
 from core.errors import UserError
 
 FORMAT = "vae-explorer-checkpoint"
@@ -230,13 +231,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                       _json(meta_s, "metrics", path, {}))
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r}; use cpu, cuda, cuda:N or mps") from None
-
-
 def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
     """Rebuild the model stored in `path` (EMA weights when present and use_ema) in eval mode on `device`."""
     from core.models import build_model
@@ -249,7 +243,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema:
     except RuntimeError as e:
         raise UserError(f"{path}: the weights do not fit the model its config describes ({str(e).splitlines()[0]}); "
                         "the checkpoint is damaged or from an incompatible version") from None
-    model.to(_resolve_device(device)).eval()
+    model.to(resolve_device(device)).eval()
     return LoadedModel(model, ck.config, ck.meta, ck.path, int(ck.train_state.get("step", 0)),
                        int(ck.train_state.get("epoch", 0)), {k: float(v) for k, v in ck.metrics.items()})
 
@@ -263,5 +257,5 @@ def from_snapshot(event, device: str | torch.device = "cpu") -> LoadedModel:
     meta = DatasetMeta.from_dict(dict(event.meta))
     model = build_model(config.model, meta)
     model.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in event.state.items()})
-    model.to(_resolve_device(device)).eval()
+    model.to(resolve_device(device)).eval()
     return LoadedModel(model, config, meta, None, int(event.step), int(event.epoch), {})

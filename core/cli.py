@@ -222,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------ sample
 def _device(name: str) -> Any:
-    from core.train import resolve_device
+    from core.device import resolve_device
 
     return resolve_device(name)
 

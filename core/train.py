@@ -14,7 +14,6 @@ with the same weights as an uninterrupted one (on the CPU; GPU kernels may not b
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import threading
@@ -30,6 +29,8 @@ import torch
 from core import distributed
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import Config
+from core.device import resolve_device
+from core.ema import EMA
 from core.errors import UserError
 from core.events import (
     CheckpointSaved,
@@ -44,28 +45,9 @@ from core.events import (
     to_record,
 )
 from core.models import build_model
-from core.run_folder import follow_run, make_preview, save_preview_png  # noqa: F401 - follow_run re-exported
+from core.run_folder import make_preview, save_preview_png
 
 VAL_BATCH = 512
-
-
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> CUDA, then MPS, then CPU; otherwise the named device, which must exist here."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu or auto")
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UserError(f"device {name!r} was asked for but MPS is not available here; use --device cpu or auto")
-    return dev
 
 
 def cosine_lr(base: float, step: int, total_steps: int) -> float:
@@ -76,21 +58,6 @@ def cosine_lr(base: float, step: int, total_steps: int) -> float:
 def batch_order_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator that shuffles epoch `epoch` (1-based): a function of (seed, epoch) only, for exact resume."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-
-
-class _EMA:
-    """Exponential moving average of a model's weights (a frozen copy updated in place after each step)."""
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        ema_p = list(self.module.parameters())
-        torch._foreach_lerp_(ema_p, [p.detach() for p in model.parameters()], 1.0 - self.decay)
-        for b_ema, b in zip(self.module.buffers(), model.buffers(), strict=True):
-            b_ema.copy_(b)
 
 
 class Trainer:
@@ -117,7 +84,7 @@ class Trainer:
         self._unpaused.set()
         self._log_file = None
         self.model: torch.nn.Module | None = None
-        self.ema: _EMA | None = None
+        self.ema: EMA | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self.step = 0            # batches processed (skipped non-finite steps included)
         self.epoch = 0           # completed epochs
@@ -202,7 +169,7 @@ class Trainer:
         if self.device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.ema = _EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
+        self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
         self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
         if self.dist is not None:
             self.dist.seed_rng(tc.seed)

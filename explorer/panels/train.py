@@ -258,7 +258,7 @@ class TrainPanel(QWidget):
             self.stop()
             if self.worker is not None:
                 self.worker.join(30)
-        from core.train import follow_run
+        from core.run_folder import follow_run
 
         self.job = None
         self.run_dir = str(run_dir)

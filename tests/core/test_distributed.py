@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from core.checkpoint import load_model
 from core.events import RunEnded, RunStarted
-from core.train import follow_run
+from core.run_folder import follow_run
 
 REPO = Path(__file__).resolve().parents[2]
 

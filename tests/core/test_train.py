@@ -23,7 +23,8 @@ from core.events import (
     to_record,
 )
 from core.models.vae import ConditionalVAE
-from core.train import Trainer, follow_run
+from core.run_folder import follow_run
+from core.train import Trainer
 
 DATA = DataConfig("digits", image_size=16, per_class=12)
 
