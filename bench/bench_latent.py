@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 
 import numpy as np
@@ -75,12 +76,37 @@ def digits_latents(model, n: int) -> tuple[np.ndarray, np.ndarray]:
     return lat.mu, lat.labels
 
 
+def bench_tsne(mu: np.ndarray) -> None:
+    """Ours (openTSNE, with progress and cancel) against scikit-learn's TSNE, and how soon a cancel takes effect."""
+    from sklearn.manifold import TSNE
+
+    from core.projection import tsne_2d
+
+    tsne_2d(mu[:100], seed=0)    # imports
+    ours, t_ours = timed(lambda: tsne_2d(mu, seed=0))
+    perplexity = float(min(30.0, max(2.0, (len(mu) - 1) / 3)))
+    ref, t_ref = timed(lambda: TSNE(n_components=2, init="pca", random_state=0, perplexity=perplexity)
+                       .fit_transform(mu))
+    print(f"t-SNE {len(mu)} latents: ours (openTSNE) {t_ours:.1f} s, trustworthiness {trustworthiness(mu, ours):.4f}; "
+          f"scikit-learn {t_ref:.1f} s, trustworthiness {trustworthiness(mu, ref):.4f}")
+    asked: list[float] = []      # a Cancel from another thread half way through, as the GUI's button does
+    timer = threading.Timer(t_ours / 2, lambda: asked.append(time.perf_counter()))
+    timer.start()
+    out = tsne_2d(mu, seed=0, should_stop=lambda: bool(asked))
+    returned = time.perf_counter()
+    timer.join()
+    print(f"t-SNE cancelled half way: returned {'None' if out is None else 'a map'} "
+          f"{(returned - asked[0]) * 1000:.0f} ms after the request (scikit-learn: not interruptible)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the GUI leaves one core to itself)")
     ap.add_argument("--skip-umap", action="store_true")
     ap.add_argument("--variants", action="store_true", help="also time the UMAP variants we considered")
+    ap.add_argument("--tsne", type=int, default=3000, metavar="N",
+                    help="t-SNE of the first N latents: openTSNE (ours) vs scikit-learn, and cancel latency (0: skip)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -142,6 +168,8 @@ def main() -> None:
     _, t_dec = timed(slider_decodes, repeat=3)
     print(f"slider decodes: {100 / t_dec:.0f} decodes/s at {model.image_size} px (target >= 30)")
 
+    if args.tsne:
+        bench_tsne(mu[:args.tsne])
     if args.skip_umap:
         return
     from core.projection import _import_umap, umap_2d, umap_reference

@@ -19,6 +19,7 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -201,19 +202,44 @@ def umap_reference(mu: np.ndarray, *, seed: int = 0) -> np.ndarray:
         return np.asarray(umap.UMAP(random_state=seed).fit_transform(mu), dtype=np.float32)
 
 
+TSNE_EARLY_ITERS, TSNE_ITERS = 250, 500   # openTSNE's defaults: early exaggeration, then the main optimisation
+TSNE_REPORT_EVERY = 10                    # iterations between progress reports / stop checks (each costs a KL eval)
+
+
 def tsne_2d(mu: np.ndarray, *, seed: int = 0, progress: Progress | None = None,
             should_stop: ShouldStop | None = None) -> np.ndarray | None:
-    """t-SNE (scikit-learn) -> (N, 2) float32; it cannot be interrupted mid-way, only before it starts."""
-    if should_stop is not None and should_stop():
+    """t-SNE -> (N, 2) float32, or None when stopped.
+
+    openTSNE rather than scikit-learn's: it calls back between iterations, so the map reports progress and a cancel
+    takes effect within TSNE_REPORT_EVERY iterations (scikit-learn's fit cannot be interrupted), and its FFT
+    gradients scale to large N. bench/bench_latent.py, 10,000 digits latents on 2 cores: 26.5 s against 50.2 s,
+    trustworthiness 0.989 against 0.990; a cancel half way returned 120 ms after the request."""
+    stop = should_stop or (lambda: False)
+    if stop():
         return None
-    from sklearn.manifold import TSNE  # noqa: PLC0415 - only when asked for
+    from openTSNE import TSNE  # noqa: PLC0415 - only when asked for
 
     x = np.asarray(mu, dtype=np.float32)
     perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
-    emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=perplexity).fit_transform(x)
+    total = TSNE_EARLY_ITERS + TSNE_ITERS
+    done = 0
+
+    def report(_iteration: int, _error: float, _embedding: Any) -> bool:
+        nonlocal done
+        done = min(total, done + TSNE_REPORT_EVERY)
+        if progress:
+            progress(done, total)
+        return bool(stop())              # True ends openTSNE's optimisation at once
+
     if progress:
-        progress(1, 1)
-    return emb.astype(np.float32)
+        progress(0, total)
+    emb = TSNE(perplexity=perplexity, early_exaggeration_iter=TSNE_EARLY_ITERS, n_iter=TSNE_ITERS,
+               random_state=seed, n_jobs=-1, callbacks=report, callbacks_every_iters=TSNE_REPORT_EVERY).fit(x)
+    if stop():
+        return None
+    if progress:
+        progress(total, total)
+    return np.asarray(emb, dtype=np.float32)
 
 
 def project(mu: np.ndarray, method: str, *, seed: int = 0, progress: Progress | None = None,

@@ -34,6 +34,7 @@ from core.projection import (
     model_key,
     pca_2d,
     projection_cache_path,
+    tsne_2d,
     umap_2d,
 )
 
@@ -117,6 +118,25 @@ def test_umap_small_shape_determinism_progress_and_stop(test_latents):
     from sklearn.manifold import trustworthiness
 
     rand = np.random.default_rng(0).normal(size=(300, 2))
+    assert trustworthiness(mu, a, n_neighbors=10) > max(0.8, trustworthiness(mu, rand, n_neighbors=10) + 0.2)
+
+
+def test_tsne_shape_determinism_progress_and_cancel_midway(test_latents):
+    mu = test_latents.mu[:200]
+    seen = []
+    a = tsne_2d(mu, seed=1, progress=lambda d, t: seen.append((d, t)))
+    assert a.shape == (200, 2) and a.dtype == np.float32 and np.isfinite(a).all()
+    np.testing.assert_array_equal(a, tsne_2d(mu, seed=1))
+    total = seen[-1][1]
+    assert seen[0] == (0, total) and seen[-1] == (total, total) and len(seen) > 10
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    # a cancel during the optimisation ends it there (openTSNE's callback), with None
+    ticks = []
+    assert tsne_2d(mu, seed=1, progress=lambda d, t: ticks.append(d), should_stop=lambda: len(ticks) > 3) is None
+    assert len(ticks) <= 5 and max(ticks) < total // 2
+    from sklearn.manifold import trustworthiness
+
+    rand = np.random.default_rng(0).normal(size=(200, 2))
     assert trustworthiness(mu, a, n_neighbors=10) > max(0.8, trustworthiness(mu, rand, n_neighbors=10) + 0.2)
 
 
