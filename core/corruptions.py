@@ -89,9 +89,17 @@ def low_light(x: torch.Tensor, s: float) -> torch.Tensor:
     return (1 - s) * x.clamp(0, 1) ** (1 + s)
 
 
+def observation(name: str, x_corrupted: torch.Tensor) -> torch.Tensor:
+    """What forward_operator(name, ...) of the clean image equals: the corrupted image itself, except for the
+    downsampling corruptions, whose corrupted image is the small image enlarged (the small one is returned)."""
+    if name.startswith("downsample"):
+        return F.avg_pool2d(x_corrupted, downsample_factor(name))   # exact: nearest enlargement, then the mean
+    return x_corrupted
+
+
 def forward_operator(name: str, strength: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """A(x): what the corruption does to a clean image, without its randomness (noise and masks are handled by the
-    restorer's loss). Used to explain observed pixels: compare A(decoded) with the corrupted image."""
+    restorer's loss). Used to explain observed pixels: compare A(restored) with `observation(name, corrupted)`."""
     check_name(name)
     if name == "blur":
         return lambda x: blur(x, float(strength))

@@ -28,6 +28,7 @@ from core.corruptions import (  # noqa: F401 - re-exported: the public API is co
     corrupt,
     downsample_factor,
     forward_operator,
+    observation,
 )
 from core.errors import UserError
 
@@ -125,6 +126,7 @@ def restore_vae_refined(vae: Any, x_corrupted: torch.Tensor, name: str, strength
     y = None if tries[0] is None else torch.cat(tries)            # (k*b,): label c for images 0..b-1, then c+1 ...
     xs = x.repeat(k, 1, 1, 1)
     ms = m.repeat(k, 1, 1, 1) if m is not None else None
+    target = observation(name, xs)                                # A(clean) = target: what A(decoded) must match
     with torch.no_grad():
         z0, _ = vae.encode(xs, y)
     z = z0.clone().requires_grad_(True)
@@ -133,25 +135,25 @@ def restore_vae_refined(vae: Any, x_corrupted: torch.Tensor, name: str, strength
         if should_stop is not None and should_stop():
             return None
         with torch.enable_grad():
-            loss = _refine_loss(vae, z, y, xs, op, ms, robust, sigma)
+            loss = _refine_loss(vae, z, y, target, op, ms, robust, sigma)
             # Gradients for z only: the (shared, possibly in use elsewhere) model's .grad stays untouched.
             (z.grad,) = torch.autograd.grad(loss.sum(), [z])
         opt.step()
         if progress is not None:
             progress(i + 1, steps)
     with torch.no_grad():
-        loss = _refine_loss(vae, z, y, xs, op, ms, robust, sigma).view(k, b)
+        loss = _refine_loss(vae, z, y, target, op, ms, robust, sigma).view(k, b)
         out = vae.decode(z, y).view(k, b, *x.shape[1:])
         best = loss.argmin(0)
         out = out[best, torch.arange(b, device=device)]
     return _keep_known(out, x, m).cpu()
 
 
-def _refine_loss(vae: Any, z: torch.Tensor, y: torch.Tensor | None, x: torch.Tensor, op: Callable,
+def _refine_loss(vae: Any, z: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor, op: Callable,
                  mask: torch.Tensor | None, robust: bool, sigma: float) -> torch.Tensor:
     """Per-latent negative log posterior (up to constants), summed over the known pixels."""
     pred = vae.decode(z, y)
-    d = op(pred) - op(x)
+    d = op(pred) - target
     if mask is not None:
         d = d * (1 - mask).expand_as(d)      # masks come with the identity operator: same shape
     data = (d.abs() / sigma) if robust else d.pow(2) / (2 * sigma ** 2)
@@ -175,13 +177,44 @@ def diffusion_strength(model: Any, name: str, strength: float) -> float:
     return {"salt-pepper": 0.5, "blur": 0.4, "low-light": 0.5, "downsample-x2": 0.35, "downsample-x4": 0.55}[name]
 
 
+CONSISTENCY_ITERS = 10    # gradient steps on the data term per diffusion step
+
+
+def data_consistency(name: str, strength: float, x_corrupted: torch.Tensor, *,
+                     iters: int = CONSISTENCY_ITERS) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """For the corruptions with a known deterministic forward operator A (blur, low light, downsampling), a function
+    that moves a clean-image estimate x0 (in [-1, 1]) towards explaining the observation y: `iters` gradient steps
+    on |A(x) - y|^2 / 2 starting at x0 (the data step of plug-and-play diffusion restoration, as in DiffPIR). None
+    for the corruptions whose observation is the image itself (noise, masks: SDEdit and RePaint handle those)."""
+    if name not in ("blur", "low-light") and not name.startswith("downsample"):
+        return None
+    op = forward_operator(name, strength)
+    y = observation(name, x_corrupted.float())
+    # Step sizes near 1 / |A|^2: the mean over f x f pixels has |A|^2 = 1/f^2 (one step then projects exactly);
+    # a blur's kernel sums to 1; the darkening's slope is below 1.
+    step = float(downsample_factor(name) ** 2) if name.startswith("downsample") else (1.0 if name == "blur" else 2.0)
+
+    def correct(x0: torch.Tensor) -> torch.Tensor:
+        target = y.to(x0.device)
+        with torch.enable_grad():
+            u = ((x0.detach().float() + 1) / 2).requires_grad_(True)
+            for _ in range(iters):
+                (g,) = torch.autograd.grad(0.5 * (op(u) - target).pow(2).sum(), [u])
+                u = (u - step * g).clamp(0, 1).detach().requires_grad_(True)
+        return (u.detach() * 2 - 1).to(x0.dtype)
+
+    return correct
+
+
 @torch.no_grad()
 def restore_diffusion(model: Any, x_corrupted: torch.Tensor, name: str, strength: float,
                       mask: torch.Tensor | None = None, *, sdedit_strength: float | None = None, samples: int = 1,
                       steps: int = 100, sampler: str = "ddpm", labels: torch.Tensor | None = None,
                       generator: torch.Generator | None = None, progress: Progress = None,
-                      should_stop: ShouldStop = None) -> torch.Tensor | None:
-    """SDEdit (RePaint for masks) with the strength from `diffusion_strength` unless given. `samples` > 1 averages
+                      should_stop: ShouldStop = None, consistency: bool = True) -> torch.Tensor | None:
+    """SDEdit (RePaint for masks) with the strength from `diffusion_strength` unless given; for blur, low light and
+    downsampling (with `consistency`), every step's clean-image estimate is also pulled towards explaining the
+    observation (`data_consistency`). `samples` > 1 averages
     that many independent restorations (an estimate of the posterior mean, which scores higher PSNR than any one
     sample, at `samples` times the cost). Returns None when stopped."""
     check_name(name)
@@ -191,8 +224,9 @@ def restore_diffusion(model: Any, x_corrupted: torch.Tensor, name: str, strength
     xs = x_corrupted.repeat(samples, 1, 1, 1)
     ms = mask.repeat(samples, 1, 1, 1) if mask is not None else None
     ys = labels.repeat(samples) if labels is not None else None
+    dc = data_consistency(name, strength, xs) if consistency else None
     out = model.restore(xs, strength=s, mask=ms, labels=ys, steps=steps, sampler=sampler, generator=generator,
-                        progress=progress, should_stop=should_stop)
+                        progress=progress, should_stop=should_stop, consistency=dc)
     if out is None:
         return None
     out = out.view(samples, b, *x_corrupted.shape[1:]).mean(0)
@@ -239,11 +273,15 @@ def _classical_one(img: np.ndarray, name: str, s: float, mask: np.ndarray | None
     elif method == "richardson-lucy":
         if s <= 0:
             return img
-        r = max(1, int(np.ceil(3 * s)))
+        r = min(max(1, int(np.ceil(3 * s))), min(img.shape[:2]) - 1)   # the corruption's own kernel radius
         g = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * s * s))
         psf = np.outer(g, g)
         psf /= psf.sum()
-        chans = [restoration.richardson_lucy(img[..., c], psf, num_iter=15) for c in range(img.shape[2])]
+        # Reflect-padded like the blur itself: scikit-image convolves with zeros beyond the border, which on a small
+        # image floods the edges with ringing (40 digits: 15.0 dB unpadded, below the blurred input's 18.6).
+        pad = [(r, r), (r, r)]
+        chans = [restoration.richardson_lucy(np.pad(img[..., c], pad, mode="reflect"), psf, num_iter=15)[r:-r, r:-r]
+                 for c in range(img.shape[2])]
         res = np.stack(chans, -1)
     elif method == "unsharp":
         res = filters.unsharp_mask(im, radius=max(s, 0.5), amount=1.5, channel_axis=ch)

@@ -28,6 +28,8 @@ from core.errors import UserError
 SAMPLERS = ("ddpm", "ddim", "dpm++")
 Progress = Callable[[int, int], None] | None
 ShouldStop = Callable[[], bool] | None
+# Maps the model's estimate of the clean image (in [-1, 1]) to one that also explains an observation (restoration).
+Consistency = Callable[[torch.Tensor], torch.Tensor] | None
 
 
 def _group_count(channels: int) -> int:
@@ -162,8 +164,11 @@ class ConditionalDiffusion(nn.Module):
 
     def _reverse(self, x: torch.Tensor, labels: torch.Tensor | None, scheduler: Any, guidance: float | None,
                  generator: torch.Generator | None, progress: Progress, should_stop: ShouldStop, *,
-                 known: torch.Tensor | None, mask: torch.Tensor | None, start: int = 0) -> torch.Tensor | None:
-        """Run the scheduler's timesteps[start:] from x; with `known`/`mask`, RePaint the known pixels each step."""
+                 known: torch.Tensor | None, mask: torch.Tensor | None, start: int = 0,
+                 consistency: Consistency = None) -> torch.Tensor | None:
+        """Run the scheduler's timesteps[start:] from x; with `known`/`mask`, RePaint the known pixels each step; with
+        `consistency`, each step's clean-image estimate is corrected by it before the scheduler steps (the noise
+        estimate handed to the scheduler is the one that corrected image implies)."""
         guidance = self.cfg.guidance if guidance is None else float(guidance)
         timesteps = scheduler.timesteps[start:]
         if hasattr(scheduler, "set_begin_index"):   # solvers that count their own steps start where we start
@@ -173,6 +178,10 @@ class ConditionalDiffusion(nn.Module):
             if should_stop is not None and should_stop():
                 return None
             eps = self.predict_noise(x, t, labels, guidance)
+            if consistency is not None:
+                abar = self.alphas_cumprod[t]
+                x0 = consistency(((x - (1 - abar).sqrt() * eps) / abar.sqrt()).clamp(-1, 1))
+                eps = (x - abar.sqrt() * x0) / (1 - abar).sqrt()
             kwargs = {"generator": generator} if "generator" in _step_params(scheduler) else {}
             x = scheduler.step(eps, t, x, **kwargs).prev_sample
             if known is not None and mask is not None:
@@ -195,7 +204,7 @@ class ConditionalDiffusion(nn.Module):
     def restore(self, x_corrupted: torch.Tensor, *, strength: float, mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None, guidance: float | None = None, steps: int = 100,
                 sampler: str = "ddpm", generator: torch.Generator | None = None, progress: Progress = None,
-                should_stop: ShouldStop = None) -> torch.Tensor | None:
+                should_stop: ShouldStop = None, consistency: Consistency = None) -> torch.Tensor | None:
         """Restore [0, 1] images by running the reverse process from a partly noised version of them.
 
         Without a mask (SDEdit): noise x_corrupted to timestep strength * T (0 = return it unchanged, 1 = pure noise,
@@ -203,7 +212,8 @@ class ConditionalDiffusion(nn.Module):
         the last ~strength*steps run). With a mask (1 = pixel missing, 0 = pixel known), RePaint: the chain starts
         from pure noise at `strength` and at every step the known pixels, re-noised to the current level, replace
         the model's; the result equals x_corrupted exactly where mask == 0. labels None = unconditional ("no
-        label"). Returns None when stopped.
+        label"). `consistency` corrects every step's clean-image estimate (in [-1, 1]) to agree with what was
+        observed (see core.restore.data_consistency). Returns None when stopped.
         """
         if not 0.0 <= strength <= 1.0:
             raise UserError(f"restoration strength must be between 0 and 1, not {strength}")
@@ -227,7 +237,7 @@ class ConditionalDiffusion(nn.Module):
             pure = torch.randn(x0.shape, generator=generator, device=generator.device if generator else "cpu")
             x = mask * pure.to(device) + (1 - mask) * x
         out = self._reverse(x, labels, scheduler, guidance, generator, progress, should_stop,
-                            known=x0 if mask is not None else None, mask=mask, start=start)
+                            known=x0 if mask is not None else None, mask=mask, start=start, consistency=consistency)
         if out is None:
             return None
         if mask is not None:
