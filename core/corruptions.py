@@ -97,6 +97,14 @@ def observation(name: str, x_corrupted: torch.Tensor) -> torch.Tensor:
     return x_corrupted
 
 
+def keep_known(out: torch.Tensor, x_corrupted: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """A restoration clamped to [0, 1], with the known pixels (mask 0) of the corrupted image put back exactly."""
+    if mask is None:
+        return out.clamp(0, 1)
+    m = mask.to(out.device).expand_as(out) > 0.5
+    return torch.where(m, out.clamp(0, 1), x_corrupted.to(out.device).float())
+
+
 def forward_operator(name: str, strength: float) -> Callable[[torch.Tensor], torch.Tensor]:
     """A(x): what the corruption does to a clean image, without its randomness (noise and masks are handled by the
     restorer's loss). Used to explain observed pixels: compare A(restored) with `observation(name, corrupted)`."""
