@@ -52,11 +52,9 @@ def _labels_to_try(vae: Any, b: int, device: Any) -> list[torch.Tensor | None]:
     return [torch.full((b,), c, dtype=torch.long, device=device) for c in range(k)] if k else [None]
 
 
-def _observed_error(pred: torch.Tensor, x_c: torch.Tensor, op: Callable, mask: torch.Tensor | None,
-                    robust: bool) -> torch.Tensor:
-    """Per-image mean error between A(pred) and the observation, over the known pixels only."""
-    d = op(pred) - op(x_c) if op is not None else pred - x_c
-    d = d.abs() if robust else d.pow(2)
+def _observed_error(pred: torch.Tensor, x_c: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Per-image mean squared error between pred and the corrupted image, over the known pixels only."""
+    d = (pred - x_c).pow(2)
     if mask is None:
         return d.flatten(1).mean(1)
     known = (1 - mask).expand_as(d)
@@ -76,7 +74,7 @@ def restore_vae(vae: Any, x_corrupted: torch.Tensor, mask: torch.Tensor | None =
     for y in tries:
         mu, _ = vae.encode(x, y)
         out = vae.decode(mu, y)
-        err = _observed_error(out, x, None, mask.to(device) if mask is not None else None, robust=False)
+        err = _observed_error(out, x, mask.to(device) if mask is not None else None)
         if best is None:
             best, best_err = out, err
         else:
