@@ -7,7 +7,7 @@ thread never shares its live model with the panels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -28,6 +28,24 @@ class AppState(QObject):
         self.vae: LoadedModel | None = None
         self.diffusion: LoadedModel | None = None
         self.dataset: Dataset | None = None
+
+    @property
+    def vae_model(self) -> Any:
+        """The VAE network itself (None when none is loaded)."""
+        return None if self.vae is None else self.vae.model
+
+    def split_to_encode(self, split: str) -> tuple[LoadedModel, Any] | str:
+        """(the VAE, the dataset's `split`) when both are loaded and their images have the same shape; otherwise
+        what is wrong, as a line for a panel's status."""
+        vae, ds = self.vae, self.dataset
+        missing = " and ".join(what for what, absent in (("a VAE", vae is None), ("a dataset", ds is None)) if absent)
+        if missing:
+            return f"Load {missing} to use this panel (File > Open checkpoint, or train one)."
+        meta, mmeta = ds.meta, vae.meta
+        if (meta.channels, meta.image_size) != (mmeta.channels, mmeta.image_size):
+            return (f"The VAE was trained on {mmeta.channels}x{mmeta.image_size}px images, the dataset has "
+                    f"{meta.channels}x{meta.image_size}px: load a matching dataset.")
+        return vae, ds.split(split)
 
     def set_vae(self, loaded: LoadedModel | None) -> None:
         self.vae = loaded

@@ -174,26 +174,19 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         lay.addWidget(self.status)
 
     # ---- loading ----------------------------------------------------------------------------------------------------
-    def _model(self):
-        return None if self.state.vae is None else self.state.vae.model
-
     def reload(self) -> None:
         if self.defer_while_hidden():
             return
         gen = self.workers.new_generation()
         self.latents = None
         self._images = None
-        vae, ds = self.state.vae, self.state.dataset
         self._fill_classes()
-        if vae is None or ds is None:
-            self.status.setText("Load a VAE and a dataset to interpolate.")
+        found = self.state.split_to_encode(self._split)
+        if isinstance(found, str):
+            self.status.setText(found)
             self._set_enabled(False)
             return
-        if (ds.meta.channels, ds.meta.image_size) != (vae.meta.channels, vae.meta.image_size):
-            self.status.setText("The dataset's image shape differs from the VAE's: load a matching dataset.")
-            self._set_enabled(False)
-            return
-        split = ds.split(self._split)
+        vae, split = found
         self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
         for box in self.index:
             box.blockSignals(True)
@@ -297,7 +290,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self._endpoints_changed()
 
     def _endpoints_changed(self) -> None:
-        model = self._model()
+        model = self.state.vae_model
         if model is None or self.z[0].shape != self.z[1].shape or len(self.z[0]) != model.latent_dim:
             return
         morph = self.mode.currentIndex() == 1
@@ -316,8 +309,8 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         return self.state.vae.meta.class_names[y]
 
     def _decode(self, z: np.ndarray, y: int) -> np.ndarray:
-        conditional = bool(getattr(self._model(), "num_classes", 0))
-        return decode_latents(self._model(), z, y if conditional else None)
+        conditional = bool(getattr(self.state.vae_model, "num_classes", 0))
+        return decode_latents(self.state.vae_model, z, y if conditional else None)
 
     def t(self) -> float:
         return self.t_slider.value() / SLIDER_STEPS
@@ -327,7 +320,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         morph = self.mode.currentIndex() == 1
         z0 = self.z[0] + self.offsets
         z1 = (self.z[0] if morph else self.z[1]) + self.offsets
-        return interpolate_images(self._model(), z0, self.y[0], z1, self.y[1], ts,
+        return interpolate_images(self.state.vae_model, z0, self.y[0], z1, self.y[1], ts,
                                   spherical=self.spherical.isChecked())
 
     def current_latent(self) -> np.ndarray:
@@ -336,7 +329,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         return (slerp if self.spherical.isChecked() else lerp)(self.z[0], z1, self.t()) + self.offsets
 
     def _decode_current(self, _value=None) -> None:
-        if self._model() is None or self.latents is None and not any(self._external):
+        if self.state.vae_model is None or self.latents is None and not any(self._external):
             return
         t = self.t()
         self.t_label.setText(f"t = {t:.2f}")
@@ -344,7 +337,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.view.set_image(self.current, f"t = {t:.2f}")
 
     def _update_strip(self) -> None:
-        if self._model() is None or len(self.z[0]) != self._model().latent_dim:
+        if self.state.vae_model is None or len(self.z[0]) != self.state.vae_model.latent_dim:
             return
         n = self.steps.value()
         self.strip = self.path_images(np.linspace(0.0, 1.0, n))
@@ -402,7 +395,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
 
     def export_gif(self, path: str, *, frames: int = 24, scale: int = 4, ms_per_frame: int = 80) -> None:
         """An animated GIF that walks A -> B -> A (a loop without a jump)."""
-        if self._model() is None:
+        if self.state.vae_model is None:
             raise UserError("nothing to export yet: load a VAE and a dataset first")
         ts = np.concatenate([np.linspace(0, 1, frames), np.linspace(1, 0, frames)[1:-1]])
         imgs = self.path_images(ts)

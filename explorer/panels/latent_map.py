@@ -156,9 +156,6 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         lay.addWidget(self.status)
 
     # ---- loading ----------------------------------------------------------------------------------------------------
-    def _model(self):
-        return None if self.state.vae is None else self.state.vae.model
-
     def reload(self) -> None:
         """(Re)encode the chosen split with the current VAE; called on vaeChanged / datasetChanged / split change."""
         if self.defer_while_hidden():
@@ -169,17 +166,12 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.latents = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
         self.scatter.clear_points()
-        vae, ds = self.state.vae, self.state.dataset
         self._fill_decode_as()
-        if vae is None or ds is None:
-            self.status.setText("Load a VAE and a dataset to see its latent map.")
+        found = self.state.split_to_encode(self._split)
+        if isinstance(found, str):
+            self.status.setText(found)
             return
-        meta, mmeta = ds.meta, vae.meta
-        if (meta.channels, meta.image_size) != (mmeta.channels, mmeta.image_size):
-            self.status.setText(f"The VAE was trained on {mmeta.channels}x{mmeta.image_size}px images, the dataset "
-                                f"has {meta.channels}x{meta.image_size}px: load a matching dataset.")
-            return
-        split = ds.split(self._split)
+        vae, split = found
         self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
         self.status.setText(f"encoding {len(split)} {self._split} images…")
         w = Worker(encode_split, vae.model, split, batch_size=256, task="encode", iterate=False)
@@ -342,7 +334,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
 
     def _reconstruct(self, i: int) -> np.ndarray:
         lat = self.latents
-        return decode_latents(self._model(), lat.mu[i:i + 1], int(lat.labels[i]))[0]
+        return decode_latents(self.state.vae_model, lat.mu[i:i + 1], int(lat.labels[i]))[0]
 
     def select_point(self, i: int) -> None:
         lat = self.latents
@@ -375,14 +367,14 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         return self.decode_as.currentIndex() - 1
 
     def _decode_at(self, pos: QPointF) -> None:
-        if self.mapper is None or self._model() is None:
+        if self.mapper is None or self.state.vae_model is None:
             return
         p = np.array([[pos.x(), pos.y()]], dtype=np.float64)
         z = self.mapper.latent_at(p)[0]
         dist = float(self.mapper.distance_to_data(p)[0])
-        conditional = bool(getattr(self._model(), "num_classes", 0))
+        conditional = bool(getattr(self.state.vae_model, "num_classes", 0))
         label = self._decode_label(p) if conditional else 0
-        img = decode_latents(self._model(), z[None], label if conditional else None)[0]
+        img = decode_latents(self.state.vae_model, z[None], label if conditional else None)[0]
         self.query = p[0]
         self.selected = None
         self.scatter.mark_point(None)

@@ -150,9 +150,6 @@ class SamplerPanel(QWidget):
         lay.addWidget(self.status)
 
     # ---- state ------------------------------------------------------------------------------------------------------
-    def _model(self):
-        return None if self.state.vae is None else self.state.vae.model
-
     def _on_vae_changed(self) -> None:
         self.class_list.blockSignals(True)
         self.class_list.clear()
@@ -198,7 +195,7 @@ class SamplerPanel(QWidget):
             self.seed.blockSignals(True)
             self.seed.setValue(self.seed.value() + 1)
             self.seed.blockSignals(False)
-        model = self._model()
+        model = self.state.vae_model
         if model is None:
             self.grid.clear()
             self.images = None
@@ -267,7 +264,7 @@ class SamplerPanel(QWidget):
         row = index // self.columns.value()
         label = self.rows[row] if row < len(self.rows) else 0
         names = self.state.vae.meta.class_names
-        caption = names[label] if getattr(self._model(), "num_classes", 0) else f"sample {index}"
+        caption = names[label] if getattr(self.state.vae_model, "num_classes", 0) else f"sample {index}"
         self.large.set_image(self.images[index], caption)
         self.send_btn.setEnabled(True)
 
