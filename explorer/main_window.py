@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import style
+from explorer.dataset_follower import DatasetFollower
 from explorer.recent_files import RecentFiles
 from explorer.startup import is_bundled, load_startup
 from explorer.state import AppState
@@ -75,6 +76,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self.status = StatusBar(state, self)   # parented: the window (C++) owns and deletes it
         self.setStatusBar(self.status)
+        self.dataset_follower = DatasetFollower(state, self.run_worker, self)
         self._restore_settings()
 
     # ---- panels -----------------------------------------------------------------------------------------------------

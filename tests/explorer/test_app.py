@@ -151,6 +151,56 @@ def test_bad_checkpoint_shows_the_message_and_the_app_keeps_running(window, qtbo
     assert "good.safetensors" in window.status.model_label.text()
 
 
+def _folder_checkpoint(tmp_path: Path, folder: Path) -> Path:
+    """A tiny VAE 'trained' on an image folder (two classes of 8 px images the test writes)."""
+    from PIL import Image
+
+    from core.checkpoint import save_checkpoint
+    from core.data import load_dataset
+    from core.models import build_model
+
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (folder / cls).mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(folder / cls / f"{i}.png")
+    cfg = Config(DataConfig(name=f"folder:{folder}", image_size=8), VAEConfig(latent_dim=3, width=8, stages=1))
+    meta = load_dataset(cfg.data).meta
+    return save_checkpoint(tmp_path / f"{folder.name}.safetensors", model=build_model(cfg.model, meta), config=cfg,
+                           meta=meta)
+
+
+def test_a_model_brings_its_own_dataset_and_a_missing_one_is_reported_once(window, qtbot, tmp_path):
+    """The map, interpolation and restoration panels need the data a model was trained on: opening a checkpoint
+    trained on other data loads that data (on a worker); data that cannot be loaded is one dialog, not one per
+    snapshot, and the dataset already loaded stays."""
+    from core.data import load_dataset
+
+    window.state.set_dataset(load_dataset(DataConfig()))
+    pets = _folder_checkpoint(tmp_path, tmp_path / "pets")
+    with qtbot.waitSignal(window.open_checkpoint(str(pets)).finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: window.state.dataset.meta.name.startswith("folder:"), timeout=60_000)
+    assert window.state.dataset.meta.class_names == ("cats", "dogs") and window.state.dataset.meta.image_size == 8
+    assert "pets" in window.status.dataset_label.text() and not error_boxes()
+    assert window.state.split_to_encode("test")[1] is window.state.dataset.test   # the panels can use it
+
+    gone = _folder_checkpoint(tmp_path, tmp_path / "gone")
+    import shutil
+
+    shutil.rmtree(tmp_path / "gone")
+    with qtbot.waitSignal(window.open_checkpoint(str(gone)).finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: len(error_boxes()) == 1 and not running_workers(), timeout=60_000)
+    (box,) = error_boxes()
+    assert "training data could not be loaded" in box.text() and "gone does not exist" in box.text()
+    box.close()
+    window.state.vaeChanged.emit()             # the next snapshot of the same run: no second dialog
+    qtbot.wait(200)
+    assert not running_workers() and not error_boxes()
+    assert window.state.dataset.meta.class_names == ("cats", "dogs")   # what was loaded stays
+
+
 def test_save_checkpoint_as_copies_or_writes(window, qtbot, tmp_path):
     from core.checkpoint import load_model
 
