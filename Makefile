@@ -34,7 +34,7 @@ bench: $(VENV)/.installed
 
 # Rebuild the bundled models in resources/ (documented in README). The bundled VAE keeps only the model's weights,
 # in float16 (about 3 MB instead of 18 MB with the optimizer state; its eval numbers agree to 4 digits).
-BUNDLE = $(BIN)/python -c "import sys; from core.checkpoint import load_model, save_checkpoint; \
+BUNDLE = $(BIN)/python -c "import sys; from core.training.checkpoint import load_model, save_checkpoint; \
 	m = load_model(sys.argv[1]); save_checkpoint(sys.argv[2], model=m.model.half(), config=m.config, meta=m.meta, \
 	train_state={'step': m.step, 'epoch': m.epoch}, metrics=m.metrics)"
 
@@ -46,4 +46,4 @@ default-model: $(VENV)/.installed
 	$(BUNDLE) build/default-diffusion/checkpoints/best.safetensors resources/digits-diffusion.safetensors
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache
+	rm -rf $(VENV) build .cache .pytest_cache .ruff_cache

@@ -25,7 +25,7 @@ def main() -> None:
 
     app = QApplication.instance() or QApplication([])
     import explorer.main_window as mw
-    from core.events import EpochSummary, Preview, RunStarted, StepMetrics
+    from core.training.events import EpochSummary, Preview, RunStarted, StepMetrics
     from explorer.state import AppState
 
     mw.PANELS = mw.PANELS[:1]     # the dashboard alone

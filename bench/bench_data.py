@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from core import data_sources
 from core.config import DataConfig
-from core.data import load_dataset
+from core.data import sources as data_sources
+from core.data.datasets import load_dataset
 
 
 def timed(label: str, fn, repeat: int = 1) -> None:

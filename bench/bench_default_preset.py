@@ -2,7 +2,7 @@
 
 Targets (issue 3): the preset trains in <= 30 s on a 2-core CPU, conditional accuracy >= 99 %, test reconstruction
 SSIM >= 0.93, and a better test ELBO than the plain CVAE (three stride-2 convs each way, latent 16, BCE, Adam 1e-3,
-batch 128, 20 epochs). Both are judged by the same classifier (core.metrics) on the same test split.
+batch 128, 20 epochs). Both are judged by the same classifier (core.evaluation) on the same test split.
 
     .venv/bin/python bench/bench_default_preset.py [--threads 2] [--preset digits] [--skip-floor]
 """
@@ -21,12 +21,15 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.checkpoint import load_model  # noqa: E402
 from core.config import preset  # noqa: E402
-from core.data import as_float, load_dataset  # noqa: E402
-from core.events import RunEnded  # noqa: E402
-from core.metrics import conditional_accuracy, evaluate, get_classifier, ssim_psnr  # noqa: E402
-from core.train import Trainer  # noqa: E402
+from core.data.datasets import load_dataset
+from core.evaluation.evaluate import conditional_accuracy, evaluate  # noqa: E402
+from core.evaluation.image_quality import ssim_psnr  # noqa: E402
+from core.evaluation.judge import get_classifier  # noqa: E402
+from core.images import as_float
+from core.training.checkpoint import load_model  # noqa: E402
+from core.training.events import RunEnded  # noqa: E402
+from core.training.trainer import Trainer  # noqa: E402
 
 
 # ------------------------------------------------------------------------------------------ the floor: a plain CVAE

@@ -1,6 +1,7 @@
 """Diffusion sampling benchmark: 100 digits (10 per class) from the bundled diffusion model with fast samplers
 (DPM-Solver++ and DDIM, 20 steps) against the 1000-step ancestral DDPM chain: seconds, speed-up and conditional
-accuracy (the share a classifier trained on the real digits, `core.metrics.get_classifier`, assigns to the requested
+accuracy (the share a classifier trained on the real digits, `core.evaluation.judge.get_classifier`, assigns to the
+requested
 class). Target: 20-step DPM-Solver++ at least 40x faster than 1000-step DDPM, accuracy within 3 points.
 
     python bench/bench_diffusion.py [--model PATH] [--per-class 10] [--guidance G] [--skip-ddpm]
@@ -17,11 +18,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-from core.checkpoint import load_model  # noqa: E402
 from core.config import DataConfig  # noqa: E402
-from core.data import load_dataset  # noqa: E402
-from core.metrics import get_classifier  # noqa: E402
+from core.data.datasets import load_dataset  # noqa: E402
+from core.evaluation.judge import get_classifier  # noqa: E402
 from core.paths import bundled_model  # noqa: E402
+from core.training.checkpoint import load_model  # noqa: E402
 
 
 def main() -> int:

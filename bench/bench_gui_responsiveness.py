@@ -91,8 +91,8 @@ def headless_images_per_s(threads: int) -> float:
 def _headless(threads: int) -> float:
     import tempfile
 
-    from core.events import StepMetrics
-    from core.train import Trainer
+    from core.training.events import StepMetrics
+    from core.training.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as tmp:   # a run folder, as `vae-explorer train` (and the GUI) write
         trainer = Trainer(bench_config(), threads=threads, run_dir=Path(tmp) / "run")
@@ -144,7 +144,7 @@ def gui_phase(app, win, seconds: float) -> tuple[list[float], float, float | Non
     Returns (gaps between probe ticks in ms, images/s, seconds from Train to the first loss point)."""
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
-    from core.events import StepMetrics
+    from core.training.events import StepMetrics
 
     panel = win.train_panel
     panel.set_config(bench_config())

@@ -58,8 +58,8 @@ def gaussian_mixture(n: int, dim: int = 16, seed: int = 0) -> tuple[np.ndarray, 
 
 def digits_latents(model, n: int) -> tuple[np.ndarray, np.ndarray]:
     from core.config import DataConfig
-    from core.data import Split, load_dataset
-    from core.latent import encode_split
+    from core.data.datasets import Split, load_dataset
+    from core.latent.encoding import encode_split
 
     ds = load_dataset(DataConfig(image_size=model.image_size))
     images = torch.cat([ds.train.images, ds.val.images, ds.test.images])
@@ -80,7 +80,7 @@ def bench_tsne(mu: np.ndarray) -> None:
     """Ours (openTSNE, with progress and cancel) against scikit-learn's TSNE, and how soon a cancel takes effect."""
     from sklearn.manifold import TSNE
 
-    from core.projection import tsne_2d
+    from core.latent.projection import tsne_2d
 
     tsne_2d(mu[:100], seed=0)    # imports
     ours, t_ours = timed(lambda: tsne_2d(mu, seed=0))
@@ -111,19 +111,22 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from core.config import DataConfig, VAEConfig
-    from core.latent import decode_latents, lerp, sample_grid
+    from core.latent.encoding import decode_latents
+    from core.latent.interpolation import lerp
+    from core.latent.positions import PositionMapper
+    from core.latent.projection import exact_knn, pca_2d
+    from core.latent.sampling import sample_grid
     from core.paths import bundled_model
-    from core.projection import PositionMapper, exact_knn, pca_2d
 
     path = bundled_model("vae")
     if path is not None:
-        from core.checkpoint import load_model
+        from core.training.checkpoint import load_model
 
         model = load_model(path).model
         mu, labels = digits_latents(model, args.n)
         print(f"latents: bundled VAE on digits + 1-px shifts, n={len(mu)}, D={mu.shape[1]}")
     else:
-        from core.data import DatasetMeta
+        from core.data.datasets import DatasetMeta
         from core.models.vae import ConditionalVAE
 
         meta = DatasetMeta(name="digits", class_names=tuple("0123456789"), channels=1,
@@ -172,7 +175,7 @@ def main() -> None:
         bench_tsne(mu[:args.tsne])
     if args.skip_umap:
         return
-    from core.projection import _import_umap, umap_2d, umap_reference
+    from core.latent.projection import _import_umap, umap_2d, umap_reference
 
     sub = rng.choice(len(mu), 2000, replace=False)
     from sklearn.manifold import trustworthiness as sk_trust

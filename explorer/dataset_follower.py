@@ -23,7 +23,7 @@ def _signature(meta: Any) -> tuple:
 
 
 def _load(data_config: Any) -> Any:
-    from core.data import load_dataset  # on the worker thread
+    from core.data.datasets import load_dataset  # on the worker thread
     from core.errors import UserError
 
     try:

@@ -263,7 +263,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("files/last_dir", str(Path(path).parent))
 
         def load(p: str = path) -> Any:
-            from core.checkpoint import load_model
+            from core.training.checkpoint import load_model
 
             return load_model(p)
 
@@ -325,7 +325,7 @@ class MainWindow(QMainWindow):
             if loaded.path is not None and Path(loaded.path).is_file():
                 shutil.copyfile(loaded.path, path)
             else:   # a snapshot from training: no file yet, write one
-                from core.checkpoint import save_checkpoint
+                from core.training.checkpoint import save_checkpoint
 
                 save_checkpoint(path, model=loaded.model, config=loaded.config, meta=loaded.meta)
         except OSError as exc:

@@ -13,10 +13,10 @@ def load_startup(path: str | None) -> dict[str, Any]:
     A failure is collected, not raised, so that what did load still reaches the window."""
     import torch
 
-    from core.checkpoint import load_model
     from core.config import DataConfig
-    from core.data import load_dataset
+    from core.data.datasets import load_dataset
     from core.paths import bundled_model
+    from core.training.checkpoint import load_model
 
     out: dict[str, Any] = {"errors": [], "models": []}
     if torch.cuda.is_available():

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, Signal
 
 if TYPE_CHECKING:
-    from core.checkpoint import LoadedModel
-    from core.data import Dataset
+    from core.data.datasets import Dataset
+    from core.training.checkpoint import LoadedModel
 
 
 class AppState(QObject):

@@ -30,7 +30,7 @@ from typing import Any
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from core.errors import UserError
-from core.events import Progress
+from core.training.events import Progress
 
 _LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
 
@@ -144,7 +144,8 @@ class Worker(QObject):
 
     `target` is an iterable (iterated; each item emitted as `event`) or a callable called on the worker thread with
     `*args, **kwargs`. When the callable has `should_stop` / `progress` parameters that were not passed, the worker
-    supplies them (`progress(done, total)` becomes a `core.events.Progress` event). A callable returning a generator
+    supplies them (`progress(done, total)` becomes a `core.training.events.Progress` event). A callable returning a
+    generator
     (any iterator) is iterated; any other return value is emitted as `result`
     (`iterate=True` iterates it too). `stop` is called by `stop()` (e.g. `trainer.stop`).
 

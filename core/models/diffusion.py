@@ -213,7 +213,7 @@ class ConditionalDiffusion(nn.Module):
         from pure noise at `strength` and at every step the known pixels, re-noised to the current level, replace
         the model's; the result equals x_corrupted exactly where mask == 0. labels None = unconditional ("no
         label"). `consistency` corrects every step's clean-image estimate (in [-1, 1]) to agree with what was
-        observed (see core.restore.data_consistency). Returns None when stopped.
+        observed (see core.restoration.learned.data_consistency). Returns None when stopped.
         """
         if not 0.0 <= strength <= 1.0:
             raise UserError(f"restoration strength must be between 0 and 1, not {strength}")

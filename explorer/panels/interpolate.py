@@ -30,16 +30,9 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
-from core.latent import (
-    Latents,
-    active_dims,
-    decode_latents,
-    encode_split,
-    interpolate_images,
-    lerp,
-    slerp,
-    traversal_order,
-)
+from core.images import image_grid, save_png
+from core.latent.encoding import Latents, decode_latents, encode_split
+from core.latent.interpolation import active_dims, interpolate_images, lerp, slerp, traversal_order
 from explorer.panels.shown import WorkWhenShown
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
@@ -389,9 +382,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
     def export_strip_png(self, path: str) -> None:
         if self.strip is None:
             raise UserError("nothing to export yet: load a VAE and a dataset first")
-        h, w, c = self.strip.shape[1:]
-        row = np.concatenate(list(self.strip), axis=1)
-        Image.fromarray(row[..., 0] if c == 1 else row).resize((row.shape[1] * 4, h * 4), Image.NEAREST).save(path)
+        save_png(image_grid(self.strip, len(self.strip)), path, scale=4)
 
     def export_gif(self, path: str, *, frames: int = 24, scale: int = 4, ms_per_frame: int = 80) -> None:
         """An animated GIF that walks A -> B -> A (a loop without a jump)."""

@@ -2,7 +2,8 @@
 
 Hover a point: its image and reconstruction float next to the cursor. Click a point: the side view shows the image,
 its reconstruction, its latent vector and its nearest neighbours in latent space. Click empty space: the latent under
-the cursor (core.projection.PositionMapper) is decoded, with its distance to the data. Left-drag sweeps: decodes follow
+the cursor (core.latent.positions.PositionMapper) is decoded, with its distance to the data. Left-drag sweeps: decodes
+follow
 the mouse (rate-limited, latest position wins); middle-drag pans, the wheel zooms.
 
 Encoding and UMAP run in `explorer.worker.Worker`s; the GUI thread only decodes single images (~2 ms).
@@ -26,8 +27,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.latent import Latents, decode_latents, encode_split, nearest_neighbours
-from core.projection import PositionMapper, cached_projection, model_key, pca_2d
+from core.latent.encoding import Latents, decode_latents, encode_split, nearest_neighbours
+from core.latent.positions import PositionMapper
+from core.latent.projection import cached_projection, model_key, pca_2d
 from explorer.panels.shown import WorkWhenShown
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid, array_to_qimage

@@ -2,9 +2,10 @@
 
 One row: clean | corrupted | VAE | VAE refined | diffusion | classical, each with PSNR / SSIM against the clean image
 and the seconds it took; a toggle shows |restored - clean| instead. Below, the batch evaluation over N test images
-(`core.restore.batch_evaluate`, restore_batch.py) fills a table that can be saved as CSV or JSON.
+(`core.restoration.benchmark.batch_evaluate`, restore_batch.py) fills a table that can be saved as CSV or JSON.
 
-All restoration runs on a worker thread (`core.restore.restore_row` is an iterator yielding one restorer's result at
+All restoration runs on a worker thread (`core.restoration.benchmark.restore_row` is an iterator yielding one
+restorer's result at
 a time, so the row fills in as they finish); the GUI thread only converts the numpy copies it receives into pixels.
 diffusers is imported by the diffusion model on that worker thread, never here.
 """
@@ -31,9 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.corruptions import CORRUPTIONS, STRENGTHS
 from core.errors import UserError
-from core.events import Progress
+from core.images import to_uint8
+from core.restoration.corruptions import CORRUPTIONS, STRENGTHS
+from core.training.events import Progress
 from explorer.panels.restore_batch import BatchEvaluation
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
@@ -43,11 +45,6 @@ from explorer.worker import Worker
 COLUMNS = (("clean", "clean"), ("corrupted", "corrupted"), ("vae", "VAE"), ("vae-refined", "VAE refined"),
            ("diffusion", "diffusion"), ("classical", "classical"))
 DIFF_GAIN = 2.0   # the difference view shows min(1, 2 |x - clean|)
-
-
-def to_uint8_hwc(img: np.ndarray) -> np.ndarray:
-    """float [0, 1] (C, H, W) -> uint8 (H, W, C)."""
-    return (np.clip(np.moveaxis(img, 0, -1), 0, 1) * 255).round().astype(np.uint8)
 
 
 class _Cell(QWidget):
@@ -270,7 +267,7 @@ class RestorePanel(QWidget):
             return
         import torch
 
-        from core.restore import restore_row
+        from core.restoration.benchmark import restore_row
 
         self._show_clean()
         vae, diffusion = self.state.vae, self.state.diffusion
@@ -324,7 +321,7 @@ class RestorePanel(QWidget):
         shown = cell.image
         if self.diff_toggle.isChecked() and clean is not None and key != "clean" and clean.shape == shown.shape:
             shown = np.minimum(1.0, DIFF_GAIN * np.abs(shown - clean))
-        cell.grid.set_images(to_uint8_hwc(shown)[None], columns=1)
+        cell.grid.set_images(to_uint8(shown)[None], columns=1)
 
     def _redraw_all(self) -> None:
         for key in self.cells:

@@ -1,4 +1,5 @@
-"""The Denoise / Enhance panel's batch evaluation: every restorer over N test images (`core.restore.batch_evaluate`,
+"""The Denoise / Enhance panel's batch evaluation: every restorer over N test images
+(`core.restoration.benchmark.batch_evaluate`,
 on a worker thread), PSNR / SSIM means and spreads in a table that can be saved as CSV or JSON."""
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.corruptions import CORRUPTIONS
 from core.errors import UserError
-from core.events import Progress
+from core.restoration.corruptions import CORRUPTIONS
+from core.training.events import Progress
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
 from explorer.worker import Worker
@@ -85,7 +86,7 @@ class BatchEvaluation(QGroupBox):
             return
         if self.busy():
             return
-        from core.restore import batch_evaluate
+        from core.restoration.benchmark import batch_evaluate
 
         vae, diffusion = self.state.vae, self.state.diffusion
         shape = (ds.meta.channels, ds.meta.image_size)
@@ -154,7 +155,7 @@ class BatchEvaluation(QGroupBox):
         self.table.resizeColumnsToContents()
 
     def save_table(self, path: str) -> None:
-        from core.restore import write_csv, write_json
+        from core.restoration.benchmark import write_csv, write_json
 
         if not self.rows:
             raise UserError("there is no table to save yet: run the batch evaluation first")

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.latent import diffusion_grid, grid_noise, sample_grid
+from core.latent.sampling import diffusion_grid, grid_noise, sample_grid
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView

@@ -1,10 +1,10 @@
 """The Train panel: a config form, Train / Pause / Stop / Resume, and the run's dashboard (dashboard.py).
 
-Training runs `core.train.Trainer.run()` in a `Worker` thread (`TrainJob`, in train_job.py); following a run folder
-runs `core.train.follow_run()` the same way, read-only. Every event goes to the dashboard, which draws it; this panel
-keeps what the events mean for the run (status, last checkpoint, failures). The model snapshots the trainer yields
-each epoch are rebuilt into CPU models on the worker thread and handed to AppState, so the other panels explore the
-model while it trains.
+Training runs `core.training.trainer.Trainer.run()` in a `Worker` thread (`TrainJob`, in train_job.py); following a
+run folder runs `core.training.run_folder.follow_run()` the same way, read-only. Every event goes to the dashboard,
+which draws it; this panel keeps what the events mean for the run (status, last checkpoint, failures). The model
+snapshots the trainer yields each epoch are rebuilt into CPU models on the worker thread and handed to AppState, so
+the other panels explore the model while it trains.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from core.config import PRESETS, Config, DataConfig, DiffusionConfig, TrainConfig, VAEConfig
 from core.errors import UserError
-from core.events import CheckpointSaved, LogMessage, ModelSnapshot, RunEnded, RunStarted
+from core.training.events import CheckpointSaved, LogMessage, ModelSnapshot, RunEnded, RunStarted
 from explorer.panels.dashboard import RunDashboard
 from explorer.panels.train_job import SnapshotLoaded, TrainJob
 from explorer.state import AppState
@@ -258,7 +258,7 @@ class TrainPanel(QWidget):
             self.stop()
             if self.worker is not None:
                 self.worker.join(30)
-        from core.run_folder import follow_run
+        from core.training.run_folder import follow_run
 
         self.job = None
         self.run_dir = str(run_dir)
@@ -329,7 +329,7 @@ class TrainPanel(QWidget):
         if isinstance(ev, SnapshotLoaded):
             self._offer_model(ev.loaded)
         elif isinstance(ev, ModelSnapshot):   # from a producer that did not rebuild it on its thread
-            from core.checkpoint import from_snapshot
+            from core.training.checkpoint import from_snapshot
 
             self._offer_model(from_snapshot(ev))
         elif isinstance(ev, RunStarted):

@@ -1,4 +1,5 @@
-"""The training job behind the dashboard: owns a `core.train.Trainer` on the worker thread and turns its model
+"""The training job behind the dashboard: owns a `core.training.trainer.Trainer` on the worker thread and turns its
+model
 snapshots into CPU models there, at a rate the other panels can afford to follow."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import Config
-from core.events import ModelSnapshot, RunEnded
+from core.training.events import ModelSnapshot, RunEnded
 
 SNAPSHOT_MIN_S = 10.0   # least time between models handed to the other panels during a run
 
@@ -55,8 +56,8 @@ class TrainJob:
                 self.trainer.resume()
 
     def events(self) -> Iterator[Any]:
-        from core.checkpoint import from_snapshot
-        from core.train import Trainer
+        from core.training.checkpoint import from_snapshot
+        from core.training.trainer import Trainer
 
         # On resume the Trainer takes data and model settings from the checkpoint (they must match the weights) and
         # the training options from the form (e.g. more epochs), and continues in the checkpoint's run folder.

@@ -12,6 +12,8 @@ from PySide6.QtCore import QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPalette
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
+from core.images import image_grid
+
 
 def array_to_qimage(arr: np.ndarray) -> QImage:
     """A deep-copied QImage of a uint8 (H, W, C) array with C = 1, 3 or 4 (or a 2-D (H, W) grayscale array)."""
@@ -96,19 +98,14 @@ class ImageGrid(QWidget):
         n = self.count()
         if n == 0:
             return None
-        _, h, w, c = self._images.shape
-        rows, cols, g = self.rows, self._columns, self._GAP
-        # Gaps are transparent-ish dark so cells read as separate tiles on light and dark themes alike.
-        mosaic = np.zeros((rows * (h + g) - g, cols * (w + g) - g, 4), np.uint8)
+        c = self._images.shape[3]
         rgb = self._images if c != 1 else np.repeat(self._images, 3, axis=3)
         if rgb.shape[3] == 3:
             rgba = np.concatenate([rgb, np.full(rgb.shape[:3] + (1,), 255, np.uint8)], axis=3)
         else:
             rgba = rgb
-        for i in range(n):
-            r, col = divmod(i, cols)
-            mosaic[r * (h + g): r * (h + g) + h, col * (w + g): col * (w + g) + w] = rgba[i]
-        return array_to_qimage(mosaic)
+        # Gaps are transparent so cells read as separate tiles on light and dark themes alike.
+        return array_to_qimage(image_grid(rgba[:n], self._columns, padding=self._GAP, outer_border=False))
 
     # ---- geometry ----------------------------------------------------------------------------------------------
     def _label_width(self) -> int:

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from core.config import DataConfig
-from core.data import Dataset, load_dataset
+from core.data.datasets import Dataset, load_dataset
 
 
 @pytest.fixture(scope="session")

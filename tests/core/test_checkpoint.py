@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core.checkpoint import FORMAT_VERSION, load_checkpoint, load_model, save_checkpoint
 from core.config import Config, DataConfig, TrainConfig, VAEConfig
-from core.data import DatasetMeta
+from core.data.datasets import DatasetMeta
 from core.errors import UserError
 from core.models import build_model
+from core.training.checkpoint import FORMAT_VERSION, load_checkpoint, load_model, save_checkpoint
 
 CONFIG = Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=4, width=8), TrainConfig(epochs=1))
 META = DatasetMeta("digits", tuple(str(i) for i in range(10)), 1, 16)

@@ -170,7 +170,7 @@ def test_restore_eval_writes_csv(capsys, trained, tmp_path):
 
 
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(capsys, tmp_path, monkeypatch):
-    from core import train
+    from core.training import trainer as train
 
     original = train.Trainer.run
 

@@ -16,10 +16,11 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from core import data_sources
 from core.config import DataConfig
-from core.data import Dataset, DatasetMeta, Split, as_float, known_datasets, load_dataset
+from core.data import sources as data_sources
+from core.data.datasets import Dataset, DatasetMeta, Split, known_datasets, load_dataset
 from core.errors import UserError
+from core.images import as_float
 
 
 def indices(ds: Dataset, split: str) -> np.ndarray:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.checkpoint import load_model, save_checkpoint
 from core.config import Config, DataConfig, VAEConfig
-from core.data import DatasetMeta
+from core.data.datasets import DatasetMeta
 from core.device import resolve_device
 from core.errors import UserError
 from core.models import build_model
+from core.training.checkpoint import load_model, save_checkpoint
 
 
 def test_auto_without_accelerators_is_the_cpu(monkeypatch):

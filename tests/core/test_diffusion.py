@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import load_model
 from core.config import Config, DataConfig, DiffusionConfig, TrainConfig
-from core.data import as_float
-from core.events import Preview, RunEnded, StepMetrics
+from core.images import as_float
 from core.models import build_model
 from core.paths import bundled_model
-from core.train import Trainer
+from core.training.checkpoint import load_model
+from core.training.events import Preview, RunEnded, StepMetrics
+from core.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from core.checkpoint import load_model
-from core.events import RunEnded, RunStarted
-from core.run_folder import follow_run
+from core.training.checkpoint import load_model
+from core.training.events import RunEnded, RunStarted
+from core.training.run_folder import follow_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,7 +58,7 @@ GRAD_CHECK = textwrap.dedent("""
 
     import torch
     from torch import nn
-    from core.distributed import from_env
+    from core.training.distributed import from_env
 
     class Tiny(nn.Module):
         def __init__(self):

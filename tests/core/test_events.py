@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 
-from core.events import EpochSummary, Preview, RunEnded, StepMetrics, from_record, to_record
+from core.training.events import EpochSummary, Preview, RunEnded, StepMetrics, from_record, to_record
 
 
 def test_recorded_events_round_trip_through_json():

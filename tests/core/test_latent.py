@@ -1,4 +1,4 @@
-"""core.latent and core.projection: maps, position -> latent, interpolation, traversal, sampler grids.
+"""core.latent: maps, position -> latent, interpolation, traversal, sampler grids.
 
 The model is the real ConditionalVAE: the bundled digits model when resources/ has it, else one trained briefly here
 (cached for the session in the test home)."""
@@ -9,26 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import LoadedModel
 from core.config import VAEConfig
-from core.data import as_float
-from core.latent import (
-    Latents,
-    class_morph,
-    decode_latents,
-    encode_split,
-    grid_noise,
-    interpolate_images,
-    lerp,
-    nearest_neighbours,
-    sample_grid,
-    slerp,
-    traversal_order,
-    traverse,
-)
-from core.models import build_model
-from core.projection import (
-    PositionMapper,
+from core.images import as_float
+from core.latent.encoding import Latents, decode_latents, encode_split, nearest_neighbours
+from core.latent.interpolation import class_morph, interpolate_images, lerp, slerp, traversal_order, traverse
+from core.latent.positions import PositionMapper
+from core.latent.projection import (
     cached_projection,
     exact_knn,
     model_key,
@@ -37,6 +23,9 @@ from core.projection import (
     tsne_2d,
     umap_2d,
 )
+from core.latent.sampling import grid_noise, sample_grid
+from core.models import build_model
+from core.training.checkpoint import LoadedModel
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +130,7 @@ def test_tsne_shape_determinism_progress_and_cancel_midway(test_latents):
 
 
 def test_projection_cache_reads_what_it_wrote(monkeypatch, test_latents):
-    import core.projection as proj
+    import core.latent.projection as proj
 
     mu = test_latents.mu
     fake = np.arange(len(mu) * 2, dtype=np.float32).reshape(-1, 2)

@@ -1,4 +1,4 @@
-"""core.metrics and core.classifier on the real digits data: SSIM/PSNR, Fréchet distance, the judge, evaluate()."""
+"""core.evaluation on the real digits data: SSIM/PSNR, Fréchet distance, the judge, evaluate()."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from core import classifier as classifier_mod
-from core import metrics
-from core.checkpoint import LoadedModel
 from core.config import VAEConfig, preset
-from core.data import as_float
+from core.evaluation import evaluate as metrics
+from core.evaluation import frechet, image_quality
+from core.evaluation import judge as classifier_mod
+from core.images import as_float
 from core.models import build_model
+from core.training.checkpoint import LoadedModel
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +35,14 @@ def _noisy(x: torch.Tensor, sigma: float, seed: int = 0) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------ SSIM / PSNR
 def test_ssim_of_identical_images_is_one(digits):
     x = as_float(digits.test.images[:32])
-    ssim, psnr = metrics.ssim_psnr(x, x.clone())
+    ssim, psnr = image_quality.ssim_psnr(x, x.clone())
     assert ssim == pytest.approx(1.0)
-    assert psnr == metrics.PSNR_CAP_DB  # identical pairs are capped, so the mean stays finite
+    assert psnr == image_quality.PSNR_CAP_DB  # identical pairs are capped, so the mean stays finite
 
 
 def test_noise_lowers_ssim_and_psnr_monotonically(digits):
     x = as_float(digits.test.images[:32])
-    results = [metrics.ssim_psnr(x, _noisy(x, s)) for s in (0.3, 0.1, 0.03)]
+    results = [image_quality.ssim_psnr(x, _noisy(x, s)) for s in (0.3, 0.1, 0.03)]
     ssims, psnrs = zip(*results, strict=True)
     assert all(math.isfinite(p) for p in psnrs)
     assert all(s < 1.0 for s in ssims)
@@ -53,17 +54,17 @@ def test_uint8_numpy_and_float_tensor_inputs_agree(digits):
     x8 = digits.test.images[:8]
     y = _noisy(as_float(x8), 0.1)
     y8 = (y * 255).round().to(torch.uint8)
-    a = metrics.ssim_psnr(x8, y8)                                   # uint8 tensors (N, C, H, W)
-    b = metrics.ssim_psnr(x8.permute(0, 2, 3, 1).numpy(), y8.permute(0, 2, 3, 1).numpy())  # uint8 numpy NHWC
-    c = metrics.ssim_psnr(as_float(x8), as_float(y8))                # float tensors
+    a = image_quality.ssim_psnr(x8, y8)                                   # uint8 tensors (N, C, H, W)
+    b = image_quality.ssim_psnr(x8.permute(0, 2, 3, 1).numpy(), y8.permute(0, 2, 3, 1).numpy())  # uint8 numpy NHWC
+    c = image_quality.ssim_psnr(as_float(x8), as_float(y8))                # float tensors
     assert a == pytest.approx(b) and a == pytest.approx(c)
 
 
 def test_rgb_images_use_channel_axis():
     g = torch.Generator().manual_seed(1)
     x = torch.rand(4, 3, 16, 16, generator=g)
-    ssim_same, _ = metrics.ssim_psnr(x, x)
-    ssim_noisy, _ = metrics.ssim_psnr(x, _noisy(x, 0.2))
+    ssim_same, _ = image_quality.ssim_psnr(x, x)
+    ssim_noisy, _ = image_quality.ssim_psnr(x, _noisy(x, 0.2))
     assert ssim_same == pytest.approx(1.0) and ssim_noisy < 0.9
 
 
@@ -71,9 +72,9 @@ def test_rgb_images_use_channel_axis():
 def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
     rng = np.random.default_rng(0)
     feats = rng.normal(size=(500, 16)) @ rng.normal(size=(16, 16))
-    assert metrics.fid_like(feats, feats) == pytest.approx(0.0, abs=1e-6)
-    near = metrics.fid_like(feats, feats + 0.5)
-    far = metrics.fid_like(feats, feats + 2.0)
+    assert frechet.fid_like(feats, feats) == pytest.approx(0.0, abs=1e-6)
+    near = frechet.fid_like(feats, feats + 0.5)
+    far = frechet.fid_like(feats, feats + 2.0)
     assert near == pytest.approx(16 * 0.25, rel=1e-6)   # a pure mean shift adds |delta|^2
     assert far > near > 0
 
@@ -81,9 +82,9 @@ def test_frechet_distance_of_a_set_with_itself_is_zero_and_grows_with_a_shift():
 def test_frechet_distance_sees_a_change_of_spread_and_handles_singular_covariances():
     rng = np.random.default_rng(1)
     feats = rng.normal(size=(300, 8))
-    assert metrics.fid_like(feats, 3 * feats) > metrics.fid_like(feats, 1.5 * feats) > 0.1
+    assert frechet.fid_like(feats, 3 * feats) > frechet.fid_like(feats, 1.5 * feats) > 0.1
     dead = np.concatenate([feats, np.zeros((300, 4))], axis=1)     # ReLU features: dead units, singular covariance
-    value = metrics.fid_like(dead, dead[::-1].copy())
+    value = frechet.fid_like(dead, dead[::-1].copy())
     assert math.isfinite(value) and value == pytest.approx(0.0, abs=1e-6)
 
 
@@ -185,7 +186,7 @@ def test_evaluate_stops_and_returns_none(digits, judge, tiny_vae):
 
 def test_evaluate_refuses_data_the_model_was_not_trained_on(digits, tiny_vae):
     from core.config import DataConfig
-    from core.data import load_dataset
+    from core.data.datasets import load_dataset
     from core.errors import UserError
 
     other = load_dataset(DataConfig(name="digits", image_size=8))
@@ -212,7 +213,7 @@ def test_evaluate_diffusion_reports_what_applies(digits, judge):
 
 def test_a_model_trained_on_a_subset_is_judged_by_the_classifier_of_the_full_training_set(digits, judge, tiny_vae):
     from core.config import with_overrides
-    from core.data import load_dataset
+    from core.data.datasets import load_dataset
 
     cfg = tiny_vae.config.replace(data=with_overrides(tiny_vae.config.data, per_class=20))
     subset = load_dataset(cfg.data)

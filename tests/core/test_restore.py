@@ -10,25 +10,13 @@ import torch
 import torch.nn.functional as F
 
 from core.config import DiffusionConfig, VAEConfig
-from core.data import as_float
+from core.evaluation.image_quality import ssim_psnr_per_image
+from core.images import as_float
 from core.models import build_model
-from core.restore import (
-    CLASSICAL,
-    CORRUPTIONS,
-    batch_evaluate,
-    corrupt,
-    data_consistency,
-    forward_operator,
-    image_metrics,
-    observation,
-    restore_classical,
-    restore_diffusion,
-    restore_row,
-    restore_vae,
-    restore_vae_refined,
-    write_csv,
-    write_json,
-)
+from core.restoration.benchmark import batch_evaluate, restore_row, write_csv, write_json
+from core.restoration.classical import CLASSICAL, restore_classical
+from core.restoration.corruptions import CORRUPTIONS, corrupt, forward_operator, observation
+from core.restoration.learned import data_consistency, restore_diffusion, restore_vae, restore_vae_refined
 
 
 @pytest.fixture(scope="module")
@@ -133,9 +121,9 @@ def test_classical_restorers_return_valid_images(clean, name):
 
 def test_classical_denoisers_improve_on_noise(clean):
     x_c, _ = corrupt(clean, "gaussian", 0.3, generator=torch.Generator().manual_seed(0))
-    before = image_metrics(clean, x_c)[0].mean()
+    before = ssim_psnr_per_image(clean, x_c)[1].mean()
     for method in CLASSICAL["gaussian"]:
-        after = image_metrics(clean, restore_classical(x_c, "gaussian", 0.3, None, method))[0].mean()
+        after = ssim_psnr_per_image(clean, restore_classical(x_c, "gaussian", 0.3, None, method))[1].mean()
         assert after > before + 1.0, method
 
 
@@ -144,9 +132,9 @@ def test_classical_deblurring_improves_on_the_blurred_image(clean, sigma):
     """Richardson-Lucy on a reflect-padded image (zero padding flooded the 16 px digits with edge ringing: 15.0 dB,
     worse than the blurred input's 18.6) and unsharp masking both sharpen."""
     x_c, _ = corrupt(clean, "blur", sigma)
-    before = image_metrics(clean, x_c)[0].mean()
+    before = ssim_psnr_per_image(clean, x_c)[1].mean()
     for method in CLASSICAL["blur"]:
-        after = image_metrics(clean, restore_classical(x_c, "blur", sigma, None, method))[0].mean()
+        after = ssim_psnr_per_image(clean, restore_classical(x_c, "blur", sigma, None, method))[1].mean()
         assert after > before + 0.5, (method, before, after)
 
 
@@ -197,9 +185,9 @@ def test_bundled_vae_refinement_undoes_blur_and_darkening(bundled_vae, digits_da
     15.2 -> 25.4 dB). With A(decoded) compared to A(corrupted), it made them worse than the plain VAE."""
     x_c, _ = corrupt(clean, name, strength)
     y = digits_dataset.test.labels[:len(clean)]
-    plain = float(image_metrics(clean, restore_vae(bundled_vae.model, x_c, labels=y))[0].mean())
+    plain = float(ssim_psnr_per_image(clean, restore_vae(bundled_vae.model, x_c, labels=y))[1].mean())
     refined = restore_vae_refined(bundled_vae.model, x_c, name, strength, labels=y, steps=100)
-    assert float(image_metrics(clean, refined)[0].mean()) > plain + 2.0
+    assert float(ssim_psnr_per_image(clean, refined)[1].mean()) > plain + 2.0
 
 
 def test_observation_is_what_the_operator_makes_of_the_clean_image(clean):
@@ -227,8 +215,8 @@ def test_data_consistency_moves_estimates_towards_the_observation(clean):
 def test_bundled_diffusion_restores_better_with_data_consistency(clean, name, strength):
     """The trained diffusion model (resources/): the data step turns SDEdit, which only re-imagines the corrupted
     image, into a restorer that explains it (bench_restore.py --all measures the full table)."""
-    from core.checkpoint import load_model
     from core.paths import bundled_model
+    from core.training.checkpoint import load_model
 
     path = bundled_model("diffusion")
     assert path is not None, "resources/digits-diffusion.safetensors is missing; run `make default-model`"
@@ -238,7 +226,7 @@ def test_bundled_diffusion_restores_better_with_data_consistency(clean, name, st
     for on in (False, True):
         out = restore_diffusion(model, x_c, name, strength, steps=40, generator=torch.Generator().manual_seed(0),
                                 consistency=on)
-        psnr[on] = float(image_metrics(clean, out)[0].mean())
+        psnr[on] = float(ssim_psnr_per_image(clean, out)[1].mean())
     assert psnr[True] > psnr[False] + 3.0, psnr
 
 

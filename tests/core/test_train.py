@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from core.checkpoint import from_snapshot, load_model
 from core.config import Config, DataConfig, TrainConfig, VAEConfig
-from core.data import load_dataset
-from core.events import (
+from core.data.datasets import load_dataset
+from core.models.vae import ConditionalVAE
+from core.training.checkpoint import from_snapshot, load_model
+from core.training.events import (
     CheckpointSaved,
     EpochSummary,
     LogMessage,
@@ -22,9 +23,8 @@ from core.events import (
     StepMetrics,
     to_record,
 )
-from core.models.vae import ConditionalVAE
-from core.run_folder import follow_run
-from core.train import Trainer
+from core.training.run_folder import follow_run
+from core.training.trainer import Trainer
 
 DATA = DataConfig("digits", image_size=16, per_class=12)
 
@@ -202,7 +202,7 @@ def test_follow_run_shows_the_newest_model_and_a_preview(tmp_path):
     """Following a finished run folder yields what the in-process Trainer yields for the dashboard: a snapshot of the
     newest checkpoint and a sample preview (with reconstructions of the run's validation images), before the end."""
     from core.config import Config, DataConfig, TrainConfig, VAEConfig
-    from core.events import ModelSnapshot, Preview, RunEnded
+    from core.training.events import ModelSnapshot, Preview, RunEnded
 
     config = Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=4, width=8),
                     TrainConfig(epochs=2, batch_size=128, log_every=5, preview_every=0))
@@ -220,8 +220,8 @@ def test_follow_run_shows_the_newest_model_and_a_preview(tmp_path):
 
 def test_cosine_schedule_decays_the_logged_learning_rate(tmp_path):
     from core.config import Config, DataConfig, TrainConfig, VAEConfig
-    from core.events import StepMetrics
-    from core.train import cosine_lr
+    from core.training.events import StepMetrics
+    from core.training.trainer import cosine_lr
 
     config = Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=4, width=8),
                     TrainConfig(epochs=2, batch_size=128, log_every=2, preview_every=0, lr=1e-2,

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.config import DataConfig, VAEConfig
-from core.data import DatasetMeta, as_float, load_dataset
+from core.data.datasets import DatasetMeta, load_dataset
+from core.images import as_float
 from core.models import build_model
 from core.models.vae import ConditionalVAE
 

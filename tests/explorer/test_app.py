@@ -40,9 +40,9 @@ def window(qtbot):
 
 
 def tiny_checkpoint(path: Path) -> Path:
-    from core.checkpoint import save_checkpoint
-    from core.data import DatasetMeta
+    from core.data.datasets import DatasetMeta
     from core.models import build_model
+    from core.training.checkpoint import save_checkpoint
 
     meta = DatasetMeta("digits", tuple(str(i) for i in range(10)), 1, 8)
     cfg = Config(DataConfig(image_size=8), VAEConfig(latent_dim=3, width=8, stages=1))
@@ -155,9 +155,9 @@ def _folder_checkpoint(tmp_path: Path, folder: Path) -> Path:
     """A tiny VAE 'trained' on an image folder (two classes of 8 px images the test writes)."""
     from PIL import Image
 
-    from core.checkpoint import save_checkpoint
-    from core.data import load_dataset
+    from core.data.datasets import load_dataset
     from core.models import build_model
+    from core.training.checkpoint import save_checkpoint
 
     rng = np.random.default_rng(0)
     for cls in ("cats", "dogs"):
@@ -174,7 +174,7 @@ def test_a_model_brings_its_own_dataset_and_a_missing_one_is_reported_once(windo
     """The map, interpolation and restoration panels need the data a model was trained on: opening a checkpoint
     trained on other data loads that data (on a worker); data that cannot be loaded is one dialog, not one per
     snapshot, and the dataset already loaded stays."""
-    from core.data import load_dataset
+    from core.data.datasets import load_dataset
 
     window.state.set_dataset(load_dataset(DataConfig()))
     pets = _folder_checkpoint(tmp_path, tmp_path / "pets")
@@ -202,7 +202,7 @@ def test_a_model_brings_its_own_dataset_and_a_missing_one_is_reported_once(windo
 
 
 def test_save_checkpoint_as_copies_or_writes(window, qtbot, tmp_path):
-    from core.checkpoint import load_model
+    from core.training.checkpoint import load_model
 
     src = tiny_checkpoint(tmp_path / "src.safetensors")
     loaded = load_model(src)

@@ -13,11 +13,11 @@ import torch
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 
-from core.checkpoint import LoadedModel
 from core.config import Config, DataConfig
-from core.data import load_dataset
-from core.latent import decode_latents
+from core.data.datasets import load_dataset
+from core.latent.encoding import decode_latents
 from core.models import build_model
+from core.training.checkpoint import LoadedModel
 from explorer.state import AppState
 
 OUT = Path(__file__).resolve().parents[2] / "test-output"

@@ -8,16 +8,16 @@ import pytest
 import torch
 from PIL import Image
 
-from core.checkpoint import LoadedModel
 from core.config import Config, DataConfig, DiffusionConfig, VAEConfig
 from core.models import build_model
+from core.training.checkpoint import LoadedModel
 from explorer.panels.restore import RestorePanel
 from explorer.state import AppState
 
 
 @pytest.fixture(scope="module")
 def digits():
-    from core.data import load_dataset
+    from core.data.datasets import load_dataset
 
     return load_dataset(DataConfig(name="digits", image_size=16))
 
@@ -121,7 +121,7 @@ def test_panel_module_does_not_import_diffusers():
     import subprocess
     import sys
 
-    code = ("import sys, explorer.panels.restore, core.restore, core.corruptions; "
+    code = ("import sys, explorer.panels.restore, core.restoration.benchmark, core.restoration.learned; "
             "sys.exit(any(m.split('.')[0] == 'diffusers' for m in sys.modules))")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0

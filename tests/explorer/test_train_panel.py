@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-import core.train
-from core.events import EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics, to_record
+import core.training.trainer
+from core.training.events import EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics, to_record
 from explorer.panels.train import TrainPanel
 from explorer.state import AppState
 
@@ -167,7 +167,7 @@ def test_worker_exception_reaches_a_dialog_and_the_panel_survives(panel, qtbot, 
 
         stop = pause = resume = lambda self: None
 
-    monkeypatch.setattr(core.train, "Trainer", Exploding)
+    monkeypatch.setattr(core.training.trainer, "Trainer", Exploding)
     tiny(panel)
     with qtbot.waitSignal(panel.runFinished, timeout=30_000):
         panel.start_training()

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QThread
 
 from core.errors import UserError
-from core.events import Progress
+from core.training.events import Progress
 from explorer.worker import Worker, describe_exception, running_workers
 
 

@@ -11,12 +11,12 @@ split. How the splits are made (documented here because results depend on it):
 Each class is shuffled by its own generator (seeded with the class's original index), so a class's split does not
 change when other classes are added or removed with `classes`.
 
-The loaders of each format (digits, torchvision's files, image folders) live in `core.data_sources`.
+The loaders of each format (digits, torchvision's files, image folders) live in `core.data.sources`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from core.config import DataConfig
-from core.data_sources import LOADERS, load_folder, resize
+from core.data.sources import LOADERS, load_folder, resize
 from core.errors import UserError
 
 _TEST_FRACTION = 0.2  # share of each class held out as test set where a dataset has no official one
@@ -114,13 +114,6 @@ class Dataset:
         return getattr(self, name)
 
 
-def as_float(images_uint8: Tensor) -> Tensor:
-    """uint8 images -> float32 in [0, 1] (what the models take)."""
-    if images_uint8.dtype != torch.uint8:
-        raise TypeError(f"as_float expects uint8 images, got {images_uint8.dtype}")
-    return images_uint8.to(torch.float32).div_(255.0)
-
-
 def known_datasets() -> list[str]:
     """Names `load_dataset` accepts; the last, "folder:PATH", is a pattern (PATH = a folder of class subfolders)."""
     return [*LOADERS, "folder:PATH"]
@@ -128,22 +121,25 @@ def known_datasets() -> list[str]:
 
 # --- subsets and splits ---------------------------------------------------------------------------------------------
 
+def match_class(token: str, names: Sequence[str]) -> int:
+    """The index of the class a user typed: its name in any case ("Airplane" = "airplane") or its index; a name wins
+    over an index ("3" may be both). UserError naming the known classes otherwise. Every command and panel that
+    takes class names from a user goes through here, so all match them the same way."""
+    key = str(token).strip()
+    lower = [n.lower() for n in names]
+    if key.lower() in lower:
+        return lower.index(key.lower())
+    if key.isdigit() and int(key) < len(names):
+        return int(key)
+    raise UserError(f"unknown class {token!r}; the classes are: {', '.join(names)} "
+                    f"(or their indices 0..{len(names) - 1})")
+
+
 def _choose_classes(wanted: tuple[str, ...], names: tuple[str, ...]) -> list[int]:
-    """Original indices of the chosen classes in the dataset's order; a name wins over an index ("3" may be both)."""
+    """Original indices of the chosen classes in the dataset's order (all when none are named)."""
     if not wanted:
         return list(range(len(names)))
-    lower = {n.lower(): i for i, n in enumerate(names)}
-    chosen = set()
-    for w in wanted:
-        key = w.strip()
-        if key.lower() in lower:
-            chosen.add(lower[key.lower()])
-        elif key.isdigit() and int(key) < len(names):
-            chosen.add(int(key))
-        else:
-            raise UserError(f"unknown class {w!r}; the classes are: {', '.join(names)} "
-                            f"(or their indices 0..{len(names) - 1})")
-    return sorted(chosen)
+    return sorted({match_class(w, names) for w in wanted})
 
 
 def _shuffle_by_class(labels: np.ndarray, indices: np.ndarray, seed: int) -> dict[int, np.ndarray]:

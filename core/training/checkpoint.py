@@ -13,7 +13,6 @@ under the real name. Reading checks the file before safetensors touches it, so a
 from __future__ import annotations
 
 import json
-import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from torch import nn
 from core.config import Config
 from core.device import resolve_device
 from core.errors import UserError
+from core.files import atomic_write
 
 FORMAT = "vae-explorer-checkpoint"
 FORMAT_VERSION = 1
@@ -76,24 +76,7 @@ def save_checkpoint(path: str | Path, *, model: nn.Module, config: Config, meta:
     }
     if optim_structure is not None:
         metadata["optim"] = json.dumps(optim_structure)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    try:  # make the rename itself durable (not possible on every platform)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-    return path
+    return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
 def _flatten_optimizer(sd: dict, tensors: dict[str, torch.Tensor]) -> dict:
@@ -207,7 +190,7 @@ def _json(meta: dict[str, str], key: str, path: Path, default: Any = None) -> An
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint file (tensors on the CPU); UserError on a bad, truncated or foreign file."""
-    from core.data import DatasetMeta
+    from core.data.datasets import DatasetMeta
 
     path = Path(path)
     meta_s = _check_file(path)
@@ -250,7 +233,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema:
 
 def from_snapshot(event, device: str | torch.device = "cpu") -> LoadedModel:
     """A LoadedModel from a Trainer's ModelSnapshot event (numpy weights), for panels that decode off-thread."""
-    from core.data import DatasetMeta
+    from core.data.datasets import DatasetMeta
     from core.models import build_model
 
     config = Config.from_dict(dict(event.config))

@@ -26,13 +26,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from core import distributed
-from core.checkpoint import load_checkpoint, save_checkpoint
 from core.config import Config
 from core.device import resolve_device
-from core.ema import EMA
 from core.errors import UserError
-from core.events import (
+from core.files import atomic_write_text
+from core.models import build_model
+from core.training import distributed
+from core.training.checkpoint import load_checkpoint, save_checkpoint
+from core.training.ema import EMA
+from core.training.events import (
     CheckpointSaved,
     EpochSummary,
     Event,
@@ -44,8 +46,7 @@ from core.events import (
     StepMetrics,
     to_record,
 )
-from core.models import build_model
-from core.run_folder import make_preview, save_preview_png
+from core.training.run_folder import make_preview, save_preview_png
 
 VAL_BATCH = 512
 
@@ -153,7 +154,7 @@ class Trainer:
             warnings.append("resuming with the checkpoint's own data and model settings; the given ones differ")
             self.config = Config(ck.config.data, ck.config.model, self.config.train)
         if self.dataset is None:
-            from core.data import load_dataset
+            from core.data.datasets import load_dataset
 
             with self.dist.main_first() if self.dist is not None else contextlib.nullcontext():  # one download
                 self.dataset = load_dataset(self.config.data, self.device)
@@ -197,7 +198,7 @@ class Trainer:
         if self.run_dir is not None:
             (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
             (self.run_dir / "samples").mkdir(exist_ok=True)
-            (self.run_dir / "config.json").write_text(self.config.to_json(), encoding="utf-8")
+            atomic_write_text(self.run_dir / "config.json", self.config.to_json())
             self._log_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
         self.steps_per_epoch = math.ceil(len(self.train_split) / tc.batch_size)
         self.total_steps = tc.epochs * self.steps_per_epoch
@@ -224,7 +225,7 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         cuda = self.device.type == "cuda"
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and tc.amp else contextlib.nullcontext
-        from core.data import as_float
+        from core.images import as_float
 
         keys: list[str] | None = None
         acc = epoch_acc = None      # metric sums on the device: no sync per step
@@ -375,7 +376,7 @@ class Trainer:
     @torch.no_grad()
     def _validate(self, model: torch.nn.Module) -> tuple[dict[str, float], np.ndarray | None]:
         """Validation metrics (batch-size weighted means) under a fixed seed that leaves the training RNG alone."""
-        from core.data import as_float
+        from core.images import as_float
 
         if len(self.val_split) == 0:
             return {}, None

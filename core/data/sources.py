@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import importlib
 import importlib.util
-import os
 import pickle
 import shutil
 import warnings
@@ -27,6 +26,7 @@ from torch import Tensor
 
 from core.config import DataConfig
 from core.errors import UserError
+from core.files import atomic_write
 from core.paths import cache_dir
 
 _RESIZE_CHUNK = 4096  # images resized at once: bounds the float copy (60k MNIST images would need ~250 MB)
@@ -101,10 +101,11 @@ def _load_mnist_like(cls_name: str, what: str) -> Callable[[DataConfig, str], So
         for gz_name, _md5 in cls.resources:
             target = raw / gz_name.removesuffix(".gz")
             if not target.is_file() and (raw / gz_name).is_file():
-                tmp = target.with_suffix(".part")
-                with gzip.open(raw / gz_name, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                os.replace(tmp, target)
+                def unpack(tmp: Path, gz: Path = raw / gz_name) -> None:
+                    with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+
+                atomic_write(target, unpack)
         layout = f"{raw}/train-images-idx3-ubyte and the other three IDX files, optionally .gz"
         try:
             train = cls(str(root), train=True, download=cfg.download)

@@ -2,7 +2,7 @@
 
 It answers two questions about a generative model that did not train it: do class-conditional samples look like the
 class they were asked for (`predict`, for conditional accuracy), and how far is the distribution of samples from the
-real one (`features`, the penultimate layer, for the FID-style score in core.metrics).
+real one (`features`, the penultimate layer, for the FID-style score in evaluate.py).
 
 Training takes a few seconds on digits; the weights are cached under `cache_dir("classifiers")` in a safetensors file
 (no pickle) named by the dataset and a hash of its training data, so any change to the data trains a new judge.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from core.files import atomic_write
 from core.paths import cache_dir
 
 # Bump when the architecture or the training recipe changes: old cache entries are then ignored.
@@ -174,11 +174,8 @@ def _save(clf: Classifier, path: Path, meta: Any, key: str) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in clf.net.state_dict().items()}
     info = {"recipe": RECIPE, "key": key, "meta": json.dumps(meta.to_dict()), "test_accuracy": repr(clf.test_accuracy),
             "channels": str(clf.channels), "image_size": str(clf.image_size), "num_classes": str(clf.num_classes)}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file(tensors, str(tmp), metadata=info)
-    with open(tmp, "rb+") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)  # atomic: a concurrent reader sees the old file or the new one, never half of one
+    # Atomic: a concurrent reader (another process judging on the same dataset) sees the old file or the new one.
+    atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=info))
 
 
 def _load(path: Path, meta: Any, device: torch.device) -> Classifier:

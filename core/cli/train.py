@@ -1,7 +1,8 @@
 """`vae-explorer train`: settings from preset / config file / flags / --set, a progress bar over Trainer.run().
 
 Ctrl-C asks the Trainer to stop (it saves an "interrupt" checkpoint) and exits 130 with the resume command; a second
-Ctrl-C aborts at once. Under torchrun (see core.distributed) every rank runs this command; rank 0 alone prints, and
+Ctrl-C aborts at once. Under torchrun (see core.training.distributed) every rank runs this command; rank 0 alone
+prints, and
 SIGTERM, which torchrun forwards when it is itself told to stop, stops the run like Ctrl-C.
 
 A UserError while setting up exits 2 like a bad flag; a run that fails later exits 1 with its
@@ -17,10 +18,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
-from core import distributed
-from core.cli import EXIT_FAILED, EXIT_INTERRUPTED, PROG, TRAIN_FLAGS, _fail, _one_line
+from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG, TRAIN_FLAGS, fail, one_line
 from core.config import MODEL_CONFIGS, Config, preset, with_overrides
 from core.errors import UserError
+from core.training import distributed
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -33,7 +34,7 @@ def build_config(args: argparse.Namespace) -> Config:
             raise UserError(f"no configuration file at {path}")
         cfg = Config.from_json(path.read_text(encoding="utf-8"))
     elif args.resume and not args.preset:
-        from core.checkpoint import load_checkpoint
+        from core.training.checkpoint import load_checkpoint
 
         cfg = load_checkpoint(args.resume).config
     else:
@@ -83,8 +84,8 @@ def train_command(args: argparse.Namespace) -> int:
     import torch
     from tqdm import tqdm
 
-    from core.events import CheckpointSaved, EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics
-    from core.train import Trainer
+    from core.training.events import CheckpointSaved, EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics
+    from core.training.trainer import Trainer
 
     if args.resume:
         resume = Path(args.resume)
@@ -193,7 +194,7 @@ def train_command(args: argparse.Namespace) -> int:
 def _report_end(end: Any, checkpoints: dict[str, str], cfg: Config, run_dir: Path | None, interrupted: bool) -> int:
     last = (end.last_checkpoint if end is not None else None) or checkpoints.get("interrupt") or checkpoints.get("last")
     if end is None:
-        _fail("training ended without a result")
+        fail("training ended without a result")
         return EXIT_FAILED
     if end.status == "stopped":
         where = checkpoints.get("interrupt") or last
@@ -206,7 +207,7 @@ def _report_end(end: Any, checkpoints: dict[str, str], cfg: Config, run_dir: Pat
             print(f"{PROG}: interrupted at step {end.step} before any checkpoint was written", file=sys.stderr)
         return EXIT_INTERRUPTED
     if end.status == "failed":
-        reason = _one_line(end.reason)
+        reason = one_line(end.reason)
         if _is_oom(reason):
             kept = f"; the last checkpoint is kept at {last}" if last else ""
             smaller = max(1, cfg.train.batch_size // 2)

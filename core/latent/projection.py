@@ -1,4 +1,5 @@
-"""2-D maps of latent codes (PCA, UMAP, t-SNE), their disk cache, and the map-position -> latent lookup.
+"""2-D maps of latent codes (PCA, UMAP, t-SNE) and their disk cache (`positions.py` maps a map position back to
+a latent).
 
 PCA is a 16x16 eigendecomposition: instant, so the map always has something to show. UMAP is the slow, pretty one;
 it runs in a worker. Two things make it fast here (measured in bench/bench_latent.py):
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 
 from core.errors import UserError
+from core.files import atomic_write
 from core.paths import cache_dir
 
 Progress = Callable[[int, int], None]
@@ -291,81 +293,9 @@ def cached_projection(mu: np.ndarray, method: str, *, model: str, split: str, se
             pass                                # a damaged cache file is recomputed and overwritten
     xy = project(mu, method, seed=seed, progress=progress, should_stop=should_stop)
     if xy is not None:
-        tmp = path.with_suffix(".tmp.npy")
-        np.save(tmp, xy)
-        os.replace(tmp, path)
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:          # a file object: np.save would append ".npy" to a path
+                np.save(f, xy, allow_pickle=False)
+
+        atomic_write(path, write)
     return xy
-
-
-# --- map position -> latent ------------------------------------------------------------------------------------------
-
-class PositionMapper:
-    """Maps 2-D map positions to latents by inverse-distance weighting over the k nearest embedded points.
-
-    At a data point's own position the weight of that point dominates completely (exact stored latent); between
-    points the result blends their latents. umap's inverse_transform would be the principled tool, but it takes
-    seconds per point; this takes microseconds.
-    """
-
-    def __init__(self, xy: np.ndarray, mu: np.ndarray, labels: np.ndarray | None = None, *, k: int = 8,
-                 power: float = 2.0) -> None:
-        from scipy.spatial import cKDTree  # noqa: PLC0415
-
-        self.xy = np.asarray(xy, dtype=np.float64)
-        self.mu = np.asarray(mu, dtype=np.float32)
-        if len(self.xy) != len(self.mu) or self.xy.ndim != 2 or self.xy.shape[1] != 2:
-            raise ValueError(f"xy must be (N, 2) matching mu (N, D); got {self.xy.shape} and {self.mu.shape}")
-        self.labels = None if labels is None else np.asarray(labels)
-        self.k = max(1, min(k, len(self.xy)))
-        self.power = power
-        self.tree = cKDTree(self.xy)
-        # The typical spacing between neighbouring points: "far from data" is measured in these units.
-        if len(self.xy) > 1:
-            d, _ = self.tree.query(self.xy, k=2)
-            self.spacing = float(np.median(d[:, 1])) or 1e-12
-        else:
-            self.spacing = 1.0
-        span = np.ptp(self.xy, axis=0).max() if len(self.xy) > 1 else 1.0
-        self._eps = 1e-9 * max(float(span), 1e-12)
-
-    def _neighbours(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pts = np.atleast_2d(np.asarray(points, dtype=np.float64))
-        d, i = self.tree.query(pts, k=self.k)
-        return d.reshape(len(pts), self.k), i.reshape(len(pts), self.k)
-
-    def _weights(self, d: np.ndarray) -> np.ndarray:
-        exact = d[:, :1] <= self._eps
-        w = 1.0 / np.maximum(d, self._eps) ** self.power
-        # at a data point's own position use that point alone (and its exact duplicates)
-        w = np.where(exact, (d <= self._eps).astype(np.float64), w)
-        return w / w.sum(axis=1, keepdims=True)
-
-    def latent_at(self, points: np.ndarray) -> np.ndarray:
-        """(M, 2) map positions -> (M, D) float32 latents."""
-        d, i = self._neighbours(points)
-        w = self._weights(d)
-        return np.einsum("mk,mkd->md", w, self.mu[i].astype(np.float64)).astype(np.float32)
-
-    def label_at(self, points: np.ndarray) -> np.ndarray:
-        """(M, 2) -> (M,) the weighted majority class of the neighbours (which class to decode a position as)."""
-        if self.labels is None:
-            raise ValueError("PositionMapper was built without labels")
-        d, i = self._neighbours(points)
-        w = self._weights(d)
-        classes = np.unique(self.labels)
-        votes = np.stack([(w * (self.labels[i] == c)).sum(axis=1) for c in classes], axis=1)
-        return classes[votes.argmax(axis=1)]
-
-    def distance_to_data(self, points: np.ndarray) -> np.ndarray:
-        """(M, 2) -> (M,) distance to the nearest embedded point, in units of the typical neighbour spacing
-        (about 1 inside the data; several times that means the decode is an extrapolation)."""
-        d, _ = self.tree.query(np.atleast_2d(np.asarray(points, dtype=np.float64)), k=1)
-        return (np.asarray(d, dtype=np.float64).reshape(-1) / self.spacing).astype(np.float32)
-
-    def distance_image(self, x_range: tuple[float, float], y_range: tuple[float, float],
-                       size: int = 128) -> np.ndarray:
-        """distance_to_data on a size x size grid over the given ranges -> (size, size) float32, row = y."""
-        xs = np.linspace(*x_range, size)
-        ys = np.linspace(*y_range, size)
-        gx, gy = np.meshgrid(xs, ys)
-        return self.distance_to_data(np.stack([gx.ravel(), gy.ravel()], axis=1)).reshape(size, size)

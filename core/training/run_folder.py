@@ -9,7 +9,6 @@ new checkpoint, so the dashboard looks the same either way.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,17 +17,12 @@ import numpy as np
 import torch
 
 from core.errors import UserError
-from core.events import CheckpointSaved, Event, LogMessage, ModelSnapshot, Preview, RunEnded, from_record
+from core.images import image_grid, save_png, to_uint8
+from core.training.events import CheckpointSaved, Event, LogMessage, ModelSnapshot, Preview, RunEnded, from_record
 
 PREVIEW_PER_CLASS = 8
 PREVIEW_MAX_CLASSES = 10
 PREVIEW_RECONSTRUCTIONS = 8
-
-
-def to_uint8_nhwc(images: torch.Tensor) -> np.ndarray:
-    """[0, 1] float (B, C, H, W) on any device -> uint8 (B, H, W, C) numpy copy."""
-    x = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy().copy()
 
 
 @torch.no_grad()
@@ -40,35 +34,26 @@ def make_preview(model: torch.nn.Module, split, *, epoch: int, step: int, seed: 
     labels = (torch.arange(min(nc, PREVIEW_MAX_CLASSES)).repeat_interleave(PREVIEW_PER_CLASS) if nc
               else torch.zeros(PREVIEW_PER_CLASS * PREVIEW_PER_CLASS, dtype=torch.long))
     gen = torch.Generator().manual_seed(seed + 777)
-    samples = to_uint8_nhwc(model.sample(labels.to(device), generator=gen))
+    samples = to_uint8(model.sample(labels.to(device), generator=gen))
     originals = recons = None
     if split is not None and len(split) and hasattr(model, "reconstruct"):
-        from core.data import as_float
+        from core.images import as_float
 
         xb, yb = next(iter(split.batches(PREVIEW_RECONSTRUCTIONS, shuffle=False)))
         xb, yb = as_float(xb.to(device)), yb.to(device)
-        originals = to_uint8_nhwc(xb)
-        recons = to_uint8_nhwc(model.reconstruct(xb, yb))
+        originals = to_uint8(xb)
+        recons = to_uint8(model.reconstruct(xb, yb))
     return Preview(epoch, step, samples, labels.numpy(), originals, recons)
 
 
 def save_preview_png(ev: Preview, path: Path, columns: int = PREVIEW_PER_CLASS) -> None:
     """Samples one row per class, then (when present) a row of originals and a row of their reconstructions."""
-    from PIL import Image
-
-    rows = [ev.samples]
+    blocks = [ev.samples]
     if ev.originals is not None and ev.reconstructions is not None:
-        rows += [ev.originals, ev.reconstructions]
-    h, w, c = ev.samples.shape[1:]
-    n_rows = sum(math.ceil(len(r) / columns) for r in rows)
-    grid = np.zeros((n_rows * (h + 1) + 1, columns * (w + 1) + 1, c), np.uint8)
-    r0 = 0
-    for block in rows:
-        for j, img in enumerate(block):
-            r, col = r0 + j // columns, j % columns
-            grid[1 + r * (h + 1):1 + r * (h + 1) + h, 1 + col * (w + 1):1 + col * (w + 1) + w] = img
-        r0 += math.ceil(len(block) / columns)
-    Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
+        blocks += [ev.originals, ev.reconstructions]
+    # Each block starts a new row of the grid: pad it with blank cells to whole rows.
+    cells = [np.concatenate([b, np.zeros((-len(b) % columns, *b.shape[1:]), np.uint8)]) for b in blocks]
+    save_png(image_grid(np.concatenate(cells), columns, padding=1), str(path))
 
 
 class _CheckpointViewer:
@@ -85,7 +70,7 @@ class _CheckpointViewer:
         return path if path.is_file() else self.run_dir / "checkpoints" / path.name
 
     def events(self, ev: CheckpointSaved) -> Iterator[Event]:
-        from core.checkpoint import load_model
+        from core.training.checkpoint import load_model
 
         try:
             loaded = load_model(self.locate(ev))
@@ -102,7 +87,7 @@ class _CheckpointViewer:
         """The run's validation images for reconstructions, when its dataset is readable here (else none)."""
         key = loaded.config.data
         if key != self._data_key:
-            from core.data import load_dataset
+            from core.data.datasets import load_dataset
 
             self._data_key = key
             try:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from core.corruptions import check_name, downsample_factor, keep_known
 from core.errors import UserError
+from core.restoration.corruptions import check_name, downsample_factor, keep_known
 
 # The classical methods per corruption; the first is the default ("classical" in the panel's row).
 CLASSICAL: dict[str, tuple[str, ...]] = {

@@ -4,7 +4,7 @@
 `progress(done, total)` and `should_stop()` callables, never prints, and returns None when stopped.
 
 Conditional accuracy and the FID-style score need a judge that did not see the model: a small CNN trained on the
-real training images (`core/classifier.py`), cached per dataset so it is trained once.
+real training images (`core/evaluation/judge.py`), cached per dataset so it is trained once.
 """
 
 from __future__ import annotations
@@ -15,119 +15,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from scipy import linalg
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from core.classifier import Classifier, get_classifier
 from core.errors import UserError
-
-__all__ = ["Classifier", "get_classifier", "judge_for", "ssim_psnr", "ssim_psnr_per_image", "fid_like",
-           "conditional_accuracy", "class_samples", "active_units", "evaluate"]
+from core.evaluation.frechet import fid_like
+from core.evaluation.image_quality import ssim_psnr_per_image
+from core.evaluation.judge import Classifier, get_classifier
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
 
-# An identical pair has infinite PSNR; we count it as this many dB so that a batch mean stays a finite number.
-PSNR_CAP_DB = 100.0
 # Burda et al. (2016): a latent unit is active when the variance over the data of its posterior mean exceeds 0.01.
 ACTIVE_UNIT_THRESHOLD = 0.01
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# Image similarity
-
-
-def _as_nhwc_float(images: Any) -> np.ndarray:
-    """uint8 or [0, 1] float images, tensor (N,C,H,W)/(C,H,W) or numpy (N,H,W,C)/(H,W,C)/(H,W) -> float64 (N,H,W,C)."""
-    if isinstance(images, torch.Tensor):
-        t = images.detach().cpu()
-        if t.ndim == 2:
-            t = t[None, None]
-        elif t.ndim == 3:
-            t = t[None]
-        if t.ndim != 4:
-            raise ValueError(f"expected images (N, C, H, W), got shape {tuple(images.shape)}")
-        arr = t.permute(0, 2, 3, 1).numpy()
-    else:
-        arr = np.asarray(images)
-        if arr.ndim == 2:
-            arr = arr[None, :, :, None]
-        elif arr.ndim == 3:
-            arr = arr[None] if arr.shape[-1] in (1, 3) else arr[..., None]
-        if arr.ndim != 4:
-            raise ValueError(f"expected images (N, H, W, C), got shape {arr.shape}")
-        if arr.shape[-1] not in (1, 3) and arr.shape[1] in (1, 3):  # numpy in channels-first order
-            arr = arr.transpose(0, 2, 3, 1)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float64) / 255.0
-    return np.clip(arr.astype(np.float64), 0.0, 1.0)
-
-
-def ssim_psnr_per_image(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
-    """SSIM and PSNR (dB) of each pair of images, data range 1 (uint8 inputs are scaled to [0, 1] first)."""
-    x, y = _as_nhwc_float(a), _as_nhwc_float(b)
-    if x.shape != y.shape:
-        raise ValueError(f"image batches differ in shape: {x.shape} vs {y.shape}")
-    _, h, w, c = x.shape
-    # skimage's default 7x7 window needs images at least that big; use the largest odd window that fits.
-    win = min(7, h, w)
-    win -= 1 - win % 2
-    if win < 3:
-        raise ValueError(f"images of {h}x{w} pixels are too small for SSIM")
-    ssim = np.empty(len(x))
-    psnr = np.empty(len(x))
-    for i in range(len(x)):
-        if c == 1:
-            ssim[i] = structural_similarity(x[i, ..., 0], y[i, ..., 0], data_range=1.0, win_size=win)
-        else:
-            ssim[i] = structural_similarity(x[i], y[i], data_range=1.0, win_size=win, channel_axis=-1)
-        if np.array_equal(x[i], y[i]):
-            psnr[i] = PSNR_CAP_DB
-        else:
-            psnr[i] = min(peak_signal_noise_ratio(x[i], y[i], data_range=1.0), PSNR_CAP_DB)
-    return ssim, psnr
-
-
-def ssim_psnr(a: Any, b: Any) -> tuple[float, float]:
-    """Batch-mean SSIM and PSNR (dB) between two image batches (uint8, or floats in [0, 1]; tensors or numpy)."""
-    ssim, psnr = ssim_psnr_per_image(a, b)
-    return float(ssim.mean()), float(psnr.mean())
-
-
-# ---------------------------------------------------------------------------------------------------------------------
-# FID-style score
-
-
-def fid_like(real_features: np.ndarray, fake_features: np.ndarray) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N, F).
-
-    This is the formula of the FID, but the features come from our small per-dataset classifier, NOT from the
-    Inception-v3 network: the numbers are only comparable between models judged by the same classifier on the same
-    dataset, never with published FIDs. (torchmetrics' FID needs torch-fidelity and the Inception weights, which are
-    a download this offline tool cannot rely on and would be a poor judge of 16-pixel digits anyway, so the distance
-    is computed here with scipy.)
-    """
-    real = np.asarray(real_features, dtype=np.float64)
-    fake = np.asarray(fake_features, dtype=np.float64)
-    if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise ValueError(f"feature sets must be (N, F) with the same F, got {real.shape} and {fake.shape}")
-    if len(real) < 2 or len(fake) < 2:
-        raise ValueError("the Fréchet distance needs at least two feature vectors on each side")
-    mu1, mu2 = real.mean(0), fake.mean(0)
-    cov1, cov2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
-    # tr sqrt(C1 C2) = tr sqrt(C1^1/2 C2 C1^1/2): the right side is symmetric PSD, so an eigendecomposition is exact and
-    # stable; sqrtm of the non-symmetric product warns and may go complex when the covariances are singular, which
-    # ReLU features (dead units) and few samples make them.
-    root1 = _psd_sqrt(cov1)
-    trace_covmean = float(np.sqrt(np.clip(linalg.eigvalsh(root1 @ cov2 @ root1), 0.0, None)).sum())
-    value = float(((mu1 - mu2) ** 2).sum() + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_covmean)
-    return max(value, 0.0)
-
-
-def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a positive semi-definite matrix (tiny negative eigenvalues from rounding -> 0)."""
-    w, v = linalg.eigh(cov)
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -212,7 +110,7 @@ def evaluate(loaded: Any, dataset: Any, split: str = "test", *, progress: Progre
     `n_per_class` samples per class judge the generator (default 100; 30 for diffusion on the CPU, where sampling
     is slow). Repeatable: every random draw comes from `seed`, and the caller's RNG state is left as it was.
     """
-    from core.data import as_float
+    from core.images import as_float
 
     _check_compatible(loaded, dataset)
     model, meta = loaded.model, dataset.meta
@@ -267,7 +165,7 @@ def judge_for(loaded: Any, dataset: Any, *, progress: Progress | None = None) ->
     classifier that saw every training image of those classes: a better judge, and one shared by all subset sizes.
     """
     from core.config import with_overrides
-    from core.data import load_dataset
+    from core.data.datasets import load_dataset
 
     data_cfg = loaded.config.data
     if data_cfg.per_class > 0 and dataset.meta == loaded.meta:
@@ -295,7 +193,7 @@ class _Ticker:
 def _vae_terms(loaded: Any, data: Any, meta: Any, batch_size: int, device: torch.device, gen: torch.Generator,
                conditional: bool, iwae_k: int, ticker: _Ticker, result: dict[str, Any]) -> bool:
     """ELBO terms, bits/dim, SSIM/PSNR, active units and IWAE into `result`; False when stopped."""
-    from core.data import as_float
+    from core.images import as_float
 
     model = loaded.model
     dims = meta.channels * meta.image_size * meta.image_size
@@ -337,7 +235,7 @@ def _vae_terms(loaded: Any, data: Any, meta: Any, batch_size: int, device: torch
 def _diffusion_loss(model: Any, data: Any, batch_size: int, device: torch.device, conditional: bool,
                     ticker: _Ticker, result: dict[str, Any]) -> bool:
     """The denoising loss on the split (its own training objective) into `result`; False when stopped."""
-    from core.data import as_float
+    from core.images import as_float
 
     loss_sum = 0.0
     for x8, y in data.batches(batch_size, shuffle=False):
@@ -366,7 +264,7 @@ def _iwae_nll(model: Any, data: Any, k: int, batch_size: int, device: torch.devi
     total, n = 0.0, 0
     # Decode at most ~4096 images at once: k copies of a batch.
     per_call = max(1, 4096 // k)
-    from core.data import as_float
+    from core.images import as_float
 
     for x8, y in data.batches(batch_size, shuffle=False):
         for start in range(0, len(x8), per_call):

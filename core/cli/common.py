@@ -1,0 +1,104 @@
+"""What every headless command shares: the program name, exit statuses, argument types, the one-line error, the
+progress bar and the device choice."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from typing import Any, NoReturn, TextIO
+
+PROG = "vae-explorer"
+COMMANDS = ("train", "sample", "eval", "restore-eval")
+EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+
+# Convenient flags of `train` and the config field each one sets; their help text comes from the field's metadata.
+TRAIN_FLAGS: dict[str, tuple[str, str]] = {
+    "--dataset": ("data", "name"), "--classes": ("data", "classes"), "--per-class": ("data", "per_class"),
+    "--image-size": ("data", "image_size"), "--data-root": ("data", "data_root"), "--epochs": ("train", "epochs"),
+    "--batch-size": ("train", "batch_size"), "--lr": ("train", "lr"), "--seed": ("train", "seed"),
+    "--device": ("train", "device"), "--threads": ("train", "threads"),
+}
+
+
+class ArgumentError(Exception):
+    """argparse's complaint, turned into our one-line error instead of usage + exit."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise ArgumentError(message)
+
+
+# ------------------------------------------------------------------------------------------------ argument types
+def int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def float_in(low: float, high: float):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, not {text}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def comma_list(text: str) -> list[str]:
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
+def comma_floats(text: str) -> list[float]:
+    try:
+        values = [float(s) for s in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not values or not all(math.isfinite(v) and v >= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, got {text!r}")
+    return values
+
+
+
+# ------------------------------------------------------------------------------------------------ output
+def one_line(message: str) -> str:
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+
+
+def fail(message: str, stream: TextIO | None = None) -> None:
+    print(f"{PROG}: error: {one_line(message)}", file=stream or sys.stderr)
+
+
+def progress_bar(desc: str, quiet: bool):
+    from tqdm import tqdm
+
+    bar = tqdm(total=1, desc=desc, file=sys.stderr, leave=False, disable=quiet, dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def device_named(name: str) -> Any:
+    from core.device import resolve_device
+
+    return resolve_device(name)
+
+

@@ -1,0 +1,113 @@
+"""`vae-explorer eval CHECKPOINT` (the evaluation table or JSON) and `vae-explorer restore-eval` (the restorers'
+benchmark)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from core.cli.common import device_named, progress_bar
+from core.config import with_overrides
+from core.errors import UserError
+
+
+# ------------------------------------------------------------------------------------------------ eval
+def load_data_of(loaded: Any, data_root: str | None, device: Any) -> Any:
+    from core.data.datasets import load_dataset
+
+    if data_root is not None:   # read the data from elsewhere (the evaluation's judge too)
+        loaded.config = loaded.config.replace(data=with_overrides(loaded.config.data, data_root=data_root))
+    return load_dataset(loaded.config.data, device)
+
+
+def format_eval(result: dict[str, Any]) -> str:
+    rows = [("model", f"{result['model_kind']} on {result['dataset']} ({result['split']} split, "
+                      f"{result['n_images']} images)")]
+    labels = [("elbo", "ELBO (nats/image)"), ("recon", "reconstruction (nats/image)"), ("kl", "KL (nats/image)"),
+              ("bits_per_dim", "bits/dim"), ("iwae_nll", f"IWAE NLL, k={result.get('iwae_k')} (nats/image)"),
+              ("iwae_bits_per_dim", "IWAE bits/dim"), ("loss", "loss"), ("ssim", "SSIM of reconstructions"),
+              ("psnr", "PSNR of reconstructions (dB)"), ("active_units", "active latent units"),
+              ("conditional_accuracy", "conditional accuracy"), ("fid_like", "FID-style (classifier features)"),
+              ("classifier_test_accuracy", "judge's test accuracy")]
+    for key, label in labels:
+        if key not in result:
+            continue
+        v = result[key]
+        if key == "active_units":
+            text = f"{v} / {result.get('latent_dim')}"
+        elif key in ("ssim", "psnr"):
+            text = f"{v:.4f} ± {result[key + '_std']:.4f}"
+        elif key in ("conditional_accuracy", "classifier_test_accuracy"):
+            text = f"{100 * v:.2f}%"
+        else:
+            text = f"{v:.4f}"
+        rows.append((label, text))
+    width = max(len(r[0]) for r in rows)
+    lines = [f"{label:<{width}}  {text}" for label, text in rows]
+    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note") if k in result]
+    return "\n".join(lines)
+
+
+def eval_command(args: argparse.Namespace) -> int:
+    from core.evaluation.evaluate import evaluate
+    from core.training.checkpoint import load_model
+
+    device = device_named(args.device)
+    loaded = load_model(args.checkpoint, device)
+    dataset = load_data_of(loaded, args.data_root, device)
+    bar, update = progress_bar("evaluating", args.quiet)
+    try:
+        result = evaluate(loaded, dataset, args.split, progress=update, iwae_k=args.iwae_k,
+                          n_per_class=args.samples_per_class, seed=args.seed)
+    finally:
+        bar.close()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_eval(result))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------ restore-eval
+def restore_eval_command(args: argparse.Namespace) -> int:
+    from core.restoration import benchmark
+    from core.restoration.corruptions import CORRUPTIONS
+    from core.training.checkpoint import load_model
+
+    if not args.vae and not args.diffusion:
+        raise UserError("give --vae CHECKPOINT and/or --diffusion CHECKPOINT")
+    if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
+        raise UserError(f"--out must end in .csv or .json, not {args.out}")
+    corruptions = args.corruptions if args.corruptions is not None else list(CORRUPTIONS)
+    for name in corruptions:
+        if name not in CORRUPTIONS:
+            raise UserError(f"unknown corruption {name!r}; choose from: {', '.join(CORRUPTIONS)}")
+    device = device_named(args.device)
+    vae = load_model(args.vae, device) if args.vae else None
+    diffusion = load_model(args.diffusion, device) if args.diffusion else None
+    if vae is not None and vae.model.kind != "vae":
+        raise UserError(f"--vae {args.vae} holds a {vae.model.kind} model, not a VAE")
+    if diffusion is not None and diffusion.model.kind != "diffusion":
+        raise UserError(f"--diffusion {args.diffusion} holds a {diffusion.model.kind} model, not a diffusion model")
+    first = vae or diffusion
+    if vae is not None and diffusion is not None:
+        a, b = vae.meta, diffusion.meta
+        if (a.name, a.class_names, a.channels, a.image_size) != (b.name, b.class_names, b.channels, b.image_size):
+            raise UserError(f"the VAE was trained on {a.name} ({a.channels}x{a.image_size}px) and the diffusion model "
+                            f"on {b.name} ({b.channels}x{b.image_size}px); give two models of the same data")
+    dataset = load_data_of(first, args.data_root, device)
+    bar, update = progress_bar("restoring", args.quiet)
+    try:
+        rows = benchmark.batch_evaluate(vae, diffusion, dataset, corruptions=corruptions, strengths=args.strengths,
+                                      n_images=args.n, seed=args.seed, progress=update)
+    finally:
+        bar.close()
+    print(benchmark.format_table(rows))
+    if args.out:
+        writer = benchmark.write_json if args.out.lower().endswith(".json") else benchmark.write_csv
+        print(f"wrote {writer(rows, args.out)}")
+    return 0
+
+

@@ -1,0 +1,161 @@
+"""The headless commands: `vae-explorer train | sample | eval | restore-eval`.
+
+Qt-free (a server with no display runs them). Every user-fixable problem, bad argument included, ends as one line
+`vae-explorer: error: ...` on stderr with exit status 2 and no traceback; a failed training run exits 1, Ctrl-C during
+training saves a checkpoint and exits 130. Progress bars go to stderr so that stdout stays clean for `--json`.
+Each command lives in its own module and is imported only when it runs, so `--help` loads no torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from dataclasses import fields
+
+import core
+from core.cli.common import (
+    COMMANDS,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    PROG,
+    TRAIN_FLAGS,
+    ArgumentError,
+    Parser,
+    comma_floats,
+    comma_list,
+    fail,
+    float_in,
+    int_at_least,
+)
+from core.config import MODEL_CONFIGS, PRESETS, Config
+from core.errors import UserError
+
+# command -> (module, function): imported when the command runs.
+_HANDLERS = {"train": ("core.cli.train", "train_command"), "sample": ("core.cli.sample", "sample_command"),
+             "eval": ("core.cli.evaluate", "eval_command"),
+             "restore-eval": ("core.cli.evaluate", "restore_eval_command")}
+
+
+# ------------------------------------------------------------------------------------------------ the parser
+def _field_help(section: str, name: str) -> str:
+    cls = {"data": Config().data, "train": Config().train}[section]
+    return next(f.metadata.get("help", "") for f in fields(cls) if f.name == name)
+
+
+def _settings_epilog() -> str:
+    """Every config field `--set` accepts, with its help text (the same metadata the GUI form is built from)."""
+    lines = ["settings for --set SECTION.FIELD=VALUE (defaults come from the preset):"]
+    sections = [("data", type(Config().data), ""), ("train", type(Config().train), "")]
+    sections += [("model", cls, f" ({kind} models)") for kind, cls in MODEL_CONFIGS.items()]
+    for prefix, cls, note in sections:
+        for f in fields(cls):
+            meta = f.metadata
+            choices = f" [{'|'.join(meta['choices'])}]" if meta.get("choices") else ""
+            lines.append(f"  {prefix + '.' + f.name:<24} {meta.get('help', '')}{choices}{note}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train image VAEs and diffusion models and look inside them.\n\n"
+                    f"With no command, {PROG} opens the GUI (optionally on a checkpoint or run folder:\n"
+                    f"`{PROG} [PATH]`). The commands below run headless, without Qt or a display.",
+        epilog=f"Run `{PROG} COMMAND --help` for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {core.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    # ---- train
+    p = sub.add_parser("train", help="train a model (a VAE by default) and write a run folder",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_settings_epilog(),
+                       description="Train a model. Settings come from --preset (or --config), then the flags below, "
+                                   "then --set overrides, applied in that order.")
+    p.add_argument("--preset", choices=list(PRESETS), default=None, help="named configuration (default: digits)")
+    p.add_argument("--config", metavar="JSON", help="configuration file (a run folder's config.json)")
+    p.add_argument("--model", choices=list(MODEL_CONFIGS), help="model kind (its settings reset to the defaults "
+                                                                "when it differs from the preset's)")
+    for flag, (section, name) in TRAIN_FLAGS.items():
+        p.add_argument(flag, dest=f"flag_{name}", metavar=name.upper(), help=_field_help(section, name))
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override any setting, e.g. --set model.latent_dim=32 (repeatable; listed below)")
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new timestamped folder under "
+                                                    "the user's runs folder)")
+    p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint "
+                                                          "(e.g. RUN_DIR/checkpoints/last.safetensors)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines; only the result")
+
+    # ---- sample
+    p = sub.add_parser("sample", help="draw class-conditional samples into a PNG grid (one row per class)")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint")
+    p.add_argument("--classes", type=comma_list, default=None, help="comma-separated class names or indices "
+                                                               "(default: all)")
+    p.add_argument("--n", type=int_at_least(1), default=8, help="samples per class (default: 8)")
+    p.add_argument("--temperature", type=float_in(0.0, 10.0), default=None,
+                   help="VAE: scale of the latent noise, 0..10 (default: 1)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
+    p.add_argument("--scale", type=int_at_least(1), default=1, help="enlarge each pixel this many times")
+    p.add_argument("--steps", type=int_at_least(1), default=None, help="diffusion: sampler steps")
+    p.add_argument("--guidance", type=float_in(0.0, 50.0), default=None, help="diffusion: guidance scale")
+    p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="diffusion: sampler")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+
+    # ---- eval
+    p = sub.add_parser("eval", help="evaluate a checkpoint: ELBO, bits/dim, IWAE, SSIM/PSNR, accuracy, FID-style")
+    p.add_argument("checkpoint", help="a .safetensors checkpoint")
+    p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
+    p.add_argument("--data-root", default=None, help="where the dataset is read from (default: the checkpoint's)")
+    p.add_argument("--iwae-k", type=int_at_least(0), default=64,
+                   help="importance samples for the IWAE NLL estimate; 0 skips it (default: 64)")
+    p.add_argument("--samples-per-class", type=int_at_least(1), default=None,
+                   help="generated images per class for accuracy and FID-style (default: 100; 30 for diffusion on "
+                        "the CPU)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    # ---- restore-eval
+    p = sub.add_parser("restore-eval", help="score restorers (VAE, diffusion, classical) on corrupted images")
+    p.add_argument("--vae", metavar="CHECKPOINT", help="VAE checkpoint")
+    p.add_argument("--diffusion", metavar="CHECKPOINT", help="diffusion checkpoint")
+    p.add_argument("--corruptions", type=comma_list, default=None, help="comma-separated corruptions (default: all)")
+    p.add_argument("--strengths", type=comma_floats, default=None,
+                   help="comma-separated strengths (default: each corruption's default)")
+    p.add_argument("--n", type=int_at_least(1), default=100, help="images from the test split (default: 100)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: 0)")
+    p.add_argument("--out", default=None, help="write the rows to a .csv or .json file")
+    p.add_argument("--data-root", default=None, help="where the dataset is read from (default: the checkpoint's)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 1 failed run, 2 usage/user error, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:  # --help and --version
+            return int(e.code or 0)
+        if args.command is None:
+            raise ArgumentError(f"no command given; choose one of {', '.join(COMMANDS)} (or run `{PROG}` with no "
+                                 "arguments to open the GUI)")
+        module, function = _HANDLERS[args.command]
+        return getattr(importlib.import_module(module), function)(args)
+    except (ArgumentError, UserError) as e:
+        fail(str(e))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""`vae-explorer sample CHECKPOINT`: class-conditional samples as a PNG grid, one row per class."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from core.cli.common import device_named
+from core.data.datasets import match_class
+from core.errors import UserError
+from core.images import image_grid, save_png, to_uint8
+
+
+def sample_command(args: argparse.Namespace) -> int:
+    import torch
+
+    from core.training.checkpoint import load_model
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise UserError(f"--out must be a .png file, not {out}")
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'samples.png'}")
+    loaded = load_model(args.checkpoint, device_named(args.device))
+    model, meta = loaded.model, loaded.meta
+    conditional = model.num_classes > 0
+    if args.classes is not None and not args.classes:
+        raise UserError("--classes is empty; give class names or indices separated by commas")
+    classes = ([match_class(c, meta.class_names) for c in args.classes] if args.classes is not None
+               else list(range(model.num_classes))) if conditional else [0]
+    labels = torch.tensor(classes).repeat_interleave(args.n)
+    gen = torch.Generator().manual_seed(args.seed)
+    if model.kind == "diffusion":
+        if args.temperature is not None:
+            raise UserError("--temperature applies to VAEs; for this diffusion model use --guidance, --steps or "
+                            "--sampler")
+        kw = {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler}
+    else:
+        if args.steps is not None or args.guidance is not None or args.sampler is not None:
+            raise UserError("--steps, --guidance and --sampler apply to diffusion models; this checkpoint is a VAE")
+        kw = {"temperature": 1.0 if args.temperature is None else args.temperature}
+    with torch.no_grad():
+        images = model.sample(labels, generator=gen, **kw)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_png(image_grid(to_uint8(images), args.n), str(out), scale=args.scale)
+    names = ", ".join(meta.class_names[c] for c in classes) if conditional else "unconditional"
+    print(f"wrote {out} ({len(classes)} rows x {args.n} samples; rows: {names})")
+    return 0
+
+

@@ -1,0 +1,118 @@
+"""Encode a split with a VAE and decode latents back to images (CPU numpy at the edges: only copies cross threads).
+
+A note on the conditional VAE: its encoder sees the label, so z codes the *style* of an image and the class enters
+the decoder through `label_embedding(y)` (added to z for conditioning="add"). Every decode therefore takes labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from core.errors import UserError
+from core.images import to_uint8
+
+Progress = Callable[[int, int], None]
+ShouldStop = Callable[[], bool]
+
+
+@dataclass(frozen=True)
+class Latents:
+    """A split encoded by a VAE; all arrays are CPU numpy, row i is image i of the split."""
+
+    mu: np.ndarray            # (N, D) float32, posterior means
+    logvar: np.ndarray        # (N, D) float32
+    labels: np.ndarray        # (N,) int64
+    recon_error: np.ndarray   # (N,) float32, mean squared pixel error of the reconstruction from mu ([0, 1] scale)
+    kl: np.ndarray            # (N,) float32, KL(q(z|x,y) || N(0, I)) in nats
+
+    def __len__(self) -> int:
+        return len(self.mu)
+
+    @property
+    def kl_per_dim(self) -> np.ndarray:
+        """(D,) the mean KL of each latent dimension over the split (what orders the traversal sliders)."""
+        return (0.5 * (self.mu ** 2 + np.exp(self.logvar) - 1.0 - self.logvar)).mean(axis=0).astype(np.float32)
+
+
+def _device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _labels_for(model: nn.Module, labels) -> torch.Tensor | None:
+    """Labels as the model wants them: None for an unconditional model."""
+    if not getattr(model, "num_classes", 0):
+        return None
+    return torch.as_tensor(np.asarray(labels), dtype=torch.long, device=_device(model)).reshape(-1)
+
+
+@torch.no_grad()
+def encode_split(model: nn.Module, split, *, batch_size: int = 512, progress: Progress | None = None,
+                 should_stop: ShouldStop | None = None) -> Latents | None:
+    """Encode every image of a `core.data.Split` -> Latents; None if stopped.
+
+    Also reconstructs each image from its mean, for the reconstruction error the map can be coloured by.
+    """
+    from core.images import as_float
+
+    n = len(split)
+    if n == 0:
+        raise UserError("this split has no images; choose another split or a dataset with more images")
+    device = _device(model)
+    was_training = model.training
+    model.eval()
+    mus, logvars, errs = [], [], []
+    done = 0
+    try:
+        for start in range(0, n, batch_size):
+            if should_stop is not None and should_stop():
+                return None
+            x = as_float(split.images[start:start + batch_size].to(device))
+            y = _labels_for(model, split.labels[start:start + batch_size].cpu().numpy())
+            mu, logvar = model.encode(x, y)
+            recon = model.decode(mu, y)
+            mus.append(mu.float().cpu())
+            logvars.append(logvar.float().cpu())
+            errs.append((recon.float() - x.float()).pow(2).flatten(1).mean(1).cpu())
+            done += len(x)
+            if progress is not None:
+                progress(done, n)
+    finally:
+        model.train(was_training)
+    mu = torch.cat(mus).numpy()
+    logvar = torch.cat(logvars).numpy()
+    kl = (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).sum(axis=1).astype(np.float32)
+    return Latents(mu=mu, logvar=logvar, labels=split.labels.cpu().numpy().astype(np.int64),
+                   recon_error=torch.cat(errs).numpy(), kl=kl)
+
+
+@torch.no_grad()
+def decode_latents(model: nn.Module, z: np.ndarray, labels: Sequence[int] | np.ndarray | int | None = None
+                   ) -> np.ndarray:
+    """(M, D) latents (+ one label or M labels) -> uint8 (M, H, W, C) images."""
+    zt = torch.as_tensor(np.atleast_2d(np.asarray(z, dtype=np.float32)), device=_device(model))
+    y = None
+    if getattr(model, "num_classes", 0):
+        if labels is None:
+            raise ValueError("a class-conditional VAE needs labels to decode")
+        lab = np.array(np.broadcast_to(np.asarray(labels, dtype=np.int64).reshape(-1), (len(zt),)))
+        y = _labels_for(model, lab)
+    return to_uint8(model.decode(zt, y))
+
+
+def nearest_neighbours(mu: np.ndarray, index: int, k: int = 8) -> np.ndarray:
+    """Indices of the k nearest latents to mu[index] (Euclidean, itself excluded), nearest first."""
+    d = np.linalg.norm(mu - mu[index], axis=1)
+    d[index] = np.inf
+    k = min(k, len(mu) - 1)
+    if k <= 0:
+        return np.zeros(0, dtype=np.int64)
+    part = np.argpartition(d, k - 1)[:k]
+    return part[np.argsort(d[part], kind="stable")].astype(np.int64)
+
+
