@@ -48,7 +48,8 @@ def main() -> int:
     corruptions = list(CORRUPTIONS) if args.all else ["gaussian"]
     strengths = None if args.all else [args.sigma]
     t0 = time.perf_counter()
-    rows = batch_evaluate(vae, diffusion, ds, corruptions=corruptions, strengths=strengths, n_images=args.n,
+    rows = batch_evaluate(vae and vae.model, diffusion and diffusion.model, ds, corruptions=corruptions,
+                          strengths=strengths, n_images=args.n,
                           seed=args.seed, refine_steps=args.refine_steps, diffusion_samples=args.samples)
     print(format_table(rows))
     print(f"({time.perf_counter() - t0:.0f} s in all, {args.n} images)")

@@ -7,12 +7,13 @@ thread never shares its live model with the panels.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
 if TYPE_CHECKING:
-    from core.data.datasets import Dataset
+    from core.data.datasets import Dataset, Split
+    from core.models.protocol import LatentVariableModel
     from core.training.checkpoint import LoadedModel
 
 
@@ -30,11 +31,11 @@ class AppState(QObject):
         self.dataset: Dataset | None = None
 
     @property
-    def vae_model(self) -> Any:
+    def vae_model(self) -> LatentVariableModel | None:
         """The VAE network itself (None when none is loaded)."""
         return None if self.vae is None else self.vae.model
 
-    def split_to_encode(self, split: str) -> tuple[LoadedModel, Any] | str:
+    def split_to_encode(self, split: str) -> tuple[LoadedModel, Split] | str:
         """(the VAE, the dataset's `split`) when both are loaded and their images have the same shape; otherwise
         what is wrong, as a line for a panel's status."""
         vae, ds = self.vae, self.dataset

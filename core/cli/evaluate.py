@@ -100,7 +100,8 @@ def restore_eval_command(args: argparse.Namespace) -> int:
     dataset = load_data_of(first, args.data_root, device)
     bar, update = progress_bar("restoring", args.quiet)
     try:
-        rows = benchmark.batch_evaluate(vae, diffusion, dataset, corruptions=corruptions, strengths=args.strengths,
+        rows = benchmark.batch_evaluate(vae and vae.model, diffusion and diffusion.model, dataset,
+                                        corruptions=corruptions, strengths=args.strengths,
                                       n_images=args.n, seed=args.seed, progress=update)
     finally:
         bar.close()

@@ -16,10 +16,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.data.datasets import Dataset, DatasetMeta, Split
 from core.errors import UserError
 from core.evaluation.frechet import fid_like
 from core.evaluation.image_quality import ssim_psnr_per_image
 from core.evaluation.judge import Classifier, get_classifier
+from core.images import as_float
+from core.models.protocol import DenoisingModel, GenerativeModel, LatentVariableModel
+from core.training.checkpoint import LoadedModel
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -32,12 +36,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 # Class-conditional samples and conditional accuracy
 
 
-def _num_classes(model: torch.nn.Module, fallback: int) -> int:
-    n = getattr(model, "num_classes", fallback)
-    return int(n) if n is not None else fallback
-
-
-def _model_device(model: torch.nn.Module) -> torch.device:
+def _model_device(model: GenerativeModel) -> torch.device:
     try:
         return next(model.parameters()).device
     except StopIteration:
@@ -45,7 +44,7 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 
 
 @torch.no_grad()
-def class_samples(model: torch.nn.Module, num_classes: int, n_per_class: int, generator: torch.Generator | None,
+def class_samples(model: GenerativeModel, num_classes: int, n_per_class: int, generator: torch.Generator | None,
                   *, chunk: int = 500, sample_kw: dict[str, Any] | None = None, progress: Progress | None = None,
                   should_stop: ShouldStop | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """`n_per_class` samples of each class, float [0, 1] on the CPU, with their labels; None when stopped."""
@@ -63,12 +62,12 @@ def class_samples(model: torch.nn.Module, num_classes: int, n_per_class: int, ge
     return torch.cat(out), labels
 
 
-def conditional_accuracy(model: torch.nn.Module, classifier: Classifier, n_per_class: int,
+def conditional_accuracy(model: GenerativeModel, classifier: Classifier, n_per_class: int,
                          generator: torch.Generator | None = None, **sample_kw: Any) -> float:
     """Share of class-conditional samples that the classifier assigns to the class they were asked for."""
     if n_per_class < 1:
         raise ValueError("n_per_class must be at least 1")
-    result = class_samples(model, _num_classes(model, classifier.num_classes), n_per_class, generator,
+    result = class_samples(model, model.num_classes or classifier.num_classes, n_per_class, generator,
                            sample_kw=sample_kw)
     assert result is not None
     images, labels = result
@@ -89,7 +88,7 @@ def _gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) 
     return -0.5 * (((z - mu) ** 2) * torch.exp(-logvar) + logvar + math.log(2 * math.pi)).sum(-1)
 
 
-def _check_compatible(loaded: Any, dataset: Any) -> None:
+def _check_compatible(loaded: LoadedModel, dataset: Dataset) -> None:
     a, b = loaded.meta, dataset.meta
     if (a.channels, a.image_size, a.num_classes) != (b.channels, b.image_size, b.num_classes):
         raise UserError(
@@ -98,7 +97,7 @@ def _check_compatible(loaded: Any, dataset: Any) -> None:
             "evaluate it on the data it was trained on")
 
 
-def evaluate(loaded: Any, dataset: Any, split: str = "test", *, progress: Progress | None = None,
+def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, progress: Progress | None = None,
              should_stop: ShouldStop | None = None, iwae_k: int = 64, n_per_class: int | None = None,
              batch_size: int = 256, seed: int = 0, classifier: Classifier | None = None,
              sample_kw: dict[str, Any] | None = None) -> dict[str, Any] | None:
@@ -110,18 +109,16 @@ def evaluate(loaded: Any, dataset: Any, split: str = "test", *, progress: Progre
     `n_per_class` samples per class judge the generator (default 100; 30 for diffusion on the CPU, where sampling
     is slow). Repeatable: every random draw comes from `seed`, and the caller's RNG state is left as it was.
     """
-    from core.images import as_float
-
     _check_compatible(loaded, dataset)
     model, meta = loaded.model, dataset.meta
-    kind = getattr(model, "kind", loaded.config.model.kind)
+    kind = model.kind
     data = dataset.split(split)
     if len(data) == 0:
         raise UserError(f"the {split} split of {meta.name} is empty; nothing to evaluate")
     device = _model_device(model)
     if n_per_class is None:
         n_per_class = 100 if kind == "vae" or device.type != "cpu" else 30
-    conditional = _num_classes(model, meta.num_classes) > 0
+    conditional = model.num_classes > 0
     n_batches = math.ceil(len(data) / batch_size)
     n_chunks = math.ceil(n_per_class * max(meta.num_classes, 1) / 500)
     # Progress units: one per data batch (twice with IWAE), the judge, one per sample chunk, the features.
@@ -158,7 +155,7 @@ def evaluate(loaded: Any, dataset: Any, split: str = "test", *, progress: Progre
     return result
 
 
-def judge_for(loaded: Any, dataset: Any, *, progress: Progress | None = None) -> Classifier:
+def judge_for(loaded: LoadedModel, dataset: Dataset, *, progress: Progress | None = None) -> Classifier:
     """The classifier that judges `loaded`'s samples: trained on all the training images of its classes.
 
     A model trained on a per-class subset (the reference study's "100 images per class") is still judged by a
@@ -190,11 +187,9 @@ class _Ticker:
         return self.should_stop is not None and bool(self.should_stop())
 
 
-def _vae_terms(loaded: Any, data: Any, meta: Any, batch_size: int, device: torch.device, gen: torch.Generator,
-               conditional: bool, iwae_k: int, ticker: _Ticker, result: dict[str, Any]) -> bool:
+def _vae_terms(loaded: LoadedModel, data: Split, meta: DatasetMeta, batch_size: int, device: torch.device,
+               gen: torch.Generator, conditional: bool, iwae_k: int, ticker: _Ticker, result: dict[str, Any]) -> bool:
     """ELBO terms, bits/dim, SSIM/PSNR, active units and IWAE into `result`; False when stopped."""
-    from core.images import as_float
-
     model = loaded.model
     dims = meta.channels * meta.image_size * meta.image_size
     sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
@@ -214,7 +209,7 @@ def _vae_terms(loaded: Any, data: Any, meta: Any, batch_size: int, device: torch
     n = len(data)
     elbo = sums["elbo"] / n
     result.update(elbo=elbo, recon=sums["recon"] / n, kl=sums["kl"] / n, bits_per_dim=-elbo / (dims * math.log(2)))
-    likelihood = getattr(loaded.config.model, "likelihood", "")
+    likelihood = loaded.config.model.likelihood
     if likelihood != "discretized":
         result["bits_per_dim_note"] = (f"{likelihood} likelihood on [0,1] pixels: bits/dim is not comparable to "
                                        "8-bit (discretized) numbers in the literature")
@@ -227,16 +222,13 @@ def _vae_terms(loaded: Any, data: Any, meta: Any, batch_size: int, device: torch
         nll = _iwae_nll(model, data, iwae_k, batch_size, device, gen, conditional, ticker.tick, ticker.stopped)
         if nll is None:
             return False
-        if nll == nll:  # NaN: the model cannot score pixels under its likelihood
-            result.update(iwae_nll=nll, iwae_k=iwae_k, iwae_bits_per_dim=nll / (dims * math.log(2)))
+        result.update(iwae_nll=nll, iwae_k=iwae_k, iwae_bits_per_dim=nll / (dims * math.log(2)))
     return True
 
 
-def _diffusion_loss(model: Any, data: Any, batch_size: int, device: torch.device, conditional: bool,
+def _diffusion_loss(model: DenoisingModel, data: Split, batch_size: int, device: torch.device, conditional: bool,
                     ticker: _Ticker, result: dict[str, Any]) -> bool:
     """The denoising loss on the split (its own training objective) into `result`; False when stopped."""
-    from core.images import as_float
-
     loss_sum = 0.0
     for x8, y in data.batches(batch_size, shuffle=False):
         if ticker.stopped():
@@ -248,24 +240,16 @@ def _diffusion_loss(model: Any, data: Any, batch_size: int, device: torch.device
     return True
 
 
-def _iwae_nll(model: Any, data: Any, k: int, batch_size: int, device: torch.device, gen: torch.Generator,
-              conditional: bool, tick: Callable[[], None], stopped: ShouldStop) -> float | None:
+def _iwae_nll(model: LatentVariableModel, data: Split, k: int, batch_size: int, device: torch.device,
+              gen: torch.Generator, conditional: bool, tick: Callable[[], None], stopped: ShouldStop) -> float | None:
     """IWAE estimate of -log p(x) in nats per image (Burda et al. 2016) with k importance samples from q(z|x).
 
     log p(x) >= log mean_k p(x|z_k) p(z_k) / q(z_k|x); it tightens as k grows and equals the ELBO at k = 1.
-    Returns NaN when the model cannot score pixels under its likelihood, None when stopped.
+    Returns None when stopped.
     """
-    if not (hasattr(model, "recon_nll") and hasattr(model, "_decode_raw")):
-        return float("nan")
-
-    def log_px_z(x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
-        # The VAE's own likelihood (bernoulli, gaussian or discretized), from the decoder's raw output.
-        return -model.recon_nll(model._decode_raw(z, y), x)
     total, n = 0.0, 0
     # Decode at most ~4096 images at once: k copies of a batch.
     per_call = max(1, 4096 // k)
-    from core.images import as_float
-
     for x8, y in data.batches(batch_size, shuffle=False):
         for start in range(0, len(x8), per_call):
             if stopped():
@@ -280,7 +264,7 @@ def _iwae_nll(model: Any, data: Any, k: int, batch_size: int, device: torch.devi
             log_pz = _gaussian_log_prob(z, torch.zeros_like(z), torch.zeros_like(z))
             xk = x[None].expand(k, *x.shape).reshape(-1, *x.shape[1:])
             yk = yy[None].expand(k, *yy.shape).reshape(-1) if yy is not None else None
-            log_px = log_px_z(xk, z.reshape(-1, z.shape[-1]), yk).reshape(k, -1)
+            log_px = model.log_likelihood(xk, z.reshape(-1, z.shape[-1]), yk).reshape(k, -1)
             log_w = (log_px + log_pz - log_q).double()
             log_px_est = torch.logsumexp(log_w, dim=0) - math.log(k)
             total += float(-log_px_est.sum())

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
 
 from core.errors import UserError
-from core.images import to_uint8
+from core.images import as_float, to_uint8
+from core.models.protocol import GenerativeModel, LatentVariableModel
+from core.models.vae import gaussian_kl
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -36,30 +37,28 @@ class Latents:
     @property
     def kl_per_dim(self) -> np.ndarray:
         """(D,) the mean KL of each latent dimension over the split (what orders the traversal sliders)."""
-        return (0.5 * (self.mu ** 2 + np.exp(self.logvar) - 1.0 - self.logvar)).mean(axis=0).astype(np.float32)
+        return gaussian_kl(torch.from_numpy(self.mu), torch.from_numpy(self.logvar)).mean(0).numpy()
 
 
-def _device(model: nn.Module) -> torch.device:
+def _device(model: GenerativeModel) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
 
-def _labels_for(model: nn.Module, labels) -> torch.Tensor | None:
+def _labels_for(model: GenerativeModel, labels) -> torch.Tensor | None:
     """Labels as the model wants them: None for an unconditional model."""
-    if not getattr(model, "num_classes", 0):
+    if not model.num_classes:
         return None
     return torch.as_tensor(np.asarray(labels), dtype=torch.long, device=_device(model)).reshape(-1)
 
 
 @torch.no_grad()
-def encode_split(model: nn.Module, split, *, batch_size: int = 512, progress: Progress | None = None,
+def encode_split(model: LatentVariableModel, split, *, batch_size: int = 512, progress: Progress | None = None,
                  should_stop: ShouldStop | None = None) -> Latents | None:
     """Encode every image of a `core.data.Split` -> Latents; None if stopped.
 
     Also reconstructs each image from its mean, for the reconstruction error the map can be coloured by.
     """
-    from core.images import as_float
-
     n = len(split)
     if n == 0:
         raise UserError("this split has no images; choose another split or a dataset with more images")
@@ -86,18 +85,18 @@ def encode_split(model: nn.Module, split, *, batch_size: int = 512, progress: Pr
         model.train(was_training)
     mu = torch.cat(mus).numpy()
     logvar = torch.cat(logvars).numpy()
-    kl = (0.5 * (mu ** 2 + np.exp(logvar) - 1.0 - logvar)).sum(axis=1).astype(np.float32)
+    kl = gaussian_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).sum(1).numpy()
     return Latents(mu=mu, logvar=logvar, labels=split.labels.cpu().numpy().astype(np.int64),
                    recon_error=torch.cat(errs).numpy(), kl=kl)
 
 
 @torch.no_grad()
-def decode_latents(model: nn.Module, z: np.ndarray, labels: Sequence[int] | np.ndarray | int | None = None
+def decode_latents(model: LatentVariableModel, z: np.ndarray, labels: Sequence[int] | np.ndarray | int | None = None
                    ) -> np.ndarray:
     """(M, D) latents (+ one label or M labels) -> uint8 (M, H, W, C) images."""
     zt = torch.as_tensor(np.atleast_2d(np.asarray(z, dtype=np.float32)), device=_device(model))
     y = None
-    if getattr(model, "num_classes", 0):
+    if model.num_classes:
         if labels is None:
             raise ValueError("a class-conditional VAE needs labels to decode")
         lab = np.array(np.broadcast_to(np.asarray(labels, dtype=np.int64).reshape(-1), (len(zt),)))

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from core.errors import UserError
 from core.latent.encoding import _device, decode_latents
+from core.models.protocol import LatentVariableModel
 
 # --- interpolation ---------------------------------------------------------------------------------------------------
 
@@ -57,16 +57,15 @@ def slerp(z0: np.ndarray, z1: np.ndarray, t) -> np.ndarray:
 
 
 @torch.no_grad()
-def class_morph(model: nn.Module, z: np.ndarray, y0: int, y1: int, t) -> np.ndarray:
+def class_morph(model: LatentVariableModel, z: np.ndarray, y0: int, y1: int, t) -> np.ndarray:
     """Hold z and walk the label embedding from class y0 to y1 -> uint8 images (T, H, W, C) (T = 1 for scalar t).
 
     With additive conditioning, decode(z, y0) sees z + e(y0); moving the input to z + (1-t) e(y0) + t e(y1) is the
     same as decoding z + t (e(y1) - e(y0)) with label y0, so only the public API is needed.
     """
-    if not getattr(model, "num_classes", 0):
+    if not model.num_classes:
         raise UserError("class morph needs a class-conditional VAE; this one is unconditional")
-    cfg = getattr(model, "cfg", None)
-    if cfg is not None and getattr(cfg, "conditioning", "add") != "add":
+    if not model.label_is_additive:
         raise UserError("class morph needs a VAE trained with conditioning='add' (this one concatenates the label)")
     dev = _device(model)
     e = model.label_embedding(torch.tensor([y0, y1], device=dev)).float().cpu().numpy()
@@ -100,7 +99,7 @@ def traverse(z: np.ndarray, dim: int, values: Sequence[float] | np.ndarray) -> n
 
 
 @torch.no_grad()
-def interpolate_images(model: nn.Module, z0: np.ndarray, y0: int, z1: np.ndarray, y1: int, t, *,
+def interpolate_images(model: LatentVariableModel, z0: np.ndarray, y0: int, z1: np.ndarray, y1: int, t, *,
                        spherical: bool = False) -> np.ndarray:
     """Decode the path from (z0, class y0) to (z1, class y1) -> uint8 (T, H, W, C) (T = 1 for scalar t).
 
@@ -108,9 +107,8 @@ def interpolate_images(model: nn.Module, z0: np.ndarray, y0: int, z1: np.ndarray
     `class_morph`), so endpoints of different classes blend instead of jumping at t = 0.5.
     """
     zs = np.atleast_2d((slerp if spherical else lerp)(z0, z1, t))
-    if getattr(model, "num_classes", 0) and y0 != y1:
-        cfg = getattr(model, "cfg", None)
-        if cfg is not None and getattr(cfg, "conditioning", "add") != "add":
+    if model.num_classes and y0 != y1:
+        if not model.label_is_additive:
             ts, _ = _ts(t)                    # concatenated labels cannot be blended: switch at the midpoint
             labels = np.where(ts.reshape(-1) < 0.5, y0, y1)
             return decode_latents(model, zs, labels)

@@ -28,6 +28,7 @@ import torch
 from core.errors import UserError
 from core.files import atomic_write
 from core.paths import cache_dir
+from core.training.checkpoint import LoadedModel
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
@@ -258,16 +259,16 @@ def project(mu: np.ndarray, method: str, *, seed: int = 0, progress: Progress | 
 
 # --- the disk cache --------------------------------------------------------------------------------------------------
 
-def model_key(loaded) -> str:
+def model_key(loaded: LoadedModel) -> str:
     """Identify a loaded model: a hash of its checkpoint file, or the training step of an in-memory snapshot."""
-    path = getattr(loaded, "path", None)
+    path = loaded.path
     if path is not None and Path(path).is_file():
         h = hashlib.blake2b(digest_size=8)
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         return f"ckpt-{h.hexdigest()}"
-    return f"snapshot-step{int(getattr(loaded, 'step', 0))}"
+    return f"snapshot-step{int(loaded.step)}"
 
 
 def projection_cache_path(model: str, split: str, method: str, seed: int, mu: np.ndarray) -> Path:

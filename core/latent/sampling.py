@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from core.errors import UserError
 from core.images import to_uint8
 from core.latent.encoding import Progress, ShouldStop, decode_latents
+from core.models.protocol import GenerativeModel, LatentVariableModel
 
 # --- sampler grid ----------------------------------------------------------------------------------------------------
 
@@ -22,7 +22,7 @@ def grid_noise(n_rows: int, n: int, latent_dim: int, *, temperature: float, seed
 
 
 @torch.no_grad()
-def sample_grid(model: nn.Module, classes: Sequence[int], n: int, *, temperature: float = 1.0, seed: int = 0,
+def sample_grid(model: LatentVariableModel, classes: Sequence[int], n: int, *, temperature: float = 1.0, seed: int = 0,
                 same_noise: bool = False) -> np.ndarray:
     """Samples, one row per class, n per row -> uint8 (len(classes) * n, H, W, C).
 
@@ -31,7 +31,7 @@ def sample_grid(model: nn.Module, classes: Sequence[int], n: int, *, temperature
     """
     if n < 1:
         raise UserError(f"the grid needs at least one column, got {n}")
-    conditional = bool(getattr(model, "num_classes", 0))
+    conditional = model.num_classes > 0
     rows = list(classes) if conditional else [0]
     if not rows:
         raise UserError("choose at least one class to sample")
@@ -41,10 +41,10 @@ def sample_grid(model: nn.Module, classes: Sequence[int], n: int, *, temperature
 
 
 @torch.no_grad()
-def diffusion_grid(model: nn.Module, classes: Sequence[int], n: int, *, seed: int = 0, steps: int | None = None,
+def diffusion_grid(model: GenerativeModel, classes: Sequence[int], n: int, *, seed: int = 0, steps: int | None = None,
                    progress: Progress | None = None, should_stop: ShouldStop | None = None) -> np.ndarray | None:
     """The diffusion model's grid for the same rows as `sample_grid` -> uint8 (rows * n, H, W, C); None if stopped."""
-    rows = list(classes) if getattr(model, "num_classes", 0) else [0]
+    rows = list(classes) if model.num_classes else [0]
     labels = torch.as_tensor(np.repeat(np.asarray(rows, dtype=np.int64), n))
     g = torch.Generator().manual_seed(int(seed))
     x = model.sample(labels, steps=steps, generator=g, progress=progress, should_stop=should_stop)

@@ -1,24 +1,29 @@
-"""Model registry: `build_model(model_cfg, meta)` builds the network a config names.
+"""The generative models and the protocol they share (`protocol.py`); `build_model(model_cfg, meta)` builds the network
+a config names.
 
 The diffusion model is imported only when asked for, so that `diffusers` loads only when it is needed.
 """
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
+
+from core.config import DiffusionConfig, VAEConfig
+from core.errors import UserError
+from core.models.protocol import GenerativeModel
+
+if TYPE_CHECKING:
+    from core.data.datasets import DatasetMeta
 
 
-def build_model(model_cfg, meta) -> nn.Module:
+def build_model(model_cfg: VAEConfig | DiffusionConfig, meta: DatasetMeta) -> GenerativeModel:
     """The model for `model_cfg.kind` ("vae" or "diffusion") shaped for the dataset described by `meta`."""
-    kind = getattr(model_cfg, "kind", None)
-    if kind == "vae":
+    if isinstance(model_cfg, VAEConfig):
         from core.models.vae import ConditionalVAE
 
         return ConditionalVAE(model_cfg, meta)
-    if kind == "diffusion":
+    if isinstance(model_cfg, DiffusionConfig):
         from core.models.diffusion import ConditionalDiffusion
 
         return ConditionalDiffusion(model_cfg, meta)
-    from core.errors import UserError
-
-    raise UserError(f"unknown model kind {kind!r}; choose 'vae' or 'diffusion'")
+    raise UserError(f"unknown model settings {type(model_cfg).__name__}; choose a 'vae' or 'diffusion' model")

@@ -58,6 +58,7 @@ class ConditionalDiffusion(nn.Module):
         self.channels = int(meta.channels)
         self.image_size = int(meta.image_size)
         self.num_classes = int(meta.num_classes) if cfg.conditional else 0
+        self.class_names = tuple(meta.class_names) if self.num_classes else ()
         self.null_label = self.num_classes            # the extra embedding index: "no label"
         if self.image_size % (2 ** (cfg.levels - 1)):
             raise UserError(f"a {cfg.levels}-level U-Net needs an image size divisible by {2 ** (cfg.levels - 1)}, "

@@ -55,6 +55,7 @@ class ConditionalVAE(nn.Module):
         self.channels = int(meta.channels)
         self.image_size = int(meta.image_size)
         self.num_classes = int(meta.num_classes) if cfg.conditional else 0
+        self.class_names = tuple(meta.class_names) if self.num_classes else ()
         self.latent_dim = cfg.latent_dim
         factor = 2 ** cfg.stages
         self.padded_size = -(-self.image_size // factor) * factor   # next multiple of 2**stages (28 -> 32)
@@ -153,6 +154,11 @@ class ConditionalVAE(nn.Module):
             return torch.zeros(n, self.latent_dim, device=self.mu_head[0].weight.device)
         return self.dec_label(y.to(self.mu_head[0].weight.device, torch.long))
 
+    @property
+    def label_is_additive(self) -> bool:
+        """The label enters as a vector added to z ("add" conditioning), so two labels can be blended."""
+        return self.cfg.conditioning == "add"
+
     def _decode_raw(self, z: Tensor, y: Tensor | None) -> Tensor:
         y = self._labels(y, z.shape[0], z.device)
         if y is not None:
@@ -203,7 +209,11 @@ class ConditionalVAE(nn.Module):
     def kl_per_dim(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """Batch-mean KL(q(z|x,y) || N(0, I)) of each latent dimension, (latent_dim,), nats."""
         mu, logvar = self.encode(x, y)
-        return _kl(mu, logvar).mean(0)
+        return gaussian_kl(mu, logvar).mean(0)
+
+    def log_likelihood(self, x: Tensor, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p(x | z, y) per image (B,), nats, under the model's own likelihood (bernoulli, gaussian, discretized)."""
+        return -self.recon_nll(self._decode_raw(z, y), x)
 
     def recon_nll(self, raw: Tensor, x: Tensor) -> Tensor:
         """-log p(x | z) per image (B,), nats, from the decoder's raw output."""
@@ -235,7 +245,7 @@ class ConditionalVAE(nn.Module):
         mu, logvar = self.encode(x, y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         recon = self.recon_nll(self._decode_raw(z, y), x.float())
-        kl_dims = _kl(mu, logvar)
+        kl_dims = gaussian_kl(mu, logvar)
         kl = kl_dims.sum(1)
         cfg = self.cfg
         beta = cfg.beta * (min(1.0, step / cfg.kl_warmup_steps) if cfg.kl_warmup_steps else 1.0)
@@ -254,8 +264,8 @@ class ConditionalVAE(nn.Module):
         return out
 
 
-def _kl(mu: Tensor, logvar: Tensor) -> Tensor:
-    """Per-dimension KL(N(mu, exp(logvar)) || N(0, 1)), same shape as mu."""
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """Per-dimension KL(N(mu, exp(logvar)) || N(0, 1)) in nats, same shape as mu: the one place it is written."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
 
 

@@ -14,9 +14,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.data.datasets import Dataset
 from core.errors import UserError
 from core.evaluation.image_quality import ssim_psnr_per_image
 from core.images import as_float
+from core.models.protocol import DenoisingModel, LatentVariableModel
 from core.restoration.classical import CLASSICAL, restore_classical
 from core.restoration.corruptions import CORRUPTIONS, STRENGTHS, check_name, corrupt
 from core.restoration.learned import Progress, ShouldStop, restore_diffusion, restore_vae, restore_vae_refined
@@ -26,7 +28,8 @@ ROW_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std"
 
 
 # ------------------------------------------------------------------------------------------------ one image row
-def restorer_names(vae: Any, diffusion: Any, name: str, *, all_classical: bool = False) -> list[str]:
+def restorer_names(vae: LatentVariableModel | None, diffusion: DenoisingModel | None, name: str, *,
+                   all_classical: bool = False) -> list[str]:
     """The restorers that apply: "vae", "vae-refined", "diffusion" (when those models are loaded), "classical:M"."""
     names = (["vae", "vae-refined"] if vae is not None else []) + (["diffusion"] if diffusion is not None else [])
     methods = CLASSICAL[name] if all_classical else CLASSICAL[name][:1]
@@ -34,7 +37,8 @@ def restorer_names(vae: Any, diffusion: Any, name: str, *, all_classical: bool =
 
 
 def run_restorer(restorer: str, x_corrupted: torch.Tensor, name: str, strength: float, mask: torch.Tensor | None, *,
-                 vae: Any = None, diffusion: Any = None, generator: torch.Generator | None = None,
+                 vae: LatentVariableModel | None = None, diffusion: DenoisingModel | None = None,
+                 generator: torch.Generator | None = None,
                  refine_steps: int = 100, diffusion_samples: int = 1, progress: Progress = None,
                  should_stop: ShouldStop = None) -> torch.Tensor | None:
     """Dispatch one restorer by its name (see `restorer_names`). None when stopped."""
@@ -52,7 +56,8 @@ def run_restorer(restorer: str, x_corrupted: torch.Tensor, name: str, strength: 
     raise UserError(f"unknown restorer {restorer!r}")
 
 
-def restore_row(clean: torch.Tensor, name: str, strength: float, *, vae: Any = None, diffusion: Any = None,
+def restore_row(clean: torch.Tensor, name: str, strength: float, *, vae: LatentVariableModel | None = None,
+                diffusion: DenoisingModel | None = None,
                 seed: int = 0, refine_steps: int = 100, diffusion_samples: int = 1, progress: Progress = None,
                 should_stop: ShouldStop = None) -> Iterator[dict[str, Any]]:
     """Corrupt `clean` (B, C, H, W) and run every applicable restorer, yielding one dict per image set as it is done:
@@ -82,7 +87,8 @@ def restore_row(clean: torch.Tensor, name: str, strength: float, *, vae: Any = N
 
 
 # --------------------------------------------------------------------------------------------- batch evaluation
-def batch_evaluate(vae: Any, diffusion: Any, dataset: Any, *, corruptions: Sequence[str] = CORRUPTIONS,
+def batch_evaluate(vae: LatentVariableModel | None, diffusion: DenoisingModel | None, dataset: Dataset, *,
+                   corruptions: Sequence[str] = CORRUPTIONS,
                    strengths: Sequence[float] | None = None, n_images: int = 100, seed: int = 0,
                    progress: Progress = None, should_stop: ShouldStop = None, split: str = "test",
                    restorers: Sequence[str] | None = None, refine_steps: int = 100,

@@ -12,10 +12,10 @@ them all in `benchmark.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
+from core.models.protocol import DenoisingModel, LatentVariableModel
 from core.restoration.corruptions import check_name, downsample_factor, forward_operator, keep_known, observation
 
 Progress = Callable[[int, int], None] | None
@@ -23,14 +23,9 @@ ShouldStop = Callable[[], bool] | None
 
 
 
-def _model(m: Any) -> Any:
-    """Accept a LoadedModel or the bare nn.Module."""
-    return m.model if hasattr(m, "model") and hasattr(m, "config") else m
-
-
 # ---------------------------------------------------------------------------------------------------------- VAE
-def _labels_to_try(vae: Any, b: int, device: Any) -> list[torch.Tensor | None]:
-    k = int(getattr(vae, "num_classes", 0) or 0)
+def _labels_to_try(vae: LatentVariableModel, b: int, device: torch.device) -> list[torch.Tensor | None]:
+    k = vae.num_classes
     return [torch.full((b,), c, dtype=torch.long, device=device) for c in range(k)] if k else [None]
 
 
@@ -44,11 +39,10 @@ def _observed_error(pred: torch.Tensor, x_c: torch.Tensor, mask: torch.Tensor | 
 
 
 @torch.no_grad()
-def restore_vae(vae: Any, x_corrupted: torch.Tensor, mask: torch.Tensor | None = None,
+def restore_vae(vae: LatentVariableModel, x_corrupted: torch.Tensor, mask: torch.Tensor | None = None,
                 labels: torch.Tensor | None = None) -> torch.Tensor:
     """Encode the corrupted image and decode the posterior mean; without labels, every label is tried and the one
     whose reconstruction best matches the known pixels is kept."""
-    vae = _model(vae)
     device = next(vae.parameters()).device
     x = x_corrupted.to(device).float()
     tries = [labels.to(device)] if labels is not None else _labels_to_try(vae, x.shape[0], device)
@@ -66,7 +60,7 @@ def restore_vae(vae: Any, x_corrupted: torch.Tensor, mask: torch.Tensor | None =
     return keep_known(best, x, mask).cpu()
 
 
-def restore_vae_refined(vae: Any, x_corrupted: torch.Tensor, name: str, strength: float,
+def restore_vae_refined(vae: LatentVariableModel, x_corrupted: torch.Tensor, name: str, strength: float,
                         mask: torch.Tensor | None = None, *, labels: torch.Tensor | None = None, steps: int = 100,
                         lr: float = 0.05, progress: Progress = None,
                         should_stop: ShouldStop = None) -> torch.Tensor | None:
@@ -77,7 +71,6 @@ def restore_vae_refined(vae: Any, x_corrupted: torch.Tensor, name: str, strength
     from the encoder's mean; without labels, all labels are refined at once and the lowest final loss wins.
     Returns None when stopped."""
     check_name(name)
-    vae = _model(vae)
     device = next(vae.parameters()).device
     x = x_corrupted.to(device).float()
     b = x.shape[0]
@@ -113,7 +106,7 @@ def restore_vae_refined(vae: Any, x_corrupted: torch.Tensor, name: str, strength
     return keep_known(out, x, m).cpu()
 
 
-def _refine_loss(vae: Any, z: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor, op: Callable,
+def _refine_loss(vae: LatentVariableModel, z: torch.Tensor, y: torch.Tensor | None, target: torch.Tensor, op: Callable,
                  mask: torch.Tensor | None, robust: bool, sigma: float) -> torch.Tensor:
     """Per-latent negative log posterior (up to constants), summed over the known pixels."""
     pred = vae.decode(z, y)
@@ -125,11 +118,10 @@ def _refine_loss(vae: Any, z: torch.Tensor, y: torch.Tensor | None, target: torc
 
 
 # ---------------------------------------------------------------------------------------------------- diffusion
-def diffusion_strength(model: Any, name: str, strength: float) -> float:
+def diffusion_strength(model: DenoisingModel, name: str, strength: float) -> float:
     """The SDEdit strength (fraction of the chain) that suits a corruption: for Gaussian noise, the timestep whose
     noise level matches the corruption's sigma (so the added noise drowns the observed noise, and no more);
     masks regenerate from pure noise (RePaint keeps the known pixels)."""
-    model = _model(model)
     if name in ("mask-box", "mask-strokes"):
         return 1.0
     if name == "gaussian":
@@ -171,7 +163,7 @@ def data_consistency(name: str, strength: float, x_corrupted: torch.Tensor, *,
 
 
 @torch.no_grad()
-def restore_diffusion(model: Any, x_corrupted: torch.Tensor, name: str, strength: float,
+def restore_diffusion(model: DenoisingModel, x_corrupted: torch.Tensor, name: str, strength: float,
                       mask: torch.Tensor | None = None, *, sdedit_strength: float | None = None, samples: int = 1,
                       steps: int = 100, sampler: str = "ddpm", labels: torch.Tensor | None = None,
                       generator: torch.Generator | None = None, progress: Progress = None,
@@ -182,7 +174,6 @@ def restore_diffusion(model: Any, x_corrupted: torch.Tensor, name: str, strength
     that many independent restorations (an estimate of the posterior mean, which scores higher PSNR than any one
     sample, at `samples` times the cost). Returns None when stopped."""
     check_name(name)
-    model = _model(model)
     s = diffusion_strength(model, name, strength) if sdedit_strength is None else float(sdedit_strength)
     b = x_corrupted.shape[0]
     xs = x_corrupted.repeat(samples, 1, 1, 1)

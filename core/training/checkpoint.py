@@ -24,9 +24,12 @@ from safetensors.torch import save_file
 from torch import nn
 
 from core.config import Config
+from core.data.datasets import DatasetMeta
 from core.device import resolve_device
 from core.errors import UserError
 from core.files import atomic_write
+from core.models import build_model
+from core.models.protocol import GenerativeModel
 
 FORMAT = "vae-explorer-checkpoint"
 FORMAT_VERSION = 1
@@ -36,9 +39,9 @@ FORMAT_VERSION = 1
 class LoadedModel:
     """A model ready to use (eval mode) with everything needed to describe it."""
 
-    model: nn.Module
+    model: GenerativeModel
     config: Config
-    meta: Any                       # core.data.DatasetMeta
+    meta: DatasetMeta
     path: Path | None
     step: int
     epoch: int
@@ -46,7 +49,8 @@ class LoadedModel:
 
 
 # ---------------------------------------------------------------------------------------------------------- saving
-def save_checkpoint(path: str | Path, *, model: nn.Module, config: Config, meta: Any, ema: nn.Module | None = None,
+def save_checkpoint(path: str | Path, *, model: GenerativeModel, config: Config, meta: DatasetMeta,
+                    ema: nn.Module | None = None,
                     optimizer: torch.optim.Optimizer | None = None, train_state: dict | None = None,
                     metrics: dict[str, float] | None = None) -> Path:
     """Write `path` atomically. `train_state` is JSON data, except values that are tensors (RNG states), which are
@@ -114,7 +118,7 @@ class Checkpoint:
 
     path: Path
     config: Config
-    meta: Any
+    meta: DatasetMeta
     model_state: dict[str, torch.Tensor]
     ema_state: dict[str, torch.Tensor] | None
     optimizer_state: dict | None
@@ -190,7 +194,6 @@ def _json(meta: dict[str, str], key: str, path: Path, default: Any = None) -> An
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint file (tensors on the CPU); UserError on a bad, truncated or foreign file."""
-    from core.data.datasets import DatasetMeta
 
     path = Path(path)
     meta_s = _check_file(path)
@@ -216,7 +219,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
     """Rebuild the model stored in `path` (EMA weights when present and use_ema) in eval mode on `device`."""
-    from core.models import build_model
 
     ck = load_checkpoint(path)
     model = build_model(ck.config.model, ck.meta)
@@ -233,8 +235,6 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema:
 
 def from_snapshot(event, device: str | torch.device = "cpu") -> LoadedModel:
     """A LoadedModel from a Trainer's ModelSnapshot event (numpy weights), for panels that decode off-thread."""
-    from core.data.datasets import DatasetMeta
-    from core.models import build_model
 
     config = Config.from_dict(dict(event.config))
     meta = DatasetMeta.from_dict(dict(event.meta))

@@ -18,6 +18,7 @@ import torch
 
 from core.errors import UserError
 from core.images import image_grid, save_png, to_uint8
+from core.models.protocol import GenerativeModel, is_vae
 from core.training.events import CheckpointSaved, Event, LogMessage, ModelSnapshot, Preview, RunEnded, from_record
 
 PREVIEW_PER_CLASS = 8
@@ -26,17 +27,17 @@ PREVIEW_RECONSTRUCTIONS = 8
 
 
 @torch.no_grad()
-def make_preview(model: torch.nn.Module, split, *, epoch: int, step: int, seed: int,
+def make_preview(model: GenerativeModel, split, *, epoch: int, step: int, seed: int,
                  device: torch.device | str = "cpu") -> Preview:
     """Class-conditional samples (one row per class, the same noise every time) and, for models that reconstruct,
     the first images of `split` (None: no data at hand) with their reconstructions."""
-    nc = getattr(model, "num_classes", 0)
+    nc = model.num_classes
     labels = (torch.arange(min(nc, PREVIEW_MAX_CLASSES)).repeat_interleave(PREVIEW_PER_CLASS) if nc
               else torch.zeros(PREVIEW_PER_CLASS * PREVIEW_PER_CLASS, dtype=torch.long))
     gen = torch.Generator().manual_seed(seed + 777)
     samples = to_uint8(model.sample(labels.to(device), generator=gen))
     originals = recons = None
-    if split is not None and len(split) and hasattr(model, "reconstruct"):
+    if split is not None and len(split) and is_vae(model):
         from core.images import as_float
 
         xb, yb = next(iter(split.batches(PREVIEW_RECONSTRUCTIONS, shuffle=False)))

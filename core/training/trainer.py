@@ -30,7 +30,9 @@ from core.config import Config
 from core.device import resolve_device
 from core.errors import UserError
 from core.files import atomic_write_text
+from core.images import as_float
 from core.models import build_model
+from core.models.protocol import GenerativeModel, is_vae
 from core.training import distributed
 from core.training.checkpoint import load_checkpoint, save_checkpoint
 from core.training.ema import EMA
@@ -225,8 +227,6 @@ class Trainer:
         params = [p for p in model.parameters() if p.requires_grad]
         cuda = self.device.type == "cuda"
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and tc.amp else contextlib.nullcontext
-        from core.images import as_float
-
         keys: list[str] | None = None
         acc = epoch_acc = None      # metric sums on the device: no sync per step
         n_acc = n_epoch = 0
@@ -374,13 +374,11 @@ class Trainer:
         return False
 
     @torch.no_grad()
-    def _validate(self, model: torch.nn.Module) -> tuple[dict[str, float], np.ndarray | None]:
+    def _validate(self, model: GenerativeModel) -> tuple[dict[str, float], np.ndarray | None]:
         """Validation metrics (batch-size weighted means) under a fixed seed that leaves the training RNG alone."""
-        from core.images import as_float
-
         if len(self.val_split) == 0:
             return {}, None
-        is_vae = getattr(model, "kind", "") == "vae"
+        vae = is_vae(model)
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.config.train.seed + 12345)
@@ -390,7 +388,7 @@ class Trainer:
             n = 0
             for xb, yb in self.val_split.batches(VAL_BATCH, shuffle=False):
                 x = as_float(xb)
-                if is_vae:
+                if vae:
                     out = model.loss(x, yb, step=self.step, with_kl_dims=True)
                     kd = out.pop("kl_dims") * len(xb)
                     kl_sum = kd if kl_sum is None else kl_sum + kd

@@ -201,7 +201,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
 
     def _fill_classes(self) -> None:
         vae = self.state.vae
-        names = list(vae.meta.class_names) if vae is not None and getattr(vae.model, "num_classes", 0) else []
+        names = list(vae.meta.class_names) if vae is not None and vae.model.num_classes else []
         for k, box in enumerate(self.cls):
             box.blockSignals(True)
             box.clear()
@@ -302,7 +302,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         return self.state.vae.meta.class_names[y]
 
     def _decode(self, z: np.ndarray, y: int) -> np.ndarray:
-        conditional = bool(getattr(self.state.vae_model, "num_classes", 0))
+        conditional = self.state.vae_model.num_classes > 0
         return decode_latents(self.state.vae_model, z, y if conditional else None)
 
     def t(self) -> float:

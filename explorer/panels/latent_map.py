@@ -190,7 +190,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.decode_as.blockSignals(True)
         self.decode_as.clear()
         vae = self.state.vae
-        if vae is not None and getattr(vae.model, "num_classes", 0):
+        if vae is not None and vae.model.num_classes:
             self.decode_as.addItem("nearest class")
             self.decode_as.addItems(list(vae.meta.class_names))
             self.decode_as.setEnabled(True)
@@ -374,7 +374,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         p = np.array([[pos.x(), pos.y()]], dtype=np.float64)
         z = self.mapper.latent_at(p)[0]
         dist = float(self.mapper.distance_to_data(p)[0])
-        conditional = bool(getattr(self.state.vae_model, "num_classes", 0))
+        conditional = self.state.vae_model.num_classes > 0
         label = self._decode_label(p) if conditional else 0
         img = decode_latents(self.state.vae_model, z[None], label if conditional else None)[0]
         self.query = p[0]

@@ -281,7 +281,8 @@ class RestorePanel(QWidget):
         self.cells["classical"].info.setText("working…")
         clean = torch.from_numpy(img.copy())[None]
         s = self.restore_settings()
-        self.worker = Worker(restore_row, clean, s["corruption"], s["strength"], vae=vae, diffusion=diffusion,
+        self.worker = Worker(restore_row, clean, s["corruption"], s["strength"], vae=vae and vae.model,
+                             diffusion=diffusion and diffusion.model,
                              seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],
                              task="restore")
         self.worker.event.connect(self._on_restore_event)

@@ -96,7 +96,7 @@ class BatchEvaluation(QGroupBox):
             diffusion = None
         s = self._settings()
         every = self.all_corruptions.isChecked()
-        self.worker = Worker(batch_evaluate, vae, diffusion, ds,
+        self.worker = Worker(batch_evaluate, vae and vae.model, diffusion and diffusion.model, ds,
                              corruptions=list(CORRUPTIONS) if every else [s["corruption"]],
                              strengths=None if every else [s["strength"]], n_images=self.n_images.value(),
                              seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],

@@ -154,7 +154,7 @@ class SamplerPanel(QWidget):
         self.class_list.blockSignals(True)
         self.class_list.clear()
         vae = self.state.vae
-        conditional = vae is not None and bool(getattr(vae.model, "num_classes", 0))
+        conditional = vae is not None and vae.model.num_classes > 0
         if conditional:
             for name in vae.meta.class_names:
                 item = QListWidgetItem(name)
@@ -201,7 +201,7 @@ class SamplerPanel(QWidget):
             self.images = None
             self.status.setText("Load a VAE to sample from it.")
             return
-        conditional = bool(getattr(model, "num_classes", 0))
+        conditional = model.num_classes > 0
         self.rows = self.chosen_classes() if conditional else [0]
         if not self.rows:
             self.grid.clear()
@@ -264,7 +264,7 @@ class SamplerPanel(QWidget):
         row = index // self.columns.value()
         label = self.rows[row] if row < len(self.rows) else 0
         names = self.state.vae.meta.class_names
-        caption = names[label] if getattr(self.state.vae_model, "num_classes", 0) else f"sample {index}"
+        caption = names[label] if self.state.vae_model.num_classes else f"sample {index}"
         self.large.set_image(self.images[index], caption)
         self.send_btn.setEnabled(True)
 
@@ -286,7 +286,7 @@ class SamplerPanel(QWidget):
         diff = self.state.diffusion
         if diff is None or not self.rows:
             return
-        n_classes = getattr(diff.model, "num_classes", 0)
+        n_classes = diff.model.num_classes
         rows = [c for c in self.rows if c < n_classes] if n_classes else [0]
         n = self.columns.value()
         key = (diff.model, tuple(rows), n, self.seed.value())

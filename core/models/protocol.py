@@ -1,0 +1,102 @@
+"""What a generative model offers the rest of the program: one `typing.Protocol` per capability.
+
+Every model (`GenerativeModel`) says what it is (`kind`), what it was trained on (`num_classes`, `class_names`,
+`channels`, `image_size`), how it trains (`loss`) and how it draws images (`sample`). A VAE (`LatentVariableModel`)
+also maps images to latents and back (`encode`, `decode`, `reconstruct`) and scores pixels under its likelihood,
+which the latent map, interpolation, the VAE restorers and the IWAE bound need. The diffusion model
+(`DenoisingModel`) restores images by running part of its reverse process. A new model kind plugs in by being an
+`nn.Module` that implements one of these, plus an entry in `build_model`; code asks `model.kind` or the protocol,
+never `getattr` with a default.
+
+All images are float (B, C, H, W) in [0, 1]; labels are int64 (B,), or None for an unconditional model
+(`num_classes == 0`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
+
+import torch
+from torch import Tensor
+
+Progress = Callable[[int, int], None] | None
+ShouldStop = Callable[[], bool] | None
+
+
+@runtime_checkable
+class GenerativeModel(Protocol):
+    """Every model. Also an `nn.Module` (parameters, eval, to, state_dict)."""
+
+    kind: str                       # "vae" or "diffusion": what a checkpoint's metadata and the panels name it
+    num_classes: int                # 0: unconditional
+    class_names: tuple[str, ...]    # one per class; () when unconditional
+    channels: int
+    image_size: int
+
+    def loss(self, x: Tensor, y: Tensor | None, *, step: int = 0) -> dict[str, Tensor]:
+        """The training objective: "loss" (the scalar to minimise) and its named terms, batch means."""
+        ...
+
+    def sample(self, labels: Tensor, *, generator: torch.Generator | None = None, **options: Any) -> Tensor | None:
+        """Images for `labels` (B,), float in [0, 1] (B, C, H, W); None when a long sampler was stopped."""
+        ...
+
+    def parameters(self, recurse: bool = True) -> Any: ...
+
+
+@runtime_checkable
+class LatentVariableModel(GenerativeModel, Protocol):
+    """A VAE: images <-> latents z in R^latent_dim, with a likelihood p(x | z, y)."""
+
+    latent_dim: int
+
+    def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Mean and log-variance of q(z | x, y), each (B, latent_dim)."""
+        ...
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """The mean image of p(x | z, y)."""
+        ...
+
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """decode(posterior mean): a deterministic reconstruction."""
+        ...
+
+    def label_embedding(self, y: Tensor | None, batch: int | None = None) -> Tensor:
+        """What the label adds to z before the decoder, (B, latent_dim) (a class morph walks it)."""
+        ...
+
+    @property
+    def label_is_additive(self) -> bool:
+        """The label enters as a vector added to z, so labels can be blended (a class morph); else they switch."""
+        ...
+
+    def log_likelihood(self, x: Tensor, z: Tensor, y: Tensor | None = None) -> Tensor:
+        """log p(x | z, y) per image (B,), nats, under the model's own likelihood (for the IWAE bound)."""
+        ...
+
+
+@runtime_checkable
+class DenoisingModel(GenerativeModel, Protocol):
+    """A diffusion model: besides sampling, it restores images by running part of its reverse process."""
+
+    def restore(self, x_corrupted: Tensor, *, strength: float, mask: Tensor | None = None,
+                labels: Tensor | None = None, steps: int = 100, sampler: str = "ddpm",
+                generator: torch.Generator | None = None, progress: Progress = None, should_stop: ShouldStop = None,
+                consistency: Callable[[Tensor], Tensor] | None = None) -> Tensor | None:
+        """SDEdit from `strength` of the chain (RePaint where `mask` is 1); None when stopped."""
+        ...
+
+    def noise_level(self, t: int) -> float:
+        """sigma / alpha of timestep t: how much noise x_t carries relative to the image."""
+        ...
+
+
+def is_vae(model: GenerativeModel | None) -> TypeGuard[LatentVariableModel]:
+    """True for a model that encodes and decodes (what the latent tools and the VAE restorers need)."""
+    return model is not None and model.kind == "vae"
+
+
+def is_diffusion(model: GenerativeModel | None) -> TypeGuard[DenoisingModel]:
+    return model is not None and model.kind == "diffusion"
