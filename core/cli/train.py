@@ -57,18 +57,6 @@ def build_config(args: argparse.Namespace) -> Config:
                   train=with_overrides(cfg.train, **sections["train"]))
 
 
-def _new_run_dir(cfg: Config) -> Path:
-    from core.paths import runs_dir
-
-    name = cfg.data.name.replace("folder:", "folder-").replace("/", "-").strip("-")[:40]
-    base = runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}-{cfg.model.kind}"
-    path, i = base, 1
-    while path.exists():
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return path
-
-
 def _is_oom(reason: str) -> bool:
     text = reason.lower()
     return "out of memory" in text or "memoryerror" in text or "cannot allocate memory" in text
@@ -102,7 +90,9 @@ def train_command(args: argparse.Namespace) -> int:
     elif args.resume and Path(args.resume).resolve().parent.name == "checkpoints":
         run_dir = Path(args.resume).resolve().parent.parent   # continue in the checkpoint's own run folder
     else:
-        run_dir = _new_run_dir(cfg)
+        from core.training.run_folder import new_run_dir
+
+        run_dir = new_run_dir(cfg)
     trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
     main_rank = distributed.is_main_process()
     quiet = args.quiet or not main_rank

@@ -9,6 +9,7 @@ new checkpoint, so the dashboard looks the same either way.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,9 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.config import Config
 from core.errors import UserError
 from core.images import image_grid, save_png, to_uint8
 from core.models.protocol import GenerativeModel, is_vae
+from core.paths import runs_dir
 from core.training.events import CheckpointSaved, Event, LogMessage, ModelSnapshot, Preview, RunEnded, from_record
 
 PREVIEW_PER_CLASS = 8
@@ -55,6 +58,20 @@ def save_preview_png(ev: Preview, path: Path, columns: int = PREVIEW_PER_CLASS) 
     # Each block starts a new row of the grid: pad it with blank cells to whole rows.
     cells = [np.concatenate([b, np.zeros((-len(b) % columns, *b.shape[1:]), np.uint8)]) for b in blocks]
     save_png(image_grid(np.concatenate(cells), columns, padding=1), str(path))
+
+
+def new_run_dir(cfg: Config, parent: Path | None = None) -> Path:
+    """A fresh run folder's path (not created): PARENT/YYYYmmdd-HHMMSS-DATASET-KIND, then -2, -3 ... if taken.
+    The GUI and the CLI both name their runs here, so a runs folder reads the same whoever started them."""
+    name = cfg.data.name
+    dataset = ("folder-" + Path(name.removeprefix("folder:")).name) if name.startswith("folder:") else name
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", dataset).strip("-")[:40] or "data"
+    base = (parent or runs_dir()) / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{cfg.model.kind}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
 
 
 class _CheckpointViewer:

@@ -9,7 +9,6 @@ the other panels explore the model while it trains.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -234,16 +233,10 @@ class TrainPanel(QWidget):
         # (bench/bench_gui_responsiveness.py: 69% of the CLI's images/s with 1 thread, 91% with 2, the event loop's
         # p99 15 and 20 ms).
         threads = cfg.train.threads or None
-        from core.paths import runs_dir
+        from core.training.run_folder import new_run_dir
 
-        slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(cfg.data.name.replace("folder:", "")).name or "data")
-        run_dir = runs_dir() / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{cfg.model.kind}"
-        n = 1
-        while run_dir.exists():
-            run_dir = run_dir.with_name(f"{run_dir.name.rsplit('~', 1)[0]}~{n}")
-            n += 1
-        if resume:
-            run_dir = None   # the Trainer continues in the checkpoint's own run folder (or writes none)
+        # Resuming, the Trainer continues in the checkpoint's own run folder (or writes none).
+        run_dir = None if resume else new_run_dir(cfg)
         self.job = TrainJob(cfg, run_dir=run_dir, resume=resume, threads=threads)
         self.train_pressed_at = time.perf_counter()
         self._start(Worker(self.job.events, stop=self.job.stop, task="train"), "train")

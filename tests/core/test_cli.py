@@ -251,3 +251,22 @@ def test_the_bundled_default_model_loads_and_samples(capsys, tmp_path):
     assert code == 0, err
     with Image.open(out_png) as im:
         assert im.size == (2 * 16, 10 * 16)
+
+
+def test_sample_matches_class_names_in_any_case_as_train_does(capsys, tmp_path, dataset_files):
+    """`train --classes` and `sample --classes` match names the same way (core.data.datasets.match_class):
+    `--classes Airplane` finds CIFAR-10's "airplane" in both."""
+    dataset_files.write_cifar10(tmp_path / "data")
+    run_dir = tmp_path / "r"
+    code, _, err = run(capsys, "train", *TINY, "--dataset", "cifar10", "--data-root", str(tmp_path / "data"),
+                       "--classes", "Airplane,CAT", "--per-class", "0", "--out", str(run_dir), "--quiet")
+    assert code == 0, err
+    ckpt = str(run_dir / "checkpoints" / "last.safetensors")
+    grids = {}
+    for spec in ("Cat,AIRPLANE", "1,0"):
+        out_png = tmp_path / f"{spec}.png"
+        code, out, err = run(capsys, "sample", ckpt, "--classes", spec, "--n", "2", "--out", str(out_png))
+        assert code == 0, err
+        assert "rows: cat, airplane" in out
+        grids[spec] = Image.open(out_png).tobytes()
+    assert grids["Cat,AIRPLANE"] == grids["1,0"]
