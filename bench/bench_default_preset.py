@@ -21,15 +21,15 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import preset  # noqa: E402
+from core.config import preset
 from core.data.datasets import load_dataset
-from core.evaluation.evaluate import conditional_accuracy, evaluate  # noqa: E402
-from core.evaluation.image_quality import ssim_psnr  # noqa: E402
-from core.evaluation.judge import get_classifier  # noqa: E402
+from core.evaluation.evaluate import conditional_accuracy, evaluate
+from core.evaluation.image_quality import ssim_psnr
+from core.evaluation.judge import get_classifier
 from core.images import as_float
-from core.training.checkpoint import load_model  # noqa: E402
-from core.training.events import RunEnded  # noqa: E402
-from core.training.trainer import Trainer  # noqa: E402
+from core.training.checkpoint import load_model
+from core.training.events import RunEnded
+from core.training.trainer import Trainer
 
 
 # ------------------------------------------------------------------------------------------ the floor: a plain CVAE

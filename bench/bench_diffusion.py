@@ -16,13 +16,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import torch  # noqa: E402
+import torch
 
-from core.config import DataConfig  # noqa: E402
-from core.data.datasets import load_dataset  # noqa: E402
-from core.evaluation.judge import get_classifier  # noqa: E402
-from core.paths import bundled_model  # noqa: E402
-from core.training.checkpoint import load_model  # noqa: E402
+from core.config import DataConfig
+from core.data.datasets import load_dataset
+from core.evaluation.judge import get_classifier
+from core.paths import bundled_model
+from core.training.checkpoint import load_model
 
 
 def main() -> int:

@@ -175,7 +175,7 @@ def gui_phase(app, win, seconds: float) -> tuple[list[float], float, float | Non
         panel.stop()
 
     app.processEvents()
-    panel.dashboard.first_point_at = None
+    pressed = time.perf_counter()
     assert panel.start_training(), panel.error_label.text()
     panel.worker.event.connect(on_event)
     panel.runFinished.connect(loop.quit)
@@ -184,8 +184,8 @@ def gui_phase(app, win, seconds: float) -> tuple[list[float], float, float | Non
     QTimer.singleShot(int(seconds * 1000), finish)
     loop.exec()   # a real event loop, as in the application
     panel.runFinished.disconnect(loop.quit)
-    first_at = panel.dashboard.first_point_at
-    first = (first_at - panel.train_pressed_at) if first_at else None
+    # The first StepMetrics reaches the GUI thread (and the dashboard's loss plot) when on_event sees it.
+    first = (points[0][0] - pressed) if points else None
     return gaps[1:], _rate(points, bench_config().train.batch_size), first
 
 

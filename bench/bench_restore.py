@@ -16,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import DataConfig  # noqa: E402
-from core.data.datasets import load_dataset  # noqa: E402
-from core.paths import bundled_model  # noqa: E402
-from core.restoration.benchmark import batch_evaluate, format_table, write_csv, write_json  # noqa: E402
-from core.restoration.corruptions import CORRUPTIONS  # noqa: E402
-from core.training.checkpoint import load_model  # noqa: E402
+from core.config import DataConfig
+from core.data.datasets import load_dataset
+from core.paths import bundled_model
+from core.restoration.benchmark import batch_evaluate, format_table, write_csv, write_json
+from core.restoration.corruptions import CORRUPTIONS
+from core.training.checkpoint import load_model
 
 
 def main() -> int:

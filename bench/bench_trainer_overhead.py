@@ -21,13 +21,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.config import preset  # noqa: E402
+from core.config import preset
 from core.data.datasets import load_dataset
-from core.device import resolve_device  # noqa: E402
+from core.device import resolve_device
 from core.images import as_float
-from core.models import build_model  # noqa: E402
-from core.training.events import StepMetrics  # noqa: E402
-from core.training.trainer import Trainer, batch_order_generator  # noqa: E402
+from core.models import build_model
+from core.training.events import StepMetrics
+from core.training.trainer import Trainer, batch_order_generator
 
 
 def plain_loop(cfg, ds, device) -> float:

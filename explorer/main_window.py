@@ -89,7 +89,7 @@ class MainWindow(QMainWindow):
             if exc.name != full:
                 return self._error_tab(title, exc)
             return self._placeholder(f"The {title} panel is not built yet.")
-        except Exception as exc:  # noqa: BLE001 - a broken panel must not take the window down
+        except Exception as exc:  # noqa: BLE001 - a panel that fails to build shows its error in its tab; the rest work
             return self._error_tab(title, exc)
         self.panels[module] = panel
         self._wire_panels()
@@ -97,6 +97,11 @@ class MainWindow(QMainWindow):
 
     def _wire_panels(self) -> None:
         """Connect panel-to-panel hand-offs once both ends exist (panels may be built late, one by one)."""
+        train = self.panels.get("train")
+        if train is not None and "train" not in self._wired:   # the status bar says how a run ended
+            train.runFinished.connect(lambda status: self.state.statusMessage.emit(
+                f"training run {status.replace('_', ' ')}"))
+            self._wired.add("train")
         interpolate = self.panels.get("interpolate")
         if interpolate is None:
             return
@@ -196,12 +201,12 @@ class MainWindow(QMainWindow):
         self.theme_actions[name].setChecked(True)
         self.settings.setValue("view/theme", name)
 
-    def showEvent(self, event: Any) -> None:  # noqa: N802
+    def showEvent(self, event: Any) -> None:
         super().showEvent(event)
         if not self._closing:
             self.status.start()
 
-    def hideEvent(self, event: Any) -> None:  # noqa: N802
+    def hideEvent(self, event: Any) -> None:
         self.status.memory_timer.stop()
         super().hideEvent(event)
 
@@ -331,7 +336,7 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             show_error(self, f"Could not save {path}: {exc.strerror or exc}")
             return
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the dialog boundary: shown (UserError plainly, a bug with details)
             from explorer.widgets.dialogs import show_exception
 
             show_exception(self, exc)
@@ -356,7 +361,7 @@ class MainWindow(QMainWindow):
             # A panel without export_png (or one that had nothing to export) is grabbed as shown.
             if not Path(path).is_file() and not panel.grab().save(path, "PNG"):
                 raise OSError(f"could not write {path}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the dialog boundary: shown (UserError plainly, a bug with details)
             from explorer.widgets.dialogs import show_exception
 
             show_exception(self, exc)
@@ -387,7 +392,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/tab", self.tabs.currentIndex())
         self.settings.sync()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
+    def closeEvent(self, event: QCloseEvent) -> None:
         train = self.train_panel
         if train is not None and train.is_training() and not self._closing:
             answer = QMessageBox.question(
@@ -403,7 +408,7 @@ class MainWindow(QMainWindow):
         for panel in self.panels.values():
             try:
                 panel.shutdown()
-            except Exception:  # noqa: BLE001 - one panel failing to stop must not keep the others running
+            except Exception:  # noqa: BLE001 - one panel's failure must not keep the others from stopping their threads
                 traceback.print_exc()
         # The window's own workers, and (safety net) any worker a panel started and did not join in shutdown():
         # a QThread destroyed while running aborts the process at exit.

@@ -26,12 +26,12 @@ def load_startup(path: str | None) -> dict[str, Any]:
         out["device"] = f"CPU, {n} thread{'s' if n != 1 else ''}"
     try:
         out["dataset"] = load_dataset(DataConfig())
-    except Exception as exc:  # noqa: BLE001 - reported in the window, start-up goes on
+    except Exception as exc:  # noqa: BLE001 - start-up goes on without it; the window shows the error
         out["errors"].append(exc)
     if path and Path(path).is_file():
         try:
             out["models"].append(load_model(path))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - start-up goes on without it; the window shows the error
             out["errors"].append(exc)
     for kind in ("vae", "diffusion"):
         if any(m.config.model_kind == kind for m in out["models"]):
@@ -40,7 +40,7 @@ def load_startup(path: str | None) -> dict[str, Any]:
         if bundled is not None:
             try:
                 out["models"].append(load_model(bundled))
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # noqa: BLE001 - start-up goes on without it; the window shows the error
                 out["errors"].append(exc)
     return out
 

@@ -37,6 +37,3 @@ def apply_theme(app: QApplication, name: str) -> str:
     app.setPalette(dark_palette() if name == "dark" else app.style().standardPalette())
     return name
 
-
-def is_dark(palette: QPalette) -> bool:
-    return palette.color(QPalette.ColorRole.Window).lightness() < 128

@@ -128,7 +128,7 @@ class _Runner(QObject):
                         break
             else:
                 self.result.emit(target)
-        except BaseException as exc:  # noqa: BLE001 - everything reaches the dialog; the app keeps running
+        except BaseException as exc:  # noqa: BLE001 - the thread's boundary: every failure reaches the GUI as `failed`
             self.failed.emit(*describe_exception(exc))
         finally:
             # Hand the runner back to the GUI thread (only its own thread may push it) so it is not left living on a
@@ -218,7 +218,7 @@ class Worker(QObject):
         if self._stop_cb is not None:
             try:
                 self._stop_cb()
-            except Exception:  # noqa: BLE001 - a failing stop must not take the GUI down
+            except Exception:  # noqa: BLE001 - a failing stop callback is logged; stopping the thread goes on
                 traceback.print_exc()
 
     @property

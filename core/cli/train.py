@@ -2,8 +2,7 @@
 
 Ctrl-C asks the Trainer to stop (it saves an "interrupt" checkpoint) and exits 130 with the resume command; a second
 Ctrl-C aborts at once. Under torchrun (see core.training.distributed) every rank runs this command; rank 0 alone
-prints, and
-SIGTERM, which torchrun forwards when it is itself told to stop, stops the run like Ctrl-C.
+prints, and SIGTERM, which torchrun forwards when it is itself told to stop, stops the run like Ctrl-C.
 
 A UserError while setting up exits 2 like a bad flag; a run that fails later exits 1 with its
 reason (out of memory: with the advice to use a smaller batch; the last checkpoint is kept).
@@ -12,9 +11,11 @@ reason (out of memory: with the advice to use a smaller batch; the last checkpoi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -22,6 +23,14 @@ from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG, TRAIN_FLAGS, fa
 from core.config import MODEL_CONFIGS, Config, preset, with_overrides
 from core.errors import UserError
 from core.training import distributed
+from core.training.events import (
+    CheckpointSaved,
+    EpochSummary,
+    LogMessage,
+    RunEnded,
+    RunStarted,
+    StepMetrics,
+)
 
 
 def build_config(args: argparse.Namespace) -> Config:
@@ -69,119 +78,163 @@ def _fmt_metrics(values: dict[str, float]) -> str:
 
 
 def train_command(args: argparse.Namespace) -> int:
-    import torch
-    from tqdm import tqdm
-
-    from core.training.events import CheckpointSaved, EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics
     from core.training.trainer import Trainer
 
-    if args.resume:
-        resume = Path(args.resume)
-        if resume.is_dir():
-            raise UserError(f"--resume {resume} is a folder; give a checkpoint file, e.g. "
-                            f"{resume / 'checkpoints' / 'last.safetensors'}")
-        if not resume.is_file():
-            raise UserError(f"--resume: no checkpoint at {resume}")
+    _check_resume(args.resume)
     cfg = build_config(args)
-    if args.out:
-        run_dir: Path | None = Path(args.out)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise UserError(f"--out {run_dir} is a file; give a folder for the run")
-    elif args.resume and Path(args.resume).resolve().parent.name == "checkpoints":
-        run_dir = Path(args.resume).resolve().parent.parent   # continue in the checkpoint's own run folder
-    else:
-        from core.training.run_folder import new_run_dir
-
-        run_dir = new_run_dir(cfg)
+    run_dir = _run_dir_for(args, cfg)
     trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
     main_rank = distributed.is_main_process()
-    quiet = args.quiet or not main_rank
-    err = sys.stderr
+    console = _Console(quiet=args.quiet or not main_rank, total_epochs=cfg.train.epochs)
+    with _stop_on_signals(trainer, console.say if main_rank else None) as interrupted:
+        end = console.follow(trainer)
+    if not main_rank and end is not None and end.status != "failed":   # rank 0 reports; a failure is said by all
+        return EXIT_INTERRUPTED if end.status == "stopped" else 0
+    return _report_end(end, console.checkpoints, cfg, run_dir, interrupted[0])
 
-    def say(text: str, stream: TextIO = err) -> None:
-        if bar is not None:
-            bar.write(text, file=stream)
-        else:
-            print(text, file=stream)
 
-    interrupted = False
+def _check_resume(resume: str | None) -> None:
+    if not resume:
+        return
+    path = Path(resume)
+    if path.is_dir():
+        raise UserError(f"--resume {path} is a folder; give a checkpoint file, e.g. "
+                        f"{path / 'checkpoints' / 'last.safetensors'}")
+    if not path.is_file():
+        raise UserError(f"--resume: no checkpoint at {path}")
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        nonlocal interrupted
-        if interrupted:          # a second Ctrl-C: give up at once
+
+def _run_dir_for(args: argparse.Namespace, cfg: Config) -> Path:
+    """--out; else, resuming, the checkpoint's own run folder; else a new folder under the user's runs folder."""
+    if args.out:
+        run_dir = Path(args.out)
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"--out {run_dir} is a file; give a folder for the run")
+        return run_dir
+    if args.resume and Path(args.resume).resolve().parent.name == "checkpoints":
+        return Path(args.resume).resolve().parent.parent
+    from core.training.run_folder import new_run_dir
+
+    return new_run_dir(cfg)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainer: Any, say: Any) -> Iterator[list[bool]]:
+    """Ctrl-C (and, under torchrun, SIGTERM) asks the trainer to stop after this step; a second one aborts. Yields a
+    one-element list that says whether it happened."""
+    interrupted = [False]
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if interrupted[0]:          # a second Ctrl-C: give up at once
             raise KeyboardInterrupt
-        interrupted = True
+        interrupted[0] = True
         trainer.stop()
-        if main_rank:
+        if say is not None:
             say("stopping after this step and saving a checkpoint (Ctrl-C again to abort without saving)")
 
     try:
-        previous = signal.signal(signal.SIGINT, on_sigint)
+        previous = signal.signal(signal.SIGINT, on_signal)
     except ValueError:           # not the main thread (e.g. an embedding application): no handler
         previous = None
     term_handled = previous is not None and trainer.dist is not None
-    previous_term = signal.signal(signal.SIGTERM, on_sigint) if term_handled else None
-    bar = None
-    started = False
-    user_errors: list[str] = []   # LogMessage errors that carry a UserError's message (no traceback)
-    checkpoints: dict[str, str] = {}
-    total_epochs = cfg.train.epochs
-    end: RunEnded | None = None
+    previous_term = signal.signal(signal.SIGTERM, on_signal) if term_handled else None
     try:
-        for ev in trainer.run():
-            if isinstance(ev, RunStarted):
-                started = True
-                meta = ev.meta
-                total_epochs = int(ev.config["train"]["epochs"])
-                if not quiet:
-                    print(f"training {ev.config['model']['kind']} on {meta['name']} ({len(meta['class_names'])} "
-                          f"classes, {meta['channels']}x{meta['image_size']}x{meta['image_size']}) on {ev.device}; "
-                          f"run folder {ev.run_dir}", file=err)
-                    bar = tqdm(total=ev.total_steps, initial=ev.start_step, unit="step", file=err, dynamic_ncols=True,
-                               leave=False, smoothing=0.1)
-            elif isinstance(ev, StepMetrics) and bar is not None:
-                bar.update(ev.step - bar.n)
-                m = ev.metrics
-                post = {k: f"{m[k]:.4g}" for k in ("loss", "recon", "kl") if k in m}
-                post["img/s"] = f"{ev.images_per_s:.0f}"
-                post["eta"] = time.strftime("%H:%M:%S", time.gmtime(max(ev.eta_s, 0)))
-                bar.set_postfix(post, refresh=False)
-            elif isinstance(ev, EpochSummary):
-                if bar is not None:
-                    bar.update(ev.step - bar.n)
-                if not quiet:
-                    val = f" | val {_fmt_metrics(dict(ev.val))}" if ev.val else ""
-                    say(f"epoch {ev.epoch}/{total_epochs}  train {_fmt_metrics(dict(ev.train))}{val}"
-                        f"{'  (best)' if ev.is_best else ''}  [{ev.elapsed_s:.1f}s]", sys.stdout)
-            elif isinstance(ev, CheckpointSaved):
-                checkpoints[ev.tag] = ev.path
-            elif isinstance(ev, LogMessage):
-                if ev.level == "error" and not started:
-                    user_errors.append(ev.message)
-                    continue
-                if ev.level in ("warning", "error") and not (quiet and ev.level == "warning"):
-                    say(f"{ev.level}: {ev.message.splitlines()[0]}")
-            elif isinstance(ev, RunEnded):
-                end = ev
-                if ev.status == "failed" and not started and ev.reason in user_errors:
-                    # A UserError while setting up (bad dataset, bad checkpoint): the user's to fix, like a bad flag.
-                    raise UserError(ev.reason)
-    except (MemoryError, torch.OutOfMemoryError) as e:  # raised outside the Trainer's own guard
-        end = RunEnded("failed", f"out of memory ({type(e).__name__})", trainer.step, trainer.epoch, None,
-                       trainer.last_checkpoint)
+        yield interrupted
     finally:
-        if bar is not None:
-            bar.close()
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
         if term_handled:
             signal.signal(signal.SIGTERM, previous_term or signal.SIG_DFL)
-    if not main_rank and end is not None and end.status != "failed":   # rank 0 reports; a failure is said by all
-        return EXIT_INTERRUPTED if end.status == "stopped" else 0
-    return _report_end(end, checkpoints, cfg, run_dir, interrupted)
 
 
-def _report_end(end: Any, checkpoints: dict[str, str], cfg: Config, run_dir: Path | None, interrupted: bool) -> int:
+class _Console:
+    """What the terminal shows of a run: a progress bar, one line per epoch, warnings and errors (stderr; the epoch
+    lines and the result on stdout)."""
+
+    def __init__(self, *, quiet: bool, total_epochs: int) -> None:
+        self.quiet, self.total_epochs = quiet, total_epochs
+        self.bar: Any = None
+        self.started = False
+        self.user_errors: list[str] = []   # LogMessage errors that carry a UserError's message (no traceback)
+        self.checkpoints: dict[str, str] = {}
+
+    def say(self, text: str, stream: TextIO | None = None) -> None:
+        stream = stream or sys.stderr
+        if self.bar is not None:
+            self.bar.write(text, file=stream)
+        else:
+            print(text, file=stream)
+
+    def follow(self, trainer: Any) -> RunEnded | None:
+        """Drive `trainer.run()` to its end, showing its events; the RunEnded (None if there was none)."""
+        import torch
+
+        end = None
+        try:
+            for ev in trainer.run():
+                end = self.show(ev) or end
+        except (MemoryError, torch.OutOfMemoryError) as e:  # raised outside the Trainer's own guard
+            end = RunEnded("failed", f"out of memory ({type(e).__name__})", trainer.step, trainer.epoch, None,
+                           trainer.last_checkpoint)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        return end
+
+    def show(self, ev: Any) -> RunEnded | None:
+        if isinstance(ev, RunStarted):
+            self._started(ev)
+        elif isinstance(ev, StepMetrics) and self.bar is not None:
+            self.bar.update(ev.step - self.bar.n)
+            m = ev.metrics
+            post = {k: f"{m[k]:.4g}" for k in ("loss", "recon", "kl") if k in m}
+            post["img/s"] = f"{ev.images_per_s:.0f}"
+            post["eta"] = time.strftime("%H:%M:%S", time.gmtime(max(ev.eta_s, 0)))
+            self.bar.set_postfix(post, refresh=False)
+        elif isinstance(ev, EpochSummary):
+            self._epoch(ev)
+        elif isinstance(ev, CheckpointSaved):
+            self.checkpoints[ev.tag] = ev.path
+        elif isinstance(ev, LogMessage):
+            self._log(ev)
+        elif isinstance(ev, RunEnded):
+            if ev.status == "failed" and not self.started and ev.reason in self.user_errors:
+                # A UserError while setting up (bad dataset, bad checkpoint): the user's to fix, like a bad flag.
+                raise UserError(ev.reason)
+            return ev
+        return None
+
+    def _started(self, ev: RunStarted) -> None:
+        from tqdm import tqdm
+
+        self.started = True
+        meta = ev.meta
+        self.total_epochs = int(ev.config["train"]["epochs"])
+        if self.quiet:
+            return
+        print(f"training {ev.config['model']['kind']} on {meta['name']} ({len(meta['class_names'])} classes, "
+              f"{meta['channels']}x{meta['image_size']}x{meta['image_size']}) on {ev.device}; run folder "
+              f"{ev.run_dir}", file=sys.stderr)
+        self.bar = tqdm(total=ev.total_steps, initial=ev.start_step, unit="step", file=sys.stderr,
+                        dynamic_ncols=True, leave=False, smoothing=0.1)
+
+    def _epoch(self, ev: EpochSummary) -> None:
+        if self.bar is not None:
+            self.bar.update(ev.step - self.bar.n)
+        if not self.quiet:
+            val = f" | val {_fmt_metrics(dict(ev.val))}" if ev.val else ""
+            self.say(f"epoch {ev.epoch}/{self.total_epochs}  train {_fmt_metrics(dict(ev.train))}{val}"
+                     f"{'  (best)' if ev.is_best else ''}  [{ev.elapsed_s:.1f}s]", sys.stdout)
+
+    def _log(self, ev: LogMessage) -> None:
+        if ev.level == "error" and not self.started:
+            self.user_errors.append(ev.message)
+        elif ev.level in ("warning", "error") and not (self.quiet and ev.level == "warning"):
+            self.say(f"{ev.level}: {ev.message.splitlines()[0]}")
+
+
+def _report_end(end: RunEnded | None, checkpoints: dict[str, str], cfg: Config, run_dir: Path | None,
+                interrupted: bool) -> int:
     last = (end.last_checkpoint if end is not None else None) or checkpoints.get("interrupt") or checkpoints.get("last")
     if end is None:
         fail("training ended without a result")

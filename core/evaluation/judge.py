@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -160,7 +160,7 @@ def get_classifier(meta: Any, dataset: Any, *, progress: Callable[[int, int], No
     if path.is_file():
         try:
             return _load(path, meta, device)
-        except Exception:  # a truncated or foreign cache file: retrain and overwrite it
+        except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):  # truncated or foreign: retrain
             pass
     test = dataset.test if len(dataset.test) else dataset.val
     clf = train_classifier(dataset.train.images, dataset.train.labels, meta.num_classes, test_images=test.images,

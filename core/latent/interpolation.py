@@ -3,12 +3,9 @@ fixed), traversal of one dimension (ordered by KL), and the decoded images along
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 import torch
 
-from core.errors import UserError
 from core.latent.encoding import _device, decode_latents
 from core.models.protocol import LatentVariableModel
 
@@ -56,24 +53,6 @@ def slerp(z0: np.ndarray, z1: np.ndarray, t) -> np.ndarray:
     return (out[0] if scalar else out).astype(np.float32)
 
 
-@torch.no_grad()
-def class_morph(model: LatentVariableModel, z: np.ndarray, y0: int, y1: int, t) -> np.ndarray:
-    """Hold z and walk the label embedding from class y0 to y1 -> uint8 images (T, H, W, C) (T = 1 for scalar t).
-
-    With additive conditioning, decode(z, y0) sees z + e(y0); moving the input to z + (1-t) e(y0) + t e(y1) is the
-    same as decoding z + t (e(y1) - e(y0)) with label y0, so only the public API is needed.
-    """
-    if not model.num_classes:
-        raise UserError("class morph needs a class-conditional VAE; this one is unconditional")
-    if not model.label_is_additive:
-        raise UserError("class morph needs a VAE trained with conditioning='add' (this one concatenates the label)")
-    dev = _device(model)
-    e = model.label_embedding(torch.tensor([y0, y1], device=dev)).float().cpu().numpy()
-    ts, _ = _ts(t)
-    zs = np.asarray(z, dtype=np.float32).reshape(1, -1) + ts.astype(np.float32) * (e[1] - e[0])
-    return decode_latents(model, zs, y0)
-
-
 # --- traversal -------------------------------------------------------------------------------------------------------
 
 def traversal_order(kl_per_dim: np.ndarray) -> np.ndarray:
@@ -87,24 +66,15 @@ def active_dims(kl_per_dim: np.ndarray, threshold: float = 0.01) -> int:
     return int((np.asarray(kl_per_dim) > threshold).sum())
 
 
-def traverse(z: np.ndarray, dim: int, values: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Copies of z with z[dim] offset by each value -> (len(values), D) float32 ("-3..3 around the current point")."""
-    base = np.asarray(z, dtype=np.float32).reshape(-1)
-    if not 0 <= dim < len(base):
-        raise ValueError(f"dim {dim} is outside the latent's {len(base)} dimensions")
-    vals = np.asarray(values, dtype=np.float32).reshape(-1)
-    out = np.repeat(base[None], len(vals), axis=0)
-    out[:, dim] += vals
-    return out
-
-
 @torch.no_grad()
 def interpolate_images(model: LatentVariableModel, z0: np.ndarray, y0: int, z1: np.ndarray, y1: int, t, *,
                        spherical: bool = False) -> np.ndarray:
     """Decode the path from (z0, class y0) to (z1, class y1) -> uint8 (T, H, W, C) (T = 1 for scalar t).
 
-    z follows lerp or slerp; for a conditional model the label embedding moves linearly from y0's to y1's (as in
-    `class_morph`), so endpoints of different classes blend instead of jumping at t = 0.5.
+    z follows lerp or slerp; for a conditional model the label embedding moves linearly from y0's to y1's, so
+    endpoints of different classes blend instead of jumping at t = 0.5. With z0 == z1 this is a class morph: z (the
+    style) held fixed while the class walks from y0 to y1. With additive conditioning, decode(z, y0) sees z + e(y0),
+    so moving the input to z + (1-t) e(y0) + t e(y1) is decoding z + t (e(y1) - e(y0)) with label y0.
     """
     zs = np.atleast_2d((slerp if spherical else lerp)(z0, z1, t))
     if model.num_classes and y0 != y1:

@@ -15,7 +15,7 @@ class PositionMapper:
 
     def __init__(self, xy: np.ndarray, mu: np.ndarray, labels: np.ndarray | None = None, *, k: int = 8,
                  power: float = 2.0) -> None:
-        from scipy.spatial import cKDTree  # noqa: PLC0415
+        from scipy.spatial import cKDTree
 
         self.xy = np.asarray(xy, dtype=np.float64)
         self.mu = np.asarray(mu, dtype=np.float32)

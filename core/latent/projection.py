@@ -117,7 +117,7 @@ def _import_umap():
     os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_dir("numba")))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import umap  # noqa: PLC0415 - lazy on purpose: slow import, worker threads only
+        import umap
         if not _UMAP_PATCHED:
             _UMAP_PATCHED = True
             _cache_umap_kernels()
@@ -129,9 +129,9 @@ def _cache_umap_kernels() -> None:
     ~10 s (busy 2-core machine) on its first fit even with a warm cache; re-jit the three we use with cache=True
     (measured: first fit of a new process 10.9 s -> 0.3 s). Skipped quietly if umap's internals ever change."""
     try:
-        import numba  # noqa: PLC0415
-        import umap.layouts as layouts  # noqa: PLC0415
-        import umap.umap_ as umap_  # noqa: PLC0415
+        import numba
+        import umap.layouts as layouts
+        import umap.umap_ as umap_
 
         def cached(dispatcher, **extra):
             opts = {k: v for k, v in dispatcher.targetoptions.items() if k != "nopython"}
@@ -141,14 +141,14 @@ def _cache_umap_kernels() -> None:
             layouts._optimize_layout_euclidean_single_epoch, fastmath=True, parallel=False, cache=True)
         for name in ("smooth_knn_dist", "compute_membership_strengths"):
             setattr(umap_, name, cached(getattr(umap_, name)))
-    except Exception:  # noqa: BLE001 - an optimisation only: umap works unpatched
-        pass
+    except Exception:  # noqa: BLE001 - only a speed-up: umap's internals differ between versions, and without the
+        pass           # cached kernels UMAP still runs (it compiles them at every launch)
 
 
 def _cuml_umap():
     try:
-        from cuml.manifold import UMAP  # noqa: PLC0415
-    except Exception:                   # not installed, or installed without a usable GPU
+        from cuml.manifold import UMAP
+    except (ImportError, RuntimeError, OSError):   # not installed, or installed without a usable GPU / CUDA
         return None
     return UMAP
 
@@ -220,7 +220,7 @@ def tsne_2d(mu: np.ndarray, *, seed: int = 0, progress: Progress | None = None,
     stop = should_stop or (lambda: False)
     if stop():
         return None
-    from openTSNE import TSNE  # noqa: PLC0415 - only when asked for
+    from openTSNE import TSNE
 
     x = np.asarray(mu, dtype=np.float32)
     perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))

@@ -14,7 +14,6 @@ Why no attention blocks: on a CPU a single 8x8 self-attention block made the 16 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -244,11 +243,6 @@ class ConditionalDiffusion(nn.Module):
         if mask is not None:
             out = torch.where(mask > 0.5, out, x_corrupted.to(device).float())   # known pixels exactly
         return out
-
-    def noise_level(self, t: int) -> float:
-        """sigma/alpha of timestep t in [-1, 1] units: how much Gaussian noise x_t carries relative to the image."""
-        abar = float(self.alphas_cumprod[t])
-        return math.sqrt((1 - abar) / abar)
 
 
 def _step_params(scheduler: Any) -> tuple[str, ...]:

@@ -88,15 +88,8 @@ class DenoisingModel(GenerativeModel, Protocol):
         """SDEdit from `strength` of the chain (RePaint where `mask` is 1); None when stopped."""
         ...
 
-    def noise_level(self, t: int) -> float:
-        """sigma / alpha of timestep t: how much noise x_t carries relative to the image."""
-        ...
-
 
 def is_vae(model: GenerativeModel | None) -> TypeGuard[LatentVariableModel]:
     """True for a model that encodes and decodes (what the latent tools and the VAE restorers need)."""
     return model is not None and model.kind == "vae"
 
-
-def is_diffusion(model: GenerativeModel | None) -> TypeGuard[DenoisingModel]:
-    return model is not None and model.kind == "diffusion"

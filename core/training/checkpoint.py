@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
@@ -211,7 +211,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
                     train_state[k[4:]] = f.get_tensor(k)
     except UserError:
         raise
-    except Exception as e:  # safetensors raises its own error types on a damaged body
+    except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # a damaged body
         raise UserError(f"{path} could not be read ({e}); the checkpoint is damaged, use another one") from None
     return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state,
                       _json(meta_s, "metrics", path, {}))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from core.config import Config
+from core.data.datasets import load_dataset
 from core.device import resolve_device
 from core.errors import UserError
 from core.files import atomic_write_text
@@ -34,7 +35,7 @@ from core.images import as_float
 from core.models import build_model
 from core.models.protocol import GenerativeModel, is_vae
 from core.training import distributed
-from core.training.checkpoint import load_checkpoint, save_checkpoint
+from core.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.training.ema import EMA
 from core.training.events import (
     CheckpointSaved,
@@ -61,6 +62,46 @@ def cosine_lr(base: float, step: int, total_steps: int) -> float:
 def batch_order_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator that shuffles epoch `epoch` (1-based): a function of (seed, epoch) only, for exact resume."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+class _MetricSums:
+    """Running sums of a step's metrics on the device (no sync per step), for the log window and the epoch."""
+
+    def __init__(self) -> None:
+        self.keys: list[str] | None = None
+        self.window = self.epoch = None
+        self.window_n = self.epoch_n = 0
+
+    def add(self, out: dict[str, torch.Tensor]) -> None:
+        if self.keys is None:
+            self.keys = list(out)
+        vals = torch.stack([out[k].detach().float() for k in self.keys])
+        self.window = vals if self.window is None else self.window + vals
+        self.epoch = vals if self.epoch is None else self.epoch + vals
+        self.window_n += 1
+        self.epoch_n += 1
+
+    def take_window(self) -> dict[str, float]:
+        means = dict(zip(self.keys, (self.window / self.window_n).tolist(), strict=True))
+        self.window, self.window_n = None, 0
+        return means
+
+    def take_epoch(self) -> dict[str, float]:
+        means = dict(zip(self.keys, (self.epoch / self.epoch_n).tolist(), strict=True)) if self.epoch_n else {}
+        self.epoch, self.epoch_n = None, 0
+        return means
+
+
+class _Clock:
+    """When the run (this process's part of it) started, and the window the images/s rate is measured over."""
+
+    def __init__(self, step: int) -> None:
+        self.t_start = time.perf_counter()
+        self.start_step = step
+        self.restart_window(step, self.t_start)
+
+    def restart_window(self, step: int, now: float | None = None) -> None:
+        self.window_t, self.window_step = (time.perf_counter() if now is None else now), step
 
 
 class Trainer:
@@ -120,7 +161,8 @@ class Trainer:
         try:
             yield from self._run()
             together = True
-        except Exception as e:  # anything else is a bug or a broken environment: report it, keep the caller alive
+        except Exception as e:  # noqa: BLE001 - the run's boundary: any failure ends the run as "failed" with its
+            # reason (a bug keeps its traceback in the log), and the caller (GUI, CLI) stays alive
             reason = str(e) or type(e).__name__
             if not isinstance(e, UserError):
                 yield self._emit(LogMessage("error", f"training failed: {reason}\n{traceback.format_exc()}",
@@ -156,8 +198,6 @@ class Trainer:
             warnings.append("resuming with the checkpoint's own data and model settings; the given ones differ")
             self.config = Config(ck.config.data, ck.config.model, self.config.train)
         if self.dataset is None:
-            from core.data.datasets import load_dataset
-
             with self.dist.main_first() if self.dist is not None else contextlib.nullcontext():  # one download
                 self.dataset = load_dataset(self.config.data, self.device)
         ds = self.dataset
@@ -177,153 +217,169 @@ class Trainer:
         if self.dist is not None:
             self.dist.seed_rng(tc.seed)
         if ck is not None:
-            model.load_state_dict(ck.model_state)
-            if self.ema is not None:
-                self.ema.module.load_state_dict(ck.ema_state or ck.model_state)
-            if ck.optimizer_state is not None:
-                self.optimizer.load_state_dict(ck.optimizer_state)
-                for g in self.optimizer.param_groups:
-                    g["lr"] = tc.lr
-            st = ck.train_state
-            self.step, self.epoch, self.pos = int(st.get("step", 0)), int(st.get("epoch", 0)), int(st.get("pos", 0))
-            self.best, self.bad_epochs = st.get("best"), int(st.get("bad_epochs", 0))
-            self.skipped_steps = int(st.get("skipped_steps", 0))
-            if "torch" in st:
-                torch.set_rng_state(st["torch"])
-            if self.device.type == "cuda":
-                states = [st[k] for k in sorted(st) if k.startswith("cuda.")]
-                if states:
-                    torch.cuda.set_rng_state_all(states)
-            if self.dist is not None:
-                self.dist.restore_rng(st, tc.seed)
+            self._restore(ck)
         self.loss_fn = model.loss if self.dist is None else self.dist.wrap(model)
-        if self.run_dir is not None:
-            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "samples").mkdir(exist_ok=True)
-            atomic_write_text(self.run_dir / "config.json", self.config.to_json())
-            self._log_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+        self._open_run_folder()
         self.steps_per_epoch = math.ceil(len(self.train_split) / tc.batch_size)
         self.total_steps = tc.epochs * self.steps_per_epoch
         if tc.max_steps:
             self.total_steps = min(self.total_steps, tc.max_steps)
+        yield self._emit(RunStarted(str(self.run_dir) if self.run_dir else None, self.config.to_dict(),
+                                    ds.meta.to_dict(), self._describe_device(), self.total_steps,
+                                    self.steps_per_epoch, self.step))
+        for w in warnings:
+            yield self._emit(LogMessage("warning", w, self.step))
+        if ck is not None:
+            yield self._emit(LogMessage("info", f"resumed from {ck.path} at step {self.step}", self.step))
+
+    def _restore(self, ck: Checkpoint) -> None:
+        """Weights, EMA, optimizer, counters and every RNG as the checkpoint left them (what makes resume exact)."""
+        tc = self.config.train
+        self.model.load_state_dict(ck.model_state)
+        if self.ema is not None:
+            self.ema.module.load_state_dict(ck.ema_state or ck.model_state)
+        if ck.optimizer_state is not None:
+            self.optimizer.load_state_dict(ck.optimizer_state)
+            for g in self.optimizer.param_groups:
+                g["lr"] = tc.lr
+        st = ck.train_state
+        self.step, self.epoch, self.pos = int(st.get("step", 0)), int(st.get("epoch", 0)), int(st.get("pos", 0))
+        self.best, self.bad_epochs = st.get("best"), int(st.get("bad_epochs", 0))
+        self.skipped_steps = int(st.get("skipped_steps", 0))
+        if "torch" in st:
+            torch.set_rng_state(st["torch"])
+        if self.device.type == "cuda":
+            states = [st[k] for k in sorted(st) if k.startswith("cuda.")]
+            if states:
+                torch.cuda.set_rng_state_all(states)
+        if self.dist is not None:
+            self.dist.restore_rng(st, tc.seed)
+
+    def _open_run_folder(self) -> None:
+        if self.run_dir is None:
+            return
+        (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "samples").mkdir(exist_ok=True)
+        atomic_write_text(self.run_dir / "config.json", self.config.to_json())
+        self._log_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
+
+    def _describe_device(self) -> str:
         if self.device.type == "cpu":
             desc = f"cpu ({torch.get_num_threads()} threads)"
         elif self.device.type == "cuda":
             desc = f"{self.device} {torch.cuda.get_device_name(self.device)}"
         else:
             desc = str(self.device)
-        if self.dist is not None:
-            desc = self.dist.describe(desc)
-        yield self._emit(RunStarted(str(self.run_dir) if self.run_dir else None, self.config.to_dict(),
-                                    ds.meta.to_dict(), desc, self.total_steps, self.steps_per_epoch, self.step))
-        for w in warnings:
-            yield self._emit(LogMessage("warning", w, self.step))
-        if ck is not None:
-            yield self._emit(LogMessage("info", f"resumed from {ck.path} at step {self.step}", self.step))
+        return self.dist.describe(desc) if self.dist is not None else desc
 
     def _run(self) -> Iterator[Event]:
         yield from self._setup()
-        tc, model, opt = self.config.train, self.model, self.optimizer
-        params = [p for p in model.parameters() if p.requires_grad]
+        tc = self.config.train
+        params = [p for p in self.model.parameters() if p.requires_grad]
         cuda = self.device.type == "cuda"
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and tc.amp else contextlib.nullcontext
-        keys: list[str] | None = None
-        acc = epoch_acc = None      # metric sums on the device: no sync per step
-        n_acc = n_epoch = 0
+        sums = _MetricSums()
+        clock = _Clock(self.step)
         bad_run = 0
-        t_log, step_log = time.perf_counter(), self.step
-        t_start = time.perf_counter()
-        steps_at_start = self.step
         while self.epoch < tc.epochs and self.step < self.total_steps:
             epoch = self.epoch + 1
-            gen = batch_order_generator(tc.seed, epoch)
-            model.train()
-            batches = self.train_split.batches(tc.batch_size, shuffle=True, generator=gen, flip=self.config.data.flip)
+            self.model.train()
+            batches = self.train_split.batches(tc.batch_size, shuffle=True, generator=batch_order_generator(tc.seed,
+                                               epoch), flip=self.config.data.flip)
             for i, (xb, yb) in enumerate(batches):
                 if i < self.pos:        # resuming inside this epoch: the same order, skip what was done
                     continue
                 if not self._unpaused.is_set():
-                    yield self._emit(LogMessage("info", "paused", self.step))
-                    while not self._unpaused.wait(0.5):   # blocks; wakes on resume() or stop()
-                        pass
-                    if not self._stop.is_set():
-                        yield self._emit(LogMessage("info", "resumed", self.step))
-                    t_log, step_log = time.perf_counter(), self.step
+                    yield from self._wait_while_paused()
+                    clock.restart_window(self.step)
                 if self._stopping():
                     yield from self._save("interrupt")
                     yield self._emit(RunEnded("stopped", "stopped by the user", self.step, self.epoch, self.best,
                                               self.last_checkpoint))
                     return
-                if self.dist is not None:
-                    xb, yb = self.dist.shard(xb, yb)
-                x = as_float(xb)
-                if cuda:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                with autocast():
-                    out = self.loss_fn(x, yb, step=self.step)
-                loss = out["loss"]
-                opt.zero_grad(set_to_none=True)
-                (loss if self.dist is None else self.dist.weighted(loss)).backward()
-                grads = [p.grad for p in params if p.grad is not None]
-                norm = torch.nn.utils.get_total_norm(grads)
-                if self.dist is not None:   # whole-batch metrics, and the stop flag all ranks act on
-                    out, self._stop_agreed = self.dist.reduce_step(out, self._stop.is_set())
-                    loss = out["loss"]
-                if bool(torch.isfinite(loss) & torch.isfinite(norm)):   # the one sync per step
-                    if tc.grad_clip > 0:
-                        torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
-                    if tc.lr_schedule == "cosine":   # a function of the step alone: exact resume needs no state
-                        for g in opt.param_groups:
-                            g["lr"] = cosine_lr(tc.lr, self.step, self.total_steps)
-                    opt.step()
-                    if self.ema is not None:
-                        self.ema.update(model)
+                out, applied = self._train_step(xb, yb, params, autocast, cuda)
+                if applied:
                     bad_run = 0
-                    if keys is None:
-                        keys = list(out)
-                    vals = torch.stack([out[k].detach().float() for k in keys])
-                    acc = vals if acc is None else acc + vals
-                    epoch_acc = vals if epoch_acc is None else epoch_acc + vals
-                    n_acc += 1
-                    n_epoch += 1
+                    sums.add(out)
                 else:
-                    opt.zero_grad(set_to_none=True)
                     bad_run += 1
-                    self.skipped_steps += 1
-                    what = "loss" if not torch.isfinite(loss) else "gradient"
-                    yield self._emit(LogMessage("warning", f"non-finite {what} at step {self.step}: step skipped "
-                                                f"({bad_run} in a row, {self.skipped_steps} in all)", self.step))
-                    if bad_run >= tc.max_bad_steps:
-                        self.step, self.pos = self.step + 1, i + 1
-                        reason = (f"{bad_run} non-finite steps in a row (the loss or gradient became NaN/inf) at step "
-                                  f"{self.step - 1}; the last good checkpoint is kept"
-                                  f"{' at ' + self.last_checkpoint if self.last_checkpoint else ''}; try a lower "
-                                  "learning rate, gradient clipping or a KL warm-up")
-                        yield self._emit(LogMessage("error", reason, self.step))
-                        yield self._emit(RunEnded("failed", reason, self.step, self.epoch, self.best,
-                                                  self.last_checkpoint))
+                    if (yield from self._skipped_step(out["loss"], bad_run, i)):
                         return
                 self.step += 1
                 self.pos = i + 1
-                if self.step % tc.log_every == 0 and n_acc:
-                    now = time.perf_counter()
-                    metrics = dict(zip(keys, (acc / n_acc).tolist(), strict=True))
-                    rate = (self.step - step_log) * tc.batch_size / max(now - t_log, 1e-9)
-                    per_step = (now - t_start) / max(self.step - steps_at_start, 1)
-                    yield self._emit(StepMetrics(self.step, epoch, metrics, opt.param_groups[0]["lr"], rate,
-                                                 per_step * (self.total_steps - self.step),
-                                                 self.step / max(self.total_steps, 1)))
-                    acc, n_acc, t_log, step_log = None, 0, now, self.step
+                if self.step % tc.log_every == 0 and sums.window_n:
+                    yield self._emit(self._step_metrics(epoch, sums.take_window(), clock))
                 if self.step >= self.total_steps:
                     break
-            train_metrics = dict(zip(keys, (epoch_acc / n_epoch).tolist(), strict=True)) if n_epoch else {}
-            epoch_acc, n_epoch = None, 0
             self.epoch, self.pos = epoch, 0
-            ended = yield from self._end_of_epoch(epoch, train_metrics, time.perf_counter() - t_start)
-            if ended:
+            if (yield from self._end_of_epoch(epoch, sums.take_epoch(), time.perf_counter() - clock.t_start)):
                 return
         yield self._emit(RunEnded("completed", f"finished {self.epoch} epochs, {self.step} steps", self.step,
                                   self.epoch, self.best, self.last_checkpoint))
+
+    def _wait_while_paused(self) -> Iterator[Event]:
+        yield self._emit(LogMessage("info", "paused", self.step))
+        while not self._unpaused.wait(0.5):   # blocks; wakes on resume() or stop()
+            pass
+        if not self._stop.is_set():
+            yield self._emit(LogMessage("info", "resumed", self.step))
+
+    def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, params: list[torch.Tensor], autocast: Any,
+                    cuda: bool) -> tuple[dict[str, torch.Tensor], bool]:
+        """One optimisation step on a uint8 batch: (its metrics, whether it was applied). A step whose loss or
+        gradient is not finite is not applied (its gradients are dropped)."""
+        tc, opt = self.config.train, self.optimizer
+        if self.dist is not None:
+            xb, yb = self.dist.shard(xb, yb)
+        x = as_float(xb)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast():
+            out = self.loss_fn(x, yb, step=self.step)
+        loss = out["loss"]
+        opt.zero_grad(set_to_none=True)
+        (loss if self.dist is None else self.dist.weighted(loss)).backward()
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+        if self.dist is not None:   # whole-batch metrics, and the stop flag all ranks act on
+            out, self._stop_agreed = self.dist.reduce_step(out, self._stop.is_set())
+            loss = out["loss"]
+        if not bool(torch.isfinite(loss) & torch.isfinite(norm)):   # the one sync per step
+            opt.zero_grad(set_to_none=True)
+            return out, False
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
+        if tc.lr_schedule == "cosine":   # a function of the step alone: exact resume needs no state
+            for g in opt.param_groups:
+                g["lr"] = cosine_lr(tc.lr, self.step, self.total_steps)
+        opt.step()
+        if self.ema is not None:
+            self.ema.update(self.model)
+        return out, True
+
+    def _skipped_step(self, loss: torch.Tensor, bad_run: int, i: int) -> Iterator[Event]:
+        """Report a skipped step; after `max_bad_steps` in a row, end the run as failed (returns True then)."""
+        self.skipped_steps += 1
+        what = "loss" if not torch.isfinite(loss) else "gradient"
+        yield self._emit(LogMessage("warning", f"non-finite {what} at step {self.step}: step skipped "
+                                    f"({bad_run} in a row, {self.skipped_steps} in all)", self.step))
+        if bad_run < self.config.train.max_bad_steps:
+            return False
+        self.step, self.pos = self.step + 1, i + 1
+        kept = (f"the last good checkpoint is kept at {self.last_checkpoint}" if self.last_checkpoint
+                else "no checkpoint had been written yet")
+        reason = (f"{bad_run} non-finite steps in a row (the loss or gradient became NaN/inf) at step "
+                  f"{self.step - 1}; {kept}; try a lower learning rate, gradient clipping or a KL warm-up")
+        yield self._emit(LogMessage("error", reason, self.step))
+        yield self._emit(RunEnded("failed", reason, self.step, self.epoch, self.best, self.last_checkpoint))
+        return True
+
+    def _step_metrics(self, epoch: int, metrics: dict[str, float], clock: _Clock) -> StepMetrics:
+        now = time.perf_counter()
+        rate = (self.step - clock.window_step) * self.config.train.batch_size / max(now - clock.window_t, 1e-9)
+        per_step = (now - clock.t_start) / max(self.step - clock.start_step, 1)
+        clock.restart_window(self.step, now)
+        return StepMetrics(self.step, epoch, metrics, self.optimizer.param_groups[0]["lr"], rate,
+                           per_step * (self.total_steps - self.step), self.step / max(self.total_steps, 1))
 
     # ------------------------------------------------------------------------------------------- per epoch
     def _stopping(self) -> bool:

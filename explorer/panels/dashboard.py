@@ -51,7 +51,6 @@ class RunDashboard(QWidget):
         self.class_names: list[str] = []
         self.total_steps = 0
         self.epochs = 0
-        self.first_point_at: float | None = None    # perf_counter of the first loss point (benchmark)
         self._progress_text = ""
         self._progress_value = 0
         self._progress_dirty = False
@@ -182,8 +181,6 @@ class RunDashboard(QWidget):
         m = ev.metrics
         if "loss" in m:
             self.plots["loss"].append("loss", ev.step, float(m["loss"]))
-            if self.first_point_at is None:
-                self.first_point_at = time.perf_counter()
         for key in ("recon", "kl"):
             if key in m:
                 self.plots["terms"].append(key, ev.step, float(m[key]))
@@ -259,7 +256,6 @@ class RunDashboard(QWidget):
         self.kl_bars.clear_data()
         self.samples_grid.clear()
         self.recon_grid.clear()
-        self.first_point_at = None
         self._set_progress(0.0, "starting...")
         self.redraw()
 

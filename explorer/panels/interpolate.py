@@ -28,15 +28,16 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qthrottled
 
 from core.errors import UserError
 from core.images import image_grid, save_png
 from core.latent.encoding import Latents, decode_latents, encode_split
-from core.latent.interpolation import active_dims, interpolate_images, lerp, slerp, traversal_order
+from core.latent.interpolation import active_dims, interpolate_images, traversal_order
 from explorer.panels.shown import WorkWhenShown
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
-from explorer.widgets.latent_widgets import PixelView, RateLimiter
+from explorer.widgets.latent_widgets import PixelView
 from explorer.worker import Worker, WorkerGroup
 
 MODES = ("two images", "class morph (same z)")
@@ -62,7 +63,8 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.current: np.ndarray | None = None    # the image the live view shows
         self._dim_sliders: list[tuple[int, QSlider, QLabel]] = []
         self._build()
-        self._live = RateLimiter(self._decode_current, 16, self)
+        # Slider drags decode at most every 16 ms, always ending on the latest value (superqt's throttle).
+        self._live = qthrottled(self._decode_current, 16, parent=self)
         state.vaeChanged.connect(self.reload)
         state.datasetChanged.connect(self.reload)
         state.imageSelected.connect(self._on_image_selected)
@@ -92,7 +94,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
             thumb.setMaximumHeight(140)
         self.t_slider = QSlider(Qt.Orientation.Horizontal)
         self.t_slider.setRange(0, SLIDER_STEPS)
-        self.t_slider.valueChanged.connect(lambda _: self._live.request(None))
+        self.t_slider.valueChanged.connect(lambda _: self._live())
         self.t_label = QLabel("t = 0.00")
         self.view = PixelView(minimum=160)
         self.steps = QSpinBox()
@@ -225,7 +227,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self._endpoints_changed()
 
     def shutdown(self) -> None:
-        self._live.stop()
+        self._live.cancel()
         self.workers.shutdown()
 
     # ---- endpoints --------------------------------------------------------------------------------------------------
@@ -295,7 +297,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
                                      ("A" if k == 0 else "B") + (f": {self._class_name(y)}"
                                                                  if self.cls[k].count() else ""))
         self._update_strip()
-        self._live.request(None)
+        self._live()
 
     # ---- decoding ---------------------------------------------------------------------------------------------------
     def _class_name(self, y: int) -> str:
@@ -316,12 +318,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         return interpolate_images(self.state.vae_model, z0, self.y[0], z1, self.y[1], ts,
                                   spherical=self.spherical.isChecked())
 
-    def current_latent(self) -> np.ndarray:
-        morph = self.mode.currentIndex() == 1
-        z1 = self.z[0] if morph else self.z[1]
-        return (slerp if self.spherical.isChecked() else lerp)(self.z[0], z1, self.t()) + self.offsets
-
-    def _decode_current(self, _value=None) -> None:
+    def _decode_current(self) -> None:
         if self.state.vae_model is None or self.latents is None and not any(self._external):
             return
         t = self.t()
@@ -367,7 +364,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
     def _on_dim(self, d: int, v: int, label: QLabel) -> None:
         self.offsets[d] = v / 100 * (TRAVERSE_RANGE / 3.0)
         label.setText(f"{self.offsets[d]:+.2f}")
-        self._live.request(None)
+        self._live()
 
     def reset_offsets(self) -> None:
         for _, slider, _lab in self._dim_sliders:

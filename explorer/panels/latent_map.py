@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import qthrottled
 
 from core.latent.encoding import Latents, decode_latents, encode_split, nearest_neighbours
 from core.latent.positions import PositionMapper
@@ -34,7 +35,7 @@ from explorer.panels.shown import WorkWhenShown
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid, array_to_qimage
 from explorer.widgets.latent_scatter import LatentScatter
-from explorer.widgets.latent_widgets import PixelView, RateLimiter
+from explorer.widgets.latent_widgets import PixelView
 from explorer.worker import Worker, WorkerGroup
 
 SPLITS = ("test", "val", "train")
@@ -65,10 +66,10 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._split = "test"
         self.workers = WorkerGroup()          # its generation bumps on every reload; older workers' results are dropped
         self._proj_worker: Worker | None = None
-        self._encode_worker: Worker | None = None
         self._current_z: tuple[np.ndarray, int] | None = None
         self._build()
-        self._sweep = RateLimiter(self._decode_at, 16, self)
+        # Drags decode at most every 16 ms, always ending on the latest position (superqt's throttle).
+        self._sweep = qthrottled(self._decode_at, 16, parent=self)
         state.vaeChanged.connect(self.reload)
         state.datasetChanged.connect(self.reload)
         self.reload()
@@ -163,7 +164,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         if self.defer_while_hidden():
             return
         gen = self.workers.new_generation()
-        self._proj_worker = self._encode_worker = None
+        self._proj_worker = None
         self._split = self.split_box.currentText()
         self.latents = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
@@ -181,7 +182,6 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         w.result.connect(lambda lat, gen=gen: self._on_encoded(lat, gen))
         w.failed.connect(self._on_failed)
         w.finished.connect(self._worker_done)
-        self._encode_worker = w
         self.workers.add(w)
         self.cancel_btn.setEnabled(True)
         w.start()
@@ -265,7 +265,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
                                              else "nothing encoded"))
 
     def shutdown(self) -> None:
-        self._sweep.stop()
+        self._sweep.cancel()
         self.workers.shutdown()
 
     # ---- drawing ----------------------------------------------------------------------------------------------------
@@ -326,13 +326,13 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         if i is not None:
             self.select_point(i)
         else:
-            self._sweep.stop()
+            self._sweep.cancel()
             self._decode_at(pos)
 
     def _on_sweep(self, pos: QPointF, finished: bool) -> None:
-        self._sweep.request(pos)
+        self._sweep(pos)
         if finished:
-            self._sweep.flush_now()
+            self._sweep.flush()
 
     def _reconstruct(self, i: int) -> np.ndarray:
         lat = self.latents

@@ -80,7 +80,6 @@ class RestorePanel(QWidget):
         self.worker: Worker | None = None
         self._file_image: np.ndarray | None = None    # float (C, H, W) from "Open image..."
         self._split = "test"
-        self._pending_restorer = ""
 
         # ---- controls
         self.index = QSpinBox()

@@ -39,7 +39,6 @@ from explorer.worker import Worker, WorkerGroup
 
 class SamplerPanel(QWidget):
     sendToInterpolation = Signal(object, int)   # (latent z float32 (D,), class label): wire to InterpolatePanel
-    gridReady = Signal()                        # a VAE grid for the newest settings is shown
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -253,8 +252,6 @@ class SamplerPanel(QWidget):
         self.workers.prune()
         if self._resample:
             self.regenerate(new_seed=False)
-        else:
-            self.gridReady.emit()
 
     def select(self, index: int) -> None:
         if self.images is None or not 0 <= index < len(self.images):

@@ -19,7 +19,7 @@ class WorkWhenShown:
     workers: WorkerGroup
     _stale = False
 
-    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt naming)
+    def showEvent(self, event: Any) -> None:
         super().showEvent(event)   # type: ignore[misc]
         if self._stale:
             self.reload()   # type: ignore[attr-defined]

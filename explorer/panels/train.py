@@ -9,7 +9,6 @@ the other panels explore the model while it trains.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +53,6 @@ class TrainPanel(QWidget):
         self.run_dir: str | None = None
         self.last_checkpoint: str | None = None
         self.last_status: str | None = None
-        self.train_pressed_at: float | None = None   # perf_counter of the press (benchmark)
         self._last_error = ""
 
         self.dashboard = RunDashboard()
@@ -197,9 +195,6 @@ class TrainPanel(QWidget):
     def is_training(self) -> bool:
         return self.mode == "train" and self.worker is not None and self.worker.is_running()
 
-    def is_busy(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
-
     def _update_buttons(self) -> None:
         busy = self.mode != "idle"
         following = self.mode == "follow"
@@ -238,7 +233,6 @@ class TrainPanel(QWidget):
         # Resuming, the Trainer continues in the checkpoint's own run folder (or writes none).
         run_dir = None if resume else new_run_dir(cfg)
         self.job = TrainJob(cfg, run_dir=run_dir, resume=resume, threads=threads)
-        self.train_pressed_at = time.perf_counter()
         self._start(Worker(self.job.events, stop=self.job.stop, task="train"), "train")
         where = f"run folder {run_dir}" if run_dir else f"resuming {resume}"
         how = f"{threads} thread(s)" if threads else "torch's default threads"
@@ -354,7 +348,7 @@ class TrainPanel(QWidget):
         if loaded is not None:
             self.state.set_model(loaded)
 
-    def hideEvent(self, event: Any) -> None:  # noqa: N802 - the user switched to another panel
+    def hideEvent(self, event: Any) -> None:
         super().hideEvent(event)
         self._push_model()
 

@@ -3,7 +3,7 @@
 bool → QCheckBox; a field with choices → QComboBox; int → QSpinBox bounded by low/high; float and str → QLineEdit (a
 float typed as text can be out of range or not a number, and is then marked red instead of silently clamped). The form
 validates live by constructing the dataclass (`core.config.from_mapping`), the same check the CLI and JSON loading
-use, and reports the first problem through `validityChanged(str)` ("" when valid).
+use; `problem()` is the first problem ("" when valid) and `changed` fires on every edit.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ def _fmt(value: Any) -> str:
 
 class ConfigForm(QWidget):
     changed = Signal()                 # any field edited
-    validityChanged = Signal(str)      # "" when valid, else the first problem
 
     def __init__(self, cls: type, parent: QWidget | None = None, *, skip: tuple[str, ...] = (),
                  choices: dict[str, tuple[str, ...]] | None = None) -> None:
@@ -155,9 +154,7 @@ class ConfigForm(QWidget):
                 self.value()
             except UserError as e:
                 first = str(e)
-        if first != self._error:
-            self._error = first
-            self.validityChanged.emit(first)
+        self._error = first
         self.changed.emit()
 
     def mark(self, name: str, problem: str) -> None:

@@ -158,7 +158,7 @@ class ImageGrid(QWidget):
                 return i
         return -1
 
-    def sizeHint(self) -> QSize:  # noqa: N802 (Qt naming)
+    def sizeHint(self) -> QSize:
         if self._mosaic is None:
             return QSize(200, 200)
         _, h, w, _ = self._images.shape
@@ -169,7 +169,7 @@ class ImageGrid(QWidget):
                      self.rows * (h * scale + cap + self._GAP))
 
     # ---- painting and input ------------------------------------------------------------------------------------
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802
+    def paintEvent(self, event: QPaintEvent) -> None:
         p = QPainter(self)
         p.fillRect(self.rect(), self.palette().color(QPalette.ColorRole.Base))
         if self._mosaic is None:
@@ -206,7 +206,7 @@ class ImageGrid(QWidget):
             src = QRect(c * (w + g), r * (h + g), w, h)
             p.drawImage(self._cell_rect(i), self._mosaic, src)
 
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802
+    def mousePressEvent(self, event: QMouseEvent) -> None:
         if event.button() == Qt.MouseButton.LeftButton:
             i = self.index_at(event.position().toPoint())
             if i >= 0:

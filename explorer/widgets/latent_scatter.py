@@ -26,7 +26,7 @@ class _MapViewBox(pg.ViewBox):
 
     sigSweep = Signal(object, bool)   # (QPointF in view coords, finished)
 
-    def mouseDragEvent(self, ev, axis=None):  # noqa: N802
+    def mouseDragEvent(self, ev, axis=None):
         if ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             self.sigSweep.emit(self.mapSceneToView(ev.scenePos()), bool(ev.isFinish()))

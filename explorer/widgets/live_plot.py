@@ -61,14 +61,14 @@ class StickyViewBox(pg.ViewBox):
         self.headroom = headroom
         super().__init__(*args, defaultPadding=0.0, **kwargs)   # sticky_range adds the padding
 
-    def updateAutoRange(self) -> None:  # noqa: N802 (pyqtgraph naming)
+    def updateAutoRange(self) -> None:
         self._auto_ranging = True
         try:
             super().updateAutoRange()
         finally:
             self._auto_ranging = False
 
-    def setRange(self, rect=None, xRange=None, yRange=None, *args, **kwargs):  # noqa: N802, N803
+    def setRange(self, rect=None, xRange=None, yRange=None, *args, **kwargs):
         if self._auto_ranging and rect is None:
             (x0, x1), (y0, y1) = self.viewRange()
             if xRange is not None:
@@ -228,7 +228,7 @@ class LivePlot(pg.PlotWidget):
         if self._legend is not None:
             self._legend.setLabelTextColor(fg)
 
-    def changeEvent(self, event) -> None:  # noqa: N802
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         # pyqtgraph's constructor changes the palette before our attributes exist: ignore those early changes.
         if self.__dict__.get("_ready") and event.type() in (event.Type.PaletteChange,
@@ -304,7 +304,7 @@ class BarPlot(pg.PlotWidget):
     def apply_palette(self) -> None:
         style_plot(self, self.title)
 
-    def changeEvent(self, event) -> None:  # noqa: N802
+    def changeEvent(self, event) -> None:
         super().changeEvent(event)
         # pyqtgraph's constructor changes the palette before our attributes exist: ignore those early changes.
         if self.__dict__.get("_ready") and event.type() in (event.Type.PaletteChange,

@@ -44,6 +44,7 @@ class StatusBar(QStatusBar):
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(MEMORY_EVERY_MS)
         self.memory_timer.timeout.connect(self.update_memory)
+        self.stopped = False            # after stop() (the window is closing), messages are dropped
         self.update_memory()
         state.statusMessage.connect(self.show_message)
         state.vaeChanged.connect(self.update_models)
@@ -51,7 +52,8 @@ class StatusBar(QStatusBar):
         state.datasetChanged.connect(self.update_dataset)
 
     def show_message(self, text: str) -> None:
-        self.showMessage(text, 6000)
+        if not self.stopped:            # its timeout timer would outlive the closing window
+            self.showMessage(text, 6000)
 
     def set_device(self, text: str) -> None:
         self.device_label.setText(text)
@@ -74,9 +76,11 @@ class StatusBar(QStatusBar):
                                    "no dataset")
 
     def start(self) -> None:
+        self.stopped = False
         self.memory_timer.start()
 
     def stop(self) -> None:
-        """Stop the memory timer and the current message's timeout timer."""
+        """Stop the memory timer and the current message's timeout timer; drop later messages."""
+        self.stopped = True
         self.memory_timer.stop()
         self.clearMessage()

@@ -12,7 +12,7 @@ import torch
 from core.config import VAEConfig
 from core.images import as_float
 from core.latent.encoding import Latents, decode_latents, encode_split, nearest_neighbours
-from core.latent.interpolation import class_morph, interpolate_images, lerp, slerp, traversal_order, traverse
+from core.latent.interpolation import interpolate_images, lerp, slerp, traversal_order
 from core.latent.positions import PositionMapper
 from core.latent.projection import (
     cached_projection,
@@ -228,16 +228,9 @@ def test_slerp_parallel_and_opposite_vectors():
     np.testing.assert_allclose(zero, a / 2, atol=1e-6)
 
 
-def test_traversal_order_by_kl_and_traverse():
+def test_traversal_order_by_kl():
     kl = np.array([0.0, 2.5, 0.3, 2.5, 1.0])
     np.testing.assert_array_equal(traversal_order(kl), [1, 3, 4, 2, 0])
-    z = np.arange(5, dtype=np.float32)
-    out = traverse(z, 2, [-3, 0, 3])
-    assert out.shape == (3, 5)
-    np.testing.assert_array_equal(out[:, 2], [-1, 2, 5])
-    np.testing.assert_array_equal(np.delete(out, 2, axis=1), np.tile(np.delete(z, 2), (3, 1)))
-    with pytest.raises(ValueError):
-        traverse(z, 5, [1.0])
 
 
 def test_traversal_order_of_a_real_model(test_latents):
@@ -249,7 +242,7 @@ def test_traversal_order_of_a_real_model(test_latents):
 def test_class_morph_and_interpolation_endpoints(vae, test_latents):
     model = vae.model
     z = test_latents.mu[0]
-    imgs = class_morph(model, z, 3, 8, np.linspace(0, 1, 5))
+    imgs = interpolate_images(model, z, 3, z, 8, np.linspace(0, 1, 5))    # a class morph: z held, label walks
     assert imgs.shape[0] == 5
     d3, d8 = decode_latents(model, z[None], 3)[0], decode_latents(model, z[None], 8)[0]
     assert np.abs(imgs[0].astype(int) - d3).max() <= 1
@@ -304,5 +297,6 @@ def test_sample_grid_unconditional_is_one_row(digits_dataset):
     assert g.shape == (6, 16, 16, 1)
     lat = encode_split(model, digits_dataset.test)
     assert lat.mu.shape == (len(digits_dataset.test), 4)
-    with pytest.raises(Exception, match="conditional"):
-        class_morph(model, lat.mu[0], 0, 1, 0.5)
+    path = interpolate_images(model, lat.mu[0], 0, lat.mu[1], 0, [0.0, 1.0])   # no labels: z alone moves
+    assert path.shape == (2, 16, 16, 1)
+    assert np.abs(path[-1].astype(int) - decode_latents(model, lat.mu[1:2])[0]).max() <= 1

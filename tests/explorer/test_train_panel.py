@@ -95,7 +95,9 @@ def test_snapshots_reach_the_other_panels_when_they_are_looked_at(panel, qtbot):
 def test_pause_resume_stop(panel, qtbot):
     tiny(panel, epochs=500)
     panel.start_training()
-    n_steps = lambda: panel.dashboard.plots["loss"].series["loss"].n  # noqa: E731
+    def n_steps():
+        return panel.dashboard.plots["loss"].series["loss"].n
+
     qtbot.waitUntil(lambda: n_steps() >= 2, timeout=120_000)
     panel.toggle_pause()
     assert panel.paused and panel.job.trainer.paused
