@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import QProgressBar
 
 from core.errors import UserError
 from core.training.events import Progress
@@ -267,6 +268,16 @@ class Worker(QObject):
             return
         self._finished = True
         self.finished.emit()
+
+
+def end_progress(worker: Worker | None, bar: QProgressBar) -> bool:
+    """When `worker` has finished: an indeterminate (busy) bar ends empty if it was stopped, full otherwise.
+    Returns whether it was stopped."""
+    stopped = worker is not None and worker.stop_requested
+    if bar.maximum() == 0:
+        bar.setRange(0, 1)
+        bar.setValue(0 if stopped else 1)
+    return stopped
 
 
 class WorkerGroup:

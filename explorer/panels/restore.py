@@ -40,7 +40,7 @@ from explorer.panels.restore_batch import BatchEvaluation
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.image_grid import ImageGrid
-from explorer.worker import Worker
+from explorer.worker import Worker, end_progress
 
 COLUMNS = (("clean", "clean"), ("corrupted", "corrupted"), ("vae", "VAE"), ("vae-refined", "VAE refined"),
            ("diffusion", "diffusion"), ("classical", "classical"))
@@ -345,10 +345,7 @@ class RestorePanel(QWidget):
 
     @Slot()
     def _on_finished(self) -> None:
-        stopped = self.worker is not None and self.worker.stop_requested
-        if self.progress.maximum() == 0:
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0 if stopped else 1)
+        stopped = end_progress(self.worker, self.progress)
         self.status.setText("cancelled" if stopped else "done")
         self._update_buttons()
 

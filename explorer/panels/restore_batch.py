@@ -28,7 +28,7 @@ from core.restoration.corruptions import CORRUPTIONS
 from core.training.events import Progress
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
-from explorer.worker import Worker
+from explorer.worker import Worker, end_progress
 
 TABLE_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
                 "seconds_per_image")
@@ -133,10 +133,7 @@ class BatchEvaluation(QGroupBox):
 
     @Slot()
     def _on_finished(self) -> None:
-        stopped = self.worker is not None and self.worker.stop_requested
-        if self.progress.maximum() == 0:
-            self.progress.setRange(0, 1)
-            self.progress.setValue(0 if stopped else 1)
+        stopped = end_progress(self.worker, self.progress)
         self.statusChanged.emit("batch evaluation cancelled" if stopped else "batch evaluation done")
         self.busyChanged.emit()
 
