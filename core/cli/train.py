@@ -1,8 +1,8 @@
 """`vae-explorer train`: settings from preset / config file / flags / --set, a progress bar over Trainer.run().
 
 Ctrl-C asks the Trainer to stop (it saves an "interrupt" checkpoint) and exits 130 with the resume command; a second
-Ctrl-C aborts at once. Under torchrun (see core.training.distributed) every rank runs this command; rank 0 alone
-prints, and SIGTERM, which torchrun forwards when it is itself told to stop, stops the run like Ctrl-C.
+Ctrl-C aborts at once. SIGTERM (what `docker stop`, systemd, Slurm and torchrun send) stops the run the same way and
+exits 143. Under torchrun (see core.training.distributed) every rank runs this command; rank 0 alone prints.
 
 A UserError while setting up exits 2 like a bad flag; a run that fails later exits 1 with its
 reason (out of memory: with the advice to use a smaller batch; the last checkpoint is kept).
@@ -86,11 +86,13 @@ def train_command(args: argparse.Namespace) -> int:
     trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
     main_rank = distributed.is_main_process()
     console = _Console(quiet=args.quiet or not main_rank, total_epochs=cfg.train.epochs)
-    with _stop_on_signals(trainer, console.say if main_rank else None) as interrupted:
+    with _stop_on_signals(trainer, console.say if main_rank else None) as signals:
         end = console.follow(trainer)
+    stopped_code = 128 + signals[-1] if signals else EXIT_INTERRUPTED   # 130 for Ctrl-C, 143 for SIGTERM
     if not main_rank and end is not None and end.status != "failed":   # rank 0 reports; a failure is said by all
-        return EXIT_INTERRUPTED if end.status == "stopped" else 0
-    return _report_end(end, console.checkpoints, cfg, run_dir, interrupted[0])
+        return stopped_code if end.status == "stopped" else 0
+    code = _report_end(end, console.checkpoints, cfg, run_dir)
+    return stopped_code if code == EXIT_INTERRUPTED else code
 
 
 def _check_resume(resume: str | None) -> None:
@@ -119,32 +121,29 @@ def _run_dir_for(args: argparse.Namespace, cfg: Config) -> Path:
 
 
 @contextlib.contextmanager
-def _stop_on_signals(trainer: Any, say: Any) -> Iterator[list[bool]]:
-    """Ctrl-C (and, under torchrun, SIGTERM) asks the trainer to stop after this step; a second one aborts. Yields a
-    one-element list that says whether it happened."""
-    interrupted = [False]
+def _stop_on_signals(trainer: Any, say: Any) -> Iterator[list[int]]:
+    """Ctrl-C or SIGTERM asks the trainer to stop after this step (it saves an interrupt checkpoint); a second one
+    aborts. Yields the list of the signals received."""
+    received: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
-        if interrupted[0]:          # a second Ctrl-C: give up at once
+        if received:                # a second one: give up at once
             raise KeyboardInterrupt
-        interrupted[0] = True
+        received.append(signum)
         trainer.stop()
         if say is not None:
-            say("stopping after this step and saving a checkpoint (Ctrl-C again to abort without saving)")
+            what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+            say(f"{what}: stopping after this step and saving a checkpoint (Ctrl-C again to abort without saving)")
 
     try:
-        previous = signal.signal(signal.SIGINT, on_signal)
-    except ValueError:           # not the main thread (e.g. an embedding application): no handler
-        previous = None
-    term_handled = previous is not None and trainer.dist is not None
-    previous_term = signal.signal(signal.SIGTERM, on_signal) if term_handled else None
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:           # not the main thread (e.g. an embedding application): no handlers
+        previous = {}
     try:
-        yield interrupted
+        yield received
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
-        if term_handled:
-            signal.signal(signal.SIGTERM, previous_term or signal.SIG_DFL)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 class _Console:
@@ -233,8 +232,7 @@ class _Console:
             self.say(f"{ev.level}: {ev.message.splitlines()[0]}")
 
 
-def _report_end(end: RunEnded | None, checkpoints: dict[str, str], cfg: Config, run_dir: Path | None,
-                interrupted: bool) -> int:
+def _report_end(end: RunEnded | None, checkpoints: dict[str, str], cfg: Config, run_dir: Path | None) -> int:
     last = (end.last_checkpoint if end is not None else None) or checkpoints.get("interrupt") or checkpoints.get("last")
     if end is None:
         fail("training ended without a result")

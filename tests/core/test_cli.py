@@ -270,3 +270,30 @@ def test_sample_matches_class_names_in_any_case_as_train_does(capsys, tmp_path, 
         assert "rows: cat, airplane" in out
         grids[spec] = Image.open(out_png).tobytes()
     assert grids["Cat,AIRPLANE"] == grids["1,0"]
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
+    """What `docker stop`, systemd and Slurm send: the run stops after the step, keeps its work and says how to
+    resume, like Ctrl-C (only the exit status differs: 128 + 15)."""
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "r"
+    env = dict(os.environ, VAE_EXPLORER_HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", *TINY, "--epochs", "200", "--out",
+                             str(run_dir), "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.is_file() and '"type": "step"' in metrics.read_text()):
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert "SIGTERM" in err and "resume with" in err and "Traceback" not in err
+    ckpt = run_dir / "checkpoints" / "last.safetensors"      # the interrupt checkpoint is the run's last one
+    assert f"checkpoint saved to {ckpt}" in err
+    from core.training.checkpoint import load_checkpoint
+
+    assert load_checkpoint(ckpt).train_state["step"] > 0

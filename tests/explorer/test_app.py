@@ -64,6 +64,23 @@ def test_no_display_prints_one_line_and_exits_2():
     assert proc.stdout.strip() == "qt-free"
 
 
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["trian"], "unknown command 'trian'; did you mean `vae-explorer train`?"),
+    (["smaple"], "did you mean `vae-explorer sample`?"),
+    (["no/such/run"], "no/such/run does not exist; give a checkpoint"),
+    (["--bogus"], "unknown option '--bogus'"),
+])
+def test_typos_and_missing_paths_at_launch_give_one_line_and_exit_2(argv, expected):
+    """A mistyped command or a missing path must not silently open the GUI (nor import Qt)."""
+    code = ("import sys; from explorer.launch import main; rc = main(sys.argv[1:]); "
+            "print('qt-loaded' if any(m.startswith('PySide6') for m in sys.modules) else 'qt-free'); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vae-explorer: error: ") and expected in lines[0], proc.stderr
+    assert proc.stdout.strip() == "qt-free"
+
+
 def test_run_shows_the_window_and_opens_a_checkpoint(qtbot, monkeypatch, tmp_path):
     from explorer import app as app_module
 
