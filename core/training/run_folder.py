@@ -4,11 +4,13 @@ The Trainer writes `metrics.jsonl` (one event record per line, flushed), `checkp
 tails that folder from another process (the GUI following a `vae-explorer train` or a torchrun job on a shared disk)
 and yields the same events the Trainer yields in-process, including a model snapshot and a sample preview for each
 new checkpoint, so the dashboard looks the same either way.
+`remove_leftovers` deletes the temporary files that a process killed while saving a checkpoint left behind.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -74,6 +76,55 @@ def new_run_dir(cfg: Config, parent: Path | None = None) -> Path:
     return path
 
 
+# core.files.atomic_write writes `.{name}.tmp-{pid}` beside the target and renames it; a kill -9 in between leaves it.
+_LEFTOVER = re.compile(r"^\..+\.tmp-([0-9]+)$")
+# A follower may watch a run that a process on another machine writes (a shared disk): its pid means nothing here, so
+# the follower only removes a leftover that nobody has written to for this long (a save rewrites it within seconds).
+FOLLOW_LEFTOVER_MIN_AGE_S = 600.0
+
+
+def _process_running(pid: int) -> bool:
+    """Whether a process with this id exists here (when in doubt: yes, so its file is kept)."""
+    if os.name == "nt":   # os.kill(pid, 0) would terminate the process on Windows
+        return True
+    if pid <= 0:          # 0 and negative ids name process groups, not a writer
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OverflowError:   # larger than any process id
+        return False
+    except OSError:         # e.g. PermissionError: it exists, owned by another user
+        return True
+    return True
+
+
+def remove_leftovers(run_dir: str | Path, *, min_age_s: float = 0.0) -> list[Path]:
+    """Delete the temporary checkpoint files in `run_dir/checkpoints` whose writing process no longer runs (and that
+    were last written at least `min_age_s` ago); returns the files removed. A live writer's file is never touched, and
+    a file that cannot be removed is left for next time: this is cleaning, never a reason to fail."""
+    folder = Path(run_dir) / "checkpoints"
+    try:
+        entries = list(folder.iterdir())
+    except OSError:   # no checkpoints yet, or not readable: nothing to clean
+        return []
+    removed = []
+    now = time.time()
+    for path in sorted(entries):
+        match = _LEFTOVER.match(path.name)
+        if match is None or _process_running(int(match.group(1))):
+            continue
+        try:
+            if path.is_symlink() or not path.is_file() or now - path.stat().st_mtime < min_age_s:
+                continue
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
 class _CheckpointViewer:
     """Turns the newest checkpoint of a followed run into a ModelSnapshot and a Preview (on the follower's thread)."""
 
@@ -125,6 +176,7 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
     does not stop the tail) or when should_stop() is true. Half-written lines wait for their newline.
     """
     run_dir = Path(run_dir)
+    remove_leftovers(run_dir, min_age_s=FOLLOW_LEFTOVER_MIN_AGE_S)
     path = run_dir / "metrics.jsonl"
     should_stop = should_stop or (lambda: False)
     viewer = _CheckpointViewer(run_dir) if models else None

@@ -49,7 +49,7 @@ from core.training.events import (
     StepMetrics,
     to_record,
 )
-from core.training.run_folder import make_preview, save_preview_png
+from core.training.run_folder import make_preview, remove_leftovers, save_preview_png
 
 VAL_BATCH = 512
 
@@ -259,6 +259,7 @@ class Trainer:
         if self.run_dir is None:
             return
         (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        remove_leftovers(self.run_dir)   # a save killed mid-write (kill -9) left its temporary file: resuming ends it
         (self.run_dir / "samples").mkdir(exist_ok=True)
         atomic_write_text(self.run_dir / "config.json", self.config.to_json())
         self._log_file = open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8")
