@@ -12,12 +12,11 @@ import importlib
 import importlib.util
 import pickle
 import shutil
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,6 +27,9 @@ from core.config import DataConfig
 from core.errors import UserError
 from core.files import atomic_write
 from core.paths import cache_dir
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 _RESIZE_CHUNK = 4096  # images resized at once: bounds the float copy (60k MNIST images would need ~250 MB)
 
@@ -178,6 +180,34 @@ def _load_cifar10(cfg: DataConfig, _arg: str) -> Source:
     return Source(names, train_images, train_labels, test_images, test_labels)
 
 
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _upright_in_mode(im: PILImage, mode: str) -> PILImage:
+    """A Pillow image the way a viewer shows it, as 8-bit `mode` ("L" or "RGB") pixels: EXIF orientation applied,
+    16-bit greyscale scaled down, transparency composited on black. Pillow's own conversions do the rest (palette,
+    CMYK, "1", RGB <-> L with ITU-R 601 luma)."""
+    from PIL import Image, ImageOps
+    ImageOps.exif_transpose(im, in_place=True)  # phone photos store "rotate 90°" as a tag, not as rotated pixels
+    if im.mode in _SIXTEEN_BIT or im.mode == "I":
+        # Pillow's convert("L") clips 16-bit values at 255 instead of scaling them (a 16-bit image turns white), so
+        # this one conversion is ours. We scale by the type's full range (65535 -> 255): an image keeps its absolute
+        # brightness, as viewers show it, and a folder of 16-bit scans keeps their relative exposure. "I" is 32-bit,
+        # but older Pillow versions open 16-bit PNGs as "I": values that fit 16 bits are read as 16-bit; others
+        # (true 32-bit data, whose range the file does not say) are stretched to the image's own maximum.
+        a = np.asarray(im).astype(np.float32).clip(0, None)  # float32 holds every 16-bit value exactly
+        top = 65535.0 if im.mode != "I" or a.max(initial=0) <= 65535 else a.max()
+        im = Image.fromarray(np.rint(a * (255.0 / top)).astype(np.uint8), "L")
+    elif "A" in im.getbands() or "transparency" in im.info:  # LA, RGBA, PA, and P/L/RGB with a transparent colour
+        # Composite on black, not white: transparent pixels hold no picture, and black is "nothing" in the datasets
+        # this trains on (MNIST, digits, Fashion-MNIST, a dark-background photo): a light digit on a transparent
+        # background comes out as MNIST draws it. Dropping alpha instead (what convert() does) would show whatever
+        # colour the transparent pixels happen to store.
+        rgba = im.convert("RGBA")
+        im = Image.alpha_composite(Image.new("RGBA", rgba.size, (0, 0, 0, 255)), rgba)
+    return im.convert(mode)
+
+
 def load_folder(cfg: DataConfig, path_text: str) -> Source:
     """One subfolder per class, any image Pillow reads, each resized and centre-cropped to cfg.image_size. Read into
     memory whole: that suits the thousands of images a desktop user trains on."""
@@ -204,9 +234,9 @@ def load_folder(cfg: DataConfig, path_text: str) -> Source:
             try:
                 with Image.open(path) as im:
                     im.draft(mode, (size, size))  # JPEGs decode at a reduced scale: much faster for big photos
-                    im = ImageOps.fit(im.convert(mode), (size, size), Image.Resampling.BILINEAR)  # resize + crop
+                    im = ImageOps.fit(_upright_in_mode(im, mode), (size, size), Image.Resampling.BILINEAR)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-                skipped.append(str(path))  # not an image, truncated, or otherwise unreadable: skip and report
+                skipped.append(str(path))  # not an image, truncated, or unreadable: the Trainer reports it
                 continue
             a = np.asarray(im, dtype=np.uint8)
             a = a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
@@ -219,9 +249,6 @@ def load_folder(cfg: DataConfig, path_text: str) -> Source:
     images = np.stack(arrays)
     if cfg.channels == 0 and all_gray:
         images = np.ascontiguousarray(images[:, :1])  # every image is grayscale: keep one channel
-    if skipped:
-        shown = ", ".join(skipped[:3]) + (" ..." if len(skipped) > 3 else "")
-        warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {root}: {shown}", stacklevel=3)
     return Source(tuple(p.name for p in class_dirs), images, np.asarray(labels, np.int64), skipped=tuple(skipped))
 
 

@@ -227,6 +227,13 @@ class Trainer:
         yield self._emit(RunStarted(str(self.run_dir) if self.run_dir else None, self.config.to_dict(),
                                     ds.meta.to_dict(), self._describe_device(), self.total_steps,
                                     self.steps_per_epoch, self.step))
+        if ds.skipped:  # unreadable files of a folder dataset: said in the run record, the GUI log and the terminal
+            root = Path(ds.meta.name.removeprefix("folder:"))
+            names = [str(Path(f).resolve().relative_to(root)) if Path(f).resolve().is_relative_to(root) else f
+                     for f in ds.skipped[:5]]
+            more = " ..." if len(ds.skipped) > 5 else ""
+            yield self._emit(LogMessage("warning", f"skipped {len(ds.skipped)} unreadable file(s) in {root}: "
+                                                   f"{', '.join(names)}{more}", self.step))
         for w in warnings:
             yield self._emit(LogMessage("warning", w, self.step))
         if ck is not None:

@@ -7,13 +7,14 @@ import dataclasses
 import json
 import os
 import pickle
+import warnings
 from pathlib import Path
 from urllib.error import URLError
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from sklearn.datasets import load_digits
 
 from core.config import DataConfig
@@ -337,9 +338,11 @@ def test_folder_dataset_skips_bad_files(tmp_path: Path) -> None:
     (root / "cats" / "truncated.png").write_bytes(good[: len(good) // 2])
     (root / "dogs" / "notes.txt").write_text("not an image")
     (root / "dogs" / ".DS_Store").write_bytes(b"\0\0")  # hidden files are ignored, not reported
-    with pytest.warns(UserWarning, match=r"skipped 2 unreadable file\(s\).*truncated.png"):
+    (root / "dogs" / "x.png").write_bytes(b"garbage, not a PNG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # reported on the dataset (the Trainer logs it), not as a Python warning
         ds = load_dataset(DataConfig(name=f"folder:{root}", image_size=24, val_fraction=0.2))
-    assert sorted(Path(p).name for p in ds.skipped) == ["notes.txt", "truncated.png"]
+    assert sorted(Path(p).name for p in ds.skipped) == ["notes.txt", "truncated.png", "x.png"]
     assert ds.meta.class_names == ("cats", "dogs") and ds.meta.channels == 3
     assert ds.meta.name == f"folder:{root.resolve()}"
     assert len(ds.train) + len(ds.val) + len(ds.test) == 11
@@ -358,6 +361,107 @@ def test_folder_grayscale_detection(tmp_path: Path) -> None:
     color = make_folder(tmp_path / "color")
     assert load_dataset(DataConfig(name=f"folder:{color}")).meta.channels == 3
     assert load_dataset(DataConfig(name=f"folder:{color}", channels=1)).train.images.shape[1] == 1
+
+
+# --- folder images in every mode Pillow reads: the pixels a viewer shows ------------------------------------------
+
+def load_one(tmp_path: Path, image: Image.Image, name: str, *, channels: int = 3, **save) -> np.ndarray:
+    """The uint8 (C, H, W) pixels load_folder makes of one file (saved at the loader's size: nothing is resampled)."""
+    root = tmp_path / "one"
+    (root / "only").mkdir(parents=True)
+    image.save(root / "only" / name, **save)
+    src = data_sources.load_folder(DataConfig(image_size=image.height, channels=channels), str(root))
+    assert src.skipped == ()
+    return src.images[0]
+
+
+GRADIENT16 = np.tile(np.linspace(0, 65535, 8).round().astype(np.uint16), (8, 1))  # left (black) to right (white)
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: Image.fromarray(GRADIENT16), "g.png"),                    # 16-bit PNG: Pillow opens it as "I;16"
+    (lambda: Image.fromarray(GRADIENT16), "g.tif"),                    # "I;16" TIFF
+    (lambda: Image.fromarray(GRADIENT16.astype(">u2")), "g.tif"),      # big-endian "I;16B" TIFF
+    (lambda: Image.fromarray(GRADIENT16.astype(np.int32)), "g.tif"),   # 32-bit "I" holding 16-bit values
+], ids=["png-I;16", "tiff-I;16", "tiff-I;16B", "tiff-I"])
+def test_16_bit_greyscale_is_scaled_by_the_full_range(tmp_path: Path, make, name: str) -> None:
+    image = make()
+    assert image.mode in ("I;16", "I;16B", "I")
+    with Image.open(_saved(tmp_path, image, name)) as reopened:
+        assert reopened.mode in ("I;16", "I;16B", "I")  # the file really is 16/32-bit, not converted on save
+    got = load_one(tmp_path, image, name, channels=1)[0]
+    expected = np.rint(GRADIENT16 * (255 / 65535)).astype(np.uint8)  # 0, 36, 73, ..., 255: not all white
+    np.testing.assert_array_equal(got, expected)
+    # a darker 16-bit image stays darker (scaled by the type's range, not stretched to its own maximum)
+    dark = Image.fromarray((GRADIENT16 // 4).astype(np.asarray(image).dtype))
+    np.testing.assert_array_equal(load_one(tmp_path / "dark", dark, name, channels=1)[0],
+                                  np.rint((GRADIENT16 // 4) * (255 / 65535)).astype(np.uint8))
+
+
+def test_32_bit_greyscale_beyond_16_bits_is_stretched_to_its_own_maximum(tmp_path: Path) -> None:
+    values = np.tile(np.linspace(0, 1_000_000, 8).round().astype(np.int32), (8, 1))
+    got = load_one(tmp_path, Image.fromarray(values), "big.tif", channels=1)[0]
+    np.testing.assert_array_equal(got, np.rint(values * (255 / 1_000_000)).astype(np.uint8))
+
+
+def _saved(tmp_path: Path, image: Image.Image, name: str) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    image.save(tmp_path / name)
+    return tmp_path / name
+
+
+def test_palette_image_gives_its_colours_and_transparent_index_is_black(tmp_path: Path) -> None:
+    palette = [255, 0, 0, 0, 255, 0, 0, 0, 255, 255, 255, 255]  # red, green, blue, white (the transparent entry)
+    index = np.array([[0, 1, 2, 3]] * 8, np.uint8).repeat(2, axis=1)  # 8x8 (the smallest image_size): 2 columns each
+    image = Image.fromarray(index, "P")
+    image.putpalette(palette)
+    opaque = load_one(tmp_path / "opaque", image, "p.png")
+    np.testing.assert_array_equal(opaque[:, 0, ::2], [[255, 0, 0, 255], [0, 255, 0, 255], [0, 0, 255, 255]])  # RGB
+    root = tmp_path / "transparent"
+    got = load_one(root, image, "p.png", transparency=3)
+    with Image.open(root / "one" / "only" / "p.png") as reopened:
+        assert reopened.mode == "P" and reopened.info.get("transparency") == 3
+    np.testing.assert_array_equal(got[:, 0, ::2], [[255, 0, 0, 0], [0, 255, 0, 0], [0, 0, 255, 0]])
+
+
+def test_alpha_is_composited_on_black(tmp_path: Path) -> None:
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[..., :3] = (200, 100, 50)
+    rgba[..., 3] = np.array([255, 128, 0, 0] * 2)[None, :]  # opaque, half, and transparent columns
+    rgba[:, 3::4, :3] = 255                                   # transparent pixels that store white: must not show
+    got = load_one(tmp_path / "rgba", Image.fromarray(rgba, "RGBA"), "a.png").astype(int)
+    np.testing.assert_array_equal(got[:, 0, 0], [200, 100, 50])
+    np.testing.assert_allclose(got[:, 0, 1], np.array([200, 100, 50]) * 128 / 255, atol=1)
+    np.testing.assert_array_equal(got[:, :, 2::4], 0)
+    np.testing.assert_array_equal(got[:, :, 3::4], 0)
+    la = np.stack([np.full((8, 8), 255, np.uint8), np.array([[255, 0] * 4] * 8, np.uint8)], axis=-1)
+    got = load_one(tmp_path / "la", Image.fromarray(la, "LA"), "la.png", channels=1)[0]
+    np.testing.assert_array_equal(got, [[255, 0] * 4] * 8)   # white where opaque, black where transparent
+
+
+@pytest.mark.parametrize("name, tolerance", [("c.tif", 0), ("c.jpg", 4)])
+def test_cmyk_gives_rgb(tmp_path: Path, name: str, tolerance: int) -> None:
+    image = Image.new("CMYK", (16, 16), (255, 0, 0, 0))   # cyan
+    image.paste((0, 0, 0, 255), (8, 0, 16, 16))            # black on the right half
+    with Image.open(_saved(tmp_path, image, name)) as reopened:
+        assert reopened.mode == "CMYK"
+    got = load_one(tmp_path, image, name, quality=100) if name.endswith("jpg") else load_one(tmp_path, image, name)
+    np.testing.assert_allclose(got[:, 4, 2], [0, 255, 255], atol=tolerance)
+    np.testing.assert_allclose(got[:, 4, 12], [0, 0, 0], atol=tolerance)
+
+
+@pytest.mark.parametrize("name, tolerance", [("r.png", 0), ("r.jpg", 3)])
+def test_exif_orientation_is_applied(tmp_path: Path, name: str, tolerance: int) -> None:
+    upright = np.zeros((16, 16), np.uint8)  # four 8x8 quadrants (JPEG's blocks): 0 60 / 120 240
+    upright[:8, 8:], upright[8:, :8], upright[8:, 8:] = 60, 120, 240
+    stored = Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90)  # as a camera held sideways stores it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
+    got = load_one(tmp_path, stored, name, channels=1, exif=exif, **({"quality": 100} if "jpg" in name else {}))[0]
+    with Image.open(tmp_path / "one" / "only" / name) as reopened:
+        assert reopened.getexif().get(0x0112) == 6
+        np.testing.assert_allclose(np.asarray(ImageOps.exif_transpose(reopened)), upright, atol=tolerance)
+    np.testing.assert_allclose(got, upright, atol=tolerance)
 
 
 # --- bad input: one clear message each --------------------------------------------------------------------------------

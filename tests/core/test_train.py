@@ -3,10 +3,12 @@
 import json
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from core.config import Config, DataConfig, TrainConfig, VAEConfig
 from core.data.datasets import load_dataset
@@ -169,6 +171,28 @@ def test_early_stopping_and_step_budget(dataset):
     trainer = Trainer(tiny(epochs=50, early_stopping=1, lr=0.0), dataset=dataset)   # lr 0: never improves
     events = list(trainer.run())
     assert events[-1].status == "early_stopped" and events[-1].epoch == 2
+
+
+def test_unreadable_files_of_a_folder_dataset_are_logged_in_the_run_record(tmp_path):
+    root = tmp_path / "pictures"
+    rng = np.random.default_rng(0)
+    for cls in ("cats", "dogs"):
+        (root / cls).mkdir(parents=True)
+        for i in range(6):
+            Image.fromarray(rng.integers(0, 256, (16, 16), dtype=np.uint8)).save(root / cls / f"{i}.png")
+    (root / "cats" / "x.png").write_bytes(b"garbage, not a PNG")
+    for i in range(6):
+        (root / "dogs" / f"y{i}.png").write_bytes(b"")
+    cfg = Config(DataConfig(f"folder:{root}", image_size=16), VAEConfig(latent_dim=4, width=8),
+                 TrainConfig(epochs=1, batch_size=8, device="cpu"))
+    events = list(Trainer(cfg, run_dir=tmp_path / "run").run())
+    assert events[-1].status == "completed"
+    assert isinstance(events[0], RunStarted) and isinstance(events[1], LogMessage)
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = [r for r in records if r["type"] == "log" and r["level"] == "warning"]
+    assert len(logged) == 1 and logged[0]["step"] == 0
+    named = ", ".join(str(Path(n)) for n in ("cats/x.png", "dogs/y0.png", "dogs/y1.png", "dogs/y2.png", "dogs/y3.png"))
+    assert logged[0]["message"] == f"skipped 7 unreadable file(s) in {root.resolve()}: {named} ..."
 
 
 def test_follow_run_sees_lines_appended_by_another_writer(tmp_path):
