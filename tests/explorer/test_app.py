@@ -354,3 +354,66 @@ def test_image_grid_layout_click_and_export(qtbot, tmp_path):
     assert grid._cell_rect(1).width() > big
     with pytest.raises(ValueError):
         grid.set_images(np.zeros((2, 8, 8, 1), np.float32), columns=2)
+
+
+# ---- system libraries for Qt's xcb plugin ---------------------------------------------------------------------------
+def test_missing_xcb_libraries_are_named_with_their_packages():
+    from explorer.app import XCB_LIBRARIES, missing_libraries_message, missing_xcb_libraries
+
+    absent = {"libxcb-icccm.so.4", "libxcb-keysyms.so.1"}
+    tried = []
+
+    def fake_load(name):
+        tried.append(name)
+        if name in absent:
+            raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+        return object()
+
+    missing = missing_xcb_libraries(fake_load)
+    assert sorted(missing) == [("libxcb-icccm.so.4", "libxcb-icccm4"), ("libxcb-keysyms.so.1", "libxcb-keysyms1")]
+    assert tried == [lib for lib, _ in XCB_LIBRARIES]   # every library is tried: all missing ones in one message
+    assert "libxcb-cursor.so.0" in tried and "libxkbcommon-x11.so.0" in tried
+    line = missing_libraries_message(missing)
+    assert "\n" not in line and "libxcb-icccm.so.4" in line and "sudo apt-get install" in line
+    assert "libxcb-icccm4" in line and "libxcb-keysyms1" in line
+    assert missing_xcb_libraries(lambda name: object()) == []
+    # Two libraries of one package (glib): the package is named once.
+    glib = missing_libraries_message([("libglib-2.0.so.0", "libglib2.0-0"), ("libgthread-2.0.so.0", "libglib2.0-0")])
+    assert glib.count("libglib2.0-0") == 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb plugin is Linux's")
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"DISPLAY": ":0"}, True),
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb"}, True),
+    ({"QT_QPA_PLATFORM": "xcb"}, True),
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "xcb:nograb"}, True),
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, False),
+    ({"DISPLAY": ":0", "QT_QPA_PLATFORM": "wayland;xcb"}, False),
+    ({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0"}, False),   # a Wayland session: Qt tries wayland first
+    ({"DISPLAY": ":0", "XDG_SESSION_TYPE": "wayland"}, False),
+    ({}, False),
+])
+def test_xcb_platform_expected(env, expected):
+    from explorer.app import xcb_platform_expected
+
+    assert xcb_platform_expected(env) is expected
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb plugin is Linux's")
+def test_a_missing_xcb_library_at_launch_is_one_line_and_exit_2_without_qt():
+    env = {k: v for k, v in os.environ.items() if k not in ("WAYLAND_DISPLAY", "QT_QPA_PLATFORM", "XDG_SESSION_TYPE")}
+    env["DISPLAY"] = ":98"
+    # The real loader (ctypes) on a library that exists nowhere, beside one that exists everywhere.
+    code = ("import sys; import explorer.app as app; "
+            "app.XCB_LIBRARIES = (('libc.so.6', 'libc6'), ('libvae-explorer-absent.so.7', 'libvae-explorer-absent7')); "
+            "rc = app.run([]); "
+            "print('qt-loaded' if any(m.startswith('PySide6') for m in sys.modules) else 'qt-free'); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vae-explorer: "), proc.stderr
+    assert "libvae-explorer-absent.so.7" in lines[0] and "sudo apt-get install libvae-explorer-absent7" in lines[0]
+    assert "libc.so.6" not in lines[0]
+    assert proc.stdout.strip() == "qt-free"
