@@ -9,9 +9,13 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Union
 
 from core.errors import UserError
+
+# Seeds reach torch, numpy and Python's RNGs, with offsets added (seed + 777 for previews): below 2**31 fits them all.
+MAX_SEED = 2**31 - 1
 
 
 def opt(default: Any, help: str, *, low: float | None = None, high: float | None = None,
@@ -31,7 +35,7 @@ class DataConfig:
     classes: tuple[str, ...] = opt((), "train on these classes only (names or indices); empty = all")
     per_class: int = opt(0, "keep at most this many training images per class; 0 = all", low=0)
     val_fraction: float = opt(0.1, "share of the training images held out for validation", low=0.0, high=0.5)
-    seed: int = opt(0, "seed for the validation split and the subsets", low=0)
+    seed: int = opt(0, "seed for the validation split and the subsets", low=0, high=MAX_SEED)
     flip: bool = opt(False, "random horizontal flips during training")
     data_root: str = opt("", "where datasets are read or downloaded; empty = the user cache dir")
     download: bool = opt(True, "download torchvision datasets that are not present")
@@ -93,7 +97,7 @@ class TrainConfig:
     lr: float = opt(1e-3, "Adam learning rate", low=0.0, high=1.0)
     lr_schedule: str = opt("constant", "learning rate over the run: constant, or cosine decay to zero",
                            choices=("constant", "cosine"))
-    seed: int = opt(0, "seed for weights, batches and sampling noise", low=0)
+    seed: int = opt(0, "seed for weights, batches and sampling noise", low=0, high=MAX_SEED)
     device: str = opt("auto", "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     threads: int = opt(0, "CPU threads for torch; 0 = torch's default (one per physical core)", low=0, high=512)
     early_stopping: int = opt(0, "stop when validation has not improved for this many epochs; 0 = off", low=0)
@@ -136,9 +140,13 @@ class Config:
         if not isinstance(d, dict):
             raise UserError("a configuration must be a JSON object with 'data', 'model' and 'train'")
         _reject_unknown(d, {"data", "model", "train"}, "config")
+        for section in ("data", "model", "train"):
+            if not isinstance(d.get(section, {}), dict):
+                raise UserError(f"the configuration's '{section}' must be a JSON object of settings, not "
+                                f"{type(d[section]).__name__}")
         model = dict(d.get("model", {}))
         kind = model.pop("kind", "vae")
-        if kind not in MODEL_CONFIGS:
+        if not isinstance(kind, str) or kind not in MODEL_CONFIGS:
             raise UserError(f"unknown model kind {kind!r}; choose one of: {', '.join(MODEL_CONFIGS)}")
         return cls(data=from_mapping(DataConfig, d.get("data", {})),
                    model=from_mapping(MODEL_CONFIGS[kind], model),
@@ -150,6 +158,23 @@ class Config:
             return cls.from_dict(json.loads(text))
         except json.JSONDecodeError as e:
             raise UserError(f"the configuration is not valid JSON ({e})") from None
+        except RecursionError:
+            raise UserError("the configuration is nested too deeply to be a vae-explorer config") from None
+
+    @classmethod
+    def from_file(cls, path: Path) -> Config:
+        """A config.json (a run folder's, or one the user wrote); UserError naming the file on any problem."""
+        try:
+            text = Path(path).read_bytes().decode("utf-8")
+        except OSError as e:
+            raise UserError(f"cannot read the configuration {path}: {e.strerror or e}") from None
+        except UnicodeDecodeError:
+            raise UserError(f"{path} is not a text (UTF-8) file; give a JSON configuration such as a run folder's "
+                            "config.json") from None
+        try:
+            return cls.from_json(text)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)

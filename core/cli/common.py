@@ -11,6 +11,10 @@ from typing import Any, NoReturn, TextIO
 PROG = "vae-explorer"
 COMMANDS = ("train", "sample", "eval", "restore-eval")
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
+# Requests past these would exhaust memory before they finish (a grid of 100,000 images per class, IWAE with
+# millions of copies of each image); they are refused at once with their limit.
+MAX_SAMPLES_PER_CLASS = 10_000
+MAX_IWAE_K = 10_000
 
 # Convenient flags of `train` and the config field each one sets; their help text comes from the field's metadata.
 TRAIN_FLAGS: dict[str, tuple[str, str]] = {
@@ -39,6 +43,17 @@ def int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, not {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def int_in(low: int, high: int):
+    def parse(text: str) -> int:
+        value = int_at_least(low)(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, not {value}")
         return value
 
     parse.__name__ = "integer"

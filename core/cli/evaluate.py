@@ -73,7 +73,7 @@ def eval_command(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------ restore-eval
 def restore_eval_command(args: argparse.Namespace) -> int:
     from core.restoration import benchmark
-    from core.restoration.corruptions import CORRUPTIONS
+    from core.restoration.corruptions import CORRUPTIONS, STRENGTHS, check_strength
     from core.training.checkpoint import load_model
 
     if not args.vae and not args.diffusion:
@@ -81,9 +81,11 @@ def restore_eval_command(args: argparse.Namespace) -> int:
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out must end in .csv or .json, not {args.out}")
     corruptions = args.corruptions if args.corruptions is not None else list(CORRUPTIONS)
+    if not corruptions:
+        raise UserError(f"--corruptions is empty; name one or more of: {', '.join(CORRUPTIONS)}")
     for name in corruptions:
-        if name not in CORRUPTIONS:
-            raise UserError(f"unknown corruption {name!r}; choose from: {', '.join(CORRUPTIONS)}")
+        for strength in args.strengths or [STRENGTHS[name][0] if name in STRENGTHS else 0.0]:
+            check_strength(name, strength)       # an unknown name or a strength out of range: before any work
     device = device_named(args.device)
     vae = load_model(args.vae, device) if args.vae else None
     diffusion = load_model(args.diffusion, device) if args.diffusion else None

@@ -18,6 +18,8 @@ from core.cli.common import (
     COMMANDS,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
+    MAX_IWAE_K,
+    MAX_SAMPLES_PER_CLASS,
     PROG,
     TRAIN_FLAGS,
     ArgumentError,
@@ -27,8 +29,9 @@ from core.cli.common import (
     fail,
     float_in,
     int_at_least,
+    int_in,
 )
-from core.config import MODEL_CONFIGS, PRESETS, Config
+from core.config import MAX_SEED, MODEL_CONFIGS, PRESETS, Config
 from core.errors import UserError
 
 # command -> (module, function): imported when the command runs.
@@ -90,12 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .safetensors checkpoint")
     p.add_argument("--classes", type=comma_list, default=None, help="comma-separated class names or indices "
                                                                "(default: all)")
-    p.add_argument("--n", type=int_at_least(1), default=8, help="samples per class (default: 8)")
+    p.add_argument("--n", type=int_in(1, MAX_SAMPLES_PER_CLASS), default=8,
+                   help=f"samples per class, at most {MAX_SAMPLES_PER_CLASS} (default: 8)")
     p.add_argument("--temperature", type=float_in(0.0, 10.0), default=None,
                    help="VAE: scale of the latent noise, 0..10 (default: 1)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
-    p.add_argument("--scale", type=int_at_least(1), default=1, help="enlarge each pixel this many times")
+    p.add_argument("--scale", type=int_in(1, 64), default=1, help="enlarge each pixel this many times (1..64)")
     p.add_argument("--steps", type=int_at_least(1), default=None, help="diffusion: sampler steps")
     p.add_argument("--guidance", type=float_in(0.0, 50.0), default=None, help="diffusion: guidance scale")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="diffusion: sampler")
@@ -106,12 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="a .safetensors checkpoint")
     p.add_argument("--split", choices=("train", "val", "test"), default="test", help="which split (default: test)")
     p.add_argument("--data-root", default=None, help="where the dataset is read from (default: the checkpoint's)")
-    p.add_argument("--iwae-k", type=int_at_least(0), default=64,
-                   help="importance samples for the IWAE NLL estimate; 0 skips it (default: 64)")
-    p.add_argument("--samples-per-class", type=int_at_least(1), default=None,
+    p.add_argument("--iwae-k", type=int_in(0, MAX_IWAE_K), default=64,
+                   help=f"importance samples for the IWAE NLL estimate, at most {MAX_IWAE_K}; 0 skips it "
+                        "(default: 64)")
+    p.add_argument("--samples-per-class", type=int_in(1, MAX_SAMPLES_PER_CLASS), default=None,
                    help="generated images per class for accuracy and FID-style (default: 100; 30 for diffusion on "
                         "the CPU)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -124,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strengths", type=comma_floats, default=None,
                    help="comma-separated strengths (default: each corruption's default)")
     p.add_argument("--n", type=int_at_least(1), default=100, help="images from the test split (default: 100)")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="random seed (default: 0)")
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     p.add_argument("--out", default=None, help="write the rows to a .csv or .json file")
     p.add_argument("--data-root", default=None, help="where the dataset is read from (default: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")

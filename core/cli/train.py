@@ -41,7 +41,7 @@ def build_config(args: argparse.Namespace) -> Config:
         path = Path(args.config)
         if not path.is_file():
             raise UserError(f"no configuration file at {path}")
-        cfg = Config.from_json(path.read_text(encoding="utf-8"))
+        cfg = Config.from_file(path)
     elif args.resume and not args.preset:
         from core.training.checkpoint import load_checkpoint
 

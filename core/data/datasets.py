@@ -29,6 +29,8 @@ from core.config import DataConfig
 from core.data.sources import LOADERS, load_folder, resize
 from core.errors import UserError
 
+MAX_CLASSES = 100_000      # what a checkpoint's metadata may claim (ImageNet-21k has 21,841)
+MAX_IMAGE_SIZE = 4096
 _TEST_FRACTION = 0.2  # share of each class held out as test set where a dataset has no official one
 _TEST_SEED = 20_240_229  # fixed: the carved test set must not move when the user changes `seed`
 
@@ -53,11 +55,21 @@ class DatasetMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> DatasetMeta:
+        """Checked field by field (it comes from files): UserError naming the field and what was expected."""
         keys = {f.name for f in fields(cls)}
         if not isinstance(d, dict) or set(d) != keys:
-            raise UserError(f"dataset metadata must have exactly the keys {sorted(keys)}, got {d!r}")
-        return cls(name=str(d["name"]), class_names=tuple(str(c) for c in d["class_names"]),
-                   channels=int(d["channels"]), image_size=int(d["image_size"]))
+            raise UserError(f"dataset metadata must have exactly the keys {sorted(keys)}, got {str(d)[:200]}")
+        names = d["class_names"]
+        if not isinstance(d["name"], str) or not d["name"]:
+            raise UserError(f"dataset metadata: name must be a non-empty string, not {d['name']!r}")
+        if not isinstance(names, list) or len(names) > MAX_CLASSES or not all(isinstance(c, str) for c in names):
+            raise UserError(f"dataset metadata: class_names must be a list of at most {MAX_CLASSES} strings")
+        if type(d["channels"]) is not int or d["channels"] not in (1, 3):
+            raise UserError(f"dataset metadata: channels must be 1 or 3, not {d['channels']!r}")
+        if type(d["image_size"]) is not int or not 1 <= d["image_size"] <= MAX_IMAGE_SIZE:
+            raise UserError(f"dataset metadata: image_size must be a whole number from 1 to {MAX_IMAGE_SIZE}, not "
+                            f"{d['image_size']!r}")
+        return cls(name=d["name"], class_names=tuple(names), channels=d["channels"], image_size=d["image_size"])
 
 
 @dataclass

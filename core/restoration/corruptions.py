@@ -45,10 +45,21 @@ def check_name(name: str) -> None:
         raise UserError(f"unknown corruption {name!r}; choose one of: {', '.join(CORRUPTIONS)}")
 
 
+def check_strength(name: str, strength: float) -> None:
+    """UserError unless `strength` is in the corruption's range (STRENGTHS); the fixed downsampling factors take any
+    strength (it is ignored)."""
+    from core.errors import UserError
+
+    check_name(name)
+    _, low, high, unit = STRENGTHS[name]
+    if low != high and not low <= float(strength) <= high:
+        raise UserError(f"{name} strength ({unit}) must be from {low:g} to {high:g}, not {strength:g}")
+
+
 def corrupt(x: torch.Tensor, name: str, strength: float, *,
             generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Corrupt [0, 1] images (B, C, H, W); see the module docstring for what strength means per corruption."""
-    check_name(name)
+    check_strength(name, strength)
     x = x.float()
     s = float(strength)
     if name == "gaussian":

@@ -159,12 +159,13 @@ def _check_file(path: Path) -> dict[str, str]:
                             "file written by vae-explorer") from None
     if not isinstance(header, dict):
         raise UserError(f"{path} is not a safetensors checkpoint (unexpected header)")
-    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)
-               and "data_offsets" in v), default=0)
+    end = max((_tensor_end(k, v, path) for k, v in header.items() if k != "__metadata__"), default=0)
     if 8 + n + end > size:
         raise UserError(f"{path} is truncated ({size} bytes, {8 + n + end} expected): the save or the copy was "
                         "interrupted; use another checkpoint (e.g. checkpoints/best.safetensors) or copy it again")
     meta = header.get("__metadata__") or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise UserError(f"{path}: the safetensors metadata must map names to strings; the checkpoint is damaged")
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is a safetensors file but not a vae-explorer checkpoint (no '{FORMAT}' metadata); "
                         "train a model with vae-explorer or pick a checkpoint from a run folder")
@@ -178,6 +179,19 @@ def _check_file(path: Path) -> dict[str, str]:
     if version < 1:
         raise UserError(f"{path} has an unknown checkpoint format version {version}")
     return meta
+
+
+def _tensor_end(name: str, entry: Any, path: Path) -> int:
+    """Where a tensor's bytes end, after checking its header entry (dtype, shape, offsets) is well formed."""
+    ok = (isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and isinstance(entry.get("shape"), list)
+          and all(type(d) is int and 0 <= d < 2**40 for d in entry["shape"])
+          and isinstance(entry.get("data_offsets"), list) and len(entry["data_offsets"]) == 2
+          and all(type(o) is int for o in entry["data_offsets"])
+          and 0 <= entry["data_offsets"][0] <= entry["data_offsets"][1])
+    if not ok:
+        raise UserError(f"{path}: the header entry of tensor {name!r} is malformed (dtype, shape or offsets); the "
+                        "checkpoint is damaged, use another one")
+    return entry["data_offsets"][1]
 
 
 def _json(meta: dict[str, str], key: str, path: Path, default: Any = None) -> Any:
@@ -197,8 +211,17 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 
     path = Path(path)
     meta_s = _check_file(path)
-    config = Config.from_dict(_json(meta_s, "config", path))
-    meta = DatasetMeta.from_dict(_json(meta_s, "meta", path))
+    try:
+        config = Config.from_dict(_json(meta_s, "config", path))
+        meta = DatasetMeta.from_dict(_json(meta_s, "meta", path))
+        metrics = _checked_metrics(_json(meta_s, "metrics", path, {}))
+        if meta.image_size != config.data.image_size:
+            raise UserError(f"its dataset metadata says {meta.image_size}px images but its config "
+                            f"{config.data.image_size}px")
+    except UserError as e:
+        if str(path) in str(e):
+            raise
+        raise UserError(f"{path}: {e}; the checkpoint's metadata is damaged, use another checkpoint") from None
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             keys = list(f.keys())
@@ -213,16 +236,47 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # a damaged body
         raise UserError(f"{path} could not be read ({e}); the checkpoint is damaged, use another one") from None
-    return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state,
-                      _json(meta_s, "metrics", path, {}))
+    _check_train_state(train_state, path)
+    return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state, metrics)
+
+
+# train_state entries that are counters (whole numbers >= 0), and the one that may be None or a number.
+_COUNTERS = ("step", "epoch", "pos", "bad_epochs", "skipped_steps")
+
+
+def _check_train_state(state: Any, path: Path) -> None:
+    if not isinstance(state, dict):
+        raise UserError(f"{path}: train_state must be a JSON object; the checkpoint is damaged, use another one")
+    for key in _COUNTERS:
+        if key in state and not (type(state[key]) is int and 0 <= state[key] < 2**53):
+            raise UserError(f"{path}: train_state.{key} must be a whole number >= 0, not {state[key]!r}; the "
+                            "checkpoint is damaged, use another one")
+    best = state.get("best")
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        raise UserError(f"{path}: train_state.best must be a number or null, not {best!r}; the checkpoint is "
+                        "damaged, use another one")
+
+
+def _checked_metrics(metrics: Any) -> dict[str, float]:
+    """The metrics a checkpoint carries: names to numbers (NaN and inf allowed: a diverged run reports them)."""
+    if not isinstance(metrics, dict):
+        raise UserError("metrics must be a JSON object of numbers")
+    for k, v in metrics.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise UserError(f"metrics.{k} must be a number, not {v!r}")
+    return {k: float(v) for k, v in metrics.items()}
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema: bool = True) -> LoadedModel:
     """Rebuild the model stored in `path` (EMA weights when present and use_ema) in eval mode on `device`."""
 
     ck = load_checkpoint(path)
-    model = build_model(ck.config.model, ck.meta)
     state = ck.ema_state if (use_ema and ck.ema_state) else ck.model_state
+    try:
+        model = build_model(ck.config.model, ck.meta)
+    except (MemoryError, RuntimeError) as e:   # RuntimeError: torch's "not enough memory" on the CPU
+        raise UserError(f"{path}: its model ({ck.config.model.kind}, {ck.meta.image_size}px) does not fit in this "
+                        f"machine's memory ({type(e).__name__}); close other programs or use a smaller model") from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
@@ -230,7 +284,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", *, use_ema:
                         "the checkpoint is damaged or from an incompatible version") from None
     model.to(resolve_device(device)).eval()
     return LoadedModel(model, ck.config, ck.meta, ck.path, int(ck.train_state.get("step", 0)),
-                       int(ck.train_state.get("epoch", 0)), {k: float(v) for k, v in ck.metrics.items()})
+                       int(ck.train_state.get("epoch", 0)), dict(ck.metrics))
 
 
 def from_snapshot(event, device: str | torch.device = "cpu") -> LoadedModel:

@@ -77,6 +77,15 @@ def test_train_help_lists_settings_from_the_config_metadata(capsys):
     ["restore-eval"],
     ["restore-eval", "--vae", "{ckpt}", "--corruptions", "fog"],
     ["restore-eval", "--diffusion", "{ckpt}"],
+    # Requests too large to finish, and seeds past what torch takes: refused before any work.
+    ["sample", "{ckpt}", "--n", "100000"],
+    ["sample", "{ckpt}", "--scale", "100000"],
+    ["sample", "{ckpt}", "--seed", "18446744073709551616"],
+    ["eval", "{ckpt}", "--iwae-k", "1000000"],
+    ["train", "--seed", "99999999999999999999"],
+    ["train", "--set", "train.seed=4294967296"],
+    ["restore-eval", "--vae", "{ckpt}", "--strengths", "1e9"],
+    ["restore-eval", "--vae", "{ckpt}", "--corruptions", ","],
 ])
 def test_bad_arguments_give_one_line_and_exit_2(capsys, trained, argv):
     ckpt = trained / "checkpoints" / "last.safetensors"
