@@ -28,6 +28,22 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     return path
 
 
+def check_writable(folder: str | Path, what: str) -> None:
+    """Make sure files can be written in `folder` (created when missing) before long work writes there: UserError
+    naming `what` (e.g. "--out") and the reason otherwise."""
+    from core.errors import UserError
+
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        reason = e.strerror or type(e).__name__
+        raise UserError(f"{what}: cannot write in {folder} ({reason}); choose a folder you can write to") from None
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
 

@@ -11,6 +11,7 @@ from typing import Any
 from core.cli.common import device_named, progress_bar
 from core.config import with_overrides
 from core.errors import UserError
+from core.files import check_writable
 
 
 # ------------------------------------------------------------------------------------------------ eval
@@ -80,6 +81,8 @@ def restore_eval_command(args: argparse.Namespace) -> int:
         raise UserError("give --vae CHECKPOINT and/or --diffusion CHECKPOINT")
     if args.out and Path(args.out).suffix.lower() not in (".csv", ".json"):
         raise UserError(f"--out must end in .csv or .json, not {args.out}")
+    if args.out:
+        check_writable(Path(args.out).parent, f"--out {args.out}")
     corruptions = args.corruptions if args.corruptions is not None else list(CORRUPTIONS)
     if not corruptions:
         raise UserError(f"--corruptions is empty; name one or more of: {', '.join(CORRUPTIONS)}")

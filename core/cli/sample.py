@@ -8,6 +8,7 @@ from pathlib import Path
 from core.cli.common import device_named
 from core.data.datasets import match_class
 from core.errors import UserError
+from core.files import check_writable
 from core.images import image_grid, save_png, to_uint8
 
 
@@ -21,6 +22,7 @@ def sample_command(args: argparse.Namespace) -> int:
         raise UserError(f"--out must be a .png file, not {out}")
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'samples.png'}")
+    check_writable(out.parent, f"--out {out}")
     loaded = load_model(args.checkpoint, device_named(args.device))
     model, meta = loaded.model, loaded.meta
     conditional = model.num_classes > 0
@@ -41,7 +43,6 @@ def sample_command(args: argparse.Namespace) -> int:
         kw = {"temperature": 1.0 if args.temperature is None else args.temperature}
     with torch.no_grad():
         images = model.sample(labels, generator=gen, **kw)
-    out.parent.mkdir(parents=True, exist_ok=True)
     save_png(image_grid(to_uint8(images), args.n), str(out), scale=args.scale)
     names = ", ".join(meta.class_names[c] for c in classes) if conditional else "unconditional"
     print(f"wrote {out} ({len(classes)} rows x {args.n} samples; rows: {names})")

@@ -22,6 +22,7 @@ from typing import Any, TextIO
 from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG, TRAIN_FLAGS, fail, one_line
 from core.config import MODEL_CONFIGS, Config, preset, with_overrides
 from core.errors import UserError
+from core.files import check_writable
 from core.training import distributed
 from core.training.events import (
     CheckpointSaved,
@@ -83,6 +84,8 @@ def train_command(args: argparse.Namespace) -> int:
     _check_resume(args.resume)
     cfg = build_config(args)
     run_dir = _run_dir_for(args, cfg)
+    if distributed.is_main_process():      # rank 0 alone writes the run folder
+        check_writable(run_dir, f"the run folder {run_dir}")
     trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
     main_rank = distributed.is_main_process()
     console = _Console(quiet=args.quiet or not main_rank, total_epochs=cfg.train.epochs)

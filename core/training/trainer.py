@@ -14,6 +14,7 @@ with the same weights as an uninterrupted one (on the CPU; GPU kernels may not b
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import threading
@@ -164,6 +165,10 @@ class Trainer:
         except Exception as e:  # noqa: BLE001 - the run's boundary: any failure ends the run as "failed" with its
             # reason (a bug keeps its traceback in the log), and the caller (GUI, CLI) stays alive
             reason = str(e) or type(e).__name__
+            if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+                e = UserError(f"the disk is full ({e.filename or self.run_dir}); free some space and resume from "
+                              f"the last checkpoint{' (' + self.last_checkpoint + ')' if self.last_checkpoint else ''}")
+                reason = str(e)
             if not isinstance(e, UserError):
                 yield self._emit(LogMessage("error", f"training failed: {reason}\n{traceback.format_exc()}",
                                             self.step))
@@ -176,15 +181,24 @@ class Trainer:
                 self.loss_fn = None   # the DDP wrapper goes before its process group
                 self.dist.close(self.model, together=together)
             if self._log_file is not None:
-                self._log_file.close()
+                with contextlib.suppress(OSError):      # its last flush may meet a full disk
+                    self._log_file.close()
                 self._log_file = None
 
     def _emit(self, event: Event) -> Event:
+        """Record `event` in metrics.jsonl (when it is a recorded kind) and return it. A run record that can no longer
+        be written (a full disk) stops being written; the run and its events go on, and the failure that follows
+        (the next checkpoint cannot be saved either) is reported as such."""
         if self._log_file is not None:
             record = to_record(event)
             if record is not None:
-                self._log_file.write(json.dumps(record) + "\n")
-                self._log_file.flush()
+                try:
+                    self._log_file.write(json.dumps(record) + "\n")
+                    self._log_file.flush()
+                except OSError:
+                    log, self._log_file = self._log_file, None
+                    with contextlib.suppress(OSError):
+                        log.close()
         return event
 
     def _setup(self) -> Iterator[Event]:
@@ -240,7 +254,16 @@ class Trainer:
             yield self._emit(LogMessage("info", f"resumed from {ck.path} at step {self.step}", self.step))
 
     def _restore(self, ck: Checkpoint) -> None:
-        """Weights, EMA, optimizer, counters and every RNG as the checkpoint left them (what makes resume exact)."""
+        """Weights, EMA, optimizer, counters and every RNG as the checkpoint left them (what makes resume exact);
+        UserError when they do not fit (a damaged or edited checkpoint)."""
+        try:
+            self._restore_state(ck)
+        except (RuntimeError, ValueError, KeyError, TypeError) as e:
+            raise UserError(f"{ck.path}: its weights, optimizer or RNG state do not fit the model its config "
+                            f"describes ({str(e).splitlines()[0][:200]}); the checkpoint is damaged, resume from "
+                            "another one") from None
+
+    def _restore_state(self, ck: Checkpoint) -> None:
         tc = self.config.train
         self.model.load_state_dict(ck.model_state)
         if self.ema is not None:
@@ -373,8 +396,10 @@ class Trainer:
         if bad_run < self.config.train.max_bad_steps:
             return False
         self.step, self.pos = self.step + 1, i + 1
-        kept = (f"the last good checkpoint is kept at {self.last_checkpoint}" if self.last_checkpoint
-                else "no checkpoint had been written yet")
+        # The skipped steps changed nothing: the weights in memory are the last good ones. Keep them.
+        yield from self._save("last")
+        kept = (f"the last good weights (step {self.step - bad_run}) are saved at {self.last_checkpoint}"
+                if self.last_checkpoint else "no run folder, so nothing was saved")
         reason = (f"{bad_run} non-finite steps in a row (the loss or gradient became NaN/inf) at step "
                   f"{self.step - 1}; {kept}; try a lower learning rate, gradient clipping or a KL warm-up")
         yield self._emit(LogMessage("error", reason, self.step))

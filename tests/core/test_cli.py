@@ -86,6 +86,10 @@ def test_train_help_lists_settings_from_the_config_metadata(capsys):
     ["train", "--set", "train.seed=4294967296"],
     ["restore-eval", "--vae", "{ckpt}", "--strengths", "1e9"],
     ["restore-eval", "--vae", "{ckpt}", "--corruptions", ","],
+    # Output paths that cannot be written (here under a file): said before any work is done.
+    ["sample", "{ckpt}", "--out", "{ckpt}/grid.png"],
+    ["restore-eval", "--vae", "{ckpt}", "--out", "{ckpt}/rows.csv"],
+    ["train", *TINY, "--out", "{ckpt}/run"],
 ])
 def test_bad_arguments_give_one_line_and_exit_2(capsys, trained, argv):
     ckpt = trained / "checkpoints" / "last.safetensors"
@@ -306,3 +310,23 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     from core.training.checkpoint import load_checkpoint
 
     assert load_checkpoint(ckpt).train_state["step"] > 0
+
+
+def test_resume_from_a_checkpoint_whose_weights_do_not_fit_is_a_user_error(capsys, tmp_path):
+    """An edited checkpoint (its config says latent 8, its weights are latent 4): exit 2 and one line, not a torch
+    error with exit 1."""
+    from core.config import preset, with_overrides
+    from core.data.datasets import load_dataset
+    from core.models import build_model
+    from core.training.checkpoint import save_checkpoint
+
+    cfg = preset("digits")
+    small = cfg.replace(model=with_overrides(cfg.model, latent_dim=4, width=8, stages=2))
+    big = cfg.replace(model=with_overrides(cfg.model, latent_dim=8, width=8, stages=2))
+    meta = load_dataset(cfg.data).meta
+    bad = save_checkpoint(tmp_path / "edited.safetensors", model=build_model(small.model, meta), config=big, meta=meta,
+                          train_state={"step": 5, "epoch": 1})
+    code, out, err = run(capsys, "train", "--resume", str(bad), "--out", str(tmp_path / "r"), "--quiet")
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "do not fit" in lines[0] and str(bad) in lines[0]

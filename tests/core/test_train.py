@@ -127,7 +127,7 @@ def nan_on_steps(monkeypatch, bad_steps):
 
     def loss(self, x, y=None, *, step=0, **kw):
         out = original(self, x, y, step=step, **kw)
-        if step in bad_steps or bad_steps == "all":
+        if bad_steps == "all" or step in bad_steps:
             out["loss"] = out["loss"] * float("nan")
         return out
 
@@ -148,11 +148,55 @@ def test_non_finite_steps_are_skipped_and_counted(dataset, monkeypatch):
 def test_many_bad_steps_in_a_row_fail_the_run_keeping_the_checkpoint(dataset, monkeypatch, tmp_path):
     steps_per_epoch = -(-len(dataset.train) // 16)
     nan_on_steps(monkeypatch, set(range(steps_per_epoch, 1000)))   # the first epoch is fine, then all NaN
-    events = list(Trainer(tiny(epochs=5, max_bad_steps=3), run_dir=tmp_path, dataset=dataset).run())
+    trainer = Trainer(tiny(epochs=5, max_bad_steps=3), run_dir=tmp_path, dataset=dataset)
+    events = list(trainer.run())
     end = events[-1]
     assert end.status == "failed" and "3 non-finite steps in a row" in end.reason
     assert end.step == steps_per_epoch + 3 and end.epoch == 1
-    assert end.last_checkpoint and load_model(end.last_checkpoint).epoch == 1
+    # The weights in memory (the skipped steps changed nothing) are saved, and the message says where.
+    assert f"the last good weights (step {steps_per_epoch}) are saved at {end.last_checkpoint}" in end.reason
+    saved = load_model(end.last_checkpoint, use_ema=False)
+    assert saved.epoch == 1 and saved.step == end.step
+    for a, b in zip(saved.model.parameters(), trainer.model.parameters(), strict=True):
+        assert torch.equal(a, b) and torch.isfinite(a).all()
+
+
+def test_a_run_that_is_never_finite_says_so(dataset, monkeypatch):
+    nan_on_steps(monkeypatch, "all")
+    end = list(Trainer(tiny(epochs=5, max_bad_steps=2), dataset=dataset).run())[-1]
+    assert end.status == "failed" and "no run folder, so nothing was saved" in end.reason
+
+
+def test_a_full_disk_ends_the_run_with_one_message_and_keeps_the_last_checkpoint(dataset, monkeypatch, tmp_path):
+    """ENOSPC while saving (and while writing the run record): the run fails with a plain reason, the error
+    handling itself does not fail, and the checkpoint saved before the disk filled up still loads."""
+    import errno
+
+    from core.training import trainer as trainer_module
+
+    real_save = trainer_module.save_checkpoint
+    calls = []
+
+    def save(path, **kw):
+        calls.append(path)
+        if len(calls) > 1:        # the first epoch's "last" is written; then the disk is full
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real_save(path, **kw)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", save)
+    trainer = Trainer(tiny(epochs=3), run_dir=tmp_path, dataset=dataset)
+    events = []
+    for ev in trainer.run():
+        events.append(ev)
+        if len(calls) == 1 and trainer._log_file is not None:   # from now on the run record cannot grow either
+            def full(_text):
+                raise OSError(errno.ENOSPC, "No space left on device")
+            trainer._log_file.write = full
+    end = events[-1]
+    assert end.status == "failed" and end.reason.startswith("the disk is full") and "resume" in end.reason
+    assert "Traceback" not in end.reason
+    assert load_model(tmp_path / "checkpoints" / "last.safetensors").epoch == 1
+    assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
 
 
 def test_an_exception_ends_the_run_as_failed(dataset, monkeypatch):
