@@ -14,6 +14,7 @@ import ctypes
 import os
 import sys
 from collections.abc import Callable, Mapping
+from typing import Any
 
 NO_DISPLAY = ("vae-explorer: no display found; set QT_QPA_PLATFORM=offscreen (or run under a desktop session / "
               "xvfb-run) to open the window, or use the headless commands: vae-explorer train|sample|eval")
@@ -92,6 +93,55 @@ def missing_libraries_message(missing: list[tuple[str, str]]) -> str:
             "a window")
 
 
+def close_on_signals(window: Any) -> tuple[list[int], Callable[[], None]]:
+    """SIGTERM (docker stop, systemd, a logout) and Ctrl-C in the launching terminal close the window as "stop and
+    save" would, without asking: a run in progress stops after its step and keeps an interrupt checkpoint.
+
+    Python runs its signal handlers only when it gets control, which a Qt event loop waiting in C++ does not give it:
+    the C-level handler writes to a socket (signal.set_wakeup_fd) whose notifier wakes the loop, and Python then runs
+    the handler. Returns (the signals received, a function that puts the previous handlers back)."""
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier, QTimer
+
+    received: list[int] = []
+    reader, writer = socket.socketpair()
+    reader.setblocking(False)
+    writer.setblocking(False)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        received.append(signum)
+        window._closing = True          # no "training is running, quit?" question: the answer is "stop and save"
+        QTimer.singleShot(0, window.close)
+
+    def drain() -> None:
+        try:
+            reader.recv(64)
+        except OSError:
+            pass
+
+    try:
+        previous_fd = signal.set_wakeup_fd(writer.fileno())
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:                  # not the main thread: leave signals alone
+        reader.close()
+        writer.close()
+        return received, lambda: None
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, window)
+    notifier.activated.connect(drain)
+
+    def restore() -> None:
+        notifier.setEnabled(False)
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        reader.close()
+        writer.close()
+
+    return received, restore
+
+
 def run(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not has_display():
@@ -122,9 +172,12 @@ def run(argv: list[str] | None = None) -> int:
     window = MainWindow(state, defer_panels=True)
     window.show()
     window.load_initial(paths[0] if paths else None)
+    received, restore_signals = close_on_signals(window)
     try:
-        return int(app.exec())
+        code = int(app.exec())
+        return 128 + received[0] if received else code
     finally:
+        restore_signals()
         # However the loop ended (last window closed, app.quit(), an exception), stop and join the workers: a QThread
         # destroyed while running aborts the process.
         if window.isVisible() or any(w.is_running() for w in window._workers):

@@ -417,3 +417,28 @@ def test_a_missing_xcb_library_at_launch_is_one_line_and_exit_2_without_qt():
     assert "libvae-explorer-absent.so.7" in lines[0] and "sudo apt-get install libvae-explorer-absent7" in lines[0]
     assert "libc.so.6" not in lines[0]
     assert proc.stdout.strip() == "qt-free"
+
+
+def test_sigterm_closes_the_window_stopping_and_saving_the_run(window, qtbot):
+    """`docker stop`, systemd or a logout send SIGTERM: the run stops after its step with an interrupt checkpoint,
+    no question is asked, and the previous signal handlers come back afterwards."""
+    import signal
+
+    from explorer.app import close_on_signals
+    from tests.explorer.test_train_panel import tiny
+
+    before = signal.getsignal(signal.SIGTERM)
+    received, restore = close_on_signals(window)
+    try:
+        panel = window.train_panel
+        tiny(panel, epochs=500)
+        panel.start_training()
+        qtbot.waitUntil(lambda: panel.dashboard.plots["loss"].series["loss"].n >= 1, timeout=120_000)
+        os.kill(os.getpid(), signal.SIGTERM)
+        qtbot.waitUntil(lambda: not window.isVisible(), timeout=60_000)
+    finally:
+        restore()
+    assert received == [signal.SIGTERM]
+    assert not running_workers() and panel.last_status == "stopped"
+    assert panel.last_checkpoint and Path(panel.last_checkpoint).is_file()
+    assert signal.getsignal(signal.SIGTERM) == before
