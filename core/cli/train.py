@@ -51,6 +51,9 @@ def build_config(args: argparse.Namespace) -> Config:
         cfg = preset(args.preset or "digits")
     if args.model and args.model != cfg.model.kind:
         cfg = cfg.replace(model=MODEL_CONFIGS[args.model]())
+    if args.flag_classes is not None and not any(c.strip() for c in str(args.flag_classes).split(",")):
+        raise UserError("--classes is empty; give class names or indices separated by commas (or leave it out to "
+                        "train on every class)")
     sections: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
     for section, name in TRAIN_FLAGS.values():
         value = getattr(args, f"flag_{name}")
