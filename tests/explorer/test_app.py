@@ -168,6 +168,29 @@ def test_bad_checkpoint_shows_the_message_and_the_app_keeps_running(window, qtbo
     assert "good.safetensors" in window.status.model_label.text()
 
 
+def test_edited_checkpoint_metadata_is_refused_in_plain_words(window, qtbot, tmp_path):
+    """A checkpoint whose metadata was edited to a negative image size used to be accepted and fail later."""
+    import json
+    import struct
+
+    good = tiny_checkpoint(tmp_path / "good.safetensors")
+    raw = good.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    meta = json.loads(header["__metadata__"]["meta"])
+    meta["image_size"] = -8
+    header["__metadata__"]["meta"] = json.dumps(meta)
+    data = json.dumps(header).encode()
+    bad = tmp_path / "edited.safetensors"
+    bad.write_bytes(struct.pack("<Q", len(data)) + data + raw[8 + n:])
+    with qtbot.waitSignal(window.open_checkpoint(str(bad)).finished, timeout=60_000):
+        pass
+    (box,) = error_boxes()
+    assert "edited.safetensors" in box.text() and "image_size" in box.text() and box.detailedText() == ""
+    box.close()
+    assert window.state.vae is None
+
+
 def _folder_checkpoint(tmp_path: Path, folder: Path) -> Path:
     """A tiny VAE 'trained' on an image folder (two classes of 8 px images the test writes)."""
     from PIL import Image
