@@ -88,7 +88,8 @@ def test_run_shows_the_window_and_opens_a_checkpoint(qtbot, monkeypatch, tmp_pat
     seen = {}
 
     def fake_exec(*_args):   # stands in for the event loop: look at the window while it runs
-        (win,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        # The window run() showed (an earlier test's closed window may still await its deferred deletion).
+        (win,) = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
         seen["visible"] = win.isVisible()
         qtbot.waitUntil(lambda: win.state.vae is not None and win.state.vae.path == ckpt, timeout=60_000)
         seen["dataset"] = win.state.dataset
