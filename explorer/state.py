@@ -1,12 +1,22 @@
-"""The application's shared model of what is loaded: the dataset and the VAE / diffusion models panels explore.
+"""The application's model of the session: every model it holds (the models list), the ones the panels show, and
+the dataset.
 
 Panels take an `AppState` in `__init__`, read from it, and listen to its signals; they write user choices back to it,
-never to another panel (the napari pattern). The models held here are CPU snapshots in eval mode: the training
-thread never shares its live model with the panels.
+never to another panel (napari's layer list is the pattern). The models held here are CPU snapshots in eval mode: the
+training thread never shares its live model with the panels.
+
+The models list holds each model the user can look at: the bundled ones, each opened checkpoint, each training run
+(its newest snapshot, marked training / completed / stopped / failed) and each followed run folder. One VAE and one
+diffusion model are *shown* (`state.vae`, `state.diffusion`); selecting an entry shows it. A training run adds an
+entry and never replaces what is shown, unless the user shows that run (then its newer snapshots are shown as they
+come) or chose "follow training" (a new run is shown as soon as it has a model).
 """
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
@@ -16,11 +26,45 @@ if TYPE_CHECKING:
     from core.models.protocol import LatentVariableModel
     from core.training.checkpoint import LoadedModel
 
+_ids = itertools.count(1)
+
+
+@dataclass(eq=False)
+class ModelEntry:
+    """One model in the list. `run` identifies a training run or followed run folder (its snapshots replace
+    `loaded` in the same entry); `status` is "" for a model from a file, else training / completed / stopped / ..."""
+
+    loaded: LoadedModel
+    name: str
+    source: str                     # "bundled", "checkpoint", "training" or "run folder"
+    status: str = ""
+    run: str | None = None
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def kind(self) -> str:
+        return self.loaded.config.model_kind
+
+    @property
+    def headline(self) -> str:
+        """The number that says how good it is, when known: validation ELBO for a VAE, else the loss."""
+        m = self.loaded.metrics
+        for key, label in (("elbo", "ELBO"), ("val_elbo", "val ELBO"), ("loss", "loss"), ("val_loss", "val loss")):
+            if key in m:
+                return f"{label} {m[key]:.4g}"
+        return ""
+
+    def describe(self) -> str:
+        """Name and what state it is in, for the status bar and panel headers."""
+        state = f"{self.status}, epoch {self.loaded.epoch}" if self.status else f"epoch {self.loaded.epoch}"
+        return f"{self.name} ({state})"
+
 
 class AppState(QObject):
-    vaeChanged = Signal()          # state.vae was replaced (new checkpoint, new snapshot from training)
-    diffusionChanged = Signal()    # state.diffusion was replaced
+    vaeChanged = Signal()          # the shown VAE changed: another entry, or a newer snapshot of the shown run
+    diffusionChanged = Signal()    # the shown diffusion model changed
     datasetChanged = Signal()      # state.dataset was replaced
+    modelsChanged = Signal()       # the models list changed: added, closed, renamed, a new snapshot or status
     imageSelected = Signal(str, int)   # (split name, index): a panel picked a dataset image for the others
     statusMessage = Signal(str)    # a short message for the status bar
 
@@ -29,6 +73,10 @@ class AppState(QObject):
         self.vae: LoadedModel | None = None
         self.diffusion: LoadedModel | None = None
         self.dataset: Dataset | None = None
+        self.models: list[ModelEntry] = []
+        self.shown: dict[str, ModelEntry | None] = {"vae": None, "diffusion": None}
+        self.follow_training = False   # show a new training run as soon as it has a model
+        self.snapshot_update = False   # True while vaeChanged/diffusionChanged is a newer snapshot of the same run
 
     @property
     def vae_model(self) -> LatentVariableModel | None:
@@ -48,21 +96,122 @@ class AppState(QObject):
                     f"{meta.channels}x{meta.image_size}px: load a matching dataset.")
         return vae, ds.split(split)
 
+    # ---- the models list ----------------------------------------------------------------------------------------
+    def add_model(self, loaded: LoadedModel, *, source: str, name: str | None = None, status: str = "",
+                  run: str | None = None, show: bool = True) -> ModelEntry:
+        """Add a model to the list (shown at once unless `show` is False)."""
+        entry = ModelEntry(loaded, name or _default_name(loaded, source), source, status, run)
+        self.models.append(entry)
+        self.modelsChanged.emit()
+        if show:
+            self.show(entry)
+        return entry
+
+    def entry_for_run(self, run: str) -> ModelEntry | None:
+        return next((e for e in self.models if e.run == run), None)
+
+    def update_run(self, run: str, loaded: LoadedModel | None = None, *, status: str | None = None,
+                   name: str | None = None, source: str = "training") -> ModelEntry | None:
+        """A training run (or followed run folder) has a newer snapshot and/or a new status. Its entry is created on
+        its first model; shown panels follow it only when it is the shown entry (or `follow_training` is on and
+        nothing shows it yet)."""
+        entry = self.entry_for_run(run)
+        if entry is None:
+            if loaded is None:
+                return None
+            nothing_shown = self.shown[loaded.config.model_kind] is None
+            return self.add_model(loaded, source=source, name=name, status=status or "training", run=run,
+                                  show=self.follow_training or nothing_shown)
+        if status is not None:
+            entry.status = status
+        if loaded is not None:
+            entry.loaded = loaded
+        self.modelsChanged.emit()
+        if loaded is not None and self.shown.get(entry.kind) is entry:
+            self.snapshot_update = True
+            try:
+                self._set_shown(entry)
+            finally:
+                self.snapshot_update = False
+        return entry
+
+    def show(self, entry: ModelEntry) -> None:
+        """Make `entry` the model of its kind that the panels show."""
+        if self.shown.get(entry.kind) is entry and self._current(entry.kind) is entry.loaded:
+            return
+        self._set_shown(entry)
+        self.modelsChanged.emit()
+
+    def rename(self, entry: ModelEntry, name: str) -> None:
+        entry.name = name.strip() or entry.name
+        self.modelsChanged.emit()
+
+    def close(self, entry: ModelEntry) -> None:
+        """Drop `entry` from the list; if it was shown, the newest other model of its kind is shown instead."""
+        if entry not in self.models:
+            return
+        self.models.remove(entry)
+        if self.shown.get(entry.kind) is entry:
+            others = [e for e in self.models if e.kind == entry.kind]
+            if others:
+                self._set_shown(others[-1])
+            else:
+                self.shown[entry.kind] = None
+                self._assign(entry.kind, None)
+        self.modelsChanged.emit()
+
+    def _current(self, kind: str) -> LoadedModel | None:
+        return self.diffusion if kind == "diffusion" else self.vae
+
+    def _set_shown(self, entry: ModelEntry) -> None:
+        self.shown[entry.kind] = entry
+        self._assign(entry.kind, entry.loaded)
+
+    def _assign(self, kind: str, loaded: LoadedModel | None) -> None:
+        if kind == "diffusion":
+            self.diffusion = loaded
+            self.diffusionChanged.emit()
+        else:
+            self.vae = loaded
+            self.vaeChanged.emit()
+
+    # ---- what the window and older callers use ------------------------------------------------------------------
     def set_vae(self, loaded: LoadedModel | None) -> None:
-        self.vae = loaded
-        self.vaeChanged.emit()
+        """Show `loaded` as the VAE (it joins the list as an opened checkpoint when it is not in it)."""
+        self._set_or_add(loaded, "vae")
 
     def set_diffusion(self, loaded: LoadedModel | None) -> None:
-        self.diffusion = loaded
-        self.diffusionChanged.emit()
+        self._set_or_add(loaded, "diffusion")
+
+    def set_model(self, loaded: LoadedModel, *, source: str | None = None) -> ModelEntry:
+        """Add a model from a file (a checkpoint; "bundled" for the ones in resources/) and show it."""
+        from core.paths import RESOURCES
+
+        if source is None:
+            bundled = loaded.path is not None and Path(loaded.path).resolve().parent == RESOURCES.resolve()
+            source = "bundled" if bundled else "checkpoint"
+        return self.add_model(loaded, source=source)
+
+    def _set_or_add(self, loaded: LoadedModel | None, kind: str) -> None:
+        if loaded is None:
+            self.shown[kind] = None
+            self._assign(kind, None)
+            self.modelsChanged.emit()
+            return
+        entry = next((e for e in self.models if e.loaded is loaded), None)
+        if entry is None:
+            self.set_model(loaded)
+        else:
+            self.show(entry)
 
     def set_dataset(self, dataset: Dataset | None) -> None:
         self.dataset = dataset
         self.datasetChanged.emit()
 
-    def set_model(self, loaded: LoadedModel) -> None:
-        """Route a loaded model to the slot of its kind."""
-        if loaded.config.model_kind == "diffusion":
-            self.set_diffusion(loaded)
-        else:
-            self.set_vae(loaded)
+
+def _default_name(loaded: LoadedModel, source: str) -> str:
+    if loaded.path is not None:
+        path = Path(loaded.path)
+        # A run folder's checkpoints are all called best/last: the run's folder name says more.
+        return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+    return f"{source} {loaded.config.model_kind}"

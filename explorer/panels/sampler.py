@@ -177,13 +177,6 @@ class SamplerPanel(QWidget):
         return [i for i in range(self.class_list.count())
                 if self.class_list.item(i).checkState() == Qt.CheckState.Checked]
 
-    def set_classes(self, classes: list[int]) -> None:
-        self.class_list.blockSignals(True)
-        for i in range(self.class_list.count()):
-            self.class_list.item(i).setCheckState(Qt.CheckState.Checked if i in classes else Qt.CheckState.Unchecked)
-        self.class_list.blockSignals(False)
-        self.regenerate(new_seed=False)
-
     def _on_temperature(self, v: int) -> None:
         self.temp_label.setText(f"temperature {v / 100:.2f}")
         self.regenerate(new_seed=False)

@@ -53,6 +53,9 @@ class TrainPanel(QWidget):
         self.run_dir: str | None = None
         self.last_checkpoint: str | None = None
         self.last_status: str | None = None
+        self._runs_started = 0
+        self._run_key = ""
+        self._pending_model: Any = None
         self._last_error = ""
 
         self.dashboard = RunDashboard()
@@ -255,6 +258,8 @@ class TrainPanel(QWidget):
     def _start(self, worker: Worker, mode: str) -> None:
         self.dashboard.clear()
         self.mode = mode
+        self._runs_started += 1
+        self._run_key = f"{mode}-{self._runs_started}"    # this run's entry in the models list
         self.last_status = None
         self._last_error = ""
         self.worker = worker
@@ -267,18 +272,19 @@ class TrainPanel(QWidget):
     def toggle_pause(self) -> None:
         if self.mode != "train" or self.job is None:
             return
-        if self.pause_button.text() == "Pause":
+        if not self.paused:
             self.job.pause()
-            self.pause_button.setText("Resume")
             self.dashboard.log("paused")
         else:
             self.job.resume()
-            self.pause_button.setText("Pause")
             self.dashboard.log("resumed")
+        self.pause_button.setText("Resume" if self.paused else "Pause")
+        self.state.update_run(self._run_key, status="paused" if self.paused else "training")
 
     @property
     def paused(self) -> bool:
-        return self.mode == "train" and self.pause_button.text() == "Resume"
+        """The run this panel trains is paused (what the Pause/Resume button offers follows it)."""
+        return self.mode == "train" and self.job is not None and self.job.paused
 
     def stop(self) -> None:
         if self.worker is not None and self.worker.is_running():
@@ -303,6 +309,8 @@ class TrainPanel(QWidget):
     @Slot()
     def _on_finished(self) -> None:
         self._push_model()
+        followed = self.mode == "follow"
+        self.state.update_run(self._run_key, status=self.last_status or ("not followed" if followed else "stopped"))
         self.dashboard.finish()
         self.mode = "idle"
         self.job = None
@@ -336,17 +344,24 @@ class TrainPanel(QWidget):
                 show_error(self.window(), f"Training failed: {ev.reason}", details)
 
     def _offer_model(self, loaded: Any) -> None:
-        """Hand a snapshot to the other panels now if one of them is being looked at, else when the user switches
-        to one (hideEvent) or the run ends: each new model makes them re-encode / re-project / re-sample, work that
-        would compete with training (and with this dashboard) for the CPU while nobody looks at it."""
+        """Put the run's newest snapshot in its models-list entry. When that entry is what the panels show, the
+        hand-over waits until the user looks at another panel (hideEvent) or the run ends: each new model makes
+        them re-encode / re-project / re-sample, work that would compete with training (and with this dashboard)
+        for the CPU while nobody looks at it."""
+        entry = self.state.entry_for_run(self._run_key)
+        if entry is not None and self.state.shown.get(entry.kind) is entry and self.isVisible():
+            self._pending_model = loaded
+            return
         self._pending_model = loaded
-        if not self.isVisible():
-            self._push_model()
+        self._push_model()
 
     def _push_model(self) -> None:
-        loaded, self._pending_model = getattr(self, "_pending_model", None), None
+        loaded, self._pending_model = self._pending_model, None
         if loaded is not None:
-            self.state.set_model(loaded)
+            following = self.mode == "follow"
+            name = Path(self.run_dir).name if self.run_dir else None
+            self.state.update_run(self._run_key, loaded, name=name, source="run folder" if following else "training",
+                                  status="following" if following else "training")
 
     def hideEvent(self, event: Any) -> None:
         super().hideEvent(event)

@@ -55,6 +55,11 @@ class TrainJob:
             if self.trainer is not None:
                 self.trainer.resume()
 
+    @property
+    def paused(self) -> bool:
+        with self._lock:
+            return self.trainer.paused if self.trainer is not None else self._paused
+
     def events(self) -> Iterator[Any]:
         from core.training.checkpoint import from_snapshot
         from core.training.trainer import Trainer

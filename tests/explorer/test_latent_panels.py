@@ -23,6 +23,17 @@ from explorer.state import AppState
 OUT = Path(__file__).resolve().parents[2] / "test-output"
 
 
+def check_classes(panel, classes: list[int]) -> None:
+    """Tick exactly these classes in the sampler's class list, as a user would (one grid for the whole change)."""
+    from PySide6.QtCore import Qt
+
+    panel.class_list.blockSignals(True)
+    for i in range(panel.class_list.count()):
+        panel.class_list.item(i).setCheckState(Qt.CheckState.Checked if i in classes else Qt.CheckState.Unchecked)
+    panel.class_list.blockSignals(False)
+    panel.regenerate(new_seed=False)
+
+
 @pytest.fixture(scope="module")
 def loaded(bundled_vae):
     vae = bundled_vae
@@ -221,15 +232,15 @@ def test_sampler_grid_select_send_and_export(qtbot, loaded, tmp_path):
     settle()
     np.testing.assert_array_equal(first, panel.images)
 
-    panel.set_classes([2, 5])
+    check_classes(panel, [2, 5])
     settle()
     assert panel.images.shape[0] == 20 and panel.grid.rows == 2
     panel.same_noise.setChecked(True)
-    panel.set_classes([4])
+    check_classes(panel, [4])
     settle()
     assert panel.images.shape[0] == 10
 
-    panel.set_classes(list(range(10)))
+    check_classes(panel, list(range(10)))
     panel.same_noise.setChecked(True)
     settle()
     # clicking a cell (real mouse) shows it large and enables "send to interpolation"
@@ -357,7 +368,7 @@ def test_sampler_compare_with_diffusion(qtbot, loaded):
     state.set_diffusion(diff)
     assert panel.compare.isEnabled()
     panel.columns.setValue(3)
-    panel.set_classes([1, 4])
+    check_classes(panel, [1, 4])
     panel.compare.setChecked(True)
     qtbot.waitUntil(lambda: "samples in" in panel.diff_title.text(), timeout=120000)
     qtbot.waitUntil(lambda: not panel.is_sampling(), timeout=60000)
