@@ -94,15 +94,21 @@ class _MetricSums:
 
 
 class _Clock:
-    """When the run (this process's part of it) started, and the window the images/s rate is measured over."""
+    """When the run (this process's part of it) started, how long it sat paused, and the window the images/s rate is
+    measured over. Paused time is not training time: the ETA and an epoch's elapsed time leave it out."""
 
     def __init__(self, step: int) -> None:
         self.t_start = time.perf_counter()
         self.start_step = step
+        self.paused_s = 0.0
         self.restart_window(step, self.t_start)
 
     def restart_window(self, step: int, now: float | None = None) -> None:
         self.window_t, self.window_step = (time.perf_counter() if now is None else now), step
+
+    def elapsed(self, now: float | None = None) -> float:
+        """Seconds spent running (not paused) since the run started in this process."""
+        return (time.perf_counter() if now is None else now) - self.t_start - self.paused_s
 
 
 class Trainer:
@@ -321,7 +327,9 @@ class Trainer:
                 if i < self.pos:        # resuming inside this epoch: the same order, skip what was done
                     continue
                 if not self._unpaused.is_set():
+                    paused_at = time.perf_counter()
                     yield from self._wait_while_paused()
+                    clock.paused_s += time.perf_counter() - paused_at
                     clock.restart_window(self.step)
                 if self._stopping():
                     yield from self._save("interrupt")
@@ -343,7 +351,7 @@ class Trainer:
                 if self.step >= self.total_steps:
                     break
             self.epoch, self.pos = epoch, 0
-            if (yield from self._end_of_epoch(epoch, sums.take_epoch(), time.perf_counter() - clock.t_start)):
+            if (yield from self._end_of_epoch(epoch, sums.take_epoch(), clock.elapsed())):
                 return
         yield self._emit(RunEnded("completed", f"finished {self.epoch} epochs, {self.step} steps", self.step,
                                   self.epoch, self.best, self.last_checkpoint))
@@ -409,7 +417,7 @@ class Trainer:
     def _step_metrics(self, epoch: int, metrics: dict[str, float], clock: _Clock) -> StepMetrics:
         now = time.perf_counter()
         rate = (self.step - clock.window_step) * self.config.train.batch_size / max(now - clock.window_t, 1e-9)
-        per_step = (now - clock.t_start) / max(self.step - clock.start_step, 1)
+        per_step = clock.elapsed(now) / max(self.step - clock.start_step, 1)
         clock.restart_window(self.step, now)
         return StepMetrics(self.step, epoch, metrics, self.optimizer.param_groups[0]["lr"], rate,
                            per_step * (self.total_steps - self.step), self.step / max(self.total_steps, 1))

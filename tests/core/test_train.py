@@ -122,6 +122,58 @@ def test_pause_and_stop_from_another_thread(dataset, tmp_path):
     assert load_model(end.last_checkpoint).step == end.step
 
 
+def test_paused_time_is_not_training_time(dataset, tmp_path):
+    """The ETA (per-step time x steps left) and an epoch's elapsed time leave out the time the run sat paused: a
+    1.5 s pause must not show up in them. Only the pause's length is compared with the clock, never training speed."""
+    trainer = Trainer(tiny(epochs=500, log_every=1, preview_every=0), run_dir=tmp_path, dataset=dataset)
+    arrivals: list[tuple[float, object]] = []   # (when the event reached this consumer, event)
+
+    def consume():
+        for e in trainer.run():
+            arrivals.append((time.perf_counter(), e))
+
+    def seen(cls, **where):
+        return [(t, e) for t, e in arrivals if isinstance(e, cls) and all(getattr(e, k) == v for k, v in where.items())]
+
+    thread = threading.Thread(target=consume)
+    thread.start()
+    deadline = time.monotonic() + 60
+    try:
+        while len(seen(StepMetrics)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        trainer.pause()
+        while not seen(LogMessage, message="paused") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert seen(LogMessage, message="paused"), "the trainer never paused"
+        pause_s = 1.5
+        time.sleep(pause_s)   # the trainer has been paused at least this long when resume() is called
+        trainer.resume()
+        n_before = len(arrivals)
+        while (not any(isinstance(e, EpochSummary) for _, e in arrivals[n_before:])
+               or not any(isinstance(e, StepMetrics) for _, e in arrivals[n_before:])) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        trainer.stop()
+        thread.join(30)
+    assert not thread.is_alive()
+    total = arrivals[0][1].total_steps
+    t_start = arrivals[0][0]   # the run's clock starts after RunStarted reached the consumer
+
+    def training_s(e: StepMetrics) -> float:
+        """The training time behind the ETA: eta = per_step * steps left, per_step = training time / steps done."""
+        return e.eta_s / (total - e.step) * e.step
+
+    i_paused = next(i for i, (_, e) in enumerate(arrivals) if isinstance(e, LogMessage) and e.message == "paused")
+    before = [e for _, e in arrivals[:i_paused] if isinstance(e, StepMetrics)][-1]
+    t_after, after = next((t, e) for t, e in arrivals[n_before:] if isinstance(e, StepMetrics))
+    # Without paused time, the training time grows by the few steps in between, not by the pause (a generous margin:
+    # half the pause).
+    assert training_s(after) - training_s(before) < pause_s / 2, (training_s(before), training_s(after))
+    assert training_s(after) <= t_after - t_start - pause_s + 0.25
+    t_epoch, epoch = next((t, e) for t, e in arrivals[n_before:] if isinstance(e, EpochSummary))
+    assert epoch.elapsed_s <= t_epoch - t_start - pause_s + 0.25, (epoch.elapsed_s, t_epoch - t_start)
+
+
 def nan_on_steps(monkeypatch, bad_steps):
     original = ConditionalVAE.loss
 
