@@ -54,6 +54,8 @@ class RunDashboard(QWidget):
         self._progress_text = ""
         self._progress_value = 0
         self._progress_dirty = False
+        self._position = ""          # "epoch 3/10 · step 40/100" of the newest step
+        self._paused = False
 
         # Single-shot, started by the first event after a redraw: at most ~30 redraws a second, and none (no wake-up
         # of the GUI thread at all) while no events arrive, e.g. when paused.
@@ -175,7 +177,8 @@ class RunDashboard(QWidget):
         self.epochs = int((ev.config or {}).get("train", {}).get("epochs", 0))
         resumed = f", resumed at step {ev.start_step}" if ev.start_step else ""
         self.log(f"run started on {ev.device}: {ev.total_steps} steps, {ev.steps_per_epoch} per epoch{resumed}")
-        self._set_progress(ev.start_step / max(1, ev.total_steps), f"step {ev.start_step}/{ev.total_steps}")
+        self._position = f"step {ev.start_step}/{ev.total_steps}"
+        self._set_progress(ev.start_step / max(1, ev.total_steps), self._position)
 
     def _on_step(self, ev: StepMetrics) -> None:
         m = ev.metrics
@@ -186,9 +189,22 @@ class RunDashboard(QWidget):
                 self.plots["terms"].append(key, ev.step, float(m[key]))
         self.plots["lr"].append("lr", ev.step, float(ev.lr))
         epochs, total = self.epochs, self.total_steps
-        text = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
-                f"{'/' + str(total) if total else ''} · {ev.images_per_s:,.0f} img/s · ETA {format_eta(ev.eta_s)}")
+        self._position = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
+                          f"{'/' + str(total) if total else ''}")
+        if self._paused:   # a step that was in flight when the run paused: its speed and ETA are over
+            text = f"paused · {self._position}"
+        else:
+            text = f"{self._position} · {ev.images_per_s:,.0f} img/s · ETA {format_eta(ev.eta_s)}"
         self._set_progress(ev.progress, text)
+
+    def set_paused(self, paused: bool) -> None:
+        """The run paused (True) or goes on (False). A paused run's header says "paused" where its speed and ETA were
+        (they stopped being true when it paused); live numbers come back with the first step after resuming."""
+        self._paused = paused
+        where = self._position or "waiting for the first step"
+        self._set_progress(self._progress_value / 1000, f"{'paused' if paused else 'resumed'} · {where}")
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
 
     def _on_epoch(self, ev: EpochSummary) -> None:
         if "loss" in ev.val:
@@ -211,6 +227,7 @@ class RunDashboard(QWidget):
             self.recon_grid.set_images(both, columns=len(ev.originals), row_labels=["val", "recon"])
 
     def _on_ended(self, ev: RunEnded) -> None:
+        self._paused = False
         total = self.total_steps
         # Full when completed, even if the last logged step came before the run's last one.
         fraction = 1.0 if ev.status == "completed" else ev.step / max(1, total)
@@ -256,6 +273,7 @@ class RunDashboard(QWidget):
         self.kl_bars.clear_data()
         self.samples_grid.clear()
         self.recon_grid.clear()
+        self._position, self._paused = "", False
         self._set_progress(0.0, "starting...")
         self.redraw()
 

@@ -279,6 +279,7 @@ class TrainPanel(QWidget):
             self.job.resume()
             self.dashboard.log("resumed")
         self.pause_button.setText("Resume" if self.paused else "Pause")
+        self.dashboard.set_paused(self.paused)
         self.state.update_run(self._run_key, status="paused" if self.paused else "training")
 
     @property

@@ -98,7 +98,9 @@ def test_pause_resume_stop(panel, qtbot):
     def n_steps():
         return panel.dashboard.plots["loss"].series["loss"].n
 
-    qtbot.waitUntil(lambda: n_steps() >= 2, timeout=120_000)
+    header = panel.dashboard.progress_label
+    qtbot.waitUntil(lambda: n_steps() >= 2 and "img/s" in header.text(), timeout=120_000)
+    assert "ETA" in header.text()
     panel.toggle_pause()
     assert panel.paused and panel.job.trainer.paused
     # Let what was in flight land (an epoch end: validation, checkpoint, preview can take a while on a busy
@@ -109,9 +111,14 @@ def test_pause_resume_stop(panel, qtbot):
         qtbot.wait(600)
     qtbot.wait(600)
     assert n_steps() == frozen   # nothing trains while paused
+    # The header says so, and no longer shows the speed and ETA of before the pause (nor of steps that were in flight).
+    assert header.text().startswith("paused · epoch "), header.text()
+    assert "img/s" not in header.text() and "ETA" not in header.text()
     panel.toggle_pause()
     assert not panel.paused
     qtbot.waitUntil(lambda: n_steps() > frozen, timeout=60_000)
+    qtbot.waitUntil(lambda: "img/s" in header.text() and "ETA" in header.text(), timeout=60_000)   # live again
+    assert "paused" not in header.text()
     with qtbot.waitSignal(panel.runFinished, timeout=60_000) as blocker:
         panel.stop()
     assert blocker.args == ["stopped"]
