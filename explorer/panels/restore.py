@@ -8,6 +8,11 @@ All restoration runs on a worker thread (`core.restoration.benchmark.restore_row
 restorer's result at
 a time, so the row fills in as they finish); the GUI thread only converts the numpy copies it receives into pixels.
 diffusers is imported by the diffusion model on that worker thread, never here.
+
+Nothing stale: the row remembers the inputs it was computed with (image, corruption, strength, seed, restorer settings,
+the models). When an input changes, the result cells are greyed and say "out of date" and the header says which
+settings they show, until Restore is pressed again (changing the input back makes them current again). A new image
+clears the row. An image file of another size or colour than the models' is converted, and the panel says so.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
+    QGraphicsOpacityEffect,
     QHBoxLayout,
     QLabel,
     QProgressBar,
@@ -45,6 +51,18 @@ from explorer.worker import Worker, end_progress
 COLUMNS = (("clean", "clean"), ("corrupted", "corrupted"), ("vae", "VAE"), ("vae-refined", "VAE refined"),
            ("diffusion", "diffusion"), ("classical", "classical"))
 DIFF_GAIN = 2.0   # the difference view shows min(1, 2 |x - clean|)
+STALE_TEXT = "out of date:\npress Restore"
+SETTING_NAMES = {"corruption": "corruption", "strength": "strength", "seed": "seed",
+                 "refine_steps": "refinement steps", "diffusion_samples": "diffusion samples", "image": "image",
+                 "vae": "VAE", "diffusion": "diffusion model"}
+MODE_NAMES = {"L": "grey", "1": "black-and-white", "P": "palette", "I;16": "16-bit grey", "I": "32-bit grey",
+              "F": "float grey", "LA": "grey + alpha"}
+
+
+def describe_settings(s: dict[str, Any]) -> str:
+    """A row's inputs as the header line shows them."""
+    return (f"{s['corruption']} (strength {s['strength']:g}), seed {s['seed']}, {s['refine_steps']} refinement steps, "
+            f"{s['diffusion_samples']} diffusion samples, on {s['image']}")
 
 
 class _Cell(QWidget):
@@ -66,11 +84,36 @@ class _Cell(QWidget):
         lay.addWidget(self.grid, 1)
         lay.addWidget(self.info)
         self.image: np.ndarray | None = None      # float (C, H, W) in [0, 1]
+        self.result_text = ""                     # the numbers of the shown result (kept while it is out of date)
+        self.stale = False
+        self._fade = QGraphicsOpacityEffect(self.grid)
+        self._fade.setOpacity(0.3)
+        self._fade.setEnabled(False)
+        self.grid.setGraphicsEffect(self._fade)
 
     def clear(self, text: str = "–") -> None:
         self.image = None
+        self.result_text = ""
+        self.set_stale(False)
         self.grid.clear()
         self.info.setText(text)
+
+    def show_result(self, text: str) -> None:
+        self.result_text = text
+        self.set_stale(False)
+        self.info.setText(text)
+
+    def set_stale(self, stale: bool) -> None:
+        """Grey the image and replace its numbers by "out of date" (or show them again). A cell without a result
+        (e.g. "no model loaded") keeps its text."""
+        stale = stale and self.image is not None
+        if stale == self.stale:
+            return
+        self.stale = stale
+        self._fade.setEnabled(stale)
+        self.info.setText(STALE_TEXT if stale else self.result_text)
+        self.info.setToolTip(f"computed with other settings:\n{self.result_text}" if stale else "")
+        self.info.setStyleSheet("color: #a05a00;" if stale else "")
 
 
 class RestorePanel(QWidget):
@@ -79,7 +122,11 @@ class RestorePanel(QWidget):
         self.state = state
         self.worker: Worker | None = None
         self._file_image: np.ndarray | None = None    # float (C, H, W) from "Open image..."
+        self._file_path: str | None = None
+        self._file_shape: tuple[int, int] | None = None   # (channels, size) the file was converted to
         self._split = "test"
+        self._shown_inputs: dict[str, Any] | None = None  # what the result cells were computed with
+        self._run_inputs: dict[str, Any] | None = None    # what the running restoration computes
 
         # ---- controls
         self.index = QSpinBox()
@@ -87,6 +134,12 @@ class RestorePanel(QWidget):
         self.index.setToolTip("index of the image in the dataset's test split")
         self.open_button = QPushButton("Open image…")
         self.source_label = QLabel("test image")
+        self.conversion = QLabel()     # what an image file became for the models (hidden when nothing changed)
+        self.conversion.setWordWrap(True)
+        self.conversion.setStyleSheet("color: #a05a00;")
+        self.conversion.hide()
+        self.row_header = QLabel("Press Restore to corrupt the image and compare the restorers.")
+        self.row_header.setWordWrap(True)
         self.corruption = QComboBox()
         self.corruption.addItems(CORRUPTIONS)
         self.strength = QDoubleSpinBox()
@@ -117,6 +170,7 @@ class RestorePanel(QWidget):
         src.addWidget(self.open_button)
         src.addWidget(self.source_label, 1)
         form.addRow("Image", src)
+        form.addRow("", self.conversion)
         cor = QHBoxLayout()
         cor.addWidget(self.corruption)
         cor.addWidget(QLabel("strength"))
@@ -152,6 +206,7 @@ class RestorePanel(QWidget):
         lay = QVBoxLayout(self)
         lay.addLayout(form)
         lay.addLayout(buttons)
+        lay.addWidget(self.row_header)
         lay.addWidget(self.row_widget, 2)
         lay.addWidget(self.status)
         lay.addWidget(self.batch, 1)
@@ -166,18 +221,77 @@ class RestorePanel(QWidget):
         self.index.valueChanged.connect(self._on_index)
         state.datasetChanged.connect(self._on_dataset)
         state.imageSelected.connect(self.select_image)
-        state.vaeChanged.connect(self._update_buttons)
-        state.diffusionChanged.connect(self._update_buttons)
+        state.vaeChanged.connect(self._on_models)
+        state.diffusionChanged.connect(self._on_models)
+        for box in (self.strength, self.seed, self.refine_steps, self.diffusion_samples):
+            box.valueChanged.connect(self._inputs_changed)
         self._on_corruption(self.corruption.currentText())
         self._on_dataset()
+
+    # ------------------------------------------------------------------------------------------------ staleness
+    def row_inputs(self) -> dict[str, Any]:
+        """Everything the row's results depend on: the settings above, the image and the models."""
+        return {**self.restore_settings(), "image": self.source_label.text(), "vae": self.state.vae,
+                "diffusion": self.state.diffusion}
+
+    def _changed_inputs(self, computed: dict[str, Any]) -> list[str]:
+        now = self.row_inputs()
+
+        def differs(k: str) -> bool:   # models compare by identity (a new snapshot is a new model), the rest by value
+            return now[k] is not computed[k] if k in ("vae", "diffusion") else now[k] != computed[k]
+
+        return [k for k in now if differs(k)]
+
+    def results_out_of_date(self) -> bool:
+        """The row shows results whose inputs differ from the settings above."""
+        return any(self.cells[k].stale for k in self.cells)
+
+    def _inputs_changed(self, *_: Any) -> None:
+        """An input changed: grey the results computed with other inputs (or un-grey them when changed back)."""
+        self.batch.inputs_changed()
+        shown = self._run_inputs if self._row_busy() else self._shown_inputs
+        if shown is None:
+            return
+        changed = self._changed_inputs(shown)
+        for key, cell in self.cells.items():
+            if key != "clean":
+                cell.set_stale(bool(changed))
+        self._show_header(shown, changed, running=self._row_busy())
+
+    def _show_header(self, computed: dict[str, Any], changed: list[str], *, running: bool) -> None:
+        what = describe_settings(computed)
+        if changed:
+            names = ", ".join(SETTING_NAMES[k] for k in changed)
+            self.row_header.setText(f"<b>Out of date</b> ({names} changed): the results below were computed for "
+                                    f"{what}. Press Restore to recompute.")
+            self.row_header.setStyleSheet("color: #a05a00;")
+        else:
+            self.row_header.setText(("Restoring " if running else "Results for ") + what
+                                    + (" — scores against the converted image" if self._file_shape else ""))
+            self.row_header.setStyleSheet("")
 
     # ------------------------------------------------------------------------------------------------ inputs
     def _on_corruption(self, name: str) -> None:
         default, low, high, unit = STRENGTHS[name]
+        self.strength.blockSignals(True)     # one staleness check for the whole change, below
         self.strength.setRange(low, high)
         self.strength.setValue(default)
+        self.strength.blockSignals(False)
         self.strength.setEnabled(low != high)
         self.strength_unit.setText(unit)
+        self._inputs_changed()
+
+    def _on_models(self) -> None:
+        """A model was replaced: an image file is converted again if the new models want another shape, and the
+        results computed with the old models are out of date."""
+        self._update_buttons()
+        if self._file_path is not None and self._file_shape != self._target_shape():
+            try:
+                self.load_image_file(self._file_path)
+                return
+            except UserError:
+                pass     # the file went away: keep the converted copy; the row drops models of another shape
+        self._inputs_changed()
 
     def _on_dataset(self) -> None:
         ds = self.state.dataset
@@ -186,8 +300,14 @@ class RestorePanel(QWidget):
         self._update_buttons()
         self._show_clean()
 
-    def _on_index(self, _value: int) -> None:
+    def _forget_file(self) -> None:
         self._file_image = None
+        self._file_path = self._file_shape = None
+        self.conversion.hide()
+        self.cells["clean"].title.setText("<b>clean</b>")
+
+    def _on_index(self, _value: int) -> None:
+        self._forget_file()
         self._split = "test"
         self._show_clean()
 
@@ -197,7 +317,7 @@ class RestorePanel(QWidget):
         ds = self.state.dataset
         if ds is None or split not in ("train", "val", "test") or not 0 <= index < len(ds.split(split)):
             return
-        self._file_image = None
+        self._forget_file()
         self._split = split
         self.index.blockSignals(True)
         self.index.setRange(0, max(0, len(ds.split(split)) - 1))
@@ -215,19 +335,40 @@ class RestorePanel(QWidget):
         return 1, 16
 
     def load_image_file(self, path: str) -> None:
-        """Open an image file, converted to the models' channels and resized to their size."""
+        """Open an image file, converted to the models' channels and resized to their size. When that changes the
+        image, the panel says so, shows the converted image as the clean reference, and the scores are marked as
+        computed on it."""
         from PIL import Image, UnidentifiedImageError
 
         channels, size = self._target_shape()
         try:
             with Image.open(path) as im:
+                (w, h), mode = im.size, im.mode
                 im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.LANCZOS)
                 arr = np.asarray(im, dtype=np.float32) / 255.0
         except (OSError, UnidentifiedImageError) as e:
             raise UserError(f"could not read {path} as an image ({e}); choose a PNG, JPEG or similar file") from None
         self._file_image = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
+        self._file_path = path
+        target_mode = "L" if channels == 1 else "RGB"
+        converted = (w, h) != (size, size) or mode != target_mode
+        self._file_shape = (channels, size) if converted else None
         self.source_label.setText(Path(path).name)
+        if converted:
+            def colour(m: str) -> str:
+                return MODE_NAMES.get(m, m)
+
+            note = (f"converted from {w}x{h} {colour(mode)} to {size}x{size} {colour(target_mode)} for this model"
+                    + (" (stretched to a square)" if w != h else "")
+                    + ": the restorers see, and the scores compare against, the converted image shown as clean.")
+            self.conversion.setText(note)
+            self.conversion.show()
+            self.cells["clean"].title.setText("<b>clean</b> (converted)")
+        else:
+            self.conversion.hide()
+            self.cells["clean"].title.setText("<b>clean</b>")
         self._show_clean()
+        self._update_buttons()
 
     def clean_image(self) -> np.ndarray | None:
         """The chosen clean image, float (C, H, W) in [0, 1], or None when there is nothing to pick from."""
@@ -240,15 +381,25 @@ class RestorePanel(QWidget):
         return img.astype(np.float32) / 255.0
 
     def _show_clean(self) -> None:
+        """A new image: the row starts empty (its results belonged to the old image)."""
         for cell in self.cells.values():
             cell.clear()
+        self._shown_inputs = None
+        if self._row_busy():         # results still arriving are for the old image: drop them
+            self.worker.stop()
+        self.row_header.setText("Press Restore to corrupt the image and compare the restorers.")
+        self.row_header.setStyleSheet("")
         img = self.clean_image()
         if img is None:
             self.cells["clean"].info.setText("no dataset loaded")
             return
         if self._file_image is None:
             self.source_label.setText(f"{self._split} image {self.index.value()}")
-        self._set_cell("clean", img, "reference")
+        text = "reference"
+        if self._file_shape is not None:
+            c, size = self._file_shape
+            text = f"reference: the image\nconverted to {size}x{size}\n{'grey' if c == 1 else 'RGB'}"
+        self._set_cell("clean", img, text)
 
     def restore_settings(self) -> dict[str, Any]:
         """The corruption and restorer settings chosen above (the batch evaluation uses them too)."""
@@ -269,6 +420,8 @@ class RestorePanel(QWidget):
         from core.restoration.benchmark import restore_row
 
         self._show_clean()
+        self._run_inputs = self.row_inputs()
+        self._show_header(self._run_inputs, [], running=True)
         vae, diffusion = self.state.vae, self.state.diffusion
         if vae is not None and (vae.meta.channels, vae.meta.image_size) != img.shape[:2]:
             vae = None
@@ -280,20 +433,21 @@ class RestorePanel(QWidget):
         self.cells["classical"].info.setText("working…")
         clean = torch.from_numpy(img.copy())[None]
         s = self.restore_settings()
-        self.worker = Worker(restore_row, clean, s["corruption"], s["strength"], vae=vae and vae.model,
+        worker = self.worker = Worker(restore_row, clean, s["corruption"], s["strength"], vae=vae and vae.model,
                              diffusion=diffusion and diffusion.model,
                              seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],
                              task="restore")
-        self.worker.event.connect(self._on_restore_event)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.finished.connect(self._on_finished)
+        worker.event.connect(lambda item, w=worker: self._on_restore_event(item, w))
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
         self.progress.setRange(0, 0)
         self.status.setText("restoring…")
         self.worker.start()
         self._update_buttons()
 
-    @Slot(object)
-    def _on_restore_event(self, item: Any) -> None:
+    def _on_restore_event(self, item: Any, worker: Worker) -> None:
+        if worker is not self.worker or worker.stop_requested:
+            return        # a restoration for an image no longer shown
         if isinstance(item, Progress):
             self.progress.setRange(0, item.total)
             self.progress.setValue(item.done)
@@ -307,11 +461,13 @@ class RestorePanel(QWidget):
         if key != "corrupted":
             text += f"\n{item['seconds']:.3f} s"
         self._set_cell(key, item["images"][0], text)
+        self._shown_inputs = self._run_inputs
+        self.cells[key].set_stale(bool(self._changed_inputs(self._run_inputs)))
 
     def _set_cell(self, key: str, img: np.ndarray, text: str) -> None:
         cell = self.cells[key]
         cell.image = img
-        cell.info.setText(text)
+        cell.show_result(text)
         self._redraw(key)
 
     def _redraw(self, key: str) -> None:
@@ -328,9 +484,12 @@ class RestorePanel(QWidget):
             self._redraw(key)
 
     # ------------------------------------------------------------------------------------------------ workers
+    def _row_busy(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
     def busy(self) -> bool:
         """The single-image row or the batch evaluation is running."""
-        return (self.worker is not None and self.worker.is_running()) or self.batch.busy()
+        return self._row_busy() or self.batch.busy()
 
     def cancel(self) -> None:
         if self.worker is not None and self.worker.is_running():
@@ -348,6 +507,9 @@ class RestorePanel(QWidget):
         stopped = end_progress(self.worker, self.progress)
         self.status.setText("cancelled" if stopped else "done")
         self._update_buttons()
+        if self._shown_inputs is None:
+            self.row_header.setText("Press Restore to corrupt the image and compare the restorers.")
+        self._inputs_changed()     # the header now says what the row shows (or that it is out of date)
 
     def _update_buttons(self) -> None:
         row_busy = self.worker is not None and self.worker.is_running()

@@ -1,6 +1,9 @@
 """The Denoise / Enhance panel's batch evaluation: every restorer over N test images
 (`core.restoration.benchmark.batch_evaluate`,
-on a worker thread), PSNR / SSIM means and spreads in a table that can be saved as CSV or JSON."""
+on a worker thread), PSNR / SSIM means and spreads in a table that can be saved as CSV or JSON.
+
+The line above the table says what the table was computed with; when a setting, a model or the dataset changes, the
+table is greyed and that line says it is out of date until the evaluation runs again."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import (
     QCheckBox,
     QFileDialog,
@@ -33,6 +37,11 @@ from explorer.worker import Worker, end_progress
 TABLE_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
                 "seconds_per_image")
 HEADERS = ("corruption", "strength", "restorer", "n", "PSNR", "± PSNR", "SSIM", "± SSIM", "s / image")
+INPUT_NAMES = {"corruption": "corruption", "strength": "strength", "seed": "seed", "refine_steps": "refinement steps",
+               "diffusion_samples": "diffusion samples", "n_images": "images", "every": "all corruptions",
+               "vae": "VAE", "diffusion": "diffusion model", "dataset": "dataset"}
+MODEL_INPUTS = ("vae", "diffusion", "dataset")    # compared by identity: a new snapshot is a new model
+STALE_GREY = QColor(150, 150, 150)
 
 
 class BatchEvaluation(QGroupBox):
@@ -46,6 +55,11 @@ class BatchEvaluation(QGroupBox):
         self._settings = settings
         self.worker: Worker | None = None
         self.rows: list[dict[str, Any]] = []
+        self._run_inputs: dict[str, Any] | None = None     # what the running evaluation computes
+        self._table_inputs: dict[str, Any] | None = None   # what the table shows
+        self.stale = False
+        self.header = QLabel("")
+        self.header.setWordWrap(True)
         self.n_images = QSpinBox()
         self.n_images.setRange(1, 10_000)
         self.n_images.setValue(50)
@@ -65,13 +79,67 @@ class BatchEvaluation(QGroupBox):
             row.addWidget(w)
         row.addWidget(self.progress, 1)
         lay.addLayout(row)
+        lay.addWidget(self.header)
         lay.addWidget(self.table, 1)
+        self.n_images.valueChanged.connect(self.inputs_changed)
+        self.all_corruptions.toggled.connect(self.inputs_changed)
+        for signal in (state.vaeChanged, state.diffusionChanged, state.datasetChanged):
+            signal.connect(self.inputs_changed)
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(self._ask_save)
 
     def busy(self) -> bool:
         return self.worker is not None and self.worker.is_running()
+
+    # ---- staleness --------------------------------------------------------------------------------------------------
+    def inputs(self) -> dict[str, Any]:
+        """Everything the table depends on (with "all corruptions", the chosen corruption and strength do not)."""
+        s = dict(self._settings())
+        every = self.all_corruptions.isChecked()
+        if every:
+            s.pop("corruption", None)
+            s.pop("strength", None)
+        return {**s, "n_images": self.n_images.value(), "every": every, "vae": self.state.vae,
+                "diffusion": self.state.diffusion, "dataset": self.state.dataset}
+
+    def changed_inputs(self) -> list[str]:
+        """The inputs that differ from those the table was computed with (empty: the table is current)."""
+        computed = self._table_inputs
+        if computed is None:
+            return []
+        now = self.inputs()
+        return [k for k in now.keys() | computed.keys()
+                if (now.get(k) is not computed.get(k) if k in MODEL_INPUTS else now.get(k) != computed.get(k))]
+
+    @staticmethod
+    def describe(inputs: dict[str, Any]) -> str:
+        what = ("every corruption at its default strength" if inputs["every"]
+                else f"{inputs['corruption']} (strength {inputs['strength']:g})")
+        return (f"{what}, {inputs['n_images']} test images, seed {inputs['seed']}, {inputs['refine_steps']} "
+                f"refinement steps, {inputs['diffusion_samples']} diffusion samples")
+
+    @Slot()
+    def inputs_changed(self, *_: Any) -> None:
+        """A setting, a model or the dataset changed: grey the table if it was computed with other inputs."""
+        if self._table_inputs is None:
+            return
+        changed = sorted(self.changed_inputs(), key=list(INPUT_NAMES).index)
+        self.stale = bool(changed)
+        for r in range(self.table.rowCount()):
+            for c in range(self.table.columnCount()):
+                item = self.table.item(r, c)
+                if item is not None:
+                    item.setForeground(QBrush(STALE_GREY) if self.stale else QBrush())
+        what = self.describe(self._table_inputs)
+        if changed:
+            names = ", ".join(INPUT_NAMES[k] for k in changed)
+            self.header.setText(f"<b>Out of date</b> ({names} changed): the table was computed for {what}. "
+                                "Run the batch evaluation again to recompute.")
+            self.header.setStyleSheet("color: #a05a00;")
+        else:
+            self.header.setText(f"Computed for {what}.")
+            self.header.setStyleSheet("")
 
     def update_buttons(self, other_busy: bool) -> None:
         """Enable what applies; `other_busy`: the panel's single-image restoration is running."""
@@ -96,6 +164,7 @@ class BatchEvaluation(QGroupBox):
             diffusion = None
         s = self._settings()
         every = self.all_corruptions.isChecked()
+        self._run_inputs = self.inputs()
         self.worker = Worker(batch_evaluate, vae and vae.model, diffusion and diffusion.model, ds,
                              corruptions=list(CORRUPTIONS) if every else [s["corruption"]],
                              strengths=None if every else [s["strength"]], n_images=self.n_images.value(),
@@ -140,6 +209,7 @@ class BatchEvaluation(QGroupBox):
     @Slot(object)
     def show_rows(self, rows: Any) -> None:
         self.rows = list(rows or [])
+        self._table_inputs = self._run_inputs
         self.table.setRowCount(len(self.rows))
         for r, row in enumerate(self.rows):
             for c, key in enumerate(TABLE_FIELDS):
@@ -150,6 +220,7 @@ class BatchEvaluation(QGroupBox):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 self.table.setItem(r, c, item)
         self.table.resizeColumnsToContents()
+        self.inputs_changed()     # settings changed while it ran: the new table is out of date at once
 
     def save_table(self, path: str) -> None:
         from core.restoration.benchmark import write_csv, write_json

@@ -125,3 +125,109 @@ def test_panel_module_does_not_import_diffusers():
             "sys.exit(any(m.split('.')[0] == 'diffusers' for m in sys.modules))")
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     assert subprocess.run([sys.executable, "-c", code], env=env).returncode == 0
+
+
+# ---- nothing stale: a result on screen matches the settings above it, or says it is out of date ----------------------
+RESULT_CELLS = ("corrupted", "vae", "vae-refined", "diffusion", "classical")
+
+
+def _restore(qtbot, panel) -> None:
+    panel.run_restore()
+    with qtbot.waitSignal(panel.worker.finished, timeout=60_000):
+        pass
+
+
+def test_changing_the_corruption_marks_the_shown_results_out_of_date(qtbot, panel, digits):
+    from explorer.panels.restore import STALE_TEXT
+
+    panel.corruption.setCurrentText("gaussian")
+    _restore(qtbot, panel)
+    numbers = panel.cells["vae"].info.text()
+    assert "PSNR" in numbers and not panel.results_out_of_date()
+    assert "Results for gaussian" in panel.row_header.text()
+
+    panel.corruption.setCurrentText("mask-box")     # the gaussian results are no longer what the header says
+    for key in RESULT_CELLS:
+        cell = panel.cells[key]
+        assert cell.stale and cell.info.text() == STALE_TEXT, key
+        assert cell.grid.graphicsEffect().isEnabled(), key    # greyed
+    assert not panel.cells["clean"].stale
+    header = panel.row_header.text()
+    assert "Out of date" in header and "corruption" in header and "computed for gaussian" in header
+
+    panel.corruption.setCurrentText("gaussian")     # back to what was computed (strength back to its default)
+    assert not panel.results_out_of_date() and panel.cells["vae"].info.text() == numbers
+
+    for change in (lambda: panel.seed.setValue(7), lambda: panel.refine_steps.setValue(4),
+                   lambda: panel.diffusion_samples.setValue(2), lambda: panel.strength.setValue(0.5)):
+        change()
+        assert panel.results_out_of_date()
+    _restore(qtbot, panel)
+    assert not panel.results_out_of_date() and "seed 7" in panel.row_header.text()
+
+    # a new model (state.vaeChanged) makes the results out of date too, and says which input changed
+    panel.state.set_vae(_loaded(VAEConfig(latent_dim=4, width=4, stages=2), digits.meta))
+    assert panel.cells["vae"].stale and "VAE changed" in panel.row_header.text()
+    panel.state.set_diffusion(panel.state.diffusion)   # the same model again: nothing new about it
+    assert "diffusion model" not in panel.row_header.text()
+
+    # a new image clears the row: its results belonged to the old image
+    panel.index.setValue(panel.index.value() + 1)
+    assert all(panel.cells[k].image is None for k in RESULT_CELLS) and not panel.results_out_of_date()
+
+
+def test_a_setting_changed_while_restoring_leaves_the_results_out_of_date(qtbot, panel):
+    panel.corruption.setCurrentText("blur")
+    panel.run_restore()
+    panel.seed.setValue(3)
+    with qtbot.waitSignal(panel.worker.finished, timeout=60_000):
+        pass
+    assert all(panel.cells[k].stale for k in RESULT_CELLS)
+    assert "seed changed" in panel.row_header.text() and "seed 0" in panel.row_header.text()
+
+
+def test_batch_table_is_marked_out_of_date_when_its_settings_change(qtbot, panel):
+    panel.corruption.setCurrentText("salt-pepper")
+    panel.batch.n_images.setValue(2)
+    panel.batch.run()
+    with qtbot.waitSignal(panel.batch.worker.finished, timeout=60_000):
+        pass
+    assert not panel.batch.stale and "Computed for salt-pepper" in panel.batch.header.text()
+    panel.seed.setValue(5)
+    assert panel.batch.stale and "seed changed" in panel.batch.header.text()
+    assert panel.batch.table.item(0, 4).foreground().color().name() == "#969696"
+    panel.seed.setValue(0)
+    assert not panel.batch.stale
+    panel.batch.n_images.setValue(3)
+    assert panel.batch.stale and "images changed" in panel.batch.header.text()
+    panel.batch.n_images.setValue(2)
+    panel.batch.all_corruptions.setChecked(True)
+    assert panel.batch.stale
+
+
+def test_a_colour_photo_opened_into_a_grey_model_says_what_the_model_sees(qtbot, panel, tmp_path):
+    path = tmp_path / "photo.png"
+    rng = np.random.default_rng(1)
+    Image.fromarray((rng.random((48, 64, 3)) * 255).astype(np.uint8)).save(path)
+    panel.load_image_file(str(path))
+    assert not panel.conversion.isHidden()
+    note = panel.conversion.text()
+    assert "converted from 64x48 RGB to 16x16 grey for this model" in note and "stretched" in note
+    # the clean reference shown is the converted image the models see and the scores compare against
+    clean = panel.cells["clean"]
+    assert "converted" in clean.title.text() and clean.image.shape == (1, 16, 16)
+    np.testing.assert_array_equal(clean.image, panel.clean_image())
+    assert "converted" in clean.info.text()
+    panel.corruption.setCurrentText("gaussian")
+    _restore(qtbot, panel)
+    assert "scores against the converted image" in panel.row_header.text()
+
+    # an image already in the model's form is used as it is, without a notice
+    same = tmp_path / "digit.png"
+    Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8), mode="L").save(same)
+    panel.load_image_file(str(same))
+    assert panel.conversion.isHidden() and "converted" not in panel.cells["clean"].title.text()
+    # choosing a dataset image drops the notice too
+    panel.load_image_file(str(path))
+    panel.index.setValue(3)
+    assert panel.conversion.isHidden() and panel.source_label.text() == "test image 3"
