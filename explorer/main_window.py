@@ -19,6 +19,7 @@ from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
+    QDockWidget,
     QFileDialog,
     QLabel,
     QMainWindow,
@@ -35,6 +36,7 @@ from explorer.recent_files import RecentFiles
 from explorer.startup import is_bundled, load_startup
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
+from explorer.widgets.models_list import ModelsList
 from explorer.widgets.status_bar import StatusBar
 from explorer.worker import Worker
 
@@ -73,6 +75,11 @@ class MainWindow(QMainWindow):
             else:
                 self.tabs.addTab(self._make_panel(title, module, cls_name), title)
 
+        self.models_list = ModelsList(state, self._save_entry_dialog)
+        self.models_dock = QDockWidget("Models", self)
+        self.models_dock.setObjectName("models")       # saveState/restoreState find it by name
+        self.models_dock.setWidget(self.models_list)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
         self._build_menus()
         self.status = StatusBar(state, self)   # parented: the window (C++) owns and deletes it
         self.setStatusBar(self.status)
@@ -181,6 +188,8 @@ class MainWindow(QMainWindow):
         for i in range(min(5, self.tabs.count())):
             self._action(view, f"&{i + 1} {self.tabs.tabText(i)}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
                          f"Ctrl+{i + 1}")
+        view.addSeparator()
+        view.addAction(self.models_dock.toggleViewAction())
         view.addSeparator()
         group = QActionGroup(self)
         self.theme_actions: dict[str, QAction] = {}
@@ -317,6 +326,12 @@ class MainWindow(QMainWindow):
                                               "Checkpoints (*.safetensors)")
         if path:
             self.save_checkpoint(loaded, path)
+
+    def _save_entry_dialog(self, entry: Any) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Save {entry.name} as", self._last_dir(),
+                                              "Checkpoints (*.safetensors)")
+        if path:
+            self.save_checkpoint(entry.loaded, path)
 
     def _current_model(self) -> Any:
         if self.tabs.currentWidget() is self.panels.get("restore") and self.state.diffusion is not None:

@@ -212,6 +212,6 @@ class AppState(QObject):
 def _default_name(loaded: LoadedModel, source: str) -> str:
     if loaded.path is not None:
         path = Path(loaded.path)
-        # A run folder's checkpoints are all called best/last: the run's folder name says more.
-        return path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+        # A run folder's checkpoints are all called best/last: the run's folder name says which run.
+        return f"{path.parent.parent.name}/{path.stem}" if path.parent.name == "checkpoints" else path.name
     return f"{source} {loaded.config.model_kind}"

@@ -49,6 +49,7 @@ class StatusBar(QStatusBar):
         state.statusMessage.connect(self.show_message)
         state.vaeChanged.connect(self.update_models)
         state.diffusionChanged.connect(self.update_models)
+        state.modelsChanged.connect(self.update_models)     # a shown run's status or epoch changed
         state.datasetChanged.connect(self.update_dataset)
 
     def show_message(self, text: str) -> None:
@@ -62,12 +63,12 @@ class StatusBar(QStatusBar):
         self.memory_label.setText(f"{process_memory_mb():.0f} MiB")
 
     def update_models(self) -> None:
+        """The shown models, each with what it is doing now (training, paused, completed, stopped, following...)."""
         parts = []
-        for kind, loaded in (("VAE", self.state.vae), ("diffusion", self.state.diffusion)):
-            if loaded is None:
-                continue
-            src = loaded.path.name if loaded.path is not None else f"training, epoch {loaded.epoch}"
-            parts.append(f"{kind}: {src}")
+        for label, kind in (("VAE", "vae"), ("diffusion", "diffusion")):
+            entry = self.state.shown.get(kind)
+            if entry is not None:
+                parts.append(f"{label}: {entry.describe()}")
         self.model_label.setText(" | ".join(parts) if parts else "no model (open a checkpoint or train one)")
 
     def update_dataset(self) -> None:

@@ -1,0 +1,98 @@
+"""The models list: every model the app holds in one place; selecting one shows it in every panel; training adds
+an entry and never replaces what the user is looking at unless they follow training."""
+
+from __future__ import annotations
+
+import pytest
+
+from core.paths import bundled_model
+from core.training.checkpoint import load_model
+from explorer.main_window import MainWindow
+from explorer.state import AppState
+from tests.explorer.test_train_panel import tiny
+
+
+@pytest.fixture
+def window(qtbot):
+    win = MainWindow(AppState(), defer_panels=False)
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def train_once(window, qtbot, epochs: int = 2) -> None:
+    panel = window.train_panel
+    tiny(panel, epochs=epochs)
+    assert panel.start_training()
+    with qtbot.waitSignal(panel.runFinished, timeout=120_000):
+        pass
+
+
+def test_training_adds_an_entry_and_keeps_the_shown_model(window, qtbot):
+    state = window.state
+    bundled = state.set_model(load_model(bundled_model("vae")))
+    seen = []
+    state.vaeChanged.connect(lambda: seen.append(state.vae))
+    train_once(window, qtbot)
+    # The user kept looking at the bundled model: the run only added its row.
+    assert state.vae is bundled.loaded and seen == []
+    (run,) = [e for e in state.models if e.source == "training"]
+    assert run.status == "completed" and run.loaded.epoch == 2 and run.kind == "vae"
+    assert "completed" in window.models_list.table.item(state.models.index(run), 5).text()
+    # Clicking its row shows it: every panel follows (they all read the shown model).
+    window.models_list.select(run)
+    assert state.vae is run.loaded and seen == [run.loaded]
+    for name in ("latent_map", "sampler", "interpolate", "restore"):
+        assert window.panels[name].state.vae is run.loaded
+    assert "completed, epoch 2" in window.status.model_label.text()
+    # ... and back.
+    window.models_list.select(bundled)
+    assert state.vae is bundled.loaded
+
+
+def test_follow_training_shows_the_run_as_it_trains(window, qtbot):
+    state = window.state
+    state.set_model(load_model(bundled_model("vae")))
+    window.models_list.follow.setChecked(True)
+    window.tabs.setCurrentWidget(window.panels["sampler"])   # looking at another panel: snapshots arrive at once
+    train_once(window, qtbot, epochs=2)
+    run = next(e for e in state.models if e.source == "training")
+    assert state.shown["vae"] is run and state.vae is run.loaded and run.loaded.epoch == 2
+
+
+def test_status_bar_says_training_then_paused_then_how_it_ended(window, qtbot):
+    state, panel = window.state, window.train_panel
+    tiny(panel, epochs=500)
+    window.tabs.setCurrentWidget(window.panels["sampler"])
+    assert panel.start_training()
+    qtbot.waitUntil(lambda: state.shown["vae"] is not None, timeout=120_000)   # nothing else shown: the run is
+    assert "training, epoch" in window.status.model_label.text()
+    panel.toggle_pause()
+    assert "paused, epoch" in window.status.model_label.text()
+    panel.toggle_pause()
+    with qtbot.waitSignal(panel.runFinished, timeout=60_000):
+        panel.stop()
+    assert "stopped, epoch" in window.status.model_label.text()
+
+
+def test_rename_save_and_close(window, qtbot, tmp_path, monkeypatch):
+    state = window.state
+    a = state.set_model(load_model(bundled_model("vae")))
+    b = state.set_model(load_model(bundled_model("vae")))
+    assert state.shown["vae"] is b and [e.name for e in state.models] == ["digits-vae.safetensors"] * 2
+    row = state.models.index(b)
+    window.models_list.table.item(row, 1).setText("my copy")            # what an edit of the name cell does
+    assert b.name == "my copy" and "my copy" in window.status.model_label.text()
+    out = tmp_path / "saved.safetensors"
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
+    window.models_list.select(b)
+    window.models_list.save_button.click()
+    assert load_model(out).config == b.loaded.config
+    window.models_list.close_button.click()       # closing the shown model shows the other one
+    assert state.models == [a] and state.vae is a.loaded
+    window.models_list.select(a)
+    window.models_list.close_button.click()
+    assert state.models == [] and state.vae is None
+    assert "no model" in window.status.model_label.text()
