@@ -32,11 +32,13 @@ from PySide6.QtWidgets import (
 
 from explorer import style
 from explorer.dataset_follower import DatasetFollower
+from explorer.panel_view import PanelView
 from explorer.recent_files import RecentFiles
 from explorer.startup import is_bundled, load_startup
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.models_list import ModelsList
+from explorer.widgets.panel_header import PanelHeader
 from explorer.widgets.status_bar import StatusBar
 from explorer.worker import Worker
 
@@ -48,6 +50,9 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("Interpolate", "interpolate", "InterpolatePanel"),
     ("Denoise/Enhance", "restore", "RestorePanel"),
 )
+# The model kinds each panel shows (the header offers a pin for each).
+PANEL_USES: dict[str, tuple[str, ...]] = {"latent_map": ("vae",), "sampler": ("vae", "diffusion"),
+                                          "interpolate": ("vae",), "restore": ("vae", "diffusion")}
 
 
 class MainWindow(QMainWindow):
@@ -66,7 +71,16 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.setCentralWidget(self.tabs)
+        self.views: dict[str, PanelView] = {}      # what each panel (but Train) shows: a pin, or the selection
+        self.header = PanelHeader()
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.header)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.tabs.currentChanged.connect(self._on_tab)
         self._deferred: list[tuple[str, str, str]] = []
         for title, module, cls_name in PANELS:
             if defer_panels and module != "train":
@@ -81,6 +95,7 @@ class MainWindow(QMainWindow):
         self.models_dock.setWidget(self.models_list)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
         self._build_menus()
+        self._on_tab()
         self.status = StatusBar(state, self)   # parented: the window (C++) owns and deletes it
         self.setStatusBar(self.status)
         self.dataset_follower = DatasetFollower(state, self.run_worker, self)
@@ -91,7 +106,11 @@ class MainWindow(QMainWindow):
         full = f"explorer.panels.{module}"
         try:
             mod = importlib.import_module(full)
-            panel = getattr(mod, cls_name)(self.state)
+            if module == "train":     # the Train panel trains and follows runs: it writes to the app's state
+                panel = getattr(mod, cls_name)(self.state)
+            else:
+                view = self.views.setdefault(module, PanelView(self.state, self))
+                panel = getattr(mod, cls_name)(view)
         except ModuleNotFoundError as exc:
             if exc.name != full:
                 return self._error_tab(title, exc)
@@ -101,6 +120,11 @@ class MainWindow(QMainWindow):
         self.panels[module] = panel
         self._wire_panels()
         return panel
+
+    def _on_tab(self, _index: int = -1) -> None:
+        """The header names what the panel on screen shows (and offers its pins)."""
+        module = next((m for m, p in self.panels.items() if p is self.tabs.currentWidget()), None)
+        self.header.show_view(self.views.get(module), PANEL_USES.get(module, ()))
 
     def _wire_panels(self) -> None:
         """Connect panel-to-panel hand-offs once both ends exist (panels may be built late, one by one)."""
@@ -143,6 +167,7 @@ class MainWindow(QMainWindow):
             old.deleteLater()
         self._deferred = []
         self.tabs.setCurrentIndex(current)
+        self._on_tab()
 
     @staticmethod
     def _placeholder(text: str) -> QWidget:

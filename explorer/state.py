@@ -86,15 +86,7 @@ class AppState(QObject):
     def split_to_encode(self, split: str) -> tuple[LoadedModel, Split] | str:
         """(the VAE, the dataset's `split`) when both are loaded and their images have the same shape; otherwise
         what is wrong, as a line for a panel's status."""
-        vae, ds = self.vae, self.dataset
-        missing = " and ".join(what for what, absent in (("a VAE", vae is None), ("a dataset", ds is None)) if absent)
-        if missing:
-            return f"Load {missing} to use this panel (File > Open checkpoint, or train one)."
-        meta, mmeta = ds.meta, vae.meta
-        if (meta.channels, meta.image_size) != (mmeta.channels, mmeta.image_size):
-            return (f"The VAE was trained on {mmeta.channels}x{mmeta.image_size}px images, the dataset has "
-                    f"{meta.channels}x{meta.image_size}px: load a matching dataset.")
-        return vae, ds.split(split)
+        return shape_problem(self.vae, self.dataset) or (self.vae, self.dataset.split(split))
 
     # ---- the models list ----------------------------------------------------------------------------------------
     def add_model(self, loaded: LoadedModel, *, source: str, name: str | None = None, status: str = "",
@@ -207,6 +199,19 @@ class AppState(QObject):
     def set_dataset(self, dataset: Dataset | None) -> None:
         self.dataset = dataset
         self.datasetChanged.emit()
+
+
+def shape_problem(vae: LoadedModel | None, dataset: Dataset | None) -> str:
+    """What keeps a panel from encoding `dataset` with `vae` ("" when nothing), as a line for the panel's status."""
+    missing = " and ".join(what for what, absent in (("a VAE", vae is None), ("a dataset", dataset is None))
+                           if absent)
+    if missing:
+        return f"Load {missing} to use this panel (File > Open checkpoint, or train one)."
+    meta, mmeta = dataset.meta, vae.meta
+    if (meta.channels, meta.image_size) != (mmeta.channels, mmeta.image_size):
+        return (f"The VAE was trained on {mmeta.channels}x{mmeta.image_size}px images, the dataset has "
+                f"{meta.channels}x{meta.image_size}px: load a matching dataset.")
+    return ""
 
 
 def _default_name(loaded: LoadedModel, source: str) -> str:

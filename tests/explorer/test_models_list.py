@@ -96,3 +96,37 @@ def test_rename_save_and_close(window, qtbot, tmp_path, monkeypatch):
     window.models_list.close_button.click()
     assert state.models == [] and state.vae is None
     assert "no model" in window.status.model_label.text()
+
+
+def test_two_panels_show_two_models(window, qtbot):
+    """A panel can pin a model of the list: the sampler keeps model A while the selection (and the latent map)
+    moves to model B; the header above the panels names what the current one shows."""
+    state = window.state
+    a = state.set_model(load_model(bundled_model("vae")))
+    state.rename(a, "model A")
+    b = state.set_model(load_model(bundled_model("vae")))
+    state.rename(b, "model B")
+    window.tabs.setCurrentWidget(window.panels["sampler"])
+    header = window.header
+    combo = header.combos["vae"]
+    assert combo.isVisible() and header.combos["diffusion"].isVisible()
+    assert combo.currentText().startswith("shown: model B")
+    combo.setCurrentIndex(combo.findData(a.id))                     # pin model A for the sampler
+    sampler, latent = window.views["sampler"], window.views["latent_map"]
+    assert sampler.vae is a.loaded and latent.vae is b.loaded
+    assert window.panels["sampler"].state.vae_model is a.loaded.model
+    # The selection moves on: the pinned panel stays, the others follow.
+    window.models_list.select(a)
+    window.models_list.select(b)
+    assert sampler.vae is a.loaded and latent.vae is b.loaded
+    # The header shows each tab's own choice.
+    window.tabs.setCurrentWidget(window.panels["latent_map"])
+    assert header.combos["vae"].currentText().startswith("shown: model B")
+    assert not header.combos["diffusion"].isVisible()             # the latent map shows no diffusion model
+    window.tabs.setCurrentWidget(window.panels["sampler"])
+    assert header.combos["vae"].currentText().startswith("pinned: model A")
+    assert "dataset:" in header.dataset_label.text()
+    # Closing a pinned model returns the panel to the selection.
+    state.close(a)
+    assert sampler.vae is b.loaded and sampler.pinned["vae"] is None
+    assert header.combos["vae"].currentIndex() == 0
