@@ -3,10 +3,16 @@
 Only copies cross threads: events hold Python numbers, strings and numpy arrays, never live tensors. A subset of
 events is also written to a run folder's `metrics.jsonl` (one JSON object per line) so that another process, the GUI
 following a run folder, can rebuild the same events: `to_record` and `from_record` are that mapping.
+
+Each record also says when it was written (`"time"`, epoch seconds), so that a reader replaying a run's history shows
+each line at its own time. A recorded event carries that time as its `time` field: None for an event made in this
+process (it happens now), the record's time for one rebuilt from a line (absent in older run folders: None again).
 """
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
@@ -23,6 +29,7 @@ class RunStarted:
     total_steps: int
     steps_per_epoch: int
     start_step: int = 0                # > 0 when resumed
+    time: float | None = field(default=None, compare=False)   # when it was recorded (epoch s); None: now
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class StepMetrics:
     images_per_s: float
     eta_s: float
     progress: float                    # 0..1 of the whole run
+    time: float | None = field(default=None, compare=False)   # when it was recorded (epoch s); None: now
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,7 @@ class EpochSummary:
     is_best: bool
     elapsed_s: float
     kl_per_dim: np.ndarray | None = None   # float32 (latent_dim,), validation KL per dimension (VAE only)
+    time: float | None = field(default=None, compare=False)   # when it was recorded (epoch s); None: now
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,7 @@ class CheckpointSaved:
     step: int
     epoch: int
     tag: str                           # "last", "best" or "interrupt"
+    time: float | None = field(default=None, compare=False)   # when it was recorded (epoch s); None: now
 
 
 @dataclass(frozen=True)
@@ -81,6 +91,7 @@ class LogMessage:
     level: str                         # "info", "warning" or "error"
     message: str
     step: int = 0
+    time: float | None = field(default=None, compare=False)   # when it was recorded (epoch s); None: now
 
 
 @dataclass(frozen=True)
@@ -91,6 +102,7 @@ class RunEnded:
     epoch: int
     best_val: float | None = None
     last_checkpoint: str | None = None
+    time: float | None = field(default=None, compare=False)   # when it was recorded (epoch s); None: now
 
 
 @dataclass(frozen=True)
@@ -114,11 +126,14 @@ _TYPE_OF = {cls: name for name, cls in _RECORDED.items()}
 
 
 def to_record(event: Event) -> dict[str, Any] | None:
-    """The JSON-ready dict for metrics.jsonl, or None for events that are not logged there."""
+    """The JSON-ready dict for metrics.jsonl, or None for events that are not logged there. Its "time" is the event's
+    own time when it has one (it was read from a record), else the time of this call: when the record is written."""
     name = _TYPE_OF.get(type(event))
     if name is None:
         return None
     record = {"type": name, **asdict(event)}
+    if record["time"] is None:
+        record["time"] = round(time.time(), 3)
     if isinstance(event, EpochSummary) and event.kl_per_dim is not None:
         record["kl_per_dim"] = [round(float(v), 6) for v in event.kl_per_dim]
     return record
@@ -130,6 +145,9 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
     if cls is None:
         return None
     values = {k: v for k, v in record.items() if k != "type" and k in cls.__dataclass_fields__}
+    when = values.get("time")   # the line's own time, or None (an older writer, or not a number): "now"
+    values["time"] = (float(when) if isinstance(when, (int, float)) and not isinstance(when, bool)
+                      and math.isfinite(when) else None)
     if cls is EpochSummary and values.get("kl_per_dim") is not None:
         values["kl_per_dim"] = np.asarray(values["kl_per_dim"], dtype=np.float32)
     try:

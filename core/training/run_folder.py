@@ -173,7 +173,8 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
     With `models`, each time the reader has caught up and a checkpoint was saved since the last look, the newest one is
     loaded and a ModelSnapshot and a Preview follow (only the newest: replaying a long history loads one checkpoint).
     Ends when the newest record read is a RunEnded (a resumed run appends after an earlier RunEnded, so an old end
-    does not stop the tail) or when should_stop() is true. Half-written lines wait for their newline.
+    does not stop the tail) or when should_stop() is true. Half-written lines wait for their newline. Each event
+    carries its record's `time` (when the writer wrote it; None in run folders written before records had times).
     """
     run_dir = Path(run_dir)
     remove_leftovers(run_dir, min_age_s=FOLLOW_LEFTOVER_MIN_AGE_S)

@@ -43,6 +43,17 @@ def format_eta(seconds: float) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
+def format_stamp(at: float | None = None) -> str:
+    """A log line's time: H:M:S today, with the date before that (a followed run's history may be days old); now when
+    `at` is None or not a time this machine can show."""
+    now = time.localtime()
+    try:
+        when = now if at is None else time.localtime(at)
+    except (OverflowError, OSError, ValueError):
+        when = now
+    return time.strftime("%H:%M:%S" if when[:3] == now[:3] else "%Y-%m-%d %H:%M:%S", when)
+
+
 class RunDashboard(QWidget):
     stopFollowing = Signal()     # the "Stop following" button on the read-only banner
 
@@ -165,9 +176,9 @@ class RunDashboard(QWidget):
         elif isinstance(ev, RunStarted):
             self._on_started(ev)
         elif isinstance(ev, CheckpointSaved):
-            self.log(f"checkpoint saved ({ev.tag}, epoch {ev.epoch}, step {ev.step}): {ev.path}")
+            self.log(f"checkpoint saved ({ev.tag}, epoch {ev.epoch}, step {ev.step}): {ev.path}", at=ev.time)
         elif isinstance(ev, LogMessage):
-            self.log(ev.message if ev.level == "info" else f"{ev.level}: {ev.message}")
+            self.log(ev.message if ev.level == "info" else f"{ev.level}: {ev.message}", at=ev.time)
         elif isinstance(ev, RunEnded):
             self._on_ended(ev)
 
@@ -176,7 +187,8 @@ class RunDashboard(QWidget):
         self.total_steps = ev.total_steps
         self.epochs = int((ev.config or {}).get("train", {}).get("epochs", 0))
         resumed = f", resumed at step {ev.start_step}" if ev.start_step else ""
-        self.log(f"run started on {ev.device}: {ev.total_steps} steps, {ev.steps_per_epoch} per epoch{resumed}")
+        self.log(f"run started on {ev.device}: {ev.total_steps} steps, {ev.steps_per_epoch} per epoch{resumed}",
+                 at=ev.time)
         self._position = f"step {ev.start_step}/{ev.total_steps}"
         self._set_progress(ev.start_step / max(1, ev.total_steps), self._position)
 
@@ -214,7 +226,8 @@ class RunDashboard(QWidget):
         if ev.kl_per_dim is not None:
             self.kl_bars.set_values(ev.kl_per_dim)
         val = ", ".join(f"{k} {v:.4g}" for k, v in ev.val.items())
-        self.log(f"epoch {ev.epoch} (step {ev.step}, {ev.elapsed_s:.1f} s): val {val}{' — best' if ev.is_best else ''}")
+        self.log(f"epoch {ev.epoch} (step {ev.step}, {ev.elapsed_s:.1f} s): val {val}{' — best' if ev.is_best else ''}",
+                 at=ev.time)
 
     def _on_preview(self, ev: Preview) -> None:
         labels = np.asarray(ev.sample_labels)
@@ -234,7 +247,7 @@ class RunDashboard(QWidget):
         self._set_progress(fraction, f"{ev.status.replace('_', ' ')} at epoch {ev.epoch} · step {ev.step}"
                                      f"{'/' + str(total) if total else ''}")
         best = f", best val {ev.best_val:.4g}" if ev.best_val is not None else ""
-        self.log(f"run {ev.status} at epoch {ev.epoch}, step {ev.step}: {ev.reason}{best}")
+        self.log(f"run {ev.status} at epoch {ev.epoch}, step {ev.step}: {ev.reason}{best}", at=ev.time)
 
     def _set_progress(self, fraction: float, text: str) -> None:
         self._progress_value = int(round(1000 * min(1.0, max(0.0, fraction))))
@@ -277,5 +290,6 @@ class RunDashboard(QWidget):
         self._set_progress(0.0, "starting...")
         self.redraw()
 
-    def log(self, text: str) -> None:
-        self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
+    def log(self, text: str, *, at: float | None = None) -> None:
+        """Append a line stamped with `at` (epoch seconds: when a followed run wrote it), or with now."""
+        self.log_view.appendPlainText(f"{format_stamp(at)}  {text}")

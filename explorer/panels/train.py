@@ -1,10 +1,11 @@
 """The Train panel: a config form, Train / Pause / Stop / Resume, and the run's dashboard (dashboard.py).
 
 Training runs `core.training.trainer.Trainer.run()` in a `Worker` thread (`TrainJob`, in train_job.py); following a
-run folder runs `core.training.run_folder.follow_run()` the same way, read-only. Every event goes to the dashboard,
-which draws it; this panel keeps what the events mean for the run (status, last checkpoint, failures). The model
-snapshots the trainer yields each epoch are rebuilt into CPU models on the worker thread and handed to AppState, so
-the other panels explore the model while it trains.
+run folder runs `core.training.run_folder.follow_run()` the same way, read-only (the greyed form shows that run's own
+settings, and only "Stop following" is offered: the run belongs to the process writing it). Every event goes to the
+dashboard, which draws it; this panel keeps what the events mean for the run (status, last checkpoint, failures). The
+model snapshots the trainer yields each epoch are rebuilt into CPU models on the worker thread and handed to AppState,
+so the other panels explore the model while it trains.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class TrainPanel(QWidget):
         self._run_key = ""
         self._pending_model: Any = None
         self._last_error = ""
+        self._user_settings: dict[str, Any] | None = None   # the form as the user left it, while following a run
 
         self.dashboard = RunDashboard()
         self.dashboard.stopFollowing.connect(self.stop)
@@ -119,7 +121,9 @@ class TrainPanel(QWidget):
         self.error_label.setStyleSheet("color: rgb(220, 60, 60);")
         lay.addWidget(self.error_label)
 
-        buttons = QGridLayout()
+        self.run_buttons = QWidget()   # hidden while following: that run belongs to another process
+        buttons = QGridLayout(self.run_buttons)
+        buttons.setContentsMargins(0, 0, 0, 0)
         self.train_button = QPushButton("Train")
         self.train_button.setToolTip("Start training with these settings (Ctrl+T)")
         self.train_button.clicked.connect(self.start_training)
@@ -134,7 +138,7 @@ class TrainPanel(QWidget):
         buttons.addWidget(self.pause_button, 0, 1)
         buttons.addWidget(self.stop_button, 0, 2)
         buttons.addWidget(self.resume_button, 1, 0, 1, 3)
-        lay.addLayout(buttons)
+        lay.addWidget(self.run_buttons)
         box.setMinimumWidth(300)
         return box
 
@@ -179,7 +183,7 @@ class TrainPanel(QWidget):
             except UserError as e:
                 problem = str(e)
         self.error_label.setText(problem)
-        self.error_label.setVisible(bool(problem))
+        self.error_label.setVisible(bool(problem) and self.mode != "follow")   # a followed run's form is not ours
         self._problem = problem
         self._update_buttons()
         return problem
@@ -204,9 +208,12 @@ class TrainPanel(QWidget):
         self.train_button.setEnabled(not busy and not getattr(self, "_problem", ""))
         self.resume_button.setEnabled(not busy)
         self.pause_button.setEnabled(self.mode == "train")
-        self.stop_button.setEnabled(busy)
+        self.stop_button.setEnabled(self.mode == "train")
         for w in (self.forms, self.preset_combo, self.kind_combo):
             w.setEnabled(not busy)
+        # A followed run belongs to the process that writes it: stopping here would not stop it, and its settings are
+        # not the form's to train with. Only the banner's "Stop following" is offered.
+        self.run_buttons.setVisible(not following)
         self.dashboard.set_following(self.run_dir if following else None)
         if not busy:
             self.pause_button.setText("Pause")
@@ -252,8 +259,43 @@ class TrainPanel(QWidget):
 
         self.job = None
         self.run_dir = str(run_dir)
+        if self._user_settings is None:
+            self._user_settings = self._form_settings()
         self._start(Worker(follow_run, str(run_dir), task="follow"), "follow")
         self.dashboard.log(f"following {run_dir}")
+        # The run's own settings, greyed: its config.json now (when written yet), then each RunStarted it logs.
+        config = Path(run_dir) / "config.json"
+        if config.is_file():
+            try:
+                self._show_followed_config(Config.from_file(config))
+            except UserError as e:
+                self.dashboard.log(f"the run's settings cannot be shown: {e}")
+
+    def _show_followed_config(self, config: Config | Any) -> None:
+        """Fill the greyed form with the followed run's settings (a Config, or the dict a RunStarted carries)."""
+        try:
+            cfg = config if isinstance(config, Config) else Config.from_dict(dict(config))
+        except (UserError, TypeError, ValueError) as e:
+            self.dashboard.log(f"the run's settings cannot be shown: {e}")
+            return
+        self.set_config(cfg)
+        self.preset_combo.setCurrentIndex(-1)   # the run's own settings, not a preset's
+
+    def _form_settings(self) -> dict[str, Any]:
+        """What the user's form holds, as typed (even if not valid yet), to put back after following a run."""
+        return {"preset": self.preset_combo.currentIndex(), "kind": self.kind_combo.currentText(),
+                "values": [form.raw_values() for form in self._all_forms()]}
+
+    def _restore_form_settings(self, saved: dict[str, Any]) -> None:
+        self.kind_combo.setCurrentText(saved["kind"])
+        for form, values in zip(self._all_forms(), saved["values"], strict=True):
+            for name, value in values.items():
+                form.set_field(name, value)
+        self.preset_combo.setCurrentIndex(saved["preset"])
+        self.validate()
+
+    def _all_forms(self) -> tuple[ConfigForm, ...]:
+        return (self.data_form, self.vae_form, self.diffusion_form, self.train_form)
 
     def _start(self, worker: Worker, mode: str) -> None:
         self.dashboard.clear()
@@ -315,6 +357,9 @@ class TrainPanel(QWidget):
         self.dashboard.finish()
         self.mode = "idle"
         self.job = None
+        if followed and self._user_settings is not None:   # the form is the user's again
+            saved, self._user_settings = self._user_settings, None
+            self._restore_form_settings(saved)
         self._update_buttons()
         self.runFinished.emit(self.last_status or "stopped")
 
@@ -330,6 +375,8 @@ class TrainPanel(QWidget):
             self._offer_model(from_snapshot(ev))
         elif isinstance(ev, RunStarted):
             self.run_dir = ev.run_dir or self.run_dir
+            if self.mode == "follow" and ev.config:
+                self._show_followed_config(ev.config)
         elif isinstance(ev, CheckpointSaved):
             self.last_checkpoint = ev.path
         elif isinstance(ev, LogMessage) and ev.level == "error":

@@ -23,6 +23,7 @@ from core.training.events import (
     RunEnded,
     RunStarted,
     StepMetrics,
+    from_record,
     to_record,
 )
 from core.training.run_folder import follow_run
@@ -316,6 +317,29 @@ def test_follow_run_sees_lines_appended_by_another_writer(tmp_path):
     assert seen[1].metrics == {"loss": 1.0}
     stopped = list(follow_run(tmp_path / "never", poll_s=0.01, should_stop=lambda: True))
     assert stopped == []
+
+
+def test_records_say_when_they_were_written_and_follow_run_keeps_it(dataset, tmp_path):
+    """Each metrics.jsonl record has the wall-clock time it was written; events rebuilt from the records carry it
+    (a reader shows a run's history at its own times), events made in this process have none (they happen now), and
+    an older run folder without times, or a damaged time, still follows."""
+    t0 = time.time()
+    made_here = list(Trainer(tiny(epochs=1), run_dir=tmp_path, dataset=dataset).run())
+    t1 = time.time()
+    assert all(getattr(e, "time", None) is None for e in made_here)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    times = [r["time"] for r in records]
+    assert all(isinstance(t, float) for t in times) and times == sorted(times)
+    assert t0 - 1 <= times[0] and times[-1] <= t1 + 1
+    followed = list(follow_run(tmp_path, poll_s=0.01, models=False))
+    assert [e.time for e in followed] == times
+    assert followed[0] == made_here[0]   # the time is not part of what the event says
+    assert to_record(followed[1])["time"] == times[1]   # copying a record keeps its time
+
+    old = {k: v for k, v in records[-1].items() if k != "time"}
+    assert from_record(old).time is None and from_record(old) == followed[-1]
+    assert from_record({**old, "time": "yesterday"}).time is None
+    assert from_record({**old, "time": float("nan")}).time is None
 
 
 def test_follow_run_shows_the_newest_model_and_a_preview(tmp_path):

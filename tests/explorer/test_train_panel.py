@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,10 +15,12 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 import core.training.trainer
 from core.training.events import EpochSummary, LogMessage, RunEnded, RunStarted, StepMetrics, to_record
+from explorer.panels.dashboard import format_stamp
 from explorer.panels.train import TrainPanel
 from explorer.state import AppState
 
-OUT = Path(__file__).resolve().parents[2] / "test-output"
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "test-output"
 
 
 def tiny(panel: TrainPanel, *, epochs: int = 2, max_steps: int = 0) -> None:
@@ -234,6 +239,89 @@ def test_follow_run_folder_picks_up_appended_lines(panel, qtbot, tmp_path):
     np.testing.assert_allclose(loss.ys, [100.0, 80.0])
     np.testing.assert_allclose(panel.dashboard.kl_bars.heights, np.ones(4))
     assert panel.mode == "idle" and not panel.dashboard.banner.isVisible()
+
+
+def _records(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.endswith("}")]
+
+
+def test_following_a_cli_run_shows_its_settings_its_log_times_and_only_stop_following(panel, qtbot, tmp_path):
+    """A run another process writes (`python -m core.cli train`): the greyed form shows that run's settings, each
+    past log line has the time its record was written, and only "Stop following" is offered; stopping following
+    leaves the run going and gives the user their own settings back."""
+    tiny(panel)
+    panel.train_form.set_field("lr", "0.002")
+    mine = panel.config()
+    run_dir, log = tmp_path / "cli-run", tmp_path / "cli-run" / "metrics.jsonl"
+    env = dict(os.environ, VAE_EXPLORER_HOME=str(tmp_path / "home"))
+    proc = subprocess.Popen([sys.executable, "-m", "core.cli", "train", "--epochs", "500", "--per-class", "20",
+                             "--batch-size", "32", "--image-size", "12", "--lr", "0.0007", "--threads", "1",
+                             "--set", "model.width=8", "--set", "model.latent_dim=3", "--set", "model.stages=1",
+                             "--set", "train.log_every=2", "--out", str(run_dir), "--quiet"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (log.is_file() and
+                                                   sum(r["type"] == "epoch" for r in _records(log)) >= 2):
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.1)
+        time.sleep(2.0)   # the folder is opened well after its first records were written
+        opened = time.time()
+        panel.follow_run(str(run_dir))
+        run_config = core_config_of(run_dir)
+        # (a) The run's own settings, read-only; (b) nothing that would act on a run this app does not own.
+        assert panel.config() == run_config and panel.config() != mine
+        assert panel.vae_form.value().latent_dim == 3 and panel.train_form.value().lr == 0.0007
+        assert not panel.forms.isEnabled() and not panel.error_label.isVisible()
+        assert not panel.run_buttons.isVisible()
+        for button in (panel.train_button, panel.pause_button, panel.stop_button, panel.resume_button):
+            assert not button.isVisible() and not button.isEnabled(), button.text()
+        assert panel.dashboard.banner.isVisible()
+        # (c) Each past line at its record's time, not at the time the folder was opened.
+        log_view = panel.dashboard.log_view
+        qtbot.waitUntil(lambda: "epoch 2 (" in log_view.toPlainText(), timeout=60_000)
+        records = _records(log)
+        assert all(isinstance(r.get("time"), float) for r in records)
+        assert records[0]["type"] == "start" and records[0]["time"] < opened - 2.0
+        lines = log_view.toPlainText().splitlines()
+        started = next(line for line in lines if "run started on" in line)
+        assert started.startswith(format_stamp(records[0]["time"]) + "  "), (started, records[0])
+        for epoch in (1, 2):
+            record = next(r for r in records if r["type"] == "epoch" and r["epoch"] == epoch)
+            line = next(line for line in lines if line.split("  ", 1)[1].startswith(f"epoch {epoch} ("))
+            assert line.startswith(format_stamp(record["time"]) + "  "), (line, record)
+        assert started.split("  ")[0] != format_stamp(opened)
+        # Stop following: the CLI run goes on, and the form is the user's again.
+        with qtbot.waitSignal(panel.runFinished, timeout=30_000):
+            panel.dashboard.stopFollowing.emit()
+        n = len(_records(log))
+        qtbot.waitUntil(lambda: len(_records(log)) > n, timeout=60_000)
+        assert proc.poll() is None, "stopping following must not stop the run"
+        assert panel.mode == "idle" and panel.config() == mine and panel.preset_combo.currentText() == "digits"
+        assert panel.run_buttons.isVisible() and panel.train_button.isEnabled() and panel.forms.isEnabled()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
+
+
+def core_config_of(run_dir: Path):
+    from core.config import Config
+
+    return Config.from_file(run_dir / "config.json")
+
+
+def test_an_older_run_folder_without_record_times_is_stamped_when_read(panel, qtbot, tmp_path):
+    log = tmp_path / "metrics.jsonl"
+    records = [to_record(RunStarted(str(tmp_path), {}, {}, "cpu", 10, 5)),
+               to_record(RunEnded("completed", "ok", 10, 2))]
+    for r in records:
+        del r["time"]
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    with qtbot.waitSignal(panel.runFinished, timeout=20_000) as blocker:
+        panel.follow_run(str(tmp_path))
+    assert blocker.args == ["completed"]
+    text = panel.dashboard.log_view.toPlainText()
+    assert "run started on cpu" in text and "run completed" in text
 
 
 def test_follow_can_be_stopped_before_the_run_ends(panel, qtbot, tmp_path):
