@@ -3,7 +3,11 @@
 Endpoints: two images of a split (index boxes; the map's clicks arrive through `state.imageSelected`; sampler or map
 latents through `receive_latent`), or "class morph": one z and two classes, walking only the label embedding.
 The t slider decodes live through a rate limiter; the strip of N steps exports as PNG or animated GIF. Below, one
-slider per latent dimension, ordered by KL (active dimensions first), offsets the current point by -3..3.
+slider per latent dimension, ordered by KL (active dimensions first), offsets the whole path by -3..3: the live view,
+the endpoints' thumbnails, the strip and both exports follow it (through their own rate limiter).
+
+A latent sent from another panel survives the reload that a model change triggers when it fits the new model (the
+map and the sampler send latents of the model they show; a latent of another size is dropped for the index boxes').
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self._build()
         # Slider drags decode at most every 16 ms, always ending on the latest value (superqt's throttle).
         self._live = qthrottled(self._decode_current, 16, parent=self)
+        # Traversal drags redraw the whole path (thumbnails, strip, live view) at most every 33 ms, latest value wins.
+        self._traverse = qthrottled(self._endpoints_changed, 33, parent=self)
         state.vaeChanged.connect(self.reload)
         state.datasetChanged.connect(self.reload)
         state.imageSelected.connect(self._on_image_selected)
@@ -175,6 +181,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         gen = self.workers.new_generation()
         self.latents = None
         self._images = None
+        self._clear_views()      # the old model's decodes are not this model's
         self._fill_classes()
         found = self.state.split_to_encode(self._split)
         if isinstance(found, str):
@@ -197,6 +204,15 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.workers.add(w)
         w.start()
 
+    def _clear_views(self) -> None:
+        self._traverse.cancel()
+        self._live.cancel()
+        self.strip = self.current = None
+        self.strip_grid.clear()
+        self.view.set_image(None, "")
+        for thumb in self.thumbs:
+            thumb.set_image(None, "")
+
     def _set_enabled(self, on: bool) -> None:
         for w in (self.t_slider, self.png_btn, self.gif_btn, self.steps, *self.index):
             w.setEnabled(on)
@@ -217,16 +233,21 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         if lat is None or gen != self.workers.gen:
             return
         self.latents = lat
-        self._external = [False, False]
+        # A latent received from another panel since the model changed is kept when it fits this model; one of
+        # another size belonged to the old model and gives way to the index box.
+        dim = lat.mu.shape[1]
+        self._external = [ext and len(self.z[k]) == dim for k, ext in enumerate(self._external)]
         self._build_dim_sliders(lat.kl_per_dim)
         self._set_enabled(True)
         for k in range(2):
             self._load_endpoint(k)
+            self._show_class(k)
         kl = lat.kl_per_dim
         self.status.setText(f"{active_dims(kl)} of {len(kl)} latent dimensions active (KL > 0.01 nats)")
         self._endpoints_changed()
 
     def shutdown(self) -> None:
+        self._traverse.cancel()
         self._live.cancel()
         self.workers.shutdown()
 
@@ -238,7 +259,11 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         i = self.index[k].value()
         self.z[k] = lat.mu[i].copy()
         self.y[k] = int(lat.labels[i])
-        if self.cls[k].count():
+        self._show_class(k)
+
+    def _show_class(self, k: int) -> None:
+        """The class box of endpoint k shows its class (without feeding back)."""
+        if 0 <= self.y[k] < self.cls[k].count():
             self.cls[k].blockSignals(True)
             self.cls[k].setCurrentIndex(self.y[k])
             self.cls[k].blockSignals(False)
@@ -278,15 +303,16 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.z[k] = np.asarray(z, dtype=np.float32).copy()
         self.y[k] = int(label)
         self._external[k] = True
-        if self.cls[k].count():
-            self.cls[k].blockSignals(True)
-            self.cls[k].setCurrentIndex(int(label))
-            self.cls[k].blockSignals(False)
+        self._show_class(k)
         self._endpoints_changed()
 
-    def _endpoints_changed(self) -> None:
+    def _path_ready(self) -> bool:
+        """Both endpoints and the traversal offsets fit the loaded model (not so while a new model encodes)."""
         model = self.state.vae_model
-        if model is None or self.z[0].shape != self.z[1].shape or len(self.z[0]) != model.latent_dim:
+        return (model is not None and len(self.z[0]) == len(self.z[1]) == len(self.offsets) == model.latent_dim)
+
+    def _endpoints_changed(self) -> None:
+        if not self._path_ready():
             return
         morph = self.mode.currentIndex() == 1
         self.index[1].setEnabled(not morph and self.latents is not None)
@@ -319,7 +345,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
                                   spherical=self.spherical.isChecked())
 
     def _decode_current(self) -> None:
-        if self.state.vae_model is None or self.latents is None and not any(self._external):
+        if not self._path_ready():
             return
         t = self.t()
         self.t_label.setText(f"t = {t:.2f}")
@@ -327,7 +353,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.view.set_image(self.current, f"t = {t:.2f}")
 
     def _update_strip(self) -> None:
-        if self.state.vae_model is None or len(self.z[0]) != self.state.vae_model.latent_dim:
+        if not self._path_ready():
             return
         n = self.steps.value()
         self.strip = self.path_images(np.linspace(0.0, 1.0, n))
@@ -364,7 +390,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
     def _on_dim(self, d: int, v: int, label: QLabel) -> None:
         self.offsets[d] = v / 100 * (TRAVERSE_RANGE / 3.0)
         label.setText(f"{self.offsets[d]:+.2f}")
-        self._live()
+        self._traverse()     # the strip, the thumbnails and the live view all follow the offsets
 
     def reset_offsets(self) -> None:
         for _, slider, _lab in self._dim_sliders:
@@ -373,17 +399,25 @@ class InterpolatePanel(WorkWhenShown, QWidget):
             slider.blockSignals(False)
             _lab.setText("+0.00")
         self.offsets[:] = 0
+        self._traverse.cancel()
         self._endpoints_changed()
 
     # ---- export -----------------------------------------------------------------------------------------------------
+    def _flush_pending(self) -> None:
+        """Apply a traversal or t change still waiting in a rate limiter: exports show the settings on screen."""
+        self._traverse.flush()
+        self._live.flush()
+
     def export_strip_png(self, path: str) -> None:
+        self._flush_pending()
         if self.strip is None:
             raise UserError("nothing to export yet: load a VAE and a dataset first")
         save_png(image_grid(self.strip, len(self.strip)), path, scale=4)
 
     def export_gif(self, path: str, *, frames: int = 24, scale: int = 4, ms_per_frame: int = 80) -> None:
         """An animated GIF that walks A -> B -> A (a loop without a jump)."""
-        if self.state.vae_model is None:
+        self._flush_pending()
+        if not self._path_ready():
             raise UserError("nothing to export yet: load a VAE and a dataset first")
         ts = np.concatenate([np.linspace(0, 1, frames), np.linspace(1, 0, frames)[1:-1]])
         imgs = self.path_images(ts)

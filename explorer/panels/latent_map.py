@@ -2,9 +2,9 @@
 
 Hover a point: its image and reconstruction float next to the cursor. Click a point: the side view shows the image,
 its reconstruction, its latent vector and its nearest neighbours in latent space. Click empty space: the latent under
-the cursor (core.latent.positions.PositionMapper) is decoded, with its distance to the data. Left-drag sweeps: decodes
-follow
-the mouse (rate-limited, latest position wins); middle-drag pans, the wheel zooms.
+the cursor (core.latent.positions.PositionMapper) is decoded, with its distance to the data and the data nearest to it
+in latent space. Left-drag sweeps: decodes follow the mouse (rate-limited, latest position wins); middle-drag pans, the
+wheel zooms. The map's title and status always name the projection shown (PCA while UMAP computes).
 
 Encoding and UMAP run in `explorer.worker.Worker`s; the GUI thread only decodes single images (~2 ms).
 """
@@ -67,6 +67,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.workers = WorkerGroup()          # its generation bumps on every reload; older workers' results are dropped
         self._proj_worker: Worker | None = None
         self._current_z: tuple[np.ndarray, int] | None = None
+        self._stats = ""                      # the encoding's mean KL and reconstruction error, for the status
         self._build()
         # Drags decode at most every 16 ms, always ending on the latest position (superqt's throttle).
         self._sweep = qthrottled(self._decode_at, 16, parent=self)
@@ -142,7 +143,9 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         side.addLayout(pair)
         side.addWidget(self.info)
         side.addWidget(self.bars)
-        side.addWidget(QLabel("nearest neighbours in latent space"))
+        self.neighbours_title = QLabel("nearest neighbours in latent space")
+        self.neighbours_title.setWordWrap(True)
+        side.addWidget(self.neighbours_title)
         side.addWidget(self.neighbours, 1)
         side.addWidget(self.send_btn)
         side_w = QWidget()
@@ -169,6 +172,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.latents = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
         self.scatter.clear_points()
+        self.scatter.set_title("")
+        self._clear_side_view()
         self._fill_decode_as()
         found = self.state.split_to_encode(self._split)
         if isinstance(found, str):
@@ -204,9 +209,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             return
         self.latents = lat
         self.dim_box.setRange(0, lat.mu.shape[1] - 1)
+        self._stats = f"mean KL {lat.kl.mean():.2f} nats, mean reconstruction error {lat.recon_error.mean():.4f}"
         self._set_xy(pca_2d(lat.mu), "pca")
-        self.status.setText(f"{len(lat)} {self._split} images encoded; mean KL {lat.kl.mean():.2f} nats, "
-                            f"mean reconstruction error {lat.recon_error.mean():.4f}")
         self._start_projection()
 
     def _start_projection(self) -> None:
@@ -217,7 +221,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             self._proj_worker.stop()
             self._proj_worker = None
         if method == "pca":
-            self._set_xy(pca_2d(self.latents.mu), "pca")
+            self._set_xy(pca_2d(self.latents.mu), "pca")    # also says "PCA" wherever the old projection was named
             return
         gen = self.workers.gen
         w = Worker(_project_job, self.state.vae, self.latents.mu, method, self._split, 0, task=method, iterate=False)
@@ -228,14 +232,33 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._proj_worker = w
         self.workers.add(w)
         self.cancel_btn.setEnabled(True)
-        self.status.setText(f"PCA shown; computing {self.method_box.currentText()} in the background…")
+        self._label_projection()     # what is shown stays, named as what it is, until the new one is ready
         w.start()
 
     def _on_projected(self, xy: np.ndarray | None, gen: int, method: str, worker: Worker) -> None:
         if gen != self.workers.gen or xy is None or worker is not self._proj_worker or self.latents is None:
             return
+        self._proj_worker = None
         self._set_xy(xy, method)
-        self.status.setText(f"{self.method_box.currentText()} map of {len(xy)} {self._split} latents")
+
+    def projection_name(self) -> str:
+        """The shown projection as the "map" box names it ("" when nothing is shown)."""
+        return {v: k for k, v in PROJECTIONS.items()}.get(self.projection_shown, "") if self.xy is not None else ""
+
+    def _label_projection(self) -> None:
+        """Name the projection shown in the map's title, the status and the progress bar."""
+        shown = self.projection_name()
+        if not shown:
+            return
+        n = len(self.xy)
+        self.scatter.set_title(f"{shown} of {n} {self._split} latents")
+        wanted = self.method_box.currentText()
+        if self._proj_worker is not None and wanted != shown:
+            self.status.setText(f"{shown} shown; computing {wanted} in the background…")
+        else:
+            self.status.setText(f"{shown} map of {n} {self._split} latents; {self._stats}")
+        if not self.workers.busy():
+            self.progress.setFormat(f"{shown} shown")
 
     def _on_progress(self, ev: object) -> None:
         done, total = getattr(ev, "done", None), getattr(ev, "total", 0)
@@ -254,15 +277,15 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         if not self.workers.busy():
             self.progress.setRange(0, 1)
             self.progress.setValue(1)
-            shown = {v: k for k, v in PROJECTIONS.items()}.get(self.projection_shown)
+            shown = self.projection_name()
             self.progress.setFormat(f"{shown} shown" if shown else "idle")
 
     def cancel(self) -> None:
         """Stop the running encode / projection (the map keeps what it shows, e.g. PCA)."""
         self.workers.stop_all()
         self._proj_worker = None
-        self.status.setText("cancelled; " + (f"showing {self.projection_shown.upper()}" if self.xy is not None
-                                             else "nothing encoded"))
+        shown = self.projection_name()
+        self.status.setText("cancelled; " + (f"showing {shown}" if shown else "nothing encoded"))
 
     def shutdown(self) -> None:
         self._sweep.cancel()
@@ -280,6 +303,11 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._apply_colours()
         self._update_shading()
         self.scatter.mark_point(self.selected)
+        if self.query is not None:      # the decoded position belonged to the old layout's coordinates
+            self.query = None
+            self.scatter.mark_query(None)
+            self._clear_side_view()
+        self._label_projection()
 
     def _update_shading(self) -> None:
         if self.mapper is None or self.xy is None:
@@ -352,12 +380,29 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.recon_view.set_image(self._reconstruct(i), f"recon (err {lat.recon_error[i]:.3f})")
         self._show_latent(lat.mu[i])
         self.info.setText(f"image {i} of {self._split}, class {names[label]}; KL {lat.kl[i]:.2f} nats")
-        self._neighbour_ids = nearest_neighbours(lat.mu, i, 8)
-        self.neighbours.set_images(self._images[self._neighbour_ids], columns=4,
-                                   captions=[names[int(lat.labels[j])] for j in self._neighbour_ids])
+        self._show_neighbours(nearest_neighbours(lat.mu, i, 8), f"nearest neighbours of {self._split} #{i} in "
+                                                                "latent space")
         self._current_z = (lat.mu[i].copy(), label)
         self.send_btn.setEnabled(True)
         self.state.imageSelected.emit(self._split, int(i))
+
+    def _show_neighbours(self, ids: np.ndarray, title: str) -> None:
+        lat, names = self.latents, self.state.vae.meta.class_names
+        self._neighbour_ids = ids
+        self.neighbours.set_images(self._images[ids], columns=4, captions=[names[int(lat.labels[j])] for j in ids])
+        self.neighbours_title.setText(title)
+
+    def _clear_side_view(self) -> None:
+        """Nothing selected: no image, latent or neighbours left over from an earlier selection."""
+        self._neighbour_ids = np.zeros(0, dtype=np.int64)
+        self.neighbours.clear()
+        self.neighbours_title.setText("nearest neighbours in latent space")
+        self.image_view.set_image(None, "")
+        self.recon_view.set_image(None, "")
+        self._bar_item.setOpts(x=[], height=[], width=0.8)
+        self.info.setText("Click a point, or empty space to decode the latent there.")
+        self._current_z = None
+        self.send_btn.setEnabled(False)
 
     def _on_neighbour_clicked(self, k: int) -> None:
         if 0 <= k < len(self._neighbour_ids):
@@ -388,6 +433,12 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._show_latent(z)
         self.info.setText(f"position ({p[0, 0]:.2f}, {p[0, 1]:.2f}); distance to data {dist:.1f}x the typical "
                           f"spacing" + (" — FAR FROM DATA: this decode extrapolates" if far else ""))
+        # the decoded point's own neighbours (never the previously clicked point's)
+        d = np.linalg.norm(self.latents.mu - z[None], axis=1)
+        k = min(8, len(d))
+        near = np.argpartition(d, k - 1)[:k]
+        self._show_neighbours(near[np.argsort(d[near], kind="stable")].astype(np.int64),
+                              "data nearest to the decoded position in latent space")
         self._current_z = (z.copy(), label)
         self.send_btn.setEnabled(True)
 

@@ -48,6 +48,7 @@ class LatentScatter(pg.PlotWidget):
         self.hideAxis("bottom")
         self.legend = self.addLegend(offset=(5, 5), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200))
         self.xy: np.ndarray | None = None
+        self.title_text = ""
         self.items: list[pg.ScatterPlotItem] = []
         self.class_index: list[np.ndarray] = []
         self._tree = None
@@ -67,6 +68,11 @@ class LatentScatter(pg.PlotWidget):
         self.hover_label.hide()
 
     # ---- content ----------------------------------------------------------------------------------------------------
+    def set_title(self, text: str) -> None:
+        """The map's title: which projection of which latents is shown."""
+        self.title_text = text
+        self.setTitle(text or None, color="k")
+
     def clear_points(self) -> None:
         for item in self.items:
             self.removeItem(item)

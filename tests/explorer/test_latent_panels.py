@@ -424,3 +424,144 @@ def test_main_window_sends_a_sampler_latent_to_interpolation(qtbot, monkeypatch)
     window.panels["sampler"].sendToInterpolation.emit(z, 3)
     assert len(received) == 1 and received[0][1] == 3
     assert window.tabs.currentWidget() is window.panels["interpolate"]
+
+
+# ---- nothing stale: labels name what is shown; every view of a setting follows it ----------------------------------
+
+def test_map_labels_name_the_projection_shown(qtbot, loaded, monkeypatch):
+    import explorer.panels.latent_map as lm
+
+    release = []
+
+    def gated_job(loaded_model, mu, method, split, seed, progress=None, should_stop=None):
+        while not release and not should_stop():     # a "UMAP" that finishes when the test says so
+            time.sleep(0.005)
+        return None if should_stop() else np.asarray(mu[:, :2], np.float32) * 3
+
+    _, panel = open_map(qtbot, loaded)
+    monkeypatch.setattr(lm, "_project_job", gated_job)
+    n = len(panel.xy)
+    panel.method_box.setCurrentText("UMAP")
+    # PCA stays on screen while UMAP computes, and everything says so
+    assert panel.projection_shown == "pca" and panel.scatter.title_text == f"PCA of {n} test latents"
+    assert panel.status.text() == "PCA shown; computing UMAP in the background…"
+    release.append(1)
+    qtbot.waitUntil(lambda: panel.projection_shown == "umap", timeout=10000)
+    wait_idle(qtbot, panel)
+    assert panel.scatter.title_text.startswith("UMAP of") and panel.status.text().startswith("UMAP map of")
+    assert panel.progress.format() == "UMAP shown"
+
+    panel.method_box.setCurrentText("PCA")       # PCA is shown at once: no label may still say UMAP
+    assert panel.projection_shown == "pca"
+    for text in (panel.scatter.title_text, panel.status.text(), panel.progress.format()):
+        assert "PCA" in text and "UMAP" not in text, text
+
+    release.clear()
+    panel.method_box.setCurrentText("t-SNE")     # while t-SNE computes, the map shown (PCA) is named as such
+    assert panel.status.text() == "PCA shown; computing t-SNE in the background…"
+    assert "PCA" in panel.scatter.title_text
+    panel.cancel()
+    wait_idle(qtbot, panel)
+    assert panel.status.text() == "cancelled; showing PCA" and panel.progress.format() == "PCA shown"
+    panel.shutdown()
+
+
+def test_map_empty_click_shows_the_decoded_points_own_neighbours(qtbot, loaded):
+    _, panel = open_map(qtbot, loaded)
+    lat = panel.latents
+    i = int(np.argmin(np.linalg.norm(panel.xy - np.median(panel.xy, 0), axis=1)))
+    panel.select_point(i)
+    old = panel._neighbour_ids.copy()
+    assert len(old) == 8 and f"#{i}" in panel.neighbours_title.text()
+
+    lo, hi = panel.scatter.view.viewRange()
+    corner = (lo[1] - 0.03 * (lo[1] - lo[0]), hi[0] + 0.03 * (hi[1] - hi[0]))
+    panel.click_view(QPointF(*corner))
+    assert panel.selected is None and panel.query is not None
+    z = panel.mapper.latent_at(panel.query[None])[0]
+    expected = np.argsort(np.linalg.norm(lat.mu - z, axis=1), kind="stable")[:8]
+    np.testing.assert_array_equal(panel._neighbour_ids, expected)
+    assert not np.array_equal(panel._neighbour_ids, old)
+    assert "decoded position" in panel.neighbours_title.text() and panel.neighbours.count() == 8
+    np.testing.assert_array_equal(panel.neighbours.images, panel._images[expected])
+
+    # a new layout: the decoded position belonged to the old coordinates, so the side view is cleared
+    panel.method_box.setCurrentText("PCA")
+    panel._start_projection()
+    assert panel.query is None and panel.neighbours.count() == 0 and not panel.send_btn.isEnabled()
+    panel.shutdown()
+
+
+def test_interpolation_strip_follows_the_traversal_sliders(qtbot, loaded, tmp_path):
+    _, panel = open_interp(qtbot, loaded)
+    panel.index[0].setValue(3)
+    panel.index[1].setValue(40)
+    panel._traverse.flush()
+    before = panel.strip.copy()
+    thumb = panel.thumbs[0].image().copy()
+    dims = panel.slider_dims()
+    for v in range(0, 301, 5):                  # a drag: redraws are rate-limited, the last value wins
+        panel.dim_slider(dims[0]).setValue(v)
+    panel.dim_slider(dims[1]).setValue(-150)
+    qtbot.wait(80)
+    n = panel.steps.value()
+    expected = panel.path_images(np.linspace(0.0, 1.0, n))
+    assert not np.array_equal(panel.strip, before) and not np.array_equal(panel.thumbs[0].image(), thumb)
+    np.testing.assert_array_equal(panel.strip, expected)
+    np.testing.assert_array_equal(panel.strip_grid.images, expected)
+
+    # the exports agree: the strip PNG's cell k is the GIF's frame at the same t (export right after a slider
+    # change: the pending redraw is applied first)
+    panel.dim_slider(dims[0]).setValue(-200)
+    png, gif = tmp_path / "strip.png", tmp_path / "walk.gif"
+    panel.export_strip_png(str(png))
+    panel.export_gif(str(gif), frames=n, scale=4)
+    strip = np.asarray(Image.open(png).convert("L"))
+    w = strip.shape[1] // n
+    with Image.open(gif) as im:
+        for k in range(n):
+            im.seek(k)
+            np.testing.assert_array_equal(np.asarray(im.convert("L")), strip[:, k * w:(k + 1) * w], err_msg=str(k))
+    np.testing.assert_array_equal(panel.strip, panel.path_images(np.linspace(0.0, 1.0, n)))
+    panel.shutdown()
+
+
+def test_interpolation_keeps_a_sent_latent_through_the_model_change_reload(qtbot, loaded):
+    state, panel = open_interp(qtbot, loaded)
+    vae, _ds = loaded
+    dim = panel.latents.mu.shape[1]
+
+    def new_model() -> LoadedModel:      # a different model of the same shape (another "snapshot")
+        torch.manual_seed(1)
+        return LoadedModel(build_model(vae.config.model, vae.meta).eval(), vae.config, vae.meta, None, 0, 0, {})
+
+    # visible panel: the model changes, a latent arrives while the new model encodes
+    state.set_vae(new_model())
+    assert panel.latents is None
+    z = np.full(dim, 0.25, np.float32)
+    panel.receive_latent(z, 6)
+    qtbot.waitUntil(lambda: panel.latents is not None, timeout=60000)
+    np.testing.assert_array_equal(panel.z[0], z)
+    assert panel._external[0] and panel.y[0] == 6 and panel.cls[0].currentIndex() == 6
+    panel.t_slider.setValue(0)
+    panel._live.flush()
+    np.testing.assert_array_equal(panel.current, decode_latents(state.vae_model, z[None], 6)[0])
+
+    # hidden panel (the usual case: "Send to interpolation" switches to its tab, whose show reloads it)
+    panel.hide()
+    state.set_vae(vae)
+    z2 = np.full(dim, -0.5, np.float32)
+    panel.receive_latent(z2, 2)         # fills B
+    panel.show()
+    qtbot.waitUntil(lambda: panel.latents is not None, timeout=60000)
+    np.testing.assert_array_equal(panel.z[1], z2)
+    np.testing.assert_array_equal(panel.z[0], z)
+    assert panel._external == [True, True]
+
+    # a latent of another size belonged to the old model: the index box's image takes its place
+    panel.set_endpoint(0, np.zeros(dim + 3, np.float32), 1)
+    state.set_vae(new_model())
+    qtbot.waitUntil(lambda: panel.latents is not None, timeout=60000)
+    assert not panel._external[0]
+    np.testing.assert_array_equal(panel.z[0], panel.latents.mu[panel.index[0].value()])
+    panel.shutdown()
