@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self.models_dock.setObjectName("models")       # saveState/restoreState find it by name
         self.models_dock.setWidget(self.models_list)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
+        self.resizeDocks([self.models_dock], [440], Qt.Orientation.Horizontal)   # room for the list's columns
         self._build_menus()
         self._on_tab()
         self.status = StatusBar(state, self)   # parented: the window (C++) owns and deletes it

@@ -3,7 +3,8 @@
     QT_QPA_PLATFORM=offscreen python -m explorer.screenshots resources/screenshots [--epochs 3]
 
 Opens the window on the bundled digits and models, visits each tab (letting its background work finish), trains the
-digits preset for a few epochs on the Train tab, and saves one PNG per panel.
+digits preset for a few epochs on the Train tab, and saves one PNG per panel; then shows that run everywhere but
+pins the bundled model in the sampler (workspace.png: the models list and two panels on two models).
 """
 
 from __future__ import annotations
@@ -69,6 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     panel.dashboard.redraw()
     _wait(app, lambda: False, 0.5)
     window.grab().save(str(args.out / "train.png"))
+
+    # Two models side by side: the run just trained is shown everywhere, but the sampler pins the bundled model.
+    run = next((e for e in state.models if e.source == "training"), None)
+    bundled = next((e for e in state.models if e.source == "bundled" and e.kind == "vae"), None)
+    if run is not None and bundled is not None:
+        window.models_list.select(run)
+        window.tabs.setCurrentWidget(window.panels["sampler"])
+        combo = window.header.combos["vae"]
+        combo.setCurrentIndex(combo.findData(bundled.id))
+        _wait(app, lambda: False, args.settle)
+        window.grab().save(str(args.out / "workspace.png"))
+        names.append("workspace")
     window.close()
     app.processEvents()
     print("saved", ", ".join(f"{n}.png" for n in names), "in", args.out)

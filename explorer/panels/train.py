@@ -397,11 +397,14 @@ class TrainPanel(QWidget):
         them re-encode / re-project / re-sample, work that would compete with training (and with this dashboard)
         for the CPU while nobody looks at it."""
         entry = self.state.entry_for_run(self._run_key)
-        if entry is not None and self.state.shown.get(entry.kind) is entry and self.isVisible():
-            self._pending_model = loaded
-            return
+        kind = loaded.config.model_kind
+        if entry is None:   # its first model: shown at once when nothing of its kind is, or when following training
+            reaches_panels = self.state.follow_training or self.state.shown.get(kind) is None
+        else:
+            reaches_panels = self.state.shown.get(kind) is entry
         self._pending_model = loaded
-        self._push_model()
+        if not (reaches_panels and self.isVisible()):
+            self._push_model()
 
     def _push_model(self) -> None:
         loaded, self._pending_model = self._pending_model, None

@@ -27,7 +27,7 @@ class PanelHeader(QWidget):
         for kind, title in KINDS:
             label = QLabel(f"{title}:")
             combo = QComboBox()
-            combo.setMinimumContentsLength(24)
+            combo.setMinimumContentsLength(36)
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setToolTip(f"The {title} this panel shows: the one selected in the models list, or a model pinned "
                              "for this panel alone")
