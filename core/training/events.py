@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Union
 
 import numpy as np
@@ -140,11 +140,16 @@ def to_record(event: Event) -> dict[str, Any] | None:
 
 
 def from_record(record: Mapping[str, Any]) -> Event | None:
-    """Rebuild an event from a metrics.jsonl line; None for lines of an unknown type (a newer writer)."""
+    """Rebuild an event from a metrics.jsonl line; None for a line of an unknown type (a newer writer) or one whose
+    fields do not have the types the event needs (a damaged or hand-edited line): followers skip those."""
+    if not isinstance(record, Mapping):
+        return None
     cls = _RECORDED.get(str(record.get("type")))
     if cls is None:
         return None
     values = {k: v for k, v in record.items() if k != "type" and k in cls.__dataclass_fields__}
+    if not _plausible(cls, values):
+        return None
     when = values.get("time")   # the line's own time, or None (an older writer, or not a number): "now"
     values["time"] = (float(when) if isinstance(when, (int, float)) and not isinstance(when, bool)
                       and math.isfinite(when) else None)
@@ -152,5 +157,24 @@ def from_record(record: Mapping[str, Any]) -> Event | None:
         values["kl_per_dim"] = np.asarray(values["kl_per_dim"], dtype=np.float32)
     try:
         return cls(**values)
-    except TypeError:
+    except (TypeError, ValueError):
         return None
+
+
+_NUMBER = {"int", "float"}
+
+
+def _plausible(cls: type, values: dict[str, Any]) -> bool:
+    """The numeric, text and mapping fields hold numbers, text and mappings (annotations are strings here)."""
+    for f in fields(cls):
+        if f.name not in values or f.name == "time":
+            continue
+        v, kind = values[f.name], str(f.type)
+        if kind in _NUMBER and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            return False
+        if kind == "str" and not isinstance(v, str):
+            return False
+        if kind.startswith("Mapping[str, float]") and not (isinstance(v, Mapping) and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())):
+            return False
+    return True

@@ -188,7 +188,9 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
         time.sleep(poll_s)
     buffer = ""
     ended = False
-    with open(path, encoding="utf-8") as f:
+    # Garbage bytes (a damaged disk, a file that is not a run record) become replacement characters: their lines fail
+    # to parse and are skipped like any other unreadable line.
+    with open(path, encoding="utf-8", errors="replace") as f:
         while True:
             chunk = f.read()
             if chunk:

@@ -373,3 +373,24 @@ def test_cosine_schedule_decays_the_logged_learning_rate(tmp_path):
     lrs = [e.lr for e in Trainer(config).run() if isinstance(e, StepMetrics)]
     assert lrs == sorted(lrs, reverse=True) and lrs[0] < 1e-2 and lrs[-1] < 1e-3
     assert cosine_lr(1.0, 0, 10) == 1.0 and cosine_lr(1.0, 10, 10) == 0.0 and abs(cosine_lr(1.0, 5, 10) - 0.5) < 1e-12
+
+
+def test_following_a_damaged_run_record_skips_what_it_cannot_read(tmp_path):
+    """Garbage bytes, a half-written line, JSON that is not a record and records with wrong field types are skipped;
+    the readable events still arrive, and the follower never raises."""
+    from core.training.events import to_record
+
+    good = [StepMetrics(10, 1, {"loss": 1.5}, 1e-3, 100.0, 5.0, 0.1), StepMetrics(20, 1, {"loss": 1.2}, 1e-3, 100.0,
+                                                                                      4.0, 0.2)]
+    lines = [json.dumps(to_record(good[0])).encode(), b"\xff\xfe\x00garbage\x80",
+             json.dumps([1, 2, 3]).encode(), json.dumps({"type": "step", "step": "ten", "epoch": 1}).encode(),
+             json.dumps({"type": "step", "step": 5, "epoch": 1, "metrics": {"loss": "x"}, "lr": 1, "images_per_s": 1,
+                         "eta_s": 1, "progress": 0.1}).encode(),
+             json.dumps({"type": "epoch", "epoch": None}).encode(), b"null", b"",
+             json.dumps(to_record(good[1])).encode()]
+    (tmp_path / "metrics.jsonl").write_bytes(b"\n".join(lines) + b"\n" + b'{"type": "step", "st')   # half a line
+    seen = []
+    for ev in follow_run(tmp_path, poll_s=0.01, models=False, should_stop=lambda: len(seen) >= 2):
+        seen.append(ev)
+    assert [type(e) for e in seen] == [StepMetrics, StepMetrics]
+    assert [e.step for e in seen] == [10, 20] and seen[1].metrics == {"loss": 1.2}
