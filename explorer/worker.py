@@ -270,13 +270,13 @@ class Worker(QObject):
         self.finished.emit()
 
 
-def end_progress(worker: Worker | None, bar: QProgressBar) -> bool:
-    """When `worker` has finished: an indeterminate (busy) bar ends empty if it was stopped, full otherwise.
-    Returns whether it was stopped."""
+def end_progress(worker: Worker | None, bar: QProgressBar, *, failed: bool = False) -> bool:
+    """When `worker` has finished: the bar ends full, or empty when the work was stopped or failed (a busy bar
+    becomes a plain one). Returns whether it was stopped."""
     stopped = worker is not None and worker.stop_requested
     if bar.maximum() == 0:
         bar.setRange(0, 1)
-        bar.setValue(0 if stopped else 1)
+    bar.setValue(bar.minimum() if stopped or failed else bar.maximum())
     return stopped
 
 

@@ -196,3 +196,111 @@ def test_worker_group_new_generation_stops_the_old_workers(qtbot):
     second = group.add(Worker(slow)).start()
     group.shutdown()
     assert not second.is_running() and group.workers == []
+
+
+# ---- PanelTasks: one panel's background work ------------------------------------------------------------------------
+
+def _panel_tasks(qtbot):
+    from PySide6.QtWidgets import QProgressBar, QWidget
+
+    from explorer.panels.tasks import PanelTasks
+
+    panel = QWidget()
+    qtbot.addWidget(panel)
+    return PanelTasks(panel), QProgressBar(panel)
+
+
+def _gated(gate: threading.Event, value):
+    def job(*, progress=None, should_stop=None):
+        progress(1, 4)
+        while not gate.is_set() and not should_stop():
+            time.sleep(0.005)
+        return value
+    return job
+
+
+def test_panel_tasks_newest_wins_a_superseded_result_never_arrives(qtbot):
+    tasks, bar = _panel_tasks(qtbot)
+    results, finished = [], []
+    first_gate, second_gate = threading.Event(), threading.Event()
+    first = tasks.start("map", _gated(first_gate, "old"), on_result=results.append, progress=bar,
+                        on_finished=lambda stopped: finished.append(("first", stopped)))
+    qtbot.waitUntil(lambda: bar.maximum() == 4, timeout=10_000)        # Progress events drive the bar
+    second = tasks.start("map", _gated(second_gate, "new"), on_result=results.append, progress=bar,
+                         on_finished=lambda stopped: finished.append(("second", stopped)))
+    assert first.stop_requested and tasks.worker("map") is second
+    first_gate.set()                      # the superseded task still returns a value: it is dropped
+    qtbot.waitUntil(lambda: not first.is_running(), timeout=10_000)
+    qtbot.wait(50)
+    assert results == [] and finished == [] and tasks.busy("map")
+    second_gate.set()
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+    assert results == ["new"] and finished == [("second", False)]
+    assert bar.value() == bar.maximum() == 4                           # ends full
+    tasks.shutdown()
+
+
+def test_panel_tasks_cancel_drops_the_result_and_empties_the_bar(qtbot):
+    tasks, bar = _panel_tasks(qtbot)
+    results, finished, busy = [], [], []
+    tasks.busyChanged.connect(lambda: busy.append(tasks.busy()))
+    gate = threading.Event()
+    w = tasks.start("encode", _gated(gate, "value"), on_result=results.append, progress=bar,
+                    on_finished=finished.append)
+    assert tasks.running("encode") and bar.maximum() == 0               # busy bar until the first Progress event
+    assert tasks.cancel("encode") and not tasks.running("encode") and w.stop_requested
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+    assert results == [] and finished == [True] and busy == [True, False]
+    assert bar.value() == bar.minimum()                                 # ends empty
+    assert not tasks.cancel("encode")                                   # nothing left to cancel
+
+
+def test_panel_tasks_busy_bar_ends_full_and_shared_bar_ends_with_the_last_task(qtbot):
+    tasks, bar = _panel_tasks(qtbot)
+    gate = threading.Event()
+    tasks.start("encode", lambda: 1, progress=bar,
+                on_result=lambda _: tasks.start("project", _gated(gate, 2), progress=bar))
+    qtbot.waitUntil(lambda: tasks.worker("encode") is None, timeout=10_000)
+    assert tasks.busy("project") and bar.maximum() in (0, 4) and bar.value() != bar.maximum()   # still counting
+    gate.set()
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+    assert bar.value() == bar.maximum()
+
+
+def test_panel_tasks_route_failures_to_the_status_and_the_error_dialog(qtbot):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    tasks, bar = _panel_tasks(qtbot)
+    status, extra, finished = [], [], []
+
+    def fails():
+        raise UserError("choose a smaller batch")
+
+    tasks.start("grid", fails, status=status.append, on_failed=lambda m, d: extra.append((m, d)), progress=bar,
+                on_finished=finished.append)
+    qtbot.waitUntil(lambda: finished == [False], timeout=10_000)
+    assert status == ["failed: choose a smaller batch"] and extra == [("choose a smaller batch", "")]
+    assert bar.value() == bar.minimum()                                 # a failed task's bar ends empty
+    boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+    assert [b.text() for b in boxes] == ["choose a smaller batch"] and boxes[0].detailedText() == ""
+    for b in boxes:
+        b.close()
+
+    def bug():
+        raise ZeroDivisionError("oops")
+
+    tasks.start("grid", bug, status=status.append)
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+    boxes = [w for w in QApplication.topLevelWidgets() if isinstance(w, QMessageBox) and w.isVisible()]
+    assert len(boxes) == 1 and boxes[0].text() == "ZeroDivisionError: oops" and "Traceback" in boxes[0].detailedText()
+    boxes[0].close()
+
+
+def test_panel_tasks_shutdown_stops_and_joins_everything(qtbot):
+    tasks, _ = _panel_tasks(qtbot)
+    gates = [threading.Event(), threading.Event()]
+    a = tasks.start("a", _gated(gates[0], 1))
+    b = tasks.start("b", _gated(gates[1], 2))
+    tasks.cancel_all()
+    tasks.shutdown()
+    assert not a.is_running() and not b.is_running() and not tasks.busy()
