@@ -6,7 +6,8 @@ the cursor (core.latent.positions.PositionMapper) is decoded, with its distance 
 in latent space. Left-drag sweeps: decodes follow the mouse (rate-limited, latest position wins); middle-drag pans, the
 wheel zooms. The map's title and status always name the projection shown (PCA while UMAP computes).
 
-Encoding and UMAP run in `explorer.worker.Worker`s; the GUI thread only decodes single images (~2 ms).
+Encoding and UMAP run as the panel's tasks (`explorer.panels.tasks.PanelTasks`); the GUI thread only decodes
+single images (~2 ms).
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from core.latent.encoding import Latents, decode_latents, encode_split, nearest_
 from core.latent.positions import PositionMapper
 from core.latent.projection import cached_projection, model_key, pca_2d
 from explorer.panels.shown import WorkWhenShown
+from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid, array_to_qimage
 from explorer.widgets.latent_scatter import LatentScatter
 from explorer.widgets.latent_widgets import PixelView
-from explorer.worker import Worker, WorkerGroup
 
 SPLITS = ("test", "val", "train")
 PROJECTIONS = {"UMAP": "umap", "PCA": "pca", "t-SNE": "tsne"}
@@ -64,8 +65,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.query: np.ndarray | None = None  # last decoded empty-space position
         self._images: np.ndarray | None = None
         self._split = "test"
-        self.workers = WorkerGroup()          # its generation bumps on every reload; older workers' results are dropped
-        self._proj_worker: Worker | None = None
+        self.tasks = PanelTasks(self)         # "encode" and "projection"; a reload cancels both, the newest wins
+        self.tasks.busyChanged.connect(self._update_cancel)
         self._current_z: tuple[np.ndarray, int] | None = None
         self._stats = ""                      # the encoding's mean KL and reconstruction error, for the status
         self._build()
@@ -166,8 +167,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         """(Re)encode the chosen split with the current VAE; called on vaeChanged / datasetChanged / split change."""
         if self.defer_while_hidden():
             return
-        gen = self.workers.new_generation()
-        self._proj_worker = None
+        self.tasks.cancel_all()
         self._split = self.split_box.currentText()
         self.latents = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
@@ -182,14 +182,9 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         vae, split = found
         self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
         self.status.setText(f"encoding {len(split)} {self._split} images…")
-        w = Worker(encode_split, vae.model, split, batch_size=256, task="encode", iterate=False)
-        w.event.connect(self._on_progress)
-        w.result.connect(lambda lat, gen=gen: self._on_encoded(lat, gen))
-        w.failed.connect(self._on_failed)
-        w.finished.connect(self._worker_done)
-        self.workers.add(w)
-        self.cancel_btn.setEnabled(True)
-        w.start()
+        self.tasks.start("encode", encode_split, vae.model, split, batch_size=256, on_result=self._on_encoded,
+                         progress=self.progress, progress_format="encode %p%", status=self.status.setText,
+                         on_finished=self._task_done)
 
     def _fill_decode_as(self) -> None:
         self.decode_as.blockSignals(True)
@@ -204,8 +199,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             self.decode_as.setEnabled(False)
         self.decode_as.blockSignals(False)
 
-    def _on_encoded(self, lat: Latents | None, gen: int) -> None:
-        if gen != self.workers.gen or lat is None:
+    def _on_encoded(self, lat: Latents | None) -> None:
+        if lat is None:
             return
         self.latents = lat
         self.dim_box.setRange(0, lat.mu.shape[1] - 1)
@@ -217,28 +212,18 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         method = PROJECTIONS[self.method_box.currentText()]
         if self.latents is None:
             return
-        if self._proj_worker is not None:
-            self._proj_worker.stop()
-            self._proj_worker = None
+        self.tasks.cancel("projection")
         if method == "pca":
             self._set_xy(pca_2d(self.latents.mu), "pca")    # also says "PCA" wherever the old projection was named
             return
-        gen = self.workers.gen
-        w = Worker(_project_job, self.state.vae, self.latents.mu, method, self._split, 0, task=method, iterate=False)
-        w.event.connect(self._on_progress)
-        w.result.connect(lambda xy, gen=gen, m=method, w=w: self._on_projected(xy, gen, m, w))
-        w.failed.connect(self._on_failed)
-        w.finished.connect(self._worker_done)
-        self._proj_worker = w
-        self.workers.add(w)
-        self.cancel_btn.setEnabled(True)
+        self.tasks.start("projection", _project_job, self.state.vae, self.latents.mu, method, self._split, 0,
+                         on_result=lambda xy, m=method: self._on_projected(xy, m), progress=self.progress,
+                         progress_format=f"{method} %p%", status=self.status.setText, on_finished=self._task_done)
         self._label_projection()     # what is shown stays, named as what it is, until the new one is ready
-        w.start()
 
-    def _on_projected(self, xy: np.ndarray | None, gen: int, method: str, worker: Worker) -> None:
-        if gen != self.workers.gen or xy is None or worker is not self._proj_worker or self.latents is None:
+    def _on_projected(self, xy: np.ndarray | None, method: str) -> None:
+        if xy is None or self.latents is None:
             return
-        self._proj_worker = None
         self._set_xy(xy, method)
 
     def projection_name(self) -> str:
@@ -253,43 +238,30 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         n = len(self.xy)
         self.scatter.set_title(f"{shown} of {n} {self._split} latents")
         wanted = self.method_box.currentText()
-        if self._proj_worker is not None and wanted != shown:
+        if self.tasks.running("projection") and wanted != shown:
             self.status.setText(f"{shown} shown; computing {wanted} in the background…")
         else:
             self.status.setText(f"{shown} map of {n} {self._split} latents; {self._stats}")
-        if not self.workers.busy():
+        if not self.tasks.busy():
             self.progress.setFormat(f"{shown} shown")
 
-    def _on_progress(self, ev: object) -> None:
-        done, total = getattr(ev, "done", None), getattr(ev, "total", 0)
-        if done is not None and total:
-            self.progress.setRange(0, int(total))
-            self.progress.setValue(int(done))
-            self.progress.setFormat(f"{getattr(ev, 'task', '')} %p%")
-
-    def _on_failed(self, message: str, details: str) -> None:
-        self.status.setText(f"failed: {message}")
-        self.state.statusMessage.emit(f"Latent map: {message}")
-
-    def _worker_done(self) -> None:
-        self.workers.prune()
-        self.cancel_btn.setEnabled(self.workers.busy())
-        if not self.workers.busy():
-            self.progress.setRange(0, 1)
-            self.progress.setValue(1)
+    def _task_done(self, _stopped: bool) -> None:
+        if not self.tasks.running("encode") and not self.tasks.running("projection"):
             shown = self.projection_name()
             self.progress.setFormat(f"{shown} shown" if shown else "idle")
 
+    def _update_cancel(self) -> None:
+        self.cancel_btn.setEnabled(self.tasks.busy())
+
     def cancel(self) -> None:
         """Stop the running encode / projection (the map keeps what it shows, e.g. PCA)."""
-        self.workers.stop_all()
-        self._proj_worker = None
+        self.tasks.cancel_all()
         shown = self.projection_name()
         self.status.setText("cancelled; " + (f"showing {shown}" if shown else "nothing encoded"))
 
     def shutdown(self) -> None:
         self._sweep.cancel()
-        self.workers.shutdown()
+        self.tasks.shutdown()
 
     # ---- drawing ----------------------------------------------------------------------------------------------------
     def _set_xy(self, xy: np.ndarray, method: str) -> None:

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from explorer.worker import WorkerGroup
+from explorer.panels.tasks import PanelTasks
 
 
 class WorkWhenShown:
-    """Mix into a panel (before QWidget) that has `reload()` and a `WorkerGroup` in `self.workers`.
+    """Mix into a panel (before QWidget) that has `reload()` and a `PanelTasks` in `self.tasks`.
 
-    While the panel is hidden, `reload()` calls `defer_while_hidden()`, which stops its workers, marks the panel
+    While the panel is hidden, `reload()` calls `defer_while_hidden()`, which cancels its tasks, marks the panel
     stale and tells it to return; showing the panel reloads it. Why: a hidden tab that re-encoded (or ran UMAP, whose
     first import compiles for ~30 s and cannot be interrupted) on every new model would slow start-up and training
     for a view nobody looks at.
     """
 
-    workers: WorkerGroup
+    tasks: PanelTasks
     _stale = False
 
     def showEvent(self, event: Any) -> None:
@@ -25,10 +25,14 @@ class WorkWhenShown:
             self.reload()   # type: ignore[attr-defined]
 
     def defer_while_hidden(self) -> bool:
-        """True when hidden (the panel is now stale and its workers stopped): the caller returns at once."""
+        """True when hidden (the panel is now stale and its tasks cancelled): the caller returns at once."""
         if self.isVisible():   # type: ignore[attr-defined]
             self._stale = False
             return False
         self._stale = True
-        self.workers.new_generation()
+        tasks = getattr(self, "tasks", None)
+        if tasks is not None:
+            tasks.cancel_all()
+        else:   # not moved onto PanelTasks yet
+            self.workers.new_generation()   # type: ignore[attr-defined]
         return True

@@ -52,7 +52,7 @@ def viewport_pos(panel, x: float, y: float):
 
 
 def wait_idle(qtbot, panel, timeout=60000):
-    qtbot.waitUntil(lambda: not any(w.is_running() for w in panel.workers.workers), timeout=timeout)
+    qtbot.waitUntil(lambda: not panel.tasks.busy(), timeout=timeout)
 
 
 def screenshot(widget, name: str) -> Path:
@@ -400,7 +400,7 @@ def test_hidden_map_does_no_work_until_shown(qtbot, loaded):
     qtbot.addWidget(panel)
     panel.method_box.setCurrentText("PCA")
     state.vaeChanged.emit()
-    assert not panel.workers.workers and panel.latents is None      # a hidden tab encodes nothing (and starts no UMAP)
+    assert not panel.tasks.busy() and panel.latents is None      # a hidden tab encodes nothing (and starts no UMAP)
     panel.show()
     qtbot.waitUntil(lambda: panel.xy is not None, timeout=60000)
     wait_idle(qtbot, panel)
