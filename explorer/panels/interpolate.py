@@ -39,10 +39,10 @@ from core.images import image_grid, save_png
 from core.latent.encoding import Latents, decode_latents, encode_split
 from core.latent.interpolation import active_dims, interpolate_images, traversal_order
 from explorer.panels.shown import WorkWhenShown
+from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView
-from explorer.worker import Worker, WorkerGroup
 
 MODES = ("two images", "class morph (same z)")
 TRAVERSE_RANGE = 3.0
@@ -56,7 +56,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.latents: Latents | None = None
         self._images: np.ndarray | None = None
         self._split = "test"
-        self.workers = WorkerGroup()
+        self.tasks = PanelTasks(self)         # "encode": a reload cancels the running one, the newest wins
         # endpoints: latent and class; "external" latents (from the sampler / map) override the index boxes
         self.z = [np.zeros(1, np.float32), np.zeros(1, np.float32)]
         self.y = [0, 0]
@@ -178,7 +178,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
     def reload(self) -> None:
         if self.defer_while_hidden():
             return
-        gen = self.workers.new_generation()
+        self.tasks.cancel_all()
         self.latents = None
         self._images = None
         self._clear_views()      # the old model's decodes are not this model's
@@ -198,11 +198,8 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.index[1].setValue(min(1, len(split) - 1))
         self.index[1].blockSignals(False)
         self.status.setText(f"encoding the {self._split} split…")
-        w = Worker(encode_split, vae.model, split, batch_size=256, task="encode", iterate=False)
-        w.result.connect(lambda lat, gen=gen: self._on_encoded(lat, gen))
-        w.failed.connect(lambda msg, _d: self.status.setText(f"failed: {msg}"))
-        self.workers.add(w)
-        w.start()
+        self.tasks.start("encode", encode_split, vae.model, split, batch_size=256, on_result=self._on_encoded,
+                         status=self.status.setText)
 
     def _clear_views(self) -> None:
         self._traverse.cancel()
@@ -229,8 +226,8 @@ class InterpolatePanel(WorkWhenShown, QWidget):
             box.setEnabled(bool(names))
             box.blockSignals(False)
 
-    def _on_encoded(self, lat: Latents | None, gen: int) -> None:
-        if lat is None or gen != self.workers.gen:
+    def _on_encoded(self, lat: Latents | None) -> None:
+        if lat is None:
             return
         self.latents = lat
         # A latent received from another panel since the model changed is kept when it fits this model; one of
@@ -249,7 +246,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
     def shutdown(self) -> None:
         self._traverse.cancel()
         self._live.cancel()
-        self.workers.shutdown()
+        self.tasks.shutdown()
 
     # ---- endpoints --------------------------------------------------------------------------------------------------
     def _load_endpoint(self, k: int) -> None:

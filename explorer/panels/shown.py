@@ -30,9 +30,5 @@ class WorkWhenShown:
             self._stale = False
             return False
         self._stale = True
-        tasks = getattr(self, "tasks", None)
-        if tasks is not None:
-            tasks.cancel_all()
-        else:   # not moved onto PanelTasks yet
-            self.workers.new_generation()   # type: ignore[attr-defined]
+        self.tasks.cancel_all()
         return True
