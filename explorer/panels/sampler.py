@@ -4,7 +4,7 @@
 the label the content. Grids are sampled on a Worker: 6 ms for the bundled digits model, but 150 ms for a CIFAR-10 model
 on a 2-core CPU, too long for the GUI thread while the temperature slider moves. A change made while a grid is being
 sampled is not queued one by one: the newest settings are sampled as soon as the running grid is done. The diffusion
-comparison samples for seconds and runs in its own Worker with progress and cancel.
+comparison samples for seconds and runs as its own task (PanelTasks) with progress and cancel.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from core.latent.sampling import diffusion_grid, grid_noise, sample_grid
+from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView
-from explorer.worker import Worker, WorkerGroup
 
 
 class SamplerPanel(QWidget):
@@ -48,12 +48,10 @@ class SamplerPanel(QWidget):
         self.vae_ms = 0.0
         self.selected: int | None = None
         self._z: np.ndarray | None = None
-        self._diff_worker: Worker | None = None
         self._diff_key: tuple | None = None       # settings of the diffusion grid shown or being sampled
         self.diffusion_runs = 0
-        self._vae_worker: Worker | None = None
         self._resample = False                    # settings changed while a grid was being sampled
-        self.workers = WorkerGroup()
+        self.tasks = PanelTasks(self)             # "grid" (the VAE grid) and "diffusion"
         self._build()
         state.vaeChanged.connect(self._on_vae_changed)
         state.diffusionChanged.connect(self._on_diffusion_changed)
@@ -200,27 +198,25 @@ class SamplerPanel(QWidget):
             self.images = None
             self.status.setText("Tick at least one class.")
             return
-        if self._vae_worker is not None:
+        if self.tasks.busy("grid"):
             self._resample = True                 # sampled with the newest settings once the running grid is done
             return
         n, temp, seed = self.columns.value(), self.temperature.value() / 100, self.seed.value()
         same = self.same_noise.isChecked()
         settings = (list(self.rows), n, temp, seed, same, conditional)
         self._resample = False
-        w = Worker(sample_grid, model, list(self.rows), n, temperature=temp, seed=seed, same_noise=same, task="sample")
-        w.result.connect(lambda images, w=w, t=time.perf_counter(): self._on_grid(w, images, settings, t))
-        w.failed.connect(lambda msg, _d: self.status.setText(f"sampling failed: {msg}"))
-        w.finished.connect(lambda w=w: self._on_grid_worker_done(w))
-        self._vae_worker = w
-        self.workers.add(w)
-        w.start()
+        started = time.perf_counter()
+        self.tasks.start("grid", sample_grid, model, list(self.rows), n, temperature=temp, seed=seed, same_noise=same,
+                         on_result=lambda images: self._on_grid(images, settings, started),
+                         status=lambda text: self.status.setText(f"sampling {text}"),
+                         on_finished=self._on_grid_done)
 
     def is_sampling(self) -> bool:
         """True while a VAE grid is being sampled or one for newer settings is still due."""
-        return self._vae_worker is not None or self._resample
+        return self.tasks.busy("grid") or self._resample
 
-    def _on_grid(self, worker: Worker, images: np.ndarray, settings: tuple, started: float) -> None:
-        if worker is not self._vae_worker or self.state.vae is None:
+    def _on_grid(self, images: np.ndarray, settings: tuple, started: float) -> None:
+        if self.state.vae is None:
             return
         rows, n, temp, seed, same, conditional = settings
         self.vae_ms = (time.perf_counter() - started) * 1000
@@ -238,11 +234,7 @@ class SamplerPanel(QWidget):
         if self.compare.isChecked():
             self._start_diffusion()
 
-    def _on_grid_worker_done(self, worker: Worker) -> None:
-        if worker is not self._vae_worker:
-            return
-        self._vae_worker = None
-        self.workers.prune()
+    def _on_grid_done(self, _stopped: bool) -> None:
         if self._resample:
             self.regenerate(new_seed=False)
 
@@ -285,26 +277,16 @@ class SamplerPanel(QWidget):
         self._cancel_diffusion()
         self._diff_key = key
         self.diffusion_runs += 1
-        self.diff_progress.setValue(0)
         self.diff_title.setText("diffusion: sampling…")
         self.diff_cancel.setEnabled(True)
         start = time.perf_counter()
-        w = Worker(diffusion_grid, diff.model, rows, n, seed=self.seed.value(), task="diffusion", iterate=False)
-        w.event.connect(self._on_diff_progress)
-        w.result.connect(lambda imgs, w=w, rows=rows, n=n: self._on_diff_done(imgs, w, rows, n, start))
-        w.failed.connect(lambda msg, _d, w=w: self._on_diff_failed(w, msg))
-        self._diff_worker = w
-        self.workers.add(w)
-        w.start()
+        self.tasks.start("diffusion", diffusion_grid, diff.model, rows, n, seed=self.seed.value(),
+                         on_result=lambda imgs: self._on_diff_done(imgs, rows, n, start), progress=self.diff_progress,
+                         status=lambda text: self.diff_title.setText(f"diffusion {text}"),
+                         on_failed=self._on_diff_failed, on_finished=lambda _: self.diff_cancel.setEnabled(False))
 
-    def _on_diff_progress(self, ev: object) -> None:
-        done, total = getattr(ev, "done", None), getattr(ev, "total", 0)
-        if done is not None and total:
-            self.diff_progress.setRange(0, int(total))
-            self.diff_progress.setValue(int(done))
-
-    def _on_diff_done(self, imgs, worker: Worker, rows: list[int], n: int, start: float) -> None:
-        if worker is not self._diff_worker or imgs is None:
+    def _on_diff_done(self, imgs, rows: list[int], n: int, start: float) -> None:
+        if imgs is None:
             return
         secs = time.perf_counter() - start
         names = self.state.diffusion.meta.class_names
@@ -312,24 +294,17 @@ class SamplerPanel(QWidget):
         self.diff_title.setText(f"diffusion: {len(imgs)} samples in {secs:.1f} s (VAE: {self.vae_ms:.0f} ms)")
         self.diff_cancel.setEnabled(False)
 
-    def _on_diff_failed(self, worker: Worker, msg: str) -> None:
-        if worker is not self._diff_worker:
-            return
-        self._diff_key = None
-        self.diff_title.setText(f"diffusion failed: {msg}")
-        self.diff_cancel.setEnabled(False)
+    def _on_diff_failed(self, _message: str, _details: str) -> None:
+        self._diff_key = None                     # the same settings may be tried again
 
     def _cancel_diffusion(self) -> None:
-        if self._diff_worker is not None:
-            if self.diff_cancel.isEnabled():      # still sampling: its result is dropped
-                self.diff_title.setText("diffusion: cancelled")
-            self._diff_worker.stop()
-            self._diff_worker = None
+        if self.tasks.cancel("diffusion"):        # still sampling: its result is dropped
+            self.diff_title.setText("diffusion: cancelled")
         self._diff_key = None
         self.diff_cancel.setEnabled(False)
 
     def shutdown(self) -> None:
-        self.workers.shutdown()
+        self.tasks.shutdown()
 
     # ---- export -----------------------------------------------------------------------------------------------------
     def export_png(self, path: str) -> None:
