@@ -41,12 +41,11 @@ from PySide6.QtWidgets import (
 from core.errors import UserError
 from core.images import to_uint8
 from core.restoration.corruptions import CORRUPTIONS, STRENGTHS
-from core.training.events import Progress
 from explorer.panels.restore_batch import BatchEvaluation
+from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.image_grid import ImageGrid
-from explorer.worker import Worker, end_progress
 
 COLUMNS = (("clean", "clean"), ("corrupted", "corrupted"), ("vae", "VAE"), ("vae-refined", "VAE refined"),
            ("diffusion", "diffusion"), ("classical", "classical"))
@@ -120,7 +119,7 @@ class RestorePanel(QWidget):
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.worker: Worker | None = None
+        self.tasks = PanelTasks(self)      # "row": the single-image restoration
         self._file_image: np.ndarray | None = None    # float (C, H, W) from "Open image..."
         self._file_path: str | None = None
         self._file_shape: tuple[int, int] | None = None   # (channels, size) the file was converted to
@@ -202,6 +201,7 @@ class RestorePanel(QWidget):
         self.batch = BatchEvaluation(self.state, self.restore_settings)
         self.batch.statusChanged.connect(self.status.setText)
         self.batch.busyChanged.connect(self._update_buttons)
+        self.tasks.busyChanged.connect(self._update_buttons)
 
         lay = QVBoxLayout(self)
         lay.addLayout(form)
@@ -385,8 +385,7 @@ class RestorePanel(QWidget):
         for cell in self.cells.values():
             cell.clear()
         self._shown_inputs = None
-        if self._row_busy():         # results still arriving are for the old image: drop them
-            self.worker.stop()
+        self.tasks.cancel("row")     # results still arriving are for the old image: drop them
         self.row_header.setText("Press Restore to corrupt the image and compare the restorers.")
         self.row_header.setStyleSheet("")
         img = self.clean_image()
@@ -433,25 +432,13 @@ class RestorePanel(QWidget):
         self.cells["classical"].info.setText("working…")
         clean = torch.from_numpy(img.copy())[None]
         s = self.restore_settings()
-        worker = self.worker = Worker(restore_row, clean, s["corruption"], s["strength"], vae=vae and vae.model,
-                             diffusion=diffusion and diffusion.model,
-                             seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],
-                             task="restore")
-        worker.event.connect(lambda item, w=worker: self._on_restore_event(item, w))
-        worker.failed.connect(self._on_failed)
-        worker.finished.connect(self._on_finished)
-        self.progress.setRange(0, 0)
         self.status.setText("restoring…")
-        self.worker.start()
-        self._update_buttons()
+        self.tasks.start("row", restore_row, clean, s["corruption"], s["strength"], vae=vae and vae.model,
+                         diffusion=diffusion and diffusion.model, seed=s["seed"], refine_steps=s["refine_steps"],
+                         diffusion_samples=s["diffusion_samples"], on_event=self._on_restore_event,
+                         progress=self.progress, status=self.status.setText, on_finished=self._on_finished)
 
-    def _on_restore_event(self, item: Any, worker: Worker) -> None:
-        if worker is not self.worker or worker.stop_requested:
-            return        # a restoration for an image no longer shown
-        if isinstance(item, Progress):
-            self.progress.setRange(0, item.total)
-            self.progress.setValue(item.done)
-            return
+    def _on_restore_event(self, item: Any) -> None:
         key = item["restorer"]
         if key.startswith("classical"):
             method = key.partition(":")[2]
@@ -485,45 +472,35 @@ class RestorePanel(QWidget):
 
     # ------------------------------------------------------------------------------------------------ workers
     def _row_busy(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        return self.tasks.busy("row")
 
     def busy(self) -> bool:
         """The single-image row or the batch evaluation is running."""
         return self._row_busy() or self.batch.busy()
 
     def cancel(self) -> None:
-        if self.worker is not None and self.worker.is_running():
-            self.worker.stop()
+        if self.tasks.cancel("row"):
             self.status.setText("cancelling…")
         self.batch.cancel()
 
-    @Slot(str, str)
-    def _on_failed(self, message: str, details: str) -> None:
-        self.status.setText(f"failed: {message}")
-        show_error(self, message, details)
-
-    @Slot()
-    def _on_finished(self) -> None:
-        stopped = end_progress(self.worker, self.progress)
-        self.status.setText("cancelled" if stopped else "done")
-        self._update_buttons()
+    def _on_finished(self, stopped: bool) -> None:
+        if not self.status.text().startswith("failed"):    # a failure's message stays
+            self.status.setText("cancelled" if stopped else "done")
         if self._shown_inputs is None:
             self.row_header.setText("Press Restore to corrupt the image and compare the restorers.")
         self._inputs_changed()     # the header now says what the row shows (or that it is out of date)
 
     def _update_buttons(self) -> None:
-        row_busy = self.worker is not None and self.worker.is_running()
+        row_busy = self._row_busy()
         has_data = self.state.dataset is not None or self._file_image is not None
         self.run_button.setEnabled(not self.busy() and has_data)
         self.cancel_button.setEnabled(row_busy)
         self.batch.update_buttons(row_busy)
 
     def shutdown(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
+        self.tasks.cancel_all()
         self.batch.shutdown()
-        if self.worker is not None:
-            self.worker.join(60)    # steps are short: a stopped worker ends within one model call
+        self.tasks.shutdown(60)     # steps are short: a stopped worker ends within one model call
 
     # ------------------------------------------------------------------------------------------------ files
     def export_png(self, path: str) -> None:

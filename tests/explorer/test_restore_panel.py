@@ -47,7 +47,7 @@ def test_panel_runs_a_restoration_and_shows_the_row(qtbot, panel, tmp_path):
     assert panel.strength.value() == pytest.approx(0.3)
     panel.run_restore()
     assert panel.busy() and not panel.run_button.isEnabled()
-    with qtbot.waitSignal(panel.worker.finished, timeout=60_000):
+    with qtbot.waitSignal(panel.tasks.worker("row").finished, timeout=60_000):
         pass
     for key in ("clean", "corrupted", "vae", "vae-refined", "diffusion", "classical"):
         cell = panel.cells[key]
@@ -67,7 +67,7 @@ def test_panel_runs_a_restoration_and_shows_the_row(qtbot, panel, tmp_path):
 def test_mask_restoration_keeps_known_pixels_in_every_cell(qtbot, panel):
     panel.corruption.setCurrentText("mask-box")
     panel.run_restore()
-    with qtbot.waitSignal(panel.worker.finished, timeout=60_000):
+    with qtbot.waitSignal(panel.tasks.worker("row").finished, timeout=60_000):
         pass
     corrupted = panel.cells["corrupted"].image
     clean = panel.cells["clean"].image
@@ -82,7 +82,7 @@ def test_cancel_stops_the_restoration(qtbot, panel):
     panel.run_restore()
     qtbot.waitUntil(lambda: panel.cells["vae"].image is not None, timeout=30_000)
     panel.cancel()
-    with qtbot.waitSignal(panel.worker.finished, timeout=30_000):
+    with qtbot.waitSignal(panel.tasks.worker("row").finished, timeout=30_000):
         pass
     assert panel.cells["vae-refined"].image is None and panel.cells["classical"].image is None
     assert panel.status.text() == "cancelled" and panel.run_button.isEnabled()
@@ -133,7 +133,7 @@ RESULT_CELLS = ("corrupted", "vae", "vae-refined", "diffusion", "classical")
 
 def _restore(qtbot, panel) -> None:
     panel.run_restore()
-    with qtbot.waitSignal(panel.worker.finished, timeout=60_000):
+    with qtbot.waitSignal(panel.tasks.worker("row").finished, timeout=60_000):
         pass
 
 
@@ -180,7 +180,7 @@ def test_a_setting_changed_while_restoring_leaves_the_results_out_of_date(qtbot,
     panel.corruption.setCurrentText("blur")
     panel.run_restore()
     panel.seed.setValue(3)
-    with qtbot.waitSignal(panel.worker.finished, timeout=60_000):
+    with qtbot.waitSignal(panel.tasks.worker("row").finished, timeout=60_000):
         pass
     assert all(panel.cells[k].stale for k in RESULT_CELLS)
     assert "seed changed" in panel.row_header.text() and "seed 0" in panel.row_header.text()
