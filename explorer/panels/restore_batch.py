@@ -29,10 +29,9 @@ from PySide6.QtWidgets import (
 
 from core.errors import UserError
 from core.restoration.corruptions import CORRUPTIONS
-from core.training.events import Progress
+from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
-from explorer.worker import Worker, end_progress
 
 TABLE_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
                 "seconds_per_image")
@@ -53,11 +52,13 @@ class BatchEvaluation(QGroupBox):
         super().__init__("Batch evaluation (test split)", parent)
         self.state = state
         self._settings = settings
-        self.worker: Worker | None = None
+        self.tasks = PanelTasks(self)      # "batch": the evaluation
+        self.tasks.busyChanged.connect(self.busyChanged)
         self.rows: list[dict[str, Any]] = []
         self._run_inputs: dict[str, Any] | None = None     # what the running evaluation computes
         self._table_inputs: dict[str, Any] | None = None   # what the table shows
         self.stale = False
+        self._failed = False
         self.header = QLabel("")
         self.header.setWordWrap(True)
         self.n_images = QSpinBox()
@@ -90,7 +91,7 @@ class BatchEvaluation(QGroupBox):
         self.save_button.clicked.connect(self._ask_save)
 
     def busy(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        return self.tasks.busy("batch")
 
     # ---- staleness --------------------------------------------------------------------------------------------------
     def inputs(self) -> dict[str, Any]:
@@ -165,46 +166,30 @@ class BatchEvaluation(QGroupBox):
         s = self._settings()
         every = self.all_corruptions.isChecked()
         self._run_inputs = self.inputs()
-        self.worker = Worker(batch_evaluate, vae and vae.model, diffusion and diffusion.model, ds,
-                             corruptions=list(CORRUPTIONS) if every else [s["corruption"]],
-                             strengths=None if every else [s["strength"]], n_images=self.n_images.value(),
-                             seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],
-                             task="restore-eval", iterate=False)   # the returned list of rows is one result, not events
-        self.worker.event.connect(self._on_progress)
-        self.worker.result.connect(self.show_rows)
-        self.worker.failed.connect(self._on_failed)
-        self.worker.finished.connect(self._on_finished)
-        self.progress.setRange(0, 0)
         self.statusChanged.emit("batch evaluation running…")
-        self.worker.start()
-        self.busyChanged.emit()
+        self._failed = False
+        # the returned list of rows is one result, not events
+        self.tasks.start("batch", batch_evaluate, vae and vae.model, diffusion and diffusion.model, ds,
+                         corruptions=list(CORRUPTIONS) if every else [s["corruption"]],
+                         strengths=None if every else [s["strength"]], n_images=self.n_images.value(),
+                         seed=s["seed"], refine_steps=s["refine_steps"], diffusion_samples=s["diffusion_samples"],
+                         on_result=self.show_rows, progress=self.progress,
+                         status=lambda text: self.statusChanged.emit(f"batch evaluation {text}"),
+                         on_failed=self._on_failed, on_finished=self._on_finished)
 
     def cancel(self) -> None:
-        if self.busy():
-            self.worker.stop()
+        if self.tasks.cancel("batch"):
             self.statusChanged.emit("cancelling…")
 
     def shutdown(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.worker.join(60)    # steps are short: a stopped worker ends within one model call
+        self.tasks.shutdown(60)    # steps are short: a stopped worker ends within one model call
 
-    @Slot(object)
-    def _on_progress(self, item: Any) -> None:
-        if isinstance(item, Progress):
-            self.progress.setRange(0, item.total)
-            self.progress.setValue(item.done)
+    def _on_failed(self, _message: str, _details: str) -> None:
+        self._failed = True         # its message stays in the status
 
-    @Slot(str, str)
-    def _on_failed(self, message: str, details: str) -> None:
-        self.statusChanged.emit(f"batch evaluation failed: {message}")
-        show_error(self, message, details)
-
-    @Slot()
-    def _on_finished(self) -> None:
-        stopped = end_progress(self.worker, self.progress)
-        self.statusChanged.emit("batch evaluation cancelled" if stopped else "batch evaluation done")
-        self.busyChanged.emit()
+    def _on_finished(self, stopped: bool) -> None:
+        if not self._failed:
+            self.statusChanged.emit("batch evaluation cancelled" if stopped else "batch evaluation done")
 
     @Slot(object)
     def show_rows(self, rows: Any) -> None:

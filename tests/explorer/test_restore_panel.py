@@ -94,7 +94,7 @@ def test_batch_evaluation_fills_the_table(qtbot, panel, tmp_path):
     panel.batch.run()
     # one job at a time: the single-image row waits for the batch
     assert panel.busy() and not panel.run_button.isEnabled() and not panel.batch.run_button.isEnabled()
-    with qtbot.waitSignal(panel.batch.worker.finished, timeout=60_000):
+    with qtbot.waitSignal(panel.batch.tasks.worker("batch").finished, timeout=60_000):
         pass
     assert panel.status.text() == "batch evaluation done" and panel.run_button.isEnabled()
     restorers = [panel.batch.table.item(r, 2).text() for r in range(panel.batch.table.rowCount())]
@@ -190,7 +190,7 @@ def test_batch_table_is_marked_out_of_date_when_its_settings_change(qtbot, panel
     panel.corruption.setCurrentText("salt-pepper")
     panel.batch.n_images.setValue(2)
     panel.batch.run()
-    with qtbot.waitSignal(panel.batch.worker.finished, timeout=60_000):
+    with qtbot.waitSignal(panel.batch.tasks.worker("batch").finished, timeout=60_000):
         pass
     assert not panel.batch.stale and "Computed for salt-pepper" in panel.batch.header.text()
     panel.seed.setValue(5)
