@@ -278,39 +278,3 @@ def end_progress(worker: Worker | None, bar: QProgressBar, *, failed: bool = Fal
         bar.setRange(0, 1)
     bar.setValue(bar.minimum() if stopped or failed else bar.maximum())
     return stopped
-
-
-class WorkerGroup:
-    """The workers one panel started, with a generation counter: `new_generation()` stops them all and returns a
-    number that results of the new load carry; a slot compares it with `gen` to drop late results of older loads."""
-
-    def __init__(self) -> None:
-        self.gen = 0
-        self.workers: list[Worker] = []
-
-    def add(self, worker: Worker) -> Worker:
-        self.workers.append(worker)
-        worker.finished.connect(self.prune)
-        return worker
-
-    def new_generation(self) -> int:
-        self.gen += 1
-        self.stop_all()
-        return self.gen
-
-    def stop_all(self) -> None:
-        for w in self.workers:
-            w.stop()
-
-    def prune(self) -> None:
-        self.workers = [w for w in self.workers if w.is_running()]
-
-    def busy(self) -> bool:
-        return any(w.is_running() for w in self.workers)
-
-    def shutdown(self, timeout: float = 30.0) -> None:
-        """Stop every worker and wait for each (window close)."""
-        self.stop_all()
-        for w in list(self.workers):
-            w.join(timeout)
-        self.workers.clear()

@@ -178,26 +178,6 @@ def test_gui_thread_runs_torch_on_one_thread_and_workers_on_all(qtbot, monkeypat
         torch.set_num_threads(before)
 
 
-def test_worker_group_new_generation_stops_the_old_workers(qtbot):
-    from explorer.worker import WorkerGroup
-
-    def slow(*, should_stop):
-        while not should_stop():
-            time.sleep(0.005)
-        return "stopped"
-
-    group = WorkerGroup()
-    first = group.add(Worker(slow)).start()
-    assert group.busy()
-    gen = group.new_generation()
-    assert gen == 1 and first.stop_requested
-    qtbot.waitUntil(lambda: not group.busy(), timeout=10_000)
-    qtbot.waitUntil(lambda: group.workers == [], timeout=10_000)   # finished workers are pruned
-    second = group.add(Worker(slow)).start()
-    group.shutdown()
-    assert not second.is_running() and group.workers == []
-
-
 # ---- PanelTasks: one panel's background work ------------------------------------------------------------------------
 
 def _panel_tasks(qtbot):
