@@ -1,4 +1,4 @@
-"""The headless commands: `vae-explorer train | sample | eval | restore-eval`.
+"""The headless commands: `vae-explorer train | sample | eval | restore-eval | runs | report`.
 
 Qt-free (a server with no display runs them). Every user-fixable problem, bad argument included, ends as one line
 `vae-explorer: error: ...` on stderr with exit status 2 and no traceback; a failed training run exits 1, Ctrl-C during
@@ -37,7 +37,8 @@ from core.errors import UserError
 # command -> (module, function): imported when the command runs.
 _HANDLERS = {"train": ("core.cli.train", "train_command"), "sample": ("core.cli.sample", "sample_command"),
              "eval": ("core.cli.evaluate", "eval_command"),
-             "restore-eval": ("core.cli.evaluate", "restore_eval_command")}
+             "restore-eval": ("core.cli.evaluate", "restore_eval_command"),
+             "runs": ("core.cli.runs", "runs_command"), "report": ("core.cli.report", "report_command")}
 
 
 # ------------------------------------------------------------------------------------------------ the parser
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint "
                                                           "(e.g. RUN_DIR/checkpoints/last.safetensors)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines; only the result")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "
+                                                              "RUN_DIR/tensorboard (needs the tensorboard package)")
 
     # ---- sample
     p = sub.add_parser("sample", help="draw class-conditional samples into a PNG grid (one row per class)")
@@ -134,6 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=None, help="where the dataset is read from (default: the checkpoint's)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    # ---- runs
+    p = sub.add_parser("runs", help="list run folders: status, epochs, best validation, headline metrics")
+    p.add_argument("folders", nargs="*", metavar="FOLDER",
+                   help="run folders or folders of runs (default: the user's runs folder)")
+    p.add_argument("--csv", metavar="FILE", default=None, help="also write the table (with the settings that differ) "
+                                                               "to a CSV file")
+
+    # ---- report
+    p = sub.add_parser("report", help="write one self-contained HTML report of runs (curves, samples, metrics, "
+                                      "configs)")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    p.add_argument("--out", default="report.html", help="output HTML file (default: report.html)")
+    p.add_argument("--title", default=None, help="the report's title")
     return parser
 
 

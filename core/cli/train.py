@@ -89,16 +89,25 @@ def train_command(args: argparse.Namespace) -> int:
     run_dir = _run_dir_for(args, cfg)
     if distributed.is_main_process():      # rank 0 alone writes the run folder
         check_writable(run_dir, f"the run folder {run_dir}")
-    trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
     main_rank = distributed.is_main_process()
+    sink = _tensorboard_sink(run_dir) if getattr(args, "tensorboard", False) and main_rank else None
+    trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
     console = _Console(quiet=args.quiet or not main_rank, total_epochs=cfg.train.epochs)
     with _stop_on_signals(trainer, console.say if main_rank else None) as signals:
-        end = console.follow(trainer)
+        end = console.follow(trainer, sink)
     stopped_code = 128 + signals[-1] if signals else EXIT_INTERRUPTED   # 130 for Ctrl-C, 143 for SIGTERM
     if not main_rank and end is not None and end.status != "failed":   # rank 0 reports; a failure is said by all
         return stopped_code if end.status == "stopped" else 0
     code = _report_end(end, console.checkpoints, cfg, run_dir)
     return stopped_code if code == EXIT_INTERRUPTED else code
+
+
+def _tensorboard_sink(run_dir: Path) -> Any:
+    """TensorBoard event files in RUN_DIR/tensorboard (UserError naming the install command when the package is
+    missing: said before any training)."""
+    from core.training.tensorboard import TensorBoardSink
+
+    return TensorBoardSink(run_dir / "tensorboard")
 
 
 def _check_resume(resume: str | None) -> None:
@@ -170,13 +179,16 @@ class _Console:
         else:
             print(text, file=stream)
 
-    def follow(self, trainer: Any) -> RunEnded | None:
-        """Drive `trainer.run()` to its end, showing its events; the RunEnded (None if there was none)."""
+    def follow(self, trainer: Any, sink: Any = None) -> RunEnded | None:
+        """Drive `trainer.run()` to its end, showing its events (and handing each to `sink`, e.g. TensorBoard); the
+        RunEnded (None if there was none)."""
         import torch
 
         end = None
         try:
             for ev in trainer.run():
+                if sink is not None:
+                    sink(ev)
                 end = self.show(ev) or end
         except (MemoryError, torch.OutOfMemoryError) as e:  # raised outside the Trainer's own guard
             end = RunEnded("failed", f"out of memory ({type(e).__name__})", trainer.step, trainer.epoch, None,
@@ -184,6 +196,10 @@ class _Console:
         finally:
             if self.bar is not None:
                 self.bar.close()
+            if sink is not None:
+                sink.close()
+                if sink.failed:
+                    self.say(f"warning: {sink.failed}")
         return end
 
     def show(self, ev: Any) -> RunEnded | None:

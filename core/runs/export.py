@@ -1,0 +1,78 @@
+"""Runs as CSV: one row per run (a comparison's table), and every run's curves in long format (one row per point).
+
+Both are written atomically and read back with the `csv` module as they were written: numbers are written with
+`repr` (they round-trip exactly), missing values are empty cells, list settings are JSON (e.g. `["0", "1"]`).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from core.files import atomic_write
+from core.runs.history import RunSummary, config_diff, load_series
+
+RUN_COLUMNS = ("name", "status", "kind", "dataset", "subset", "epochs_done", "epochs_total", "step", "best_val",
+               "started", "updated", "path", "reason")
+SERIES_COLUMNS = ("run", "series", "step", "epoch", "time", "value")
+
+
+def cell(value: Any) -> str:
+    """One CSV cell: "" for missing or NaN, repr for numbers, JSON for lists and dicts."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def _write_rows(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(header)
+            writer.writerows([cell(v) for v in row] for row in rows)
+
+    return atomic_write(path, write)
+
+
+def runs_table(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[Any]]]:
+    """The header and rows of the runs table: the summary's fields, each headline metric ("val elbo" ...) and each
+    setting that differs between the runs."""
+    metrics: list[str] = []
+    for s in summaries:
+        metrics += [k for k in s.headline if k not in metrics]
+    diff = config_diff(summaries)
+    header = [*RUN_COLUMNS, *(f"val {k}" for k in metrics), *diff]
+    rows = []
+    for i, s in enumerate(summaries):
+        rows.append([s.name, s.status, s.kind, s.dataset, s.subset, s.epochs_done, s.epochs_total, s.step,
+                     s.best_val, s.started, s.updated, str(s.path), s.reason,
+                     *(s.headline.get(k) for k in metrics), *(values[i] for values in diff.values())])
+    return header, rows
+
+
+def write_runs_csv(summaries: Sequence[RunSummary], path: str | Path) -> Path:
+    """One row per run: name, status, kind, dataset, subset, epochs, best validation, the headline metrics and the
+    settings that differ between the runs as columns."""
+    header, rows = runs_table(summaries)
+    return _write_rows(path, header, rows)
+
+
+def write_series_csv(paths: Sequence[str | Path], path: str | Path) -> Path:
+    """Every curve of each run in long format: run, series, step, epoch, time, value (one row per point)."""
+    rows = []
+    for run in paths:
+        name = Path(run).name
+        for series_name, s in load_series(run).items():
+            rows += [[name, series_name, int(st), int(ep), float(t), float(v)]
+                     for st, ep, t, v in zip(s.step, s.epoch, s.time, s.value, strict=True)]
+    return _write_rows(path, SERIES_COLUMNS, rows)

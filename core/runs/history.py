@@ -1,0 +1,375 @@
+"""Run folders as a history: what each run is (a RunSummary), its curves (Series) and the settings that differ.
+
+A run folder is what the Trainer writes: `config.json`, `metrics.jsonl` (one event record per line, the source of
+truth), `checkpoints/`, `samples/`. Reading one never raises: a folder that cannot be read is a summary with status
+"unreadable" and a reason, and a damaged line is skipped and counted in the reason. A half-written last line is a run
+being written, not damage. Runs are listed from many folders at once (the user's runs folder, a shared disk), so a
+summary reads the file once and parses only the lines it needs: step records, the bulk of the file, are only
+recognised by their first bytes, and the newest of them is parsed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.config import Config
+from core.errors import UserError
+from core.training.events import EpochSummary, RunEnded, RunStarted, StepMetrics, from_record
+
+STATUSES = ("running", "completed", "stopped", "failed", "early_stopped", "unfinished", "unreadable")
+_ENDED = {"completed", "stopped", "failed", "early_stopped"}
+_STEP_PREFIX = b'{"type": "step"'   # json.dumps of to_record's dict: "type" comes first
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    path: Path
+    name: str
+    started: float | None          # epoch seconds: the first record's time (older folders: config.json's mtime)
+    updated: float | None          # the newest record's time (older folders: metrics.jsonl's mtime)
+    kind: str | None               # "vae", "diffusion"
+    dataset: str | None
+    subset: str                    # e.g. "classes 0,1; 20 per class"; "" when all the data
+    status: str                    # one of STATUSES
+    epochs_done: int
+    epochs_total: int | None
+    step: int
+    best_val: float | None         # the trainer's best validation score (ELBO for a VAE, else the loss)
+    headline: dict[str, float]     # the last epoch's validation metrics
+    config: dict | None            # Config.to_dict() form (JSON types)
+    reason: str                    # why unreadable, or what was skipped; the end record's reason otherwise
+
+
+@dataclass
+class Series:
+    name: str                      # "loss", "kl", "lr" ... (step records) or "val loss", "val elbo" ... (epochs)
+    step: np.ndarray               # int64
+    epoch: np.ndarray              # int64
+    time: np.ndarray               # float64 epoch seconds (NaN where the record has no time)
+    value: np.ndarray              # float64
+
+
+# ------------------------------------------------------------------------------------------------ reading files
+def _lines(path: Path) -> tuple[list[bytes], bytes]:
+    """The complete lines of a file and its unfinished tail (a line still being written)."""
+    data = path.read_bytes()
+    *lines, tail = data.split(b"\n")
+    return lines, tail
+
+
+def _parse(line: bytes) -> Any:
+    """The event of one line, or None when the line is not a record we can read."""
+    try:
+        return from_record(json.loads(line))
+    except (ValueError, RecursionError):   # JSON or UTF-8 errors (both ValueErrors), absurd nesting
+        return None
+
+
+def _normal_config(raw: Any) -> dict | None:
+    """A config dict in Config.to_dict() form with every field (older configs get today's defaults), or the raw dict
+    when it has the three sections but this version cannot build it (a newer writer); None when it is not a config."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return json.loads(Config.from_dict(raw).to_json())
+    except (UserError, TypeError, ValueError):
+        pass
+    return raw if all(isinstance(raw.get(s), dict) for s in ("data", "model", "train")) else None
+
+
+def _read_config(path: Path) -> tuple[dict | None, str]:
+    """config.json as a dict, or None and why not."""
+    file = path / "config.json"
+    try:
+        raw = json.loads(file.read_bytes())
+    except FileNotFoundError:
+        return None, "no config.json"
+    except OSError as e:
+        return None, f"cannot read config.json ({e.strerror or type(e).__name__})"
+    except (ValueError, RecursionError):
+        return None, "config.json is not JSON"
+    config = _normal_config(raw)
+    return config, "" if config is not None else "config.json is not a vae-explorer configuration"
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return None
+
+
+@dataclass
+class _Scan:
+    """What a summary needs from metrics.jsonl."""
+
+    first_time: float | None = None
+    last_time: float | None = None
+    config: dict | None = None          # the newest start record's
+    last_epoch: EpochSummary | None = None
+    best: float | None = None
+    end: RunEnded | None = None         # the newest record when it is an end record
+    step: int = 0
+    records: int = 0
+    skipped: int = 0
+
+    def add(self, event: Any) -> None:
+        self.records += 1
+        when = getattr(event, "time", None)
+        if when is not None:
+            self.first_time = when if self.first_time is None else self.first_time
+            self.last_time = when
+        self.end = event if isinstance(event, RunEnded) else None
+        step = getattr(event, "step", None)
+        if isinstance(step, int):
+            self.step = max(self.step, step)
+        if isinstance(event, RunStarted):
+            self.config = _normal_config(dict(event.config)) or self.config
+        elif isinstance(event, EpochSummary):
+            self.last_epoch = event
+            if event.is_best:
+                scores = event.val or event.train
+                score = scores.get("elbo", scores.get("loss"))
+                self.best = float(score) if score is not None else self.best
+        elif isinstance(event, RunEnded) and event.best_val is not None:
+            self.best = float(event.best_val)
+
+
+def _scan(lines: list[bytes]) -> _Scan:
+    scan = _Scan()
+    last_step: tuple[int, bytes] | None = None   # parsed at the end: only the newest step record matters here
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        if line.startswith(_STEP_PREFIX):
+            last_step = (i, line)
+            scan.end = None
+            continue
+        event = _parse(line)
+        if event is None:
+            scan.skipped += 1
+            continue
+        scan.add(event)
+    if last_step is not None:
+        event = _parse(last_step[1])
+        if isinstance(event, StepMetrics):
+            scan.records += 1
+            scan.step = max(scan.step, event.step)
+            if event.time is not None and (scan.last_time is None or event.time > scan.last_time):
+                scan.last_time = event.time
+            scan.first_time = scan.first_time if scan.first_time is not None else event.time
+        else:
+            scan.skipped += 1
+    return scan
+
+
+def _subset(config: dict | None) -> str:
+    data = config.get("data") if isinstance(config, dict) else None
+    if not isinstance(data, dict):
+        return ""
+    parts = []
+    classes = data.get("classes") or ()
+    if isinstance(classes, (list, tuple)) and classes:
+        parts.append("classes " + ",".join(str(c) for c in classes))
+    per_class = data.get("per_class")
+    if isinstance(per_class, int) and per_class > 0:
+        parts.append(f"{per_class} per class")
+    return "; ".join(parts)
+
+
+def _section_value(config: dict | None, section: str, name: str) -> Any:
+    part = config.get(section) if isinstance(config, dict) else None
+    return part.get(name) if isinstance(part, dict) else None
+
+
+# ------------------------------------------------------------------------------------------------ summaries
+def _unreadable(path: Path, reason: str, **known: Any) -> RunSummary:
+    fields = {"started": None, "updated": None, "kind": None, "dataset": None, "subset": "", "epochs_done": 0,
+              "epochs_total": None, "step": 0, "best_val": None, "headline": {}, "config": None}
+    fields.update(known)
+    if fields["updated"] is None:   # when it was last touched, to sort it among the others
+        times = [_mtime(p) for p in (path / "metrics.jsonl", path / "config.json", path)]
+        fields["updated"] = max((t for t in times if t is not None), default=None)
+    return RunSummary(path=path, name=path.name, status="unreadable", reason=reason, **fields)
+
+
+def read_run(path: str | Path, *, running_within_s: float = 120.0) -> RunSummary:
+    """Summarise one run folder. Never raises for a bad folder: it comes back "unreadable" with the reason.
+
+    A run without an end record is "running" when its files were written in the last `running_within_s` seconds,
+    else "unfinished" (killed, or its machine went away). A resumed run appends after its earlier end record, so only
+    an end record that is the newest record ends a run."""
+    path = Path(path)
+    try:
+        if not path.is_dir():
+            return _unreadable(path, "not a folder" if path.exists() else "no such folder")
+        metrics = path / "metrics.jsonl"
+        has_metrics, has_config = metrics.exists(), (path / "config.json").exists()
+    except OSError as e:
+        return _unreadable(path, f"cannot read the folder ({e.strerror or type(e).__name__})")
+    if not has_metrics and not has_config:
+        return _unreadable(path, "not a run folder (no metrics.jsonl or config.json)")
+    config, config_problem = _read_config(path)
+    notes = []
+    scan, tail = _Scan(), b""
+    if has_metrics:
+        try:
+            lines, tail = _lines(metrics)
+        except OSError as e:
+            return _unreadable(path, f"cannot read metrics.jsonl ({e.strerror or type(e).__name__})", config=config)
+        scan = _scan(lines)
+    else:
+        notes.append("no metrics.jsonl yet")
+    if config is None:
+        if scan.config is None:
+            return _unreadable(path, f"{config_problem}, and no start record in metrics.jsonl to take the settings "
+                                     "from" if has_metrics else config_problem)
+        config = scan.config
+        notes.append(f"{config_problem}; settings from metrics.jsonl")
+    if scan.records == 0 and scan.skipped:
+        return _unreadable(path, f"metrics.jsonl has no readable record ({scan.skipped} damaged line(s): garbage "
+                                 "bytes or not run records)", config=config, kind=_section_value(config, "model",
+                                                                                                  "kind"))
+    if scan.skipped:
+        notes.append(f"skipped {scan.skipped} unreadable line(s) of metrics.jsonl")
+    return _summary(path, config, scan, tail, notes, running_within_s)
+
+
+def _summary(path: Path, config: dict, scan: _Scan, tail: bytes, notes: list[str],
+             running_within_s: float) -> RunSummary:
+    metrics_mtime, config_mtime = _mtime(path / "metrics.jsonl"), _mtime(path / "config.json")
+    touched = max((t for t in (metrics_mtime, config_mtime) if t is not None), default=None)
+    if scan.end is not None and scan.end.status in _ENDED:
+        status = scan.end.status
+        notes.insert(0, scan.end.reason)
+    elif touched is not None and time.time() - touched < running_within_s:
+        status = "running"
+    else:
+        status = "unfinished"
+        if tail.strip():
+            notes.append("its last line was never finished")
+    epochs = _section_value(config, "train", "epochs")
+    last = scan.last_epoch
+    return RunSummary(
+        path=path, name=path.name,
+        started=scan.first_time if scan.first_time is not None else config_mtime,
+        updated=scan.last_time if scan.last_time is not None else touched,
+        kind=_str_or_none(_section_value(config, "model", "kind")),
+        dataset=_str_or_none(_section_value(config, "data", "name")),
+        subset=_subset(config), status=status,
+        epochs_done=last.epoch if last is not None else 0,
+        epochs_total=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+        step=scan.step, best_val=scan.best,
+        headline={k: float(v) for k, v in (last.val.items() if last is not None else ())},
+        config=config, reason="; ".join(n for n in notes if n))
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def is_run_folder(path: Path) -> bool:
+    try:
+        return (path / "metrics.jsonl").exists() or (path / "config.json").exists()
+    except OSError:
+        return False
+
+
+def find_runs(folders: Sequence[str | Path], *, running_within_s: float = 120.0) -> list[RunSummary]:
+    """Every run in `folders`: a folder that is itself a run, and each run folder directly inside the others
+    (folders that do not exist or hold no run give nothing). Newest first (by start, else last update)."""
+    found: dict[Path, RunSummary] = {}
+    for folder in folders:
+        folder = Path(folder)
+        if is_run_folder(folder):
+            candidates: Iterable[Path] = [folder]
+        else:
+            try:
+                candidates = [p for p in folder.iterdir() if p.is_dir() and is_run_folder(p)]
+            except OSError:
+                continue
+        for path in candidates:
+            key = path.resolve()
+            if key not in found:
+                found[key] = read_run(path, running_within_s=running_within_s)
+    runs = list(found.values())
+    runs.sort(key=lambda r: (r.started or r.updated or 0.0, r.name), reverse=True)
+    return runs
+
+
+# ------------------------------------------------------------------------------------------------ curves
+def load_series(path: str | Path) -> dict[str, Series]:
+    """A run's curves: each step metric ("loss", "recon", "kl", "lr" ...) per step record and each validation metric
+    ("val loss", "val elbo" ...) per epoch. A resumed run's records from before its restart point that were redone are
+    replaced by the redone ones. Unreadable lines are skipped; an unreadable folder has no series ({})."""
+    try:
+        lines, _ = _lines(Path(path) / "metrics.jsonl")
+    except OSError:
+        return {}
+    points: dict[str, list[tuple[int, int, float, float]]] = {}
+
+    def add(name: str, step: int, epoch: int, when: float | None, value: Any) -> None:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            points.setdefault(name, []).append((step, epoch, math.nan if when is None else when, float(value)))
+
+    for line in lines:
+        event = _parse(line) if line.strip() else None
+        if isinstance(event, StepMetrics):
+            for key, value in event.metrics.items():
+                add(str(key), event.step, event.epoch, event.time, value)
+            add("lr", event.step, event.epoch, event.time, event.lr)
+        elif isinstance(event, EpochSummary):
+            for key, value in event.val.items():
+                add(f"val {key}", event.step, event.epoch, event.time, value)
+        elif isinstance(event, RunStarted) and event.start_step > 0:   # resumed: drop what is redone from here
+            for series in points.values():
+                while series and series[-1][0] > event.start_step:
+                    series.pop()
+    out = {}
+    for name, rows in points.items():
+        if not rows:
+            continue
+        step, epoch, when, value = zip(*rows, strict=True)
+        out[name] = Series(name, np.asarray(step, np.int64), np.asarray(epoch, np.int64),
+                           np.asarray(when, np.float64), np.asarray(value, np.float64))
+    return out
+
+
+# ------------------------------------------------------------------------------------------------ settings
+def flatten_config(config: dict | None) -> dict[str, Any]:
+    """{"section.field": value} of a config dict (lists stay lists)."""
+    out: dict[str, Any] = {}
+    if not isinstance(config, dict):
+        return out
+    for section, values in config.items():
+        if isinstance(values, dict):
+            for name, value in values.items():
+                out[f"{section}.{name}"] = value
+        else:
+            out[str(section)] = values
+    return out
+
+
+def config_diff(summaries: Sequence[RunSummary]) -> dict[str, list[Any]]:
+    """The settings ("section.field") whose values differ between the runs, each with its values in run order (None
+    for a run that lacks it). Runs without a config take no part in deciding what differs."""
+    flat = [flatten_config(s.config) if s.config is not None else None for s in summaries]
+    known = [f for f in flat if f is not None]
+    keys: list[str] = []
+    for f in known:
+        keys += [k for k in f if k not in keys]
+    diff = {}
+    for key in keys:
+        values = [f.get(key) for f in known]
+        if any(v != values[0] for v in values[1:]):
+            diff[key] = [f.get(key) if f is not None else None for f in flat]
+    return diff
