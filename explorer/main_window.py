@@ -49,6 +49,7 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("Sampler", "sampler", "SamplerPanel"),
     ("Interpolate", "interpolate", "InterpolatePanel"),
     ("Denoise/Enhance", "restore", "RestorePanel"),
+    ("Runs", "runs", "RunsPanel"),
 )
 # The model kinds each panel shows (the header offers a pin for each).
 PANEL_USES: dict[str, tuple[str, ...]] = {"latent_map": ("vae",), "sampler": ("vae", "diffusion"),
@@ -107,7 +108,7 @@ class MainWindow(QMainWindow):
         full = f"explorer.panels.{module}"
         try:
             mod = importlib.import_module(full)
-            if module == "train":     # the Train panel trains and follows runs: it writes to the app's state
+            if module in ("train", "runs"):   # they train, follow and open runs: they write to the app's state
                 panel = getattr(mod, cls_name)(self.state)
             else:
                 view = self.views.setdefault(module, PanelView(self.state, self))
