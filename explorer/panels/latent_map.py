@@ -69,10 +69,12 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.tasks.busyChanged.connect(self._update_cancel)
         self._current_z: tuple[np.ndarray, int] | None = None
         self._stats = ""                      # the encoding's mean KL and reconstruction error, for the status
+        self.map_vae = None                   # the LoadedModel the map was encoded with (decodes use it too)
+        self.newer_snapshot = None            # a newer snapshot of its run that arrived while a projection ran
         self._build()
         # Drags decode at most every 16 ms, always ending on the latest position (superqt's throttle).
         self._sweep = qthrottled(self._decode_at, 16, parent=self)
-        state.vaeChanged.connect(self.reload)
+        state.vaeChanged.connect(self._on_vae_changed)
         state.datasetChanged.connect(self.reload)
         self.reload()
 
@@ -165,9 +167,11 @@ class LatentMapPanel(WorkWhenShown, QWidget):
     # ---- loading ----------------------------------------------------------------------------------------------------
     def reload(self) -> None:
         """(Re)encode the chosen split with the current VAE; called on vaeChanged / datasetChanged / split change."""
+        self.newer_snapshot = None
         if self.defer_while_hidden():
             return
         self.tasks.cancel_all()
+        self.map_vae = None
         self._split = self.split_box.currentText()
         self.latents = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
@@ -180,6 +184,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             self.status.setText(found)
             return
         vae, split = found
+        self.map_vae = vae
         self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
         self.status.setText(f"encoding {len(split)} {self._split} images…")
         self.tasks.start("encode", encode_split, vae.model, split, batch_size=256, on_result=self._on_encoded,
@@ -216,9 +221,10 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         if method == "pca":
             self._set_xy(pca_2d(self.latents.mu), "pca")    # also says "PCA" wherever the old projection was named
             return
-        self.tasks.start("projection", _project_job, self.state.vae, self.latents.mu, method, self._split, 0,
+        self.tasks.start("projection", _project_job, self.map_vae, self.latents.mu, method, self._split, 0,
                          on_result=lambda xy, m=method: self._on_projected(xy, m), progress=self.progress,
-                         progress_format=f"{method} %p%", status=self.status.setText, on_finished=self._task_done)
+                         progress_format=f"{method} %p%", status=self.status.setText,
+                         on_finished=self._projection_done)
         self._label_projection()     # what is shown stays, named as what it is, until the new one is ready
 
     def _on_projected(self, xy: np.ndarray | None, method: str) -> None:
@@ -239,11 +245,37 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.scatter.set_title(f"{shown} of {n} {self._split} latents")
         wanted = self.method_box.currentText()
         if self.tasks.running("projection") and wanted != shown:
-            self.status.setText(f"{shown} shown; computing {wanted} in the background…")
+            text = f"{shown} shown; computing {wanted} in the background…"
         else:
-            self.status.setText(f"{shown} map of {n} {self._split} latents; {self._stats}")
+            text = f"{shown} map of {n} {self._split} latents; {self._stats}"
+        newer = self.newer_snapshot
+        if newer is not None and self.map_vae is not None:
+            self.scatter.set_title(f"{shown} of {n} {self._split} latents (epoch {self.map_vae.epoch})")
+            text += (f" — epoch {self.map_vae.epoch}; a newer snapshot (epoch {newer.epoch}) arrived: refreshing "
+                     "when this map is done")
+        self.status.setText(text)
         if not self.tasks.busy():
             self.progress.setFormat(f"{shown} shown")
+
+    def _on_vae_changed(self) -> None:
+        """Another model reloads the map. A newer snapshot of the same run (training, with the map following it)
+        while UMAP / t-SNE computes does not throw that work away: the map is finished and marked, then reloaded
+        once for the newest snapshot (later snapshots meanwhile join that one reload)."""
+        newer = self.state.vae
+        if (self.state.snapshot_update and newer is not None and self.map_vae is not None
+                and self.tasks.running("projection")):
+            self.newer_snapshot = newer
+            self._label_projection()
+            return
+        self.reload()
+
+    def _projection_done(self, stopped: bool) -> None:
+        self._task_done(stopped)
+        if self.newer_snapshot is not None:
+            self.reload()        # once, for the newest snapshot
+
+    def _map_model(self):
+        return None if self.map_vae is None else self.map_vae.model
 
     def _task_done(self, _stopped: bool) -> None:
         if not self.tasks.running("encode") and not self.tasks.running("projection"):
@@ -270,7 +302,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.xy = np.asarray(xy, dtype=np.float32)
         self.projection_shown = method
         self.mapper = PositionMapper(self.xy, lat.mu, lat.labels)
-        names = self.state.vae.meta.class_names if self.state.vae is not None else ()
+        names = self.map_vae.meta.class_names if self.map_vae is not None else ()
         self.scatter.set_points(self.xy, lat.labels, names, self.mapper.tree)
         self._apply_colours()
         self._update_shading()
@@ -336,7 +368,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
 
     def _reconstruct(self, i: int) -> np.ndarray:
         lat = self.latents
-        return decode_latents(self.state.vae_model, lat.mu[i:i + 1], int(lat.labels[i]))[0]
+        return decode_latents(self._map_model(), lat.mu[i:i + 1], int(lat.labels[i]))[0]
 
     def select_point(self, i: int) -> None:
         lat = self.latents
@@ -346,7 +378,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.query = None
         self.scatter.mark_query(None)
         self.scatter.mark_point(self.selected)
-        names = self.state.vae.meta.class_names
+        names = self.map_vae.meta.class_names
         label = int(lat.labels[i])
         self.image_view.set_image(self._images[i], f"{self._split} #{i}: {names[label]}")
         self.recon_view.set_image(self._reconstruct(i), f"recon (err {lat.recon_error[i]:.3f})")
@@ -359,7 +391,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.state.imageSelected.emit(self._split, int(i))
 
     def _show_neighbours(self, ids: np.ndarray, title: str) -> None:
-        lat, names = self.latents, self.state.vae.meta.class_names
+        lat, names = self.latents, self.map_vae.meta.class_names
         self._neighbour_ids = ids
         self.neighbours.set_images(self._images[ids], columns=4, captions=[names[int(lat.labels[j])] for j in ids])
         self.neighbours_title.setText(title)
@@ -386,19 +418,19 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         return self.decode_as.currentIndex() - 1
 
     def _decode_at(self, pos: QPointF) -> None:
-        if self.mapper is None or self.state.vae_model is None:
+        if self.mapper is None or self._map_model() is None:
             return
         p = np.array([[pos.x(), pos.y()]], dtype=np.float64)
         z = self.mapper.latent_at(p)[0]
         dist = float(self.mapper.distance_to_data(p)[0])
-        conditional = self.state.vae_model.num_classes > 0
+        conditional = self._map_model().num_classes > 0
         label = self._decode_label(p) if conditional else 0
-        img = decode_latents(self.state.vae_model, z[None], label if conditional else None)[0]
+        img = decode_latents(self._map_model(), z[None], label if conditional else None)[0]
         self.query = p[0]
         self.selected = None
         self.scatter.mark_point(None)
         self.scatter.mark_query(p[0])
-        names = self.state.vae.meta.class_names
+        names = self.map_vae.meta.class_names
         far = dist > FAR_FROM_DATA
         self.image_view.set_image(None, "")
         self.recon_view.set_image(img, f"decoded as {names[label]}" if conditional else "decoded")

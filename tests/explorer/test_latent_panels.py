@@ -565,3 +565,72 @@ def test_interpolation_keeps_a_sent_latent_through_the_model_change_reload(qtbot
     assert not panel._external[0]
     np.testing.assert_array_equal(panel.z[0], panel.latents.mu[panel.index[0].value()])
     panel.shutdown()
+
+
+def test_map_finishes_its_projection_when_a_newer_snapshot_arrives_then_reloads_once(qtbot, loaded, monkeypatch):
+    """Following a training run: a new epoch's snapshot does not throw away the UMAP in progress."""
+    import dataclasses
+    import threading
+
+    import explorer.panels.latent_map as lm
+
+    gate, projected = threading.Event(), []
+
+    def gated_job(loaded_model, mu, method, split, seed, progress=None, should_stop=None):
+        projected.append(loaded_model.epoch)
+        while not gate.is_set() and not should_stop():
+            time.sleep(0.005)
+        return None if should_stop() else np.asarray(mu[:, :2], np.float32) * 3
+
+    state, panel = open_map(qtbot, loaded)
+    monkeypatch.setattr(lm, "_project_job", gated_job)
+    first = state.vae
+    panel.method_box.setCurrentText("UMAP")
+    qtbot.waitUntil(lambda: projected == [first.epoch], timeout=10_000)
+    reloads = []
+    original_reload = panel.reload
+    panel.reload = lambda: (reloads.append(state.vae.epoch), original_reload())
+    marked = []
+    original_projected = panel._on_projected
+    panel._on_projected = lambda xy, m: (original_projected(xy, m),
+                                         marked.append((panel.status.text(), panel.scatter.title_text)))
+
+    def new_snapshot(epoch):
+        state.vae = dataclasses.replace(first, epoch=epoch)     # a newer LoadedModel of the same run
+        state.snapshot_update = True
+        try:
+            state.vaeChanged.emit()
+        finally:
+            state.snapshot_update = False
+
+    new_snapshot(first.epoch + 1)
+    worker = panel.tasks.worker("projection")
+    assert worker is not None and not worker.stop_requested and panel.tasks.running("projection")
+    assert reloads == [] and panel.map_vae is first
+    note = (f"epoch {first.epoch}; a newer snapshot (epoch {first.epoch + 1}) arrived: refreshing when this map is "
+            "done")
+    assert note in panel.status.text()
+    new_snapshot(first.epoch + 2)                                 # collapses into the same one reload
+    assert reloads == [] and f"(epoch {first.epoch + 2}) arrived" in panel.status.text()
+
+    gate.set()                                                     # the UMAP finishes and is shown, marked ...
+    qtbot.waitUntil(lambda: len(projected) == 2, timeout=20_000)  # ... then the map reloads once and projects again
+    wait_idle(qtbot, panel)
+    status, title = marked[0]
+    assert f"epoch {first.epoch}; a newer snapshot (epoch {first.epoch + 2}) arrived" in status
+    assert status.startswith("UMAP map of") and title.endswith(f"(epoch {first.epoch})")
+    assert reloads == [first.epoch + 2] and projected == [first.epoch, first.epoch + 2]
+    assert panel.map_vae is state.vae and panel.projection_shown == "umap"
+    assert "newer snapshot" not in panel.status.text() and "epoch" not in panel.scatter.title_text
+
+    # A model change that is not a newer snapshot (another model chosen) still restarts at once.
+    gate.clear()
+    panel.method_box.setCurrentText("t-SNE")
+    qtbot.waitUntil(lambda: len(projected) == 3, timeout=10_000)
+    running = panel.tasks.worker("projection")
+    state.vae = dataclasses.replace(first, epoch=99)
+    state.vaeChanged.emit()
+    assert running.stop_requested and reloads[-1] == 99
+    gate.set()
+    wait_idle(qtbot, panel)
+    panel.shutdown()
