@@ -30,7 +30,7 @@ MAX_POINTS = 2000   # per curve: more points than pixels only make the file larg
 
 
 # ------------------------------------------------------------------------------------------------ SVG
-def _ticks(low: float, high: float, count: int = 5) -> list[float]:
+def _ticks(low: float, high: float, count: int = 6) -> list[float]:
     """Round tick values covering [low, high]."""
     if not high > low:
         return [low]
