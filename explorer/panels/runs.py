@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
+from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.live_plot import COLORS
 from explorer.worker import Worker
@@ -71,7 +72,7 @@ class RunsPanel(QWidget):
         self.runs: list[Any] = []
         self.compared: list[Any] = []
         self._labels: dict[Path, str] = {}
-        self._worker: Worker | None = None
+        self.tasks = PanelTasks(self)
         self._build()
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
@@ -194,16 +195,13 @@ class RunsPanel(QWidget):
         self.timer.stop()
 
     def refresh(self) -> Worker | None:
-        """Re-read the folders on a worker (newest request wins: one read at a time, the next tick reads again)."""
-        if self._worker is not None and self._worker.is_running():
+        """Re-read the folders on a worker; while one read runs, a tick does nothing (the next one reads again)."""
+        if self.tasks.busy("runs"):
             return None
         folders = self.folders()
         self.folders_label.setText("runs in: " + "; ".join(folders))
-        w = self._worker = Worker(_read_runs, folders, task="runs", iterate=False)
-        w.result.connect(self._on_runs)
-        w.failed.connect(lambda message, _details: self.status.setText(f"could not read the runs: {message}"))
-        w.start()
-        return w
+        return self.tasks.start("runs", _read_runs, folders, on_result=self._on_runs, status=self.status.setText,
+                                error_dialog=False)
 
     def _on_runs(self, runs: list[Any]) -> None:
         selected = {r.path for r in self.selected_runs()}
@@ -416,6 +414,4 @@ class RunsPanel(QWidget):
 
     def shutdown(self) -> None:
         self.timer.stop()
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker.join(30)
+        self.tasks.shutdown()
