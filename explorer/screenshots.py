@@ -82,6 +82,21 @@ def main(argv: list[str] | None = None) -> int:
         _wait(app, lambda: False, args.settle)
         window.grab().save(str(args.out / "workspace.png"))
         names.append("workspace")
+
+    # Runs compared: a second run with another beta, then both selected in the Runs tab.
+    window.tabs.setCurrentIndex(0)
+    panel.vae_form.set_field("beta", 2.0)
+    panel.start_training()
+    _wait(app, lambda: panel.mode == "idle", 600)
+    runs_panel = window.panels.get("runs")
+    if runs_panel is not None:
+        window.tabs.setCurrentWidget(runs_panel)
+        _wait(app, lambda: len(runs_panel.runs) >= 2, 60)
+        runs_panel.select_paths([r.path for r in runs_panel.runs[:2]])
+        runs_panel.compare_selected()
+        _wait(app, lambda: False, 1.0)
+        window.grab().save(str(args.out / "runs.png"))
+        names.append("runs")
     window.close()
     app.processEvents()
     print("saved", ", ".join(f"{n}.png" for n in names), "in", args.out)
