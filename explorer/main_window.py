@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 
 from explorer import style
 from explorer.dataset_follower import DatasetFollower
+from explorer.memory import limit_malloc_arenas
 from explorer.panel_view import PanelView
 from explorer.recent_files import RecentFiles
 from explorer.startup import is_bundled, load_startup
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         """`defer_panels`: build only the Train panel now and the others once `load_initial`'s worker has imported
         torch (their modules import it at the top: seconds on a busy machine), so the window shows at once."""
         super().__init__(parent)
+        limit_malloc_arenas()       # before the panels' worker threads exist (explorer/memory.py says why)
         self.state = state
         self.setWindowTitle("VAE Explorer")
         self.settings = QSettings()

@@ -11,9 +11,11 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QLabel, QStatusBar, QWidget
 
+from explorer.memory import release_free_memory
 from explorer.state import AppState
 
 MEMORY_EVERY_MS = 2000
+TRIM_EVERY_TICKS = 30          # once a minute
 
 
 def process_memory_mb() -> float:
@@ -60,6 +62,9 @@ class StatusBar(QStatusBar):
         self.device_label.setText(text)
 
     def update_memory(self) -> None:
+        self._ticks = getattr(self, "_ticks", 0) + 1
+        if self._ticks % TRIM_EVERY_TICKS == 0:    # give freed heap pages back (see explorer/memory.py)
+            release_free_memory()
         self.memory_label.setText(f"{process_memory_mb():.0f} MiB")
 
     def update_models(self) -> None:
