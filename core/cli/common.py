@@ -9,7 +9,7 @@ import sys
 from typing import Any, NoReturn, TextIO
 
 PROG = "vae-explorer"
-COMMANDS = ("train", "sample", "eval", "restore-eval", "runs", "report")
+COMMANDS = ("train", "sample", "eval", "restore-eval", "runs", "report", "experiment")
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 # Requests past these would exhaust memory before they finish (a grid of 100,000 images per class, IWAE with
 # millions of copies of each image); they are refused at once with their limit.

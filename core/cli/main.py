@@ -1,4 +1,4 @@
-"""The headless commands: `vae-explorer train | sample | eval | restore-eval | runs | report`.
+"""The headless commands: `vae-explorer train | sample | eval | restore-eval | runs | report | experiment`.
 
 Qt-free (a server with no display runs them). Every user-fixable problem, bad argument included, ends as one line
 `vae-explorer: error: ...` on stderr with exit status 2 and no traceback; a failed training run exits 1, Ctrl-C during
@@ -38,7 +38,8 @@ from core.errors import UserError
 _HANDLERS = {"train": ("core.cli.train", "train_command"), "sample": ("core.cli.sample", "sample_command"),
              "eval": ("core.cli.evaluate", "eval_command"),
              "restore-eval": ("core.cli.evaluate", "restore_eval_command"),
-             "runs": ("core.cli.runs", "runs_command"), "report": ("core.cli.report", "report_command")}
+             "runs": ("core.cli.runs", "runs_command"), "report": ("core.cli.report", "report_command"),
+             "experiment": ("core.cli.experiment", "experiment_command")}
 
 
 # ------------------------------------------------------------------------------------------------ the parser
@@ -151,6 +152,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
     p.add_argument("--out", default="report.html", help="output HTML file (default: report.html)")
     p.add_argument("--title", default=None, help="the report's title")
+
+    # ---- experiment
+    p = sub.add_parser("experiment", help="run a built-in experiment (reference-study, beta-sweep): train and "
+                                          "evaluate its runs, then write DIR/report.html",
+                       description="Train and evaluate every run of a built-in experiment into DIR/<run> (ordinary "
+                                   "run folders) and write DIR/report.html. Run the same command again to continue "
+                                   "an interrupted experiment: finished runs are not trained again.")
+    p.add_argument("name", metavar="NAME", help="reference-study or beta-sweep")
+    p.add_argument("--dataset", default="digits", help="digits, mnist, fashion-mnist, cifar10 or folder:PATH "
+                                                       "(default: digits)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the experiment's run folders and report")
+    p.add_argument("--scale", choices=("quick", "full"), default="quick",
+                   help="quick: small models and few epochs (minutes on a CPU); full: the presets' own settings "
+                        "(default: quick)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return parser
 
 

@@ -1,0 +1,114 @@
+"""`vae-explorer experiment NAME --dataset digits --out DIR [--scale quick|full]`: train and evaluate every run of a
+built-in experiment into DIR/<run> and write DIR/report.html.
+
+Ctrl-C or SIGTERM stops the current run after its step (its checkpoint is saved) and exits 130 / 143; the same
+command again continues where it stopped (finished runs are not trained again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG
+from core.errors import UserError
+from core.files import check_writable
+
+
+def experiment_command(args: argparse.Namespace) -> int:
+    from core.data.datasets import LOADERS, known_datasets
+    from core.experiments.spec import experiment
+
+    dataset = args.dataset.strip()
+    if not dataset.lower().startswith("folder:") and dataset.lower().replace("_", "-") not in LOADERS:
+        raise UserError(f"unknown dataset {dataset!r}; known datasets: {', '.join(known_datasets())}")
+    spec = experiment(args.name, dataset, args.scale)
+    spec.configs()    # every run's settings checked before any work
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the experiment's runs")
+    check_writable(out, f"the experiment folder {out}")
+    received: list[int] = []
+    with _stop_on_signals(received):
+        end = _drive(spec, out, received, quiet=args.quiet)
+    from core.experiments.report import write_experiment_report
+
+    try:
+        report = write_experiment_report(spec, out)
+    except OSError as e:
+        raise UserError(f"cannot write the report in {out} ({e.strerror or type(e).__name__})") from None
+    print(f"report: {report}")
+    if end is None or end.status == "failed":
+        print(f"{PROG}: error: {end.message if end is not None else 'the experiment ended without a result'}",
+              file=sys.stderr)
+        return EXIT_FAILED
+    if end.status == "stopped":
+        print(f"{PROG}: {end.message}: {PROG} experiment {args.name} --dataset {dataset} --out {out} --scale "
+              f"{args.scale}", file=sys.stderr)
+        return 128 + received[-1] if received else EXIT_INTERRUPTED
+    return 0
+
+
+def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool) -> Any:
+    """Run the experiment, printing which run trains and one line per finished run; its ExperimentEnded."""
+    from tqdm import tqdm
+
+    from core.experiments.runner import ExperimentEnded, run_experiment
+    from core.training.events import EpochSummary, LogMessage, RunEnded
+
+    bar = tqdm(total=1000, unit="‰", file=sys.stderr, leave=False, disable=quiet, dynamic_ncols=True,
+               bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
+    end = None
+    try:
+        for ev in run_experiment(spec, out, should_stop=lambda: bool(received)):
+            if isinstance(ev, ExperimentEnded):
+                end = ev
+                break
+            bar.n = int(ev.fraction * 1000)
+            bar.set_description(f"{ev.run} ({ev.index + 1}/{ev.total})", refresh=False)
+            bar.refresh()
+            train = ev.train_event
+            if train is None and ev.message and ev.stage != "done":
+                bar.write(ev.message, file=sys.stdout if ev.stage != "failed" else sys.stderr)
+            elif isinstance(train, EpochSummary) and not quiet and train.val:
+                metric = "elbo" if "elbo" in train.val else "loss"
+                bar.write(f"  {ev.run}: epoch {train.epoch} val {metric} {train.val.get(metric, float('nan')):.4g}",
+                          file=sys.stderr)
+            elif isinstance(train, LogMessage) and train.level == "error":
+                bar.write(f"  {ev.run}: error: {train.message.splitlines()[0]}", file=sys.stderr)
+            elif isinstance(train, RunEnded) and train.status not in ("stopped",):
+                bar.write(f"  {ev.run}: {train.status.replace('_', ' ')}: {train.reason}", file=sys.stdout)
+    finally:
+        bar.close()
+    return end
+
+
+class _stop_on_signals:
+    """Ctrl-C / SIGTERM: note the signal (the runner stops the current run after its step, with its checkpoint); a
+    second one aborts at once."""
+
+    def __init__(self, received: list[int]) -> None:
+        self.received = received
+        self.previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+        self.received.append(signum)
+        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"{what}: stopping after this step and saving a checkpoint (again to abort without saving)",
+              file=sys.stderr)
+
+    def __enter__(self) -> list[int]:
+        try:
+            self.previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:      # not the main thread: no handlers
+            self.previous = {}
+        return self.received
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
