@@ -51,6 +51,7 @@ PANELS: tuple[tuple[str, str, str], ...] = (
     ("Interpolate", "interpolate", "InterpolatePanel"),
     ("Denoise/Enhance", "restore", "RestorePanel"),
     ("Runs", "runs", "RunsPanel"),
+    ("Experiments", "experiments", "ExperimentsPanel"),
 )
 # The model kinds each panel shows (the header offers a pin for each).
 PANEL_USES: dict[str, tuple[str, ...]] = {"latent_map": ("vae",), "sampler": ("vae", "diffusion"),
@@ -110,7 +111,7 @@ class MainWindow(QMainWindow):
         full = f"explorer.panels.{module}"
         try:
             mod = importlib.import_module(full)
-            if module in ("train", "runs"):   # they train, follow and open runs: they write to the app's state
+            if module in ("train", "runs", "experiments"):   # they train and open runs: they write to the app's state
                 panel = getattr(mod, cls_name)(self.state)
             else:
                 view = self.views.setdefault(module, PanelView(self.state, self))
