@@ -57,6 +57,7 @@ class ExperimentsPanel(QWidget):
         self.tasks = PanelTasks(self)
         self.report_path: Path | None = None
         self.spec: Any = None
+        self._out = Path()
         self._started_at = 0.0
         self._build()
 
@@ -126,13 +127,14 @@ class ExperimentsPanel(QWidget):
         return experiment(self.name_box.currentText(), self.dataset.text().strip() or "digits",
                           self.scale_box.currentText())
 
-    def out_dir(self) -> Path:
+    def out_dir(self, spec: Any) -> Path:
+        """The folder given, or one under the runs folder named after the experiment, dataset and scale."""
         if self.out.text().strip():
             return Path(self.out.text().strip()).expanduser()
         from core.paths import runs_dir
 
         slug = (self.dataset.text().strip() or "digits").replace("folder:", "folder-").replace("/", "-")
-        return runs_dir() / "experiments" / f"{self.name_box.currentText()}-{slug}-{self.scale_box.currentText()}"
+        return runs_dir() / "experiments" / f"{spec.name}-{slug}-{self.scale_box.currentText()}"
 
     def _ask_out(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Output folder for the experiment's runs")
@@ -146,7 +148,7 @@ class ExperimentsPanel(QWidget):
             return False
         try:
             self.spec = spec or self.make_spec()
-            out = self.out_dir()
+            out = self._out = self.out_dir(self.spec)   # kept: editing the form while it runs changes nothing
             from core.files import check_writable
 
             check_writable(out, f"the output folder {out}")
@@ -196,7 +198,7 @@ class ExperimentsPanel(QWidget):
 
     def _add_model(self, run: str) -> None:
         """A finished run's best checkpoint joins the models list (not shown: the user picks it there)."""
-        ckpts = self.out_dir() / run / "checkpoints"
+        ckpts = self._out / run / "checkpoints"
         path = next((p for p in (ckpts / "best.safetensors", ckpts / "last.safetensors") if p.is_file()), None)
         if path is None or any(e.name == f"{self.spec.name}/{run}" for e in self.state.models):
             return
