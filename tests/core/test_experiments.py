@@ -142,3 +142,15 @@ def test_cli_unknown_experiment_dataset_and_bad_out(tmp_path, capsys):
     assert main(["experiment", "beta-sweep", "--out", str(a_file)]) == 2
     assert "is a file" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_reference_study_report_puts_our_numbers_beside_the_study(tmp_path):
+    spec = reference_study("cifar10", "quick")
+    result = {"elbo": -1234.5, "ssim": 0.61, "ssim_samples_vs_test_as_study": 0.99871, "conditional_accuracy": 1.0,
+              "ssim_samples_vs_test_correct": 0.123, "fid_like": 42.0}
+    (tmp_path / "class-airplane-vae-study").mkdir()
+    (tmp_path / "class-airplane-vae-study" / "eval.json").write_text(json.dumps(result))
+    text = write_experiment_report(spec, tmp_path).read_text()
+    assert "0.99872" in text and "0.99969" in text            # the study's published SSIM
+    assert "0.99871" in text and "0.123" in text and "-1234" in text
+    assert "Why the study's SSIM cannot be right" in text and "not evaluated" in text
