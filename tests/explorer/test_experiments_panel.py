@@ -42,3 +42,4 @@ def test_a_tiny_beta_sweep_from_the_panel(qtbot, tmp_path):
     assert all(p.read_bytes() == b for p, b in logs.items())
     assert "already trained" in panel.log_view.toPlainText()
     panel.shutdown()
+    QSettings().remove("runs/folders")        # leave the Runs tab's folders as other tests expect them

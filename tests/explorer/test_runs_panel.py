@@ -36,6 +36,9 @@ def runs():
 
 @pytest.fixture
 def panel(qtbot, runs):
+    from PySide6.QtCore import QSettings
+
+    QSettings().remove("runs/folders")        # only this test's folders (another test may have added its own)
     state = AppState()
     p = RunsPanel(state)
     qtbot.addWidget(p)
