@@ -204,10 +204,12 @@ class ExperimentsPanel(QWidget):
             return
         from core.training.checkpoint import load_model
 
-        try:
-            self.state.add_model(load_model(path), source="experiment", name=f"{self.spec.name}/{run}", show=False)
-        except UserError as e:
-            self._log(f"{run}: its checkpoint could not be opened: {e}")
+        name = f"{self.spec.name}/{run}"     # loaded on a worker, then listed (not shown: the user picks it)
+        self.tasks.start(f"open {run}", load_model, str(path), error_dialog=False,
+                         on_result=lambda loaded: self.state.add_model(loaded, source="experiment", name=name,
+                                                                       show=False),
+                         on_failed=lambda message, _details: self._log(f"{run}: its checkpoint could not be opened: "
+                                                                       f"{message}"))
 
     def _add_runs_folder(self, out: Path) -> None:
         """The Runs tab reads its folders from the settings: the experiment's folder joins them."""

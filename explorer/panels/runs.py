@@ -373,12 +373,9 @@ class RunsPanel(QWidget):
             return
         from core.training.checkpoint import load_model
 
-        try:
-            loaded = load_model(path)
-        except UserError as e:
-            show_error(self, str(e))
-            return
-        self.state.add_model(loaded, source="run folder", name=runs[0].name)
+        name = runs[0].name     # loaded on a worker (a large model takes a while), then listed
+        self.tasks.start("open", load_model, str(path), status=self.status.setText,
+                         on_result=lambda loaded: self.state.add_model(loaded, source="run folder", name=name))
 
     def export_csv(self, path: str) -> Path:
         from core.runs.export import write_runs_csv, write_series_csv

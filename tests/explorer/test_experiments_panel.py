@@ -32,6 +32,7 @@ def test_a_tiny_beta_sweep_from_the_panel(qtbot, tmp_path):
     assert panel.report_path is not None and panel.report_path.is_file()
     assert "<svg" in panel.report_path.read_text()
     assert panel.report_button.isEnabled()
+    qtbot.waitUntil(lambda: len(state.models) == 2, timeout=30_000)   # checkpoints load on workers
     names = sorted(e.name for e in state.models)
     assert len(names) == 2 and all(n.startswith("beta-sweep/") for n in names)
     assert str(tmp_path / "sweep") in (QSettings().value("runs/folders") or [])

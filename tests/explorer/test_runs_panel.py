@@ -84,7 +84,7 @@ def test_compare_overlays_each_runs_own_values(panel, runs):
     assert panel.metrics_table.columnCount() == 2
 
 
-def test_export_report_and_open(panel, runs, tmp_path):
+def test_export_report_and_open(panel, runs, tmp_path, qtbot):
     _, paths, _ = runs
     panel.select_paths(paths)
     out = panel.export_csv(str(tmp_path / "runs.csv"))
@@ -96,5 +96,6 @@ def test_export_report_and_open(panel, runs, tmp_path):
     assert html.count("<svg") >= 1 and "beta-0.5" in html and "data:image/png;base64," in html
     panel.select_paths(paths[:1])
     panel.open_selected()
+    qtbot.waitUntil(lambda: len(panel.state.models) == 1, timeout=30_000)   # loaded on a worker
     (entry,) = panel.state.models
     assert entry.name == "beta-0.5" and entry.loaded.config.model.beta == 0.5
