@@ -47,10 +47,17 @@ REFRESH_MS = 3000
 X_AXES = ("step", "epoch", "time")
 
 
-def _read_runs(folders: list[str]) -> list[Any]:
+def _read_runs(folders: list[str], compared: list[Path]) -> tuple[list[Any], dict[Path, Any]]:
+    """The runs of the folders, and the curves of the compared ones (read on a worker: records can be long)."""
     from core.runs.history import find_runs
 
-    return find_runs([Path(f) for f in folders])
+    return find_runs([Path(f) for f in folders]), _read_series(compared)
+
+
+def _read_series(paths: list[Path]) -> dict[Path, Any]:
+    from core.runs.history import load_series
+
+    return {Path(p): load_series(p) for p in paths}
 
 
 class _NumberItem(QTableWidgetItem):
@@ -72,6 +79,8 @@ class RunsPanel(QWidget):
         self.runs: list[Any] = []
         self.compared: list[Any] = []
         self._labels: dict[Path, str] = {}
+        self._series: dict[Path, Any] = {}     # the compared runs' curves, read on a worker
+        self.curves: dict[Path, Any] = {}
         self.tasks = PanelTasks(self)
         self._build()
         self.timer = QTimer(self)
@@ -200,10 +209,11 @@ class RunsPanel(QWidget):
             return None
         folders = self.folders()
         self.folders_label.setText("runs in: " + "; ".join(folders))
-        return self.tasks.start("runs", _read_runs, folders, on_result=self._on_runs, status=self.status.setText,
-                                error_dialog=False)
+        return self.tasks.start("runs", _read_runs, folders, [r.path for r in self.compared], on_result=self._on_runs,
+                                status=self.status.setText, error_dialog=False)
 
-    def _on_runs(self, runs: list[Any]) -> None:
+    def _on_runs(self, result: tuple[list[Any], dict[Path, Any]]) -> None:
+        runs, series = result
         selected = {r.path for r in self.selected_runs()}
         self.runs = list(runs)
         self.table.setSortingEnabled(False)
@@ -232,9 +242,10 @@ class RunsPanel(QWidget):
         self._apply_filter()
         live = sum(r.status == "running" for r in self.runs)
         self.status.setText(f"{len(self.runs)} runs" + (f", {live} running" if live else ""))
-        if self.compared:   # live runs in the comparison: redraw with their new points
+        if self.compared and series:   # live runs in the comparison: redraw with their new points
             paths = {r.path for r in self.compared}
             self.compared = [r for r in self.runs if r.path in paths] or self.compared
+            self._series.update(series)
             self._draw_curves()
         self._update_buttons()
 
@@ -287,17 +298,19 @@ class RunsPanel(QWidget):
         self.diff_view.setPlainText("\n".join(lines) if diff else "The runs' settings are the same.")
         self._show_samples(runs)
         self._show_metrics(runs)
-        self._fill_series_box(runs)
+        self.tasks.start("series", _read_series, [r.path for r in runs], on_result=self._on_series,
+                         status=self.status.setText, error_dialog=False)
+
+    def _on_series(self, series: dict[Path, Any]) -> None:
+        self._series = series
+        self._fill_series_box()
         self._draw_curves()
 
     def _label(self, run: Any, diff: dict[str, list[Any]], i: int) -> str:
         parts = [f"{k.split('.')[-1]}={values[i]}" for k, values in list(diff.items())[:3]]
         return f"{run.name[:20]}" + (f" ({', '.join(parts)})" if parts else "")
 
-    def _fill_series_box(self, runs: list[Any]) -> None:
-        from core.runs.history import load_series
-
-        self._series = {r.path: load_series(r.path) for r in runs}
+    def _fill_series_box(self) -> None:
         names = sorted({n for s in self._series.values() for n in s})
         current = self.series_box.currentText() or "loss"
         self.series_box.blockSignals(True)
@@ -309,14 +322,12 @@ class RunsPanel(QWidget):
     def _draw_curves(self) -> None:
         if not self.compared:
             return
-        from core.runs.history import load_series
-
         name, x_axis = self.series_box.currentText(), self.x_box.currentText()
         self.plot.clear()
         self.legend.clear()
         self.curves: dict[Path, Any] = {}
         for i, run in enumerate(self.compared):
-            series = load_series(run.path).get(name)
+            series = self._series.get(Path(run.path), {}).get(name)
             if series is None or not len(series.value):
                 continue
             xs = {"step": series.step, "epoch": series.epoch, "time": series.time - series.time[0]}[x_axis]
@@ -393,21 +404,32 @@ class RunsPanel(QWidget):
             except (UserError, OSError) as e:
                 show_error(self, f"Could not write {path}: {e}")
 
-    def write_report(self, path: str) -> Path:
-        from core.runs.report import write_report
-
+    def report_runs(self) -> list[Path]:
+        """The runs a report covers: the selected readable ones, else the compared ones."""
         runs = [r for r in self.selected_runs() if r.status != "unreadable"] or self.compared
         if not runs:
             raise UserError("select one or more runs to report on")
-        return write_report([r.path for r in runs], Path(path))
+        return [r.path for r in runs]
+
+    def write_report(self, path: str) -> Path:
+        from core.runs.report import write_report
+
+        return write_report(self.report_runs(), Path(path))
 
     def _ask_report(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the report", "report.html", "HTML (*.html)")
-        if path:
-            try:
-                self.status.setText(f"wrote {self.write_report(path)}")
-            except (UserError, OSError) as e:
-                show_error(self, f"Could not write the report: {e}")
+        if not path:
+            return
+        from core.runs.report import write_report
+
+        try:
+            runs = self.report_runs()
+        except UserError as e:
+            show_error(self, str(e))
+            return
+        # Reading every record and embedding the grids takes a while for long runs: on a worker.
+        self.tasks.start("report", write_report, runs, Path(path), status=self.status.setText,
+                         on_result=lambda written: self.status.setText(f"wrote {written}"))
 
     def shutdown(self) -> None:
         self.timer.stop()

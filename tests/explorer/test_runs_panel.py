@@ -62,12 +62,13 @@ def test_lists_runs_and_the_unreadable_one_with_its_reason(panel, runs):
     assert [panel.table.item(r, 0).text() for r in visible] == ["beta-2.0"]
 
 
-def test_compare_overlays_each_runs_own_values(panel, runs):
+def test_compare_overlays_each_runs_own_values(panel, runs, qtbot):
     from core.runs.history import load_series
 
     _, paths, _ = runs
     panel.select_paths(paths)
     panel.compare_selected()
+    qtbot.waitUntil(lambda: set(panel.curves) == set(paths), timeout=30_000)   # curves are read on a worker
     panel.series_box.setCurrentText("loss")
     assert set(panel.curves) == set(paths)
     for path in paths:
