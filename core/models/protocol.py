@@ -51,6 +51,13 @@ class LatentVariableModel(GenerativeModel, Protocol):
 
     latent_dim: int
 
+    @property
+    def latent_layers(self) -> tuple[tuple[str, int], ...]:
+        """Names and sizes of the consecutive slices of the flat latent vector, top layer first (sizes add up to
+        `latent_dim`); a plain VAE has one, `(("z", latent_dim),)`. A hierarchical VAE's flat code is its layers'
+        standardised prior noise, so every slice has an N(0, I) prior and a panel can act on one layer's slice."""
+        ...
+
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | x, y), each (B, latent_dim)."""
         ...

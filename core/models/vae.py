@@ -159,6 +159,11 @@ class ConditionalVAE(nn.Module):
         """The label enters as a vector added to z ("add" conditioning), so two labels can be blended."""
         return self.cfg.conditioning == "add"
 
+    @property
+    def latent_layers(self) -> tuple[tuple[str, int], ...]:
+        """One stochastic layer: the whole latent vector."""
+        return (("z", self.latent_dim),)
+
     def _decode_raw(self, z: Tensor, y: Tensor | None) -> Tensor:
         y = self._labels(y, z.shape[0], z.device)
         if y is not None:
