@@ -33,7 +33,7 @@ def experiment_command(args: argparse.Namespace) -> int:
     check_writable(out, f"the experiment folder {out}")
     received: list[int] = []
     with _stop_on_signals(received):
-        end = _drive(spec, out, received, quiet=args.quiet)
+        end = _drive(spec, out, received, quiet=args.quiet, torchrun=args.torchrun or 0)
     from core.experiments.report import write_experiment_report
 
     try:
@@ -47,12 +47,12 @@ def experiment_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if end.status == "stopped":
         print(f"{PROG}: {end.message}: {PROG} experiment {args.name} --dataset {dataset} --out {out} --scale "
-              f"{args.scale}", file=sys.stderr)
+              f"{args.scale}" + (f" --torchrun {args.torchrun}" if args.torchrun else ""), file=sys.stderr)
         return 128 + received[-1] if received else EXIT_INTERRUPTED
     return 0
 
 
-def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool) -> Any:
+def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool, torchrun: int = 0) -> Any:
     """Run the experiment, printing which run trains and one line per finished run; its ExperimentEnded."""
     from tqdm import tqdm
 
@@ -63,7 +63,7 @@ def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool) -> Any:
                bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
     end = None
     try:
-        for ev in run_experiment(spec, out, should_stop=lambda: bool(received)):
+        for ev in run_experiment(spec, out, should_stop=lambda: bool(received), torchrun=torchrun):
             if isinstance(ev, ExperimentEnded):
                 end = ev
                 break

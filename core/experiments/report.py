@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.experiments.runner import EVAL_SAMPLES
 from core.experiments.spec import ExperimentSpec
 from core.files import atomic_write_text
-from core.runs.report import COLOURS, report_html, svg_line_plot
+from core.runs.report import COLOURS, png_img, report_html, svg_line_plot
 
 # The reference study's published numbers (../shared/reference/cvae-cifar10-student-study.txt, section 5.1): SSIM of
 # generated images against the CIFAR-10 test images of the class; no likelihood, accuracy or FID was reported.
@@ -26,6 +27,25 @@ STUDY_SSIM = {"airplane": 0.99872, "frog": 0.99969}
 
 FRECHET_NOTE = ("Fréchet distance in the features of our small per-dataset classifier (not Inception's FID): "
                 "comparable only between runs on the same dataset")
+
+
+def _fid_columns(results: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
+    """The Fréchet columns' headers and their footnote: our classifier's score always; Inception's FID beside it
+    only when some run has one (torch-fidelity and its weights were here), with the reason when it is missing."""
+    headers = ["Fréchet score (our classifier)*"]
+    note = f"<p>* {html.escape(FRECHET_NOTE)}."
+    if any(isinstance(r.get("fid"), (int, float)) for r in results):
+        headers.append("FID (Inception-v3)")
+        note += " FID (Inception-v3): the standard FID, torch-fidelity's Inception weights."
+    reasons = sorted({str(r["fid_note"]) for r in results if r.get("fid_note") and "fid" not in r})
+    if reasons:
+        note += " " + html.escape("; ".join(reasons)) + "."
+    return headers, note + "</p>"
+
+
+def _fid_cells(result: dict[str, Any], headers: Sequence[str]) -> list[str]:
+    cells = [_num(result.get("fid_like"))]
+    return cells + [_num(result.get("fid"))] if len(headers) > 1 else cells
 
 
 def read_eval(run_dir: Path) -> dict[str, Any] | None:
@@ -58,19 +78,25 @@ def _accuracy(result: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------------------------ beta sweep
 def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
-    rows, points = [], []
+    rows, points, grids = [], [], []
+    results = {run.name: read_eval(out_dir / run.name) for run in spec.runs}
+    fid_headers, fid_note = _fid_columns([r for r in results.values() if r])
     for run in spec.runs:
         beta = float(spec.config(run).model.beta)
-        result = read_eval(out_dir / run.name)
+        result = results[run.name]
+        grid = out_dir / run.name / EVAL_SAMPLES
+        if grid.is_file():
+            grids.append(f'<figure>{png_img(grid, f"samples at beta={beta:g}")}<figcaption>β = {beta:g}'
+                         "</figcaption></figure>")
         if result is None:
-            rows.append([run.name, f"{beta:g}", *["not evaluated"] + ["—"] * 6])
+            rows.append([run.name, f"{beta:g}", *["not evaluated"] + ["—"] * (5 + len(fid_headers))])
             continue
         kl, recon = result.get("kl"), result.get("recon")
         if isinstance(kl, (int, float)) and isinstance(recon, (int, float)):
             points.append((beta, float(kl), float(recon)))
         units = f"{result.get('active_units', '—')} / {result.get('latent_dim', '—')}"
         rows.append([run.name, f"{beta:g}", _num(kl), _num(recon), _num(result.get("elbo")), units,
-                     _accuracy(result), _num(result.get("fid_like")), _num(result.get("ssim"), 3)])
+                     _accuracy(result), *_fid_cells(result, fid_headers), _num(result.get("ssim"), 3)])
     points.sort(key=lambda p: p[1])
     curves = []
     if points:
@@ -87,19 +113,21 @@ def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
             "larger distortion; the ELBO is −(rate + distortion).</p>"
             f'<div class="plots">{plot}</div><p class="legend">{legend}</p>'
             + _table(["run", "β", "KL (rate)", "reconstruction (distortion)", "ELBO", "active units",
-                      "conditional accuracy", "Fréchet score*", "SSIM (reconstructions)"], rows)
-            + f"<p>* {html.escape(FRECHET_NOTE)}.</p>")
+                      "conditional accuracy", *fid_headers, "SSIM (reconstructions)"], rows)
+            + fid_note
+            + ("<h2>Samples per β</h2><p>The evaluated weights of each run, one row per class, the same noise for "
+               "every β: what the numbers above look like.</p>"
+               f'<div class="grids">{"".join(grids)}</div>' if grids else ""))
 
 
 # ------------------------------------------------------------------------------------------------ reference study
 def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
     rows = []
     study_rows = []
-    results = []
-    for run in spec.runs:
+    results = [read_eval(out_dir / run.name) or {} for run in spec.runs]
+    fid_headers, fid_note = _fid_columns([r for r in results if r])
+    for run, result in zip(spec.runs, results, strict=True):
         cfg = spec.config(run)
-        result = read_eval(out_dir / run.name) or {}
-        results.append(result)
         subset = (f"class {', '.join(cfg.data.classes)}" if cfg.data.classes else
                   f"{cfg.data.per_class} per class" if cfg.data.per_class else "all images")
         model = "DDPM" if cfg.model.kind == "diffusion" else ("VAE, study's settings" if "study" in run.name
@@ -107,7 +135,7 @@ def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
         rows.append([run.name, subset, model, _num(result.get("elbo")), _num(result.get("ssim"), 3),
                      _num(result.get("ssim_samples_vs_test_as_study"), 5),
                      _num(result.get("ssim_samples_vs_test_correct"), 3), _accuracy(result),
-                     _num(result.get("fid_like")), "" if result else "not evaluated"])
+                     *_fid_cells(result, fid_headers), "" if result else "not evaluated"])
         published = STUDY_SSIM.get(cfg.data.classes[0]) if len(cfg.data.classes) == 1 else None
         if published is not None and cfg.model.kind == "vae":
             study_rows.append([run.name, f"{published:.5f}", _num(result.get("ssim_samples_vs_test_as_study"), 5),
@@ -115,8 +143,8 @@ def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
     parts = ["<h2>Our measurements</h2>",
              _table(["run", "training images", "model", "test ELBO (nats)", "SSIM: reconstruction vs its original",
                      "SSIM: samples vs test images, as the study", "SSIM: samples vs test images, correct",
-                     "conditional accuracy", "Fréchet score*", "notes"], rows),
-             f"<p>* {html.escape(FRECHET_NOTE)}.</p>",
+                     "conditional accuracy", *fid_headers, "notes"], rows),
+             fid_note,
              "<h2>Beside the study's published numbers</h2>",
              "<p>The study reports one number per class: the SSIM of its generated images against the test images of "
              "the class, 0.99872 for planes and 0.99969 for frogs (section 5.1). It reports no likelihood, accuracy "

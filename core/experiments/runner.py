@@ -5,11 +5,19 @@
 already ends "completed" (or "early_stopped") is not trained again, an interrupted run continues from its
 checkpoints/last.safetensors, and a run with an eval.json is not evaluated again. `should_stop()` stops the current run
 after its current step (the Trainer saves its checkpoint) and ends the experiment as "stopped".
+
+With `torchrun=N` each run is trained by `torchrun --standalone --nproc_per_node N ... train` (DDP, one process per
+GPU), one run after another; this process follows the run's metrics.jsonl for progress, and a stop sends the launcher
+SIGINT (torchrun forwards it: every rank stops and rank 0 saves the interrupt checkpoint). Evaluation stays here.
 """
 
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +33,7 @@ ShouldStop = Callable[[], bool]
 FINISHED = ("completed", "early_stopped")
 _TRAIN_SHARE = 0.85    # of one run's share of the overall fraction, when it is also evaluated
 _SSIM_PAIRS = 100      # sample / test-image pairs for the SSIM "as the study describes"
+EVAL_SAMPLES = "eval-samples.png"   # next to eval.json: samples of the evaluated weights
 
 
 @dataclass(frozen=True)
@@ -74,8 +83,11 @@ def eval_settings(scale: str, kind: str) -> dict[str, int]:
 
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *,
                    progress: Callable[[ExperimentProgress], None] | None = None,
-                   should_stop: ShouldStop | None = None) -> Iterator[ExperimentProgress | ExperimentEnded]:
+                   should_stop: ShouldStop | None = None,
+                   torchrun: int = 0) -> Iterator[ExperimentProgress | ExperimentEnded]:
     """Train (and evaluate) every run of `spec` into `out_dir/<run>`; see the module docstring."""
+    if torchrun < 0:
+        raise UserError(f"torchrun needs a number of processes per node (1 or more), not {torchrun}")
     out = Path(out_dir)
     configs = spec.configs()          # every delta checked before any work
     out.mkdir(parents=True, exist_ok=True)
@@ -97,7 +109,8 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *,
             yield emit(ExperimentProgress(run.name, i, n, "skipped", (i + share) / n, f"{run.name}: already trained"))
         else:
             status = None
-            for ev in _train(run, run_dir, config, i, n, share, stop):
+            train = _train_torchrun if torchrun else _train
+            for ev in train(run, run_dir, config, i, n, share, stop, **({"nproc": torchrun} if torchrun else {})):
                 if isinstance(ev, str):
                     status = ev
                 else:
@@ -158,6 +171,68 @@ def _train(run: RunSpec, run_dir: Path, config: Any, i: int, n: int, share: floa
     yield status or "failed"
 
 
+def _train_torchrun(run: RunSpec, run_dir: Path, config: Any, i: int, n: int, share: float, stop: ShouldStop, *,
+                    nproc: int, poll_s: float = 0.5) -> Iterator[ExperimentProgress | str]:
+    """Train one run under torchrun (see the module docstring); its progress events, then its end status."""
+    from core.training.events import RunEnded, StepMetrics, from_record
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_file = run_dir / "experiment-config.json"
+    atomic_write_text(config_file, config.to_json())
+    last = run_dir / "checkpoints" / "last.safetensors"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "core.cli", "train", "--config", str(config_file), "--out", str(run_dir), "--quiet"]
+    if last.is_file():
+        command += ["--resume", str(last)]
+    metrics = run_dir / "metrics.jsonl"
+    offset = metrics.stat().st_size if metrics.is_file() else 0   # only this launch's records count
+    yield ExperimentProgress(run.name, i, n, "resuming" if last.is_file() else "training", i / n,
+                             f"{'resuming' if last.is_file() else 'training'} {run.name} ({i + 1}/{n}) under "
+                             f"torchrun with {nproc} processes")
+    log = run_dir / "torchrun.log"    # the launcher's and the ranks' own output, for when a launch fails
+    try:
+        with open(log, "a", encoding="utf-8") as log_file:
+            proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise UserError(f"cannot start torchrun ({e.strerror or e})") from None
+    status, done, buffer, interrupted = None, 0.0, "", False
+    while True:
+        finished = proc.poll() is not None
+        if stop() and not interrupted and not finished:
+            proc.send_signal(signal.SIGINT)
+            interrupted = True
+        if metrics.is_file():
+            with open(metrics, encoding="utf-8", errors="replace") as f:
+                f.seek(offset)
+                chunk = f.read()
+                offset = f.tell()
+            buffer += chunk
+            *lines, buffer = buffer.split("\n")
+            for line in lines:
+                try:
+                    ev = from_record(json.loads(line))
+                except (ValueError, TypeError, KeyError):
+                    continue    # a line this reader cannot use is skipped, as the runs view does
+                if isinstance(ev, StepMetrics):
+                    done = ev.progress
+                elif isinstance(ev, RunEnded):
+                    status = ev.status
+                    done = 1.0 if ev.status in FINISHED else done
+                if ev is not None:
+                    yield ExperimentProgress(run.name, i, n, "training", (i + share * done) / n, "", ev)
+        if finished:
+            break
+        time.sleep(poll_s)
+    if status is None:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+        # Our CLI's one-line "vae-explorer: error: ..." says what went wrong; torchrun's own summary follows it.
+        error = [line for line in lines if ": error:" in line] or [line for line in lines if line.strip("=- ")]
+        yield ExperimentProgress(run.name, i, n, "failed", (i + 1) / n,
+                                 f"{run.name}: torchrun exited with {proc.returncode}"
+                                 + (f": {error[-1]}" if error else ""))
+    yield status or "failed"
+
+
 def evaluate_run(run_dir: Path, *, scale: str = "full", with_study_ssim: bool = False,
                  should_stop: ShouldStop | None = None) -> dict[str, Any] | None:
     """Evaluate the run's best checkpoint (its last when there is no best) on the test split; None when stopped."""
@@ -173,12 +248,28 @@ def evaluate_run(run_dir: Path, *, scale: str = "full", with_study_ssim: bool = 
     loaded = load_model(checkpoint)
     dataset = load_dataset(loaded.config.data)
     settings = eval_settings(scale, loaded.model.kind)
-    result = evaluate(loaded, dataset, "test", should_stop=should_stop, **settings)
+    result = evaluate(loaded, dataset, "test", should_stop=should_stop, fid="judge" if scale == "quick" else "auto",
+                      **settings)
     if result is None:
         return None
+    save_sample_grid(loaded.model, run_dir / EVAL_SAMPLES)
     if with_study_ssim and loaded.model.kind == "vae" and len(dataset.test):
         result.update(study_ssim(loaded, dataset))
     return result
+
+
+def save_sample_grid(model: Any, path: Path, per_class: int = 8, seed: int = 0) -> None:
+    """`per_class` samples of each class from the evaluated weights, one row per class, as a PNG (the same seed for
+    every run, so that grids side by side differ only by their models)."""
+    import torch
+
+    from core.evaluation.evaluate import class_samples
+    from core.images import image_grid, save_png, to_uint8
+
+    samples = class_samples(model, max(model.num_classes, 1), per_class, torch.Generator().manual_seed(seed))
+    assert samples is not None    # no should_stop given: it always finishes
+    grid = image_grid(to_uint8(samples[0]), per_class, padding=1, pad_value=96)
+    save_png(grid, str(path), scale=max(1, 64 // model.image_size))
 
 
 def study_ssim(loaded: Any, dataset: Any, pairs: int = _SSIM_PAIRS, seed: int = 0) -> dict[str, float]:

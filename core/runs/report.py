@@ -119,7 +119,7 @@ def newest_sample_png(run: Path) -> Path | None:
     return max(pngs, key=lambda p: (p.name, p.stat().st_mtime), default=None)
 
 
-def _png_img(path: Path, alt: str) -> str:
+def png_img(path: Path, alt: str) -> str:
     try:
         data = path.read_bytes()
     except OSError:
@@ -219,7 +219,7 @@ def report_html(paths: Sequence[str | Path], *, title: str | None = None) -> str
                "then (VAE) validation images and their reconstructions.</p><div class=\"grids\">")
     for s, label in zip(summaries, labels, strict=True):
         png = newest_sample_png(s.path)
-        picture = _png_img(png, f"samples of {s.name}") if png is not None else "<p>(no sample grid)</p>"
+        picture = png_img(png, f"samples of {s.name}") if png is not None else "<p>(no sample grid)</p>"
         out.append(f"<figure>{picture}<figcaption>{html.escape(label)}"
                    f"{' — ' + html.escape(png.stem) if png is not None else ''}</figcaption></figure>")
     out.append("</div>")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 from html.parser import HTMLParser
@@ -96,6 +97,10 @@ def test_beta_sweep_end_to_end_then_nothing_retrained(tmp_path):
     assert "rate-distortion" in text
     kl = json.loads((tmp_path / "beta-0.5" / "eval.json").read_text())["kl"]
     assert f"{kl:.4g}" in text                                  # the table holds the measured numbers
+    assert text.count('alt="samples at beta=') == 2 and "Samples per β" in text   # a sample grid per beta
+    grid = (tmp_path / "beta-0.5" / "eval-samples.png").read_bytes()
+    assert base64.b64encode(grid).decode() in text
+    assert "Fréchet score (our classifier)" in text and "FID (Inception-v3)" not in text   # quick: no Inception
 
     logs = {r.name: (tmp_path / r.name / "metrics.jsonl").read_bytes() for r in spec.runs}
     evals = {r.name: (tmp_path / r.name / "eval.json").read_bytes() for r in spec.runs}
@@ -154,3 +159,41 @@ def test_reference_study_report_puts_our_numbers_beside_the_study(tmp_path):
     assert "0.99872" in text and "0.99969" in text            # the study's published SSIM
     assert "0.99871" in text and "0.123" in text and "-1234" in text
     assert "Why the study's SSIM cannot be right" in text and "not evaluated" in text
+
+
+def test_runs_go_to_torchrun_one_after_another_and_resume(tmp_path):
+    """Each run is a real `torchrun --nproc_per_node 1 ... train` (gloo on the CPU); a stop interrupts it through
+    SIGINT and the next launch resumes from its checkpoint."""
+    spec = dataclasses.replace(tiny_sweep((1.0, 3.0)), evaluate=False)
+    spec = dataclasses.replace(spec, runs=tuple(RunSpec(r.name, {**r.delta, "train.epochs": 3}) for r in spec.runs))
+    first, second = (r.name for r in spec.runs)
+    seen: list[ExperimentProgress] = []
+
+    def should_stop() -> bool:   # stop the second run once it has logged a step
+        return any(e.run == second and type(e.train_event).__name__ == "StepMetrics" for e in seen)
+
+    events = list(run_experiment(spec, tmp_path, progress=seen.append, should_stop=should_stop, torchrun=1))
+    assert isinstance(events[-1], ExperimentEnded) and events[-1].status == "stopped", events[-1]
+    assert run_status(tmp_path / first) == "completed"
+    assert run_status(tmp_path / second) == "stopped"
+    assert (tmp_path / second / "checkpoints" / "last.safetensors").is_file()
+    assert any("torchrun with 1 processes" in e.message for e in seen if e.run == first)
+    steps = [e.train_event.step for e in seen if e.run == first and type(e.train_event).__name__ == "StepMetrics"]
+    assert steps == sorted(steps) and steps, "progress follows the launched run's metrics.jsonl"
+
+    again = list(run_experiment(spec, tmp_path, torchrun=1))
+    assert again[-1].status == "completed"
+    stages = [(e.run, e.stage) for e in again if isinstance(e, ExperimentProgress) and e.train_event is None]
+    assert (first, "skipped") in stages and (second, "resuming") in stages
+    assert run_status(tmp_path / second) == "completed"
+    records = [json.loads(line) for line in (tmp_path / second / "metrics.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in records if r.get("type") == "end"] == ["stopped", "completed"]
+
+
+def test_torchrun_launch_failure_is_reported_per_run(tmp_path):
+    spec = dataclasses.replace(tiny_sweep((1.0,)), evaluate=False)
+    spec = dataclasses.replace(spec, runs=(RunSpec("bad", {**spec.runs[0].delta, "data.name": "folder:/nonexistent"}),))
+    events = list(run_experiment(spec, tmp_path, torchrun=1))
+    assert events[-1].status == "failed" and events[-1].failed == ("bad",)
+    failed = [e for e in events if isinstance(e, ExperimentProgress) and e.stage == "failed"]
+    assert failed and "torchrun exited with" in failed[0].message and "/nonexistent" in failed[0].message
