@@ -30,7 +30,8 @@ def format_eval(result: dict[str, Any]) -> str:
               ("bits_per_dim", "bits/dim"), ("iwae_nll", f"IWAE NLL, k={result.get('iwae_k')} (nats/image)"),
               ("iwae_bits_per_dim", "IWAE bits/dim"), ("loss", "loss"), ("ssim", "SSIM of reconstructions"),
               ("psnr", "PSNR of reconstructions (dB)"), ("active_units", "active latent units"),
-              ("conditional_accuracy", "conditional accuracy"), ("fid_like", "FID-style (classifier features)"),
+              ("conditional_accuracy", "conditional accuracy"), ("fid", "FID (Inception-v3)"),
+              ("fid_like", "Fréchet score (our classifier's features)"),
               ("classifier_test_accuracy", "judge's test accuracy")]
     for key, label in labels:
         if key not in result:
@@ -47,7 +48,7 @@ def format_eval(result: dict[str, Any]) -> str:
         rows.append((label, text))
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}}  {text}" for label, text in rows]
-    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note") if k in result]
+    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note", "fid_note") if k in result]
     return "\n".join(lines)
 
 
@@ -57,11 +58,16 @@ def eval_command(args: argparse.Namespace) -> int:
 
     device = device_named(args.device)
     loaded = load_model(args.checkpoint, device)
+    if args.fid == "fetch":   # after the checkpoint is known to load: no 92 MB download for a typo
+        from core.evaluation.inception import fetch_inception_weights
+
+        fetch_inception_weights()
     dataset = load_data_of(loaded, args.data_root, device)
     bar, update = progress_bar("evaluating", args.quiet)
     try:
         result = evaluate(loaded, dataset, args.split, progress=update, iwae_k=args.iwae_k,
-                          n_per_class=args.samples_per_class, seed=args.seed)
+                          n_per_class=args.samples_per_class, seed=args.seed,
+                          fid="inception" if args.fid == "fetch" else args.fid)
     finally:
         bar.close()
     if args.json:

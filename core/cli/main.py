@@ -121,6 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated images per class for accuracy and FID-style (default: 100; 30 for diffusion on "
                         "the CPU)")
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
+    p.add_argument("--fid", choices=("auto", "inception", "judge", "fetch"), default="auto",
+                   help="the Fréchet score: auto = the Inception FID when torch-fidelity and its weights are here "
+                        "(never downloads), else our classifier's; inception = require it; judge = classifier only; "
+                        "fetch = download the Inception weights first (default: auto)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -166,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=("quick", "full"), default="quick",
                    help="quick: small models and few epochs (minutes on a CPU); full: the presets' own settings "
                         "(default: quick)")
+    p.add_argument("--torchrun", type=int_in(1, 1024), default=None, metavar="N",
+                   help="train each run with torchrun on N processes (one per GPU), one run after another "
+                        "(default: in this process)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     return parser
 

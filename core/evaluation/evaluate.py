@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -100,7 +101,7 @@ def _check_compatible(loaded: LoadedModel, dataset: Dataset) -> None:
 def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, progress: Progress | None = None,
              should_stop: ShouldStop | None = None, iwae_k: int = 64, n_per_class: int | None = None,
              batch_size: int = 256, seed: int = 0, classifier: Classifier | None = None,
-             sample_kw: dict[str, Any] | None = None) -> dict[str, Any] | None:
+             sample_kw: dict[str, Any] | None = None, fid: str = "auto") -> dict[str, Any] | None:
     """Evaluate a loaded checkpoint on one split; a flat, JSON-ready dict. None when `should_stop()` became true.
 
     VAE: ELBO, reconstruction and KL in nats per image, bits/dim, IWAE NLL estimate with `iwae_k` importance samples
@@ -108,8 +109,11 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
     FID-style score. Diffusion: the training loss on the split, conditional accuracy and the FID-style score.
     `n_per_class` samples per class judge the generator (default 100; 30 for diffusion on the CPU, where sampling
     is slow). Repeatable: every random draw comes from `seed`, and the caller's RNG state is left as it was.
+    `fid`: "auto" adds the standard Inception FID when its weights are here (never downloads), "inception" requires it
+    (UserError saying what is missing), "judge" skips it; `fid_source` says which Fréchet score the result holds.
     """
     _check_compatible(loaded, dataset)
+    inception = _inception_choice(fid)
     model, meta = loaded.model, dataset.meta
     kind = model.kind
     data = dataset.split(split)
@@ -150,9 +154,30 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
         result["fid_like"] = fid_like(judge.features(as_float(data.images)), judge.features(images))
         result["fid_like_note"] = ("Frechet distance in the features of our small per-dataset classifier, not "
                                    "Inception: comparable only between models evaluated on the same dataset")
+        if inception.available:
+            from core.evaluation.inception import inception_fid
+
+            result["fid"] = inception_fid(as_float(data.images), images, weights=inception.weights, device=device)
+            result["fid_source"] = "inception"
+        else:
+            result["fid_source"] = "judge classifier"
+            result["fid_note"] = f"no Inception FID: {inception.reason}"
         result["classifier_test_accuracy"] = judge.test_accuracy
         ticker.tick()
     return result
+
+
+def _inception_choice(fid: str) -> Any:
+    from core.evaluation.inception import InceptionStatus, inception_status
+
+    if fid not in ("auto", "inception", "judge"):
+        raise UserError(f"unknown Fréchet score {fid!r}; choose auto, inception or judge")
+    if fid == "judge":
+        return InceptionStatus(False, Path(), "not asked for (the classifier's Fréchet score was chosen)")
+    status = inception_status()
+    if fid == "inception" and not status.available:
+        raise UserError(f"cannot compute the Inception FID: {status.reason}")
+    return status
 
 
 def judge_for(loaded: LoadedModel, dataset: Dataset, *, progress: Progress | None = None) -> Classifier:
