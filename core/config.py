@@ -64,6 +64,11 @@ class VAEConfig:
     beta: float = opt(1.0, "weight of the KL term (beta-VAE)", low=0.0, high=100.0)
     kl_warmup_steps: int = opt(0, "steps over which beta ramps up from 0", low=0)
     free_bits: float = opt(0.0, "nats per latent dimension below which KL is not penalised", low=0.0, high=10.0)
+    perceptual: str = opt("none", "an extra loss that makes blurry reconstructions costly: none, fft (focal "
+                          "frequency loss, needs no weights) or vgg (VGG16 features; needs torchvision's ImageNet "
+                          "weights already in torch's hub cache)", choices=("none", "fft", "vgg"))
+    perceptual_weight: float = opt(1.0, "weight of the perceptual loss (its per-image value is added to the loss)",
+                                   low=0.0, high=1000.0)
 
     kind = "vae"
 

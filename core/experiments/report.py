@@ -39,7 +39,8 @@ def _fid_columns(results: Sequence[dict[str, Any]]) -> tuple[list[str], str]:
         note += " FID (Inception-v3): the standard FID, torch-fidelity's Inception weights."
     reasons = sorted({str(r["fid_note"]) for r in results if r.get("fid_note") and "fid" not in r})
     if reasons:
-        note += " " + html.escape("; ".join(reasons)) + "."
+        text = "; ".join(reasons)
+        note += " " + html.escape(text[:1].upper() + text[1:]) + "."
     return headers, note + "</p>"
 
 

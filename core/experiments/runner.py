@@ -252,6 +252,8 @@ def evaluate_run(run_dir: Path, *, scale: str = "full", with_study_ssim: bool = 
                       **settings)
     if result is None:
         return None
+    if scale == "quick":
+        result["fid_note"] = "no Inception FID: quick experiments skip it (minutes on a CPU); --scale full adds it"
     save_sample_grid(loaded.model, run_dir / EVAL_SAMPLES)
     if with_study_ssim and loaded.model.kind == "vae" and len(dataset.test):
         result.update(study_ssim(loaded, dataset))

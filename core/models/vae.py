@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.config import VAEConfig
+from core.models.perceptual import PerceptualLoss
 
 
 class Block(nn.Module):
@@ -104,6 +105,8 @@ class ConditionalVAE(nn.Module):
         if cfg.likelihood == "gaussian":
             # One learned scale per channel: p(x|z) = N(x; mean(z), sigma_c^2), x in [0, 1].
             self.log_sigma = nn.Parameter(torch.full((self.channels,), math.log(0.1)))
+        # Perceptual term (core/models/perceptual.py): a plain object, so no VGG weights enter the state_dict.
+        self.perceptual_loss = PerceptualLoss(cfg.perceptual) if cfg.perceptual != "none" else None
 
     def _init_weights(self) -> None:
         # He init keeps the activation scale through the unnormalised stack (PyTorch's default shrinks it by ~0.6 a
@@ -246,10 +249,13 @@ class ConditionalVAE(nn.Module):
         bits_per_dim: -elbo / (C*H*W*ln 2), only for the discretized likelihood on 8-bit data.
         kl_dims: only with `with_kl_dims`: the batch-mean KL of each latent dimension, (latent_dim,), as `kl_per_dim`
               (saves the trainer's validation a second encoder pass).
+        perceptual: only with `perceptual` set: the perceptual loss of the decoder's mean image against x (per image,
+              not nats); loss adds `perceptual_weight` times it.
         """
         mu, logvar = self.encode(x, y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        recon = self.recon_nll(self._decode_raw(z, y), x.float())
+        raw = self._decode_raw(z, y)
+        recon = self.recon_nll(raw, x.float())
         kl_dims = gaussian_kl(mu, logvar)
         kl = kl_dims.sum(1)
         cfg = self.cfg
@@ -266,6 +272,9 @@ class ConditionalVAE(nn.Module):
             out["bits_per_dim"] = -elbo / (x[0].numel() * math.log(2))
         if with_kl_dims:
             out["kl_dims"] = kl_dims.mean(0)
+        if self.perceptual_loss is not None:   # logged as "perceptual"; recon and the ELBO keep their meaning
+            out["perceptual"] = self.perceptual_loss(self._mean(raw), x.float()).mean()
+            out["loss"] = out["loss"] + cfg.perceptual_weight * out["perceptual"]
         return out
 
 
