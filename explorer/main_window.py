@@ -138,6 +138,9 @@ class MainWindow(QMainWindow):
             train.runFinished.connect(lambda status: self.state.statusMessage.emit(
                 f"training run {status.replace('_', ' ')}"))
             self._wired.add("train")
+        if "selection" not in self._wired:   # a selection sent from the latent map goes to the panel it names
+            self.state.selectionSent.connect(self._deliver_selection)
+            self._wired.add("selection")
         interpolate = self.panels.get("interpolate")
         if interpolate is None:
             return
@@ -148,6 +151,15 @@ class MainWindow(QMainWindow):
             source.sendToInterpolation.connect(interpolate.receive_latent)
             source.sendToInterpolation.connect(lambda *_: self.tabs.setCurrentWidget(interpolate))
             self._wired.add(name)
+
+    def _deliver_selection(self, target: str) -> None:
+        from explorer.selection import deliver
+
+        selection = self.state.selection
+        if selection is None or target not in self.panels:
+            return
+        self.tabs.setCurrentWidget(self.panels[target])   # shown first: a hidden panel reloads when shown
+        self.state.statusMessage.emit(deliver(selection, target, self.panels))
 
     def _error_tab(self, title: str, exc: BaseException) -> QWidget:
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from core.data.datasets import Dataset, Split
     from core.models.protocol import LatentVariableModel
     from core.training.checkpoint import LoadedModel
+    from explorer.selection import ImageSelection
 
 _ids = itertools.count(1)
 
@@ -66,6 +67,8 @@ class AppState(QObject):
     datasetChanged = Signal()      # state.dataset was replaced
     modelsChanged = Signal()       # the models list changed: added, closed, renamed, a new snapshot or status
     imageSelected = Signal(str, int)   # (split name, index): a panel picked a dataset image for the others
+    selectionChanged = Signal()    # state.selection (a set of dataset images picked in a panel) was replaced
+    selectionSent = Signal(str)    # the user sent state.selection to a panel: "sampler", "interpolate" or "restore"
     statusMessage = Signal(str)    # a short message for the status bar
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -77,6 +80,7 @@ class AppState(QObject):
         self.shown: dict[str, ModelEntry | None] = {"vae": None, "diffusion": None}
         self.follow_training = False   # show a new training run as soon as it has a model
         self.snapshot_update = False   # True while vaeChanged/diffusionChanged is a newer snapshot of the same run
+        self.selection: ImageSelection | None = None   # the images picked on the latent map (lasso, search ...)
 
     @property
     def vae_model(self) -> LatentVariableModel | None:
@@ -87,6 +91,15 @@ class AppState(QObject):
         """(the VAE, the dataset's `split`) when both are loaded and their images have the same shape; otherwise
         what is wrong, as a line for a panel's status."""
         return shape_problem(self.vae, self.dataset) or (self.vae, self.dataset.split(split))
+
+    def set_selection(self, selection: ImageSelection | None) -> None:
+        self.selection = selection
+        self.selectionChanged.emit()
+
+    def send_selection(self, target: str) -> None:
+        """Ask for the current selection to be handed to panel `target` (the main window delivers it)."""
+        if self.selection is not None:
+            self.selectionSent.emit(target)
 
     # ---- the models list ----------------------------------------------------------------------------------------
     def add_model(self, loaded: LoadedModel, *, source: str, name: str | None = None, status: str = "",

@@ -14,7 +14,7 @@ class PositionMapper:
     """
 
     def __init__(self, xy: np.ndarray, mu: np.ndarray, labels: np.ndarray | None = None, *, k: int = 8,
-                 power: float = 2.0) -> None:
+                 power: float = 2.0, columns: slice | None = None) -> None:
         from scipy.spatial import cKDTree
 
         self.xy = np.asarray(xy, dtype=np.float64)
@@ -22,6 +22,9 @@ class PositionMapper:
         if len(self.xy) != len(self.mu) or self.xy.ndim != 2 or self.xy.shape[1] != 2:
             raise ValueError(f"xy must be (N, 2) matching mu (N, D); got {self.xy.shape} and {self.mu.shape}")
         self.labels = None if labels is None else np.asarray(labels)
+        # A map of one latent layer (columns of the flat latent) blends only that layer; the other layers keep the
+        # values of the nearest point, so a decode changes only what the map shows.
+        self.columns = columns
         self.k = max(1, min(k, len(self.xy)))
         self.power = power
         self.tree = cKDTree(self.xy)
@@ -50,7 +53,11 @@ class PositionMapper:
         """(M, 2) map positions -> (M, D) float32 latents."""
         d, i = self._neighbours(points)
         w = self._weights(d)
-        return np.einsum("mk,mkd->md", w, self.mu[i].astype(np.float64)).astype(np.float32)
+        if self.columns is None:
+            return np.einsum("mk,mkd->md", w, self.mu[i].astype(np.float64)).astype(np.float32)
+        z = self.mu[i[:, 0]].copy()
+        z[:, self.columns] = np.einsum("mk,mkd->md", w, self.mu[i][:, :, self.columns].astype(np.float64))
+        return z
 
     def label_at(self, points: np.ndarray) -> np.ndarray:
         """(M, 2) -> (M,) the weighted majority class of the neighbours (which class to decode a position as)."""
@@ -75,3 +82,22 @@ class PositionMapper:
         ys = np.linspace(*y_range, size)
         gx, gy = np.meshgrid(xs, ys)
         return self.distance_to_data(np.stack([gx.ravel(), gy.ravel()], axis=1)).reshape(size, size)
+
+
+def points_in_polygon(xy: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Indices of the (N, 2) points inside a closed (M, 2) polygon (a lasso or a rectangle in map coordinates).
+
+    scikit-image's points_in_poly (compiled) on the points inside the polygon's bounding box only: a lasso of a
+    small region of a 100,000-point map tests a few thousand points, not all of them."""
+    from skimage.measure import points_in_poly
+
+    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    pts = np.asarray(xy)
+    if len(poly) < 3 or len(pts) == 0:
+        return np.zeros(0, np.int64)
+    lo, hi = poly.min(0), poly.max(0)
+    box = np.flatnonzero((pts[:, 0] >= lo[0]) & (pts[:, 0] <= hi[0]) & (pts[:, 1] >= lo[1]) & (pts[:, 1] <= hi[1]))
+    if len(box) == 0:
+        return np.zeros(0, np.int64)
+    inside = points_in_poly(pts[box].astype(np.float64), poly)
+    return box[inside].astype(np.int64)

@@ -19,6 +19,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +39,40 @@ METHODS = ("pca", "umap", "tsne")
 # umap's defaults are 15 neighbours and min_dist 0.1; we keep them (they decide what the map looks like) and only
 # change what decides the time: the kNN search, the epochs and the init.
 UMAP_NEIGHBORS = 15
+UMAP_MIN_DIST = 0.1
 UMAP_EPOCHS = 200
+TSNE_PERPLEXITY = 30.0
 
 
-def pca_2d(mu: np.ndarray) -> np.ndarray:
-    """Project (N, D) latents onto their first two principal components -> (N, 2) float32.
+@dataclass(frozen=True)
+class ProjectionSettings:
+    """What the user may change about a UMAP / t-SNE map (the latent map panel's settings row). The defaults are
+    umap-learn's and openTSNE's; they decide what the map looks like, so they are part of the cache key."""
+
+    n_neighbors: int = UMAP_NEIGHBORS   # UMAP: how local the structure it keeps is (2-200)
+    min_dist: float = UMAP_MIN_DIST     # UMAP: how tightly points may pack (0-1)
+    perplexity: float = TSNE_PERPLEXITY  # t-SNE: the effective number of neighbours
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.n_neighbors <= 500:
+            raise UserError(f"UMAP neighbours must be between 2 and 500, not {self.n_neighbors}")
+        if not 0.0 <= self.min_dist <= 1.0:
+            raise UserError(f"UMAP min distance must be between 0 and 1, not {self.min_dist}")
+        if not 1.0 <= self.perplexity <= 500.0:
+            raise UserError(f"t-SNE perplexity must be between 1 and 500, not {self.perplexity}")
+
+    def key(self, method: str) -> str:
+        """The part of a cache file name these settings decide for `method` ("" for PCA: it has none)."""
+        if method == "umap":
+            return f"k{self.n_neighbors}-d{self.min_dist:g}"
+        if method == "tsne":
+            return f"p{self.perplexity:g}"
+        return ""
+
+
+def pca_2d_with_variance(mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project (N, D) latents onto their first two principal components -> ((N, 2) float32, (2,) the fraction of
+    the total variance each axis explains).
 
     Signs are fixed (the largest loading of each component is positive) so the same data always gives the same map.
     """
@@ -51,13 +81,21 @@ def pca_2d(mu: np.ndarray) -> np.ndarray:
         raise ValueError(f"pca_2d needs a non-empty (N, D) array, got shape {x.shape}")
     x = x - x.mean(axis=0)
     if x.shape[1] == 1:
-        return np.concatenate([x, np.zeros_like(x)], axis=1).astype(np.float32)
+        return np.concatenate([x, np.zeros_like(x)], axis=1).astype(np.float32), np.array([1.0, 0.0])
     cov = x.T @ x / max(len(x) - 1, 1)
-    _, vecs = np.linalg.eigh(cov)               # ascending eigenvalues
+    vals, vecs = np.linalg.eigh(cov)            # ascending eigenvalues
     comps = vecs[:, ::-1][:, :2]
     signs = np.sign(comps[np.abs(comps).argmax(axis=0), [0, 1]])
     comps = comps * np.where(signs == 0, 1.0, signs)
-    return (x @ comps).astype(np.float32)
+    total = float(vals.sum())
+    explained = np.clip(vals[::-1][:2], 0.0, None) / total if total > 0 else np.zeros(2)
+    return (x @ comps).astype(np.float32), explained
+
+
+def pca_2d(mu: np.ndarray) -> np.ndarray:
+    """Project (N, D) latents onto their first two principal components -> (N, 2) float32 (see
+    `pca_2d_with_variance`)."""
+    return pca_2d_with_variance(mu)[0]
 
 
 def exact_knn(x: np.ndarray, k: int, *, chunk: int = 2048) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +192,7 @@ def _cuml_umap():
 
 
 def umap_2d(mu: np.ndarray, *, seed: int = 0, n_epochs: int = UMAP_EPOCHS, init: str = "pca",
+            n_neighbors: int = UMAP_NEIGHBORS, min_dist: float = UMAP_MIN_DIST,
             progress: Progress | None = None, should_stop: ShouldStop | None = None) -> np.ndarray | None:
     """UMAP of (N, D) latents -> (N, 2) float32, deterministic for a seed; None when stopped.
 
@@ -164,10 +203,11 @@ def umap_2d(mu: np.ndarray, *, seed: int = 0, n_epochs: int = UMAP_EPOCHS, init:
         raise UserError(f"UMAP needs at least 4 points, got {len(x)}; encode a larger split")
     total = 100
     stop = should_stop or (lambda: False)
-    neighbors = min(UMAP_NEIGHBORS, len(x) - 1)
+    neighbors = min(n_neighbors, len(x) - 1)
     cuml = _cuml_umap()
     if cuml is not None:
-        emb = cuml(n_neighbors=neighbors, n_epochs=n_epochs, random_state=seed, init="spectral").fit_transform(x)
+        emb = cuml(n_neighbors=neighbors, min_dist=min_dist, n_epochs=n_epochs, random_state=seed,
+                   init="spectral").fit_transform(x)
         return np.asarray(emb, dtype=np.float32)
     if progress:
         progress(0, total)
@@ -183,7 +223,7 @@ def umap_2d(mu: np.ndarray, *, seed: int = 0, n_epochs: int = UMAP_EPOCHS, init:
         progress(20, total)
     sink = _TqdmSink(progress, should_stop, 20, total)
     reducer = umap.UMAP(n_neighbors=neighbors, n_components=2, random_state=seed, n_epochs=n_epochs, init=init,
-                        precomputed_knn=(knn_idx, knn_dist), n_jobs=1,
+                        min_dist=min_dist, precomputed_knn=(knn_idx, knn_dist), n_jobs=1,
                         tqdm_kwds={"disable": False, "file": sink, "mininterval": 0.1, "bar_format": "{n}/{total}",
                                    "ascii": True})
     try:
@@ -209,8 +249,8 @@ TSNE_EARLY_ITERS, TSNE_ITERS = 250, 500   # openTSNE's defaults: early exaggerat
 TSNE_REPORT_EVERY = 10                    # iterations between progress reports / stop checks (each costs a KL eval)
 
 
-def tsne_2d(mu: np.ndarray, *, seed: int = 0, progress: Progress | None = None,
-            should_stop: ShouldStop | None = None) -> np.ndarray | None:
+def tsne_2d(mu: np.ndarray, *, seed: int = 0, perplexity: float = TSNE_PERPLEXITY,
+            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> np.ndarray | None:
     """t-SNE -> (N, 2) float32, or None when stopped.
 
     openTSNE rather than scikit-learn's: it calls back between iterations, so the map reports progress and a cancel
@@ -223,7 +263,7 @@ def tsne_2d(mu: np.ndarray, *, seed: int = 0, progress: Progress | None = None,
     from openTSNE import TSNE
 
     x = np.asarray(mu, dtype=np.float32)
-    perplexity = float(min(30.0, max(2.0, (len(x) - 1) / 3)))
+    perplexity = float(min(perplexity, max(2.0, (len(x) - 1) / 3)))   # openTSNE needs 3 * perplexity < N
     total = TSNE_EARLY_ITERS + TSNE_ITERS
     done = 0
 
@@ -245,15 +285,17 @@ def tsne_2d(mu: np.ndarray, *, seed: int = 0, progress: Progress | None = None,
     return np.asarray(emb, dtype=np.float32)
 
 
-def project(mu: np.ndarray, method: str, *, seed: int = 0, progress: Progress | None = None,
-            should_stop: ShouldStop | None = None) -> np.ndarray | None:
+def project(mu: np.ndarray, method: str, *, seed: int = 0, settings: ProjectionSettings | None = None,
+            progress: Progress | None = None, should_stop: ShouldStop | None = None) -> np.ndarray | None:
     """Dispatch on the method name ("pca", "umap", "tsne")."""
+    s = settings or ProjectionSettings()
     if method == "pca":
         return pca_2d(mu)
     if method == "umap":
-        return umap_2d(mu, seed=seed, progress=progress, should_stop=should_stop)
+        return umap_2d(mu, seed=seed, n_neighbors=s.n_neighbors, min_dist=s.min_dist, progress=progress,
+                       should_stop=should_stop)
     if method == "tsne":
-        return tsne_2d(mu, seed=seed, progress=progress, should_stop=should_stop)
+        return tsne_2d(mu, seed=seed, perplexity=s.perplexity, progress=progress, should_stop=should_stop)
     raise UserError(f"unknown projection {method!r}; choose one of: {', '.join(METHODS)}")
 
 
@@ -271,20 +313,23 @@ def model_key(loaded: LoadedModel) -> str:
     return f"snapshot-step{int(loaded.step)}"
 
 
-def projection_cache_path(model: str, split: str, method: str, seed: int, mu: np.ndarray) -> Path:
-    """Where a projection is cached: keyed by model, split, method, seed, n, plus a digest of the latents themselves
-    (two snapshots at the same step of different runs must not share a map)."""
+def projection_cache_path(model: str, split: str, method: str, seed: int, mu: np.ndarray,
+                          settings: ProjectionSettings | None = None) -> Path:
+    """Where a projection is cached: keyed by model, split, method, its settings when not the defaults, seed, n, plus
+    a digest of the latents themselves (two snapshots at the same step of different runs must not share a map)."""
     digest = hashlib.blake2b(np.ascontiguousarray(mu, dtype=np.float32).tobytes(), digest_size=6).hexdigest()
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{model}-{split}-{method}-s{seed}-n{len(mu)}-{digest}")
+    tuned = "" if settings is None or settings == ProjectionSettings() else f"-{settings.key(method)}"
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{model}-{split}-{method}{tuned}-s{seed}-n{len(mu)}-{digest}")
     return cache_dir("projections") / f"{safe}.npy"
 
 
 def cached_projection(mu: np.ndarray, method: str, *, model: str, split: str, seed: int = 0,
-                      progress: Progress | None = None, should_stop: ShouldStop | None = None) -> np.ndarray | None:
+                      settings: ProjectionSettings | None = None, progress: Progress | None = None,
+                      should_stop: ShouldStop | None = None) -> np.ndarray | None:
     """`project` through the disk cache (PCA is never cached: recomputing it is faster than reading a file)."""
     if method == "pca":
         return pca_2d(mu)
-    path = projection_cache_path(model, split, method, seed, mu)
+    path = projection_cache_path(model, split, method, seed, mu, settings)
     if path.is_file():
         try:
             xy = np.load(path, allow_pickle=False)
@@ -292,7 +337,7 @@ def cached_projection(mu: np.ndarray, method: str, *, model: str, split: str, se
                 return xy.astype(np.float32)
         except (OSError, ValueError):
             pass                                # a damaged cache file is recomputed and overwritten
-    xy = project(mu, method, seed=seed, progress=progress, should_stop=should_stop)
+    xy = project(mu, method, seed=seed, settings=settings, progress=progress, should_stop=should_stop)
     if xy is not None:
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as f:          # a file object: np.save would append ".npy" to a path

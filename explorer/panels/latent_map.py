@@ -1,4 +1,5 @@
-"""The latent map: a split's latent means in 2-D (PCA at once, UMAP when its worker is done), explorable by mouse.
+"""The latent map: a split's latent means (or all splits', 70,000 for MNIST) in 2-D (PCA at once, UMAP when its worker
+is done), explorable by mouse.
 
 Hover a point: its image and reconstruction float next to the cursor. Click a point: the side view shows the image,
 its reconstruction, its latent vector and its nearest neighbours in latent space. Click empty space: the latent under
@@ -6,8 +7,16 @@ the cursor (core.latent.positions.PositionMapper) is decoded, with its distance 
 in latent space. Left-drag sweeps: decodes follow the mouse (rate-limited, latest position wins); middle-drag pans, the
 wheel zooms. The map's title and status always name the projection shown (PCA while UMAP computes).
 
-Encoding and UMAP run as the panel's tasks (`explorer.panels.tasks.PanelTasks`); the GUI thread only decodes
-single images (~2 ms).
+Selection: the lasso or rectangle tool (Shift+drag is always the lasso), a search (a class name or an image index;
+Enter selects what it found) or "N worst reconstructions" fills the grid beside the map (captions: class and
+reconstruction error; sortable). The selection is the app's (`state.selection`): "Send to" hands it to the Sampler,
+Interpolation or Denoise/Enhance panels through the state, and it exports as an indices CSV or a grid PNG.
+
+UMAP / t-SNE settings sit in the second row; PCA names the variance each axis explains; a 2-D latent (or a 2-D layer)
+is shown on its own axes, unprojected. A hierarchical VAE's map projects one latent layer at a time (the "layer" box).
+
+Encoding (through core.latent.map_data's disk cache) and UMAP run as the panel's tasks
+(`explorer.panels.tasks.PanelTasks`); the GUI thread only decodes single images (~2 ms).
 """
 
 from __future__ import annotations
@@ -18,37 +27,83 @@ from PySide6.QtCore import QPointF, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 from superqt.utils import qthrottled
 
-from core.latent.encoding import Latents, decode_latents, encode_split, nearest_neighbours
-from core.latent.positions import PositionMapper
-from core.latent.projection import cached_projection, model_key, pca_2d
+from core.errors import UserError
+from core.images import image_grid, save_png
+from core.latent.encoding import Latents, decode_latents, nearest_neighbours
+from core.latent.map_data import (
+    ALL_SPLITS,
+    MapData,
+    encode_for_map,
+    find_points,
+    latent_layers,
+    worst_reconstructions,
+    write_selection_csv,
+)
+from core.latent.positions import PositionMapper, points_in_polygon
+from core.latent.projection import ProjectionSettings, cached_projection, model_key, pca_2d_with_variance
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
+from explorer.selection import ImageSelection
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid, array_to_qimage
-from explorer.widgets.latent_scatter import LatentScatter
+from explorer.widgets.latent_scatter import TOOLS, LatentScatter
 from explorer.widgets.latent_widgets import PixelView
+from explorer.widgets.selection_grid import SelectionGrid
 
-SPLITS = ("test", "val", "train")
+SPLITS = ("test", "val", "train", "all")
 PROJECTIONS = {"UMAP": "umap", "PCA": "pca", "t-SNE": "tsne"}
 COLOUR_BY = ("class", "reconstruction error", "KL", "latent dimension")
 FAR_FROM_DATA = 3.0   # distance (in typical neighbour spacings) beyond which a decode is called an extrapolation
+PNG_LONGEST_SIDE = 8192   # an exported grid PNG is scaled up (small digits) but never past this many pixels
 
 
-def _project_job(loaded, mu: np.ndarray, method: str, split: str, seed: int, progress=None, should_stop=None):
+def _project_job(loaded, mu: np.ndarray, method: str, split: str, seed: int, settings: ProjectionSettings | None = None,
+                 progress=None, should_stop=None):
     """Runs on the worker thread (umap is imported there, never on the GUI thread)."""
-    return cached_projection(mu, method, model=model_key(loaded), split=split, seed=seed, progress=progress,
-                             should_stop=should_stop)
+    return cached_projection(mu, method, model=model_key(loaded), split=split, seed=seed, settings=settings,
+                             progress=progress, should_stop=should_stop)
+
+
+def _encode_job(loaded, splits, progress=None, should_stop=None) -> MapData | None:
+    return encode_for_map(loaded, splits, batch_size=256, progress=progress, should_stop=should_stop)
+
+
+class MapImages:
+    """The map's images by map row, read from each split's uint8 tensor (no copy of a 60,000-image dataset)."""
+
+    def __init__(self, splits: list[np.ndarray], split_of: np.ndarray, index: np.ndarray) -> None:
+        self.splits, self.split_of, self.index = splits, split_of, index
+
+    def __getitem__(self, rows) -> np.ndarray:
+        if np.ndim(rows) == 0:
+            r = int(rows)
+            return np.ascontiguousarray(self.splits[int(self.split_of[r])][int(self.index[r])])
+        rows = np.asarray(rows, dtype=np.int64)
+        if len(rows) == 0:
+            first = self.splits[0]
+            return np.zeros((0, *first.shape[1:]), np.uint8)
+        out = np.empty((len(rows), *self.splits[0].shape[1:]), np.uint8)
+        which = self.split_of[rows]
+        for k, images in enumerate(self.splits):
+            at = np.flatnonzero(which == k)
+            if len(at):
+                out[at] = images[self.index[rows[at]]]
+        return out
 
 
 class LatentMapPanel(WorkWhenShown, QWidget):
@@ -58,13 +113,19 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         super().__init__(parent)
         self.state = state
         self.latents: Latents | None = None
+        self.data: MapData | None = None      # the latents with where each came from (split, index)
         self.xy: np.ndarray | None = None
         self.projection_shown = ""            # "pca" / "umap" / "tsne": what the scatter shows now
         self.mapper: PositionMapper | None = None
         self.selected: int | None = None      # index of the clicked data point
         self.query: np.ndarray | None = None  # last decoded empty-space position
-        self._images: np.ndarray | None = None
+        self._images: MapImages | None = None
         self._split = "test"
+        self.selection_rows = np.zeros(0, np.int64)   # the map rows selected (lasso, search, worst N)
+        self.found_rows = np.zeros(0, np.int64)       # the rows the search box finds (orange rings)
+        self.axis_labels: tuple[str, str] | None = None
+        self._selection_description = ""
+        self._split_images: list[np.ndarray] = []
         self.tasks = PanelTasks(self)         # "encode" and "projection"; a reload cancels both, the newest wins
         self.tasks.busyChanged.connect(self._update_cancel)
         self._current_z: tuple[np.ndarray, int] | None = None
@@ -86,6 +147,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.method_box = QComboBox()
         self.method_box.addItems(list(PROJECTIONS))
         self.method_box.currentTextChanged.connect(lambda _: self._start_projection())
+        self.layers: tuple[tuple[str, slice], ...] = ()
         self.colour_box = QComboBox()
         self.colour_box.addItems(COLOUR_BY)
         self.colour_box.currentTextChanged.connect(lambda _: self._apply_colours())
@@ -112,6 +174,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
                   self.cancel_btn):
             top.addWidget(w)
         top.addStretch(1)
+        second = self._build_second_row()
 
         self.scatter = LatentScatter()
         self.scatter.sweptTo.connect(self._on_sweep)
@@ -138,6 +201,14 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.send_btn = QPushButton("Send to interpolation")
         self.send_btn.setEnabled(False)
         self.send_btn.clicked.connect(self._send)
+        self.scatter.outlined.connect(self.select_outline)
+        self.selection_grid = SelectionGrid()
+        self.selection_grid.clickedRow.connect(self.select_point)
+        self.selection_grid.sort_box.currentIndexChanged.connect(lambda _: self._publish_selection())
+        self.selection_grid.sendTo.connect(self.send_selection)
+        self.selection_grid.exportCsv.connect(self._ask_export_csv)
+        self.selection_grid.exportPng.connect(self._ask_export_png)
+        self.selection_grid.cleared.connect(lambda: self.set_selection(np.zeros(0, np.int64), ""))
 
         pair = QHBoxLayout()
         pair.addWidget(self.image_view)
@@ -153,16 +224,95 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         side.addWidget(self.send_btn)
         side_w = QWidget()
         side_w.setLayout(side)
+        self.side_tabs = QTabWidget()
+        self.side_tabs.addTab(side_w, "point")
+        self.side_tabs.addTab(self.selection_grid, "selection")
         split = QSplitter()
         split.addWidget(self.scatter)
-        split.addWidget(side_w)
+        split.addWidget(self.side_tabs)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
-        split.setSizes([700, 260])
+        split.setSizes([700, 320])
         lay = QVBoxLayout(self)
         lay.addLayout(top)
+        lay.addLayout(second)
         lay.addWidget(split, 1)
         lay.addWidget(self.status)
+
+    def _build_second_row(self) -> QHBoxLayout:
+        """Projection settings, the latent layer, the drag tool, the search box and the worst reconstructions."""
+        defaults = ProjectionSettings()
+        self.neighbours_box = QSpinBox()
+        self.neighbours_box.setRange(2, 200)
+        self.neighbours_box.setValue(defaults.n_neighbors)
+        self.neighbours_box.setToolTip("UMAP n_neighbors: larger keeps more of the global structure")
+        self.min_dist_box = QDoubleSpinBox()
+        self.min_dist_box.setRange(0.0, 1.0)
+        self.min_dist_box.setSingleStep(0.05)
+        self.min_dist_box.setValue(defaults.min_dist)
+        self.min_dist_box.setToolTip("UMAP min_dist: smaller packs similar points more tightly")
+        self.perplexity_box = QDoubleSpinBox()
+        self.perplexity_box.setRange(2.0, 500.0)
+        self.perplexity_box.setValue(defaults.perplexity)
+        self.perplexity_box.setToolTip("t-SNE perplexity: the effective number of neighbours")
+        for box, method in ((self.neighbours_box, "umap"), (self.min_dist_box, "umap"),
+                            (self.perplexity_box, "tsne")):
+            box.setKeyboardTracking(False)       # typing "30" projects once, not for "3" and then "30"
+            box.valueChanged.connect(lambda _v, m=method: self._settings_changed(m))
+        self.layer_box = QComboBox()
+        self.layer_box.setToolTip("the latent layer the map projects (a hierarchical VAE has several)")
+        self.layer_box.currentIndexChanged.connect(lambda _: self._layer_changed())
+        self.layer_label = QLabel("layer")
+        self.tool_box = QComboBox()
+        self.tool_box.addItems(TOOLS)
+        self.tool_box.setToolTip("what a left-drag does: decode under the cursor, or select with a lasso or a "
+                                 "rectangle (Shift+drag is always the lasso)")
+        self.tool_box.currentTextChanged.connect(self.scatter_tool)
+        self.search = QLineEdit()
+        self.search.setPlaceholderText("find: class or index (e.g. 7, train 123)")
+        self.search.setClearButtonEnabled(True)
+        self.search.textChanged.connect(self.find)
+        self.search.returnPressed.connect(self.select_found)
+        self.worst_n = QSpinBox()
+        self.worst_n.setRange(1, 100_000)
+        self.worst_n.setValue(50)
+        self.worst_btn = QPushButton("worst reconstructions")
+        self.worst_btn.setToolTip("select the N images the VAE reconstructs worst")
+        self.worst_btn.clicked.connect(lambda: self.select_worst(self.worst_n.value()))
+        self._setting_labels = {}
+        row = QHBoxLayout()
+        for text, box in (("neighbours", self.neighbours_box), ("min dist", self.min_dist_box),
+                          ("perplexity", self.perplexity_box)):
+            label = QLabel(text)
+            self._setting_labels[box] = label
+            row.addWidget(label)
+            row.addWidget(box)
+        for w in (self.layer_label, self.layer_box, QLabel("drag"), self.tool_box, self.search, QLabel("show"),
+                  self.worst_n, self.worst_btn):
+            row.addWidget(w)
+        self.search.setMinimumWidth(200)
+        self.layer_label.hide()
+        self.layer_box.hide()
+        self._show_settings()
+        return row
+
+    def scatter_tool(self, tool: str) -> None:
+        self.scatter.set_tool(tool)
+
+    def projection_settings(self) -> ProjectionSettings:
+        return ProjectionSettings(n_neighbors=self.neighbours_box.value(), min_dist=round(self.min_dist_box.value(), 3),
+                                  perplexity=self.perplexity_box.value())
+
+    def _show_settings(self) -> None:
+        """Only the chosen method's settings are shown."""
+        method = PROJECTIONS[self.method_box.currentText()]
+        for box, uses in ((self.neighbours_box, "umap"), (self.min_dist_box, "umap"), (self.perplexity_box, "tsne")):
+            box.setVisible(method == uses)
+            self._setting_labels[box].setVisible(method == uses)
+
+    def _settings_changed(self, method: str) -> None:
+        if PROJECTIONS[self.method_box.currentText()] == method:
+            self._start_projection()
 
     # ---- loading ----------------------------------------------------------------------------------------------------
     def reload(self) -> None:
@@ -173,23 +323,63 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.tasks.cancel_all()
         self.map_vae = None
         self._split = self.split_box.currentText()
-        self.latents = self.xy = self.mapper = self._images = None
+        self.latents = self.data = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
+        self.selection_rows = self.found_rows = np.zeros(0, np.int64)
+        self.selection_grid.clear()
         self.scatter.clear_points()
         self.scatter.set_title("")
+        self.scatter.set_axes(None)
         self._clear_side_view()
         self._fill_decode_as()
-        found = self.state.split_to_encode(self._split)
-        if isinstance(found, str):
-            self.status.setText(found)
+        names = ALL_SPLITS if self._split == "all" else (self._split,)
+        splits = []
+        for name in names:
+            found = self.state.split_to_encode(name)
+            if isinstance(found, str):
+                self.status.setText(found)
+                return
+            if len(found[1]):
+                splits.append((name, found[1]))
+        if not splits:
+            self.status.setText(f"the {self._split} split has no images; choose another split")
             return
-        vae, split = found
+        vae = found[0]
         self.map_vae = vae
-        self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
-        self.status.setText(f"encoding {len(split)} {self._split} images…")
-        self.tasks.start("encode", encode_split, vae.model, split, batch_size=256, on_result=self._on_encoded,
+        self._fill_layers()
+        self._split_images = [s.images.permute(0, 2, 3, 1).cpu().numpy() for _, s in splits]   # views, no copies
+        total = sum(len(s) for _, s in splits)
+        self.status.setText(f"encoding {total:,} {self._split} images…")
+        self.tasks.start("encode", _encode_job, vae, splits, on_result=self._on_encoded,
                          progress=self.progress, progress_format="encode %p%", status=self.status.setText,
                          on_finished=self._task_done)
+
+    def _fill_layers(self) -> None:
+        """The layer box lists a hierarchical VAE's latent layers (hidden for a one-layer VAE)."""
+        self.layers = latent_layers(self.map_vae.model)
+        self.layer_box.blockSignals(True)
+        self.layer_box.clear()
+        for name, cols in self.layers:
+            self.layer_box.addItem(f"{name} ({cols.stop - cols.start}-D)")
+        self.layer_box.blockSignals(False)
+        many = len(self.layers) > 1
+        self.layer_box.setVisible(many)
+        self.layer_label.setVisible(many)
+
+    def layer_columns(self) -> slice | None:
+        """The columns of the flat latent the map projects (None: all of them)."""
+        if self.map_vae is None or len(self.layers) <= 1:
+            return None
+        return self.layers[max(0, self.layer_box.currentIndex())][1]
+
+    def _projected_mu(self) -> np.ndarray:
+        cols = self.layer_columns()
+        return self.latents.mu if cols is None else np.ascontiguousarray(self.latents.mu[:, cols])
+
+    def _layer_changed(self) -> None:
+        if self.latents is not None:
+            self._show_initial_map()
+            self._start_projection()
 
     def _fill_decode_as(self) -> None:
         self.decode_as.blockSignals(True)
@@ -204,24 +394,48 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             self.decode_as.setEnabled(False)
         self.decode_as.blockSignals(False)
 
-    def _on_encoded(self, lat: Latents | None) -> None:
-        if lat is None:
+    def _on_encoded(self, data: MapData | None) -> None:
+        if data is None:
             return
-        self.latents = lat
+        self.data = data
+        lat = self.latents = data.latents
+        self._images = MapImages(self._split_images, data.split_of, data.index_in_split)
         self.dim_box.setRange(0, lat.mu.shape[1] - 1)
         self._stats = f"mean KL {lat.kl.mean():.2f} nats, mean reconstruction error {lat.recon_error.mean():.4f}"
-        self._set_xy(pca_2d(lat.mu), "pca")
+        self._show_initial_map()
         self._start_projection()
 
+    def is_two_dimensional(self) -> bool:
+        """The projected latent (or layer) has two dimensions: it is shown as it is."""
+        return self.latents is not None and self._projected_mu().shape[1] == 2
+
+    def _show_initial_map(self) -> None:
+        """PCA at once (or the latent itself when it is 2-D)."""
+        mu = self._projected_mu()
+        if mu.shape[1] == 2:
+            layer = "" if self.layer_columns() is None else f"{self.layers[self.layer_box.currentIndex()][0]} "
+            self.axis_labels = (f"{layer}z0", f"{layer}z1")
+            self._set_xy(mu.astype(np.float32), "latent")
+            return
+        xy, explained = pca_2d_with_variance(mu)
+        self.axis_labels = (f"PC1 ({explained[0]:.1%} of variance)", f"PC2 ({explained[1]:.1%} of variance)")
+        self._set_xy(xy, "pca")
+
     def _start_projection(self) -> None:
+        self._show_settings()
         method = PROJECTIONS[self.method_box.currentText()]
         if self.latents is None:
             return
         self.tasks.cancel("projection")
-        if method == "pca":
-            self._set_xy(pca_2d(self.latents.mu), "pca")    # also says "PCA" wherever the old projection was named
+        self.method_box.setEnabled(not self.is_two_dimensional())
+        if method == "pca" or self.is_two_dimensional():
+            self._show_initial_map()    # also says "PCA" wherever the old projection was named
             return
-        self.tasks.start("projection", _project_job, self.map_vae, self.latents.mu, method, self._split, 0,
+        cols = self.layer_columns()
+        key = self.data.describe() if cols is None else f"{self.data.describe()}-layer{cols.start}-{cols.stop}"
+        settings = self.projection_settings()
+        self.tasks.start("projection", _project_job, self.map_vae, self._projected_mu(), method, key, 0,
+                         settings=settings,
                          on_result=lambda xy, m=method: self._on_projected(xy, m), progress=self.progress,
                          progress_format=f"{method} %p%", status=self.status.setText,
                          on_finished=self._projection_done)
@@ -234,7 +448,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
 
     def projection_name(self) -> str:
         """The shown projection as the "map" box names it ("" when nothing is shown)."""
-        return {v: k for k, v in PROJECTIONS.items()}.get(self.projection_shown, "") if self.xy is not None else ""
+        names = {**{v: k for k, v in PROJECTIONS.items()}, "latent": "2-D latent"}
+        return names.get(self.projection_shown, "") if self.xy is not None else ""
 
     def _label_projection(self) -> None:
         """Name the projection shown in the map's title, the status and the progress bar."""
@@ -242,15 +457,19 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         if not shown:
             return
         n = len(self.xy)
-        self.scatter.set_title(f"{shown} of {n} {self._split} latents")
+        what = self.data.describe() if self.data is not None else self._split
+        cols = self.layer_columns()
+        if cols is not None:
+            what += f", layer {self.layers[self.layer_box.currentIndex()][0]}"
+        self.scatter.set_title(f"{shown} of {n} {what} latents")
         wanted = self.method_box.currentText()
         if self.tasks.running("projection") and wanted != shown:
             text = f"{shown} shown; computing {wanted} in the background…"
         else:
-            text = f"{shown} map of {n} {self._split} latents; {self._stats}"
+            text = f"{shown} map of {n} {what} latents; {self._stats}"
         newer = self.newer_snapshot
         if newer is not None and self.map_vae is not None:
-            self.scatter.set_title(f"{shown} of {n} {self._split} latents (epoch {self.map_vae.epoch})")
+            self.scatter.set_title(f"{shown} of {n} {what} latents (epoch {self.map_vae.epoch})")
             text += (f" — epoch {self.map_vae.epoch}; a newer snapshot (epoch {newer.epoch}) arrived: refreshing "
                      "when this map is done")
         self.status.setText(text)
@@ -301,12 +520,15 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         assert lat is not None
         self.xy = np.asarray(xy, dtype=np.float32)
         self.projection_shown = method
-        self.mapper = PositionMapper(self.xy, lat.mu, lat.labels)
+        self.mapper = PositionMapper(self.xy, lat.mu, lat.labels, columns=self.layer_columns())
         names = self.map_vae.meta.class_names if self.map_vae is not None else ()
         self.scatter.set_points(self.xy, lat.labels, names, self.mapper.tree)
+        self.scatter.set_axes(*(self.axis_labels if method in ("pca", "latent") and self.axis_labels else (None,)))
         self._apply_colours()
         self._update_shading()
         self.scatter.mark_point(self.selected)
+        self.scatter.mark_selection(self.selection_rows)
+        self.scatter.mark_found(self.found_rows)
         if self.query is not None:      # the decoded position belonged to the old layout's coordinates
             self.query = None
             self.scatter.mark_query(None)
@@ -380,15 +602,17 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.scatter.mark_point(self.selected)
         names = self.map_vae.meta.class_names
         label = int(lat.labels[i])
-        self.image_view.set_image(self._images[i], f"{self._split} #{i}: {names[label]}")
+        split, index = self.data.origin(i)
+        self.image_view.set_image(self._images[i], f"{split} #{index}: {names[label]}")
         self.recon_view.set_image(self._reconstruct(i), f"recon (err {lat.recon_error[i]:.3f})")
         self._show_latent(lat.mu[i])
-        self.info.setText(f"image {i} of {self._split}, class {names[label]}; KL {lat.kl[i]:.2f} nats")
-        self._show_neighbours(nearest_neighbours(lat.mu, i, 8), f"nearest neighbours of {self._split} #{i} in "
+        self.info.setText(f"image {index} of {split}, class {names[label]}; KL {lat.kl[i]:.2f} nats")
+        self._show_neighbours(nearest_neighbours(lat.mu, i, 8), f"nearest neighbours of {split} #{index} in "
                                                                 "latent space")
         self._current_z = (lat.mu[i].copy(), label)
         self.send_btn.setEnabled(True)
-        self.state.imageSelected.emit(self._split, int(i))
+        self.side_tabs.setCurrentIndex(0)
+        self.state.imageSelected.emit(split, index)
 
     def _show_neighbours(self, ids: np.ndarray, title: str) -> None:
         lat, names = self.latents, self.map_vae.meta.class_names
@@ -458,6 +682,107 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         if self._current_z is not None:
             z, label = self._current_z
             self.sendToInterpolation.emit(z.copy(), int(label))
+
+    # ---- selection --------------------------------------------------------------------------------------------------
+    def select_outline(self, outline: np.ndarray) -> None:
+        """A finished lasso / rectangle (map coordinates): select the visible points inside it."""
+        if self.xy is None:
+            return
+        rows = points_in_polygon(self.xy, outline)
+        rows = rows[self.scatter.visible_mask()[rows]]     # a class hidden in the legend is not selected
+        self.set_selection(rows, "lasso" if len(outline) > 4 else "rectangle")
+
+    def select_worst(self, n: int) -> None:
+        """Select the n worst reconstructions, worst first."""
+        if self.data is not None:
+            rows = worst_reconstructions(self.data, n)
+            self.set_selection(rows, f"{len(rows)} worst reconstructions")
+
+    def find(self, text: str) -> None:
+        """Ring the points the search names (a class, an index); Enter selects them."""
+        if self.data is None or self.map_vae is None:
+            return
+        self.found_rows = find_points(text, self.data, self.map_vae.meta.class_names)
+        self.scatter.mark_found(self.found_rows)
+        if text.strip():
+            self.status.setText(f"search {text.strip()!r}: {len(self.found_rows):,} found"
+                                + ("; Enter selects them" if len(self.found_rows) else ""))
+
+    def select_found(self) -> None:
+        if len(self.found_rows):
+            self.set_selection(self.found_rows, f"search {self.search.text().strip()!r}")
+
+    def set_selection(self, rows: np.ndarray, description: str) -> None:
+        """Make map rows `rows` the selection: rings on the map, the grid beside it, and the app's selection."""
+        self.selection_rows = np.asarray(rows, dtype=np.int64)
+        self.scatter.mark_selection(self.selection_rows)
+        self._selection_description = description
+        if len(self.selection_rows) == 0 or self.latents is None:
+            self.selection_grid.clear()
+            self.state.set_selection(None)
+            return
+        lat = self.latents
+        self.selection_grid.set_selection(self.selection_rows, self._images.__getitem__, lat.labels, lat.recon_error,
+                                          self.map_vae.meta.class_names, what=f"selected ({description})")
+        self.side_tabs.setCurrentWidget(self.selection_grid)
+        self.side_tabs.setTabText(1, f"selection ({len(self.selection_rows):,})")
+        self._publish_selection()
+
+    def _publish_selection(self) -> None:
+        """The app's selection, in the grid's order (what "first two" and the exports mean)."""
+        if len(self.selection_rows) == 0 or self.data is None:
+            return
+        rows = self.selection_grid.sorted_rows()
+        data = self.data
+        self.state.set_selection(ImageSelection(
+            source="latent map", splits=tuple(data.split_names[int(k)] for k in data.split_of[rows]),
+            indices=data.index_in_split[rows].copy(), labels=data.latents.labels[rows].copy(),
+            latents=data.latents.mu[rows].copy(), description=self._selection_description))
+
+    def send_selection(self, target: str) -> None:
+        self._publish_selection()
+        self.state.send_selection(target)
+
+    def export_selection_csv(self, path: str) -> None:
+        """The selection's split, index, class and errors, one line per image, in the grid's order."""
+        if self.data is None or len(self.selection_rows) == 0:
+            raise UserError("select some points first (lasso, search or worst reconstructions)")
+        write_selection_csv(path, self.data, self.selection_grid.sorted_rows(), self.map_vae.meta.class_names)
+
+    def export_selection_png(self, path: str) -> tuple[int, int]:
+        """All selected images as one grid PNG (core.images), in the grid's order; returns (columns, scale)."""
+        if self.data is None or len(self.selection_rows) == 0:
+            raise UserError("select some points first (lasso, search or worst reconstructions)")
+        images = self._images[self.selection_grid.sorted_rows()]
+        columns = int(np.ceil(np.sqrt(len(images))))
+        grid = image_grid(images, columns, padding=1, pad_value=255)
+        scale = max(1, min(64 // max(images.shape[1:3]), PNG_LONGEST_SIDE // max(grid.shape[:2])))
+        try:
+            save_png(grid, str(path), scale=scale)
+        except OSError as exc:
+            raise UserError(f"could not write {path}: {exc}; choose a writable folder") from exc
+        return columns, scale
+
+    def _ask_export_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the selection's indices", "selection.csv", "CSV (*.csv)")
+        if path:
+            self._guarded(self.export_selection_csv, path)
+
+    def _ask_export_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Export the selection as an image grid", "selection.png",
+                                              "PNG (*.png)")
+        if path:
+            self._guarded(self.export_selection_png, path)
+
+    def _guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+            self.status.setText(f"saved {args[0]}")
+        except UserError as exc:
+            from explorer.widgets.dialogs import show_error
+
+            self.status.setText(f"failed: {exc}")
+            show_error(self, str(exc), "")
 
     # ---- export -----------------------------------------------------------------------------------------------------
     def export_png(self, path: str) -> None:

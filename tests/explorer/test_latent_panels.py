@@ -170,7 +170,7 @@ def test_map_sweep_is_rate_limited_and_ends_on_the_last_position(qtbot, loaded):
 def test_map_projection_worker_cancel_keeps_pca(qtbot, loaded, monkeypatch):
     import explorer.panels.latent_map as lm
 
-    def slow_job(loaded_model, mu, method, split, seed, progress=None, should_stop=None):
+    def slow_job(loaded_model, mu, method, split, seed, settings=None, progress=None, should_stop=None):
         for k in range(2000):
             if should_stop():
                 return None
@@ -188,7 +188,7 @@ def test_map_projection_worker_cancel_keeps_pca(qtbot, loaded, monkeypatch):
     assert panel.projection_shown == "pca" and panel.xy is not None and "cancelled" in panel.status.text()
 
     # and a projection that completes replaces PCA
-    monkeypatch.setattr(lm, "_project_job", lambda *a, progress=None, should_stop=None:
+    monkeypatch.setattr(lm, "_project_job", lambda *a, settings=None, progress=None, should_stop=None:
                         np.asarray(a[1][:, :2], np.float32) * 2)
     panel.method_box.setCurrentText("t-SNE")
     qtbot.waitUntil(lambda: panel.projection_shown == "tsne", timeout=10000)
@@ -433,7 +433,7 @@ def test_map_labels_name_the_projection_shown(qtbot, loaded, monkeypatch):
 
     release = []
 
-    def gated_job(loaded_model, mu, method, split, seed, progress=None, should_stop=None):
+    def gated_job(loaded_model, mu, method, split, seed, settings=None, progress=None, should_stop=None):
         while not release and not should_stop():     # a "UMAP" that finishes when the test says so
             time.sleep(0.005)
         return None if should_stop() else np.asarray(mu[:, :2], np.float32) * 3
@@ -576,7 +576,7 @@ def test_map_finishes_its_projection_when_a_newer_snapshot_arrives_then_reloads_
 
     gate, projected = threading.Event(), []
 
-    def gated_job(loaded_model, mu, method, split, seed, progress=None, should_stop=None):
+    def gated_job(loaded_model, mu, method, split, seed, settings=None, progress=None, should_stop=None):
         projected.append(loaded_model.epoch)
         while not gate.is_set() and not should_stop():
             time.sleep(0.005)
