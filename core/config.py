@@ -69,11 +69,21 @@ class VAEConfig:
                           "weights already in torch's hub cache)", choices=("none", "fft", "vgg"))
     perceptual_weight: float = opt(1.0, "weight of the perceptual loss (its per-image value is added to the loss)",
                                    low=0.0, high=1000.0)
+    stochastic_layers: int = opt(1, "stochastic latent layers: 1 = the plain VAE; 2 or more = a top-down hierarchical "
+                                 "VAE whose lower layers are small spatial latents at the decoder's first stages "
+                                 "(at most `stages`)", low=1, high=5)
+    layer_channels: int = opt(4, "channels of each lower (spatial) latent layer of a hierarchical VAE", low=1, high=64)
+    adversarial_weight: float = opt(0.0, "weight of a patch discriminator's loss on the reconstructions (VAE-GAN, "
+                                    "adaptive as in VQGAN); 0 = off", low=0.0, high=10.0)
+    adversarial_start: int = opt(0, "optimiser step at which the discriminator starts (it is off before)", low=0)
 
     kind = "vae"
 
     def __post_init__(self) -> None:
         _check_bounds(self)
+        if self.stochastic_layers > self.stages:
+            raise UserError(f"VAEConfig.stochastic_layers ({self.stochastic_layers}) can be at most stages "
+                            f"({self.stages}): each lower layer sits at one decoder stage")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ if TYPE_CHECKING:
 def build_model(model_cfg: VAEConfig | DiffusionConfig, meta: DatasetMeta) -> GenerativeModel:
     """The model for `model_cfg.kind` ("vae" or "diffusion") shaped for the dataset described by `meta`."""
     if isinstance(model_cfg, VAEConfig):
+        if model_cfg.stochastic_layers > 1:
+            from core.models.hierarchical import HierarchicalVAE
+
+            return HierarchicalVAE(model_cfg, meta)
         from core.models.vae import ConditionalVAE
 
         return ConditionalVAE(model_cfg, meta)

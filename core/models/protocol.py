@@ -85,6 +85,22 @@ class LatentVariableModel(GenerativeModel, Protocol):
 
 
 @runtime_checkable
+class AdversarialModel(GenerativeModel, Protocol):
+    """A model that can train against a discriminator of its own (a VAE-GAN). The trainer gives the discriminator its
+    own optimiser, keeps it out of the EMA and checkpoints both optimisers; `loss` already holds the generator's
+    adversarial term."""
+
+    def discriminator_parameters(self) -> list[torch.nn.Parameter]:
+        """The discriminator's weights; empty when this model trains without one."""
+        ...
+
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, *, step: int = 0) -> dict[str, Tensor]:
+        """"d_loss" (minimised by the discriminator's optimiser) and its terms; a "d_loss" without a gradient means
+        the discriminator does not train at this step."""
+        ...
+
+
+@runtime_checkable
 class DenoisingModel(GenerativeModel, Protocol):
     """A diffusion model: besides sampling, it restores images by running part of its reverse process."""
 

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from core.config import VAEConfig
+from core.models.adversarial import PatchDiscriminator, discriminator_hinge_loss, generator_terms
 from core.models.perceptual import PerceptualLoss
 
 
@@ -105,6 +106,8 @@ class ConditionalVAE(nn.Module):
         if cfg.likelihood == "gaussian":
             # One learned scale per channel: p(x|z) = N(x; mean(z), sigma_c^2), x in [0, 1].
             self.log_sigma = nn.Parameter(torch.full((self.channels,), math.log(0.1)))
+        # VAE-GAN (core/models/adversarial.py): trained by its own optimiser, never averaged, never used to sample.
+        self.discriminator = (PatchDiscriminator(self.channels, cfg.width) if cfg.adversarial_weight > 0 else None)
         # Perceptual term (core/models/perceptual.py): a plain object, so no VGG weights enter the state_dict.
         self.perceptual_loss = PerceptualLoss(cfg.perceptual) if cfg.perceptual != "none" else None
 
@@ -275,7 +278,37 @@ class ConditionalVAE(nn.Module):
         if self.perceptual_loss is not None:   # logged as "perceptual"; recon and the ELBO keep their meaning
             out["perceptual"] = self.perceptual_loss(self._mean(raw), x.float()).mean()
             out["loss"] = out["loss"] + cfg.perceptual_weight * out["perceptual"]
+        if self.discriminator is not None:
+            self._add_adversarial_terms(out, raw, step)
         return out
+
+    # ---------------------------------------------------------------- VAE-GAN (AdversarialModel)
+    def _add_adversarial_terms(self, out: dict[str, Tensor], raw: Tensor, step: int) -> None:
+        """The generator's adversarial term on the reconstructions decoded from `raw`, added to out["loss"]."""
+        adv = generator_terms(self.discriminator, self._mean(raw), out["recon"], self.decoder[-1].weight,
+                              weight=self.cfg.adversarial_weight, active=step >= self.cfg.adversarial_start)
+        out["loss"] = out["loss"] + adv.pop("term")
+        out.update(adv)
+
+    def _sampled_raw(self, x: Tensor, y: Tensor | None) -> Tensor:
+        """The decoder's raw output for one posterior sample z ~ q(z | x, y)."""
+        mu, logvar = self.encode(x, y)
+        return self._decode_raw(mu + torch.randn_like(mu) * (0.5 * logvar).exp(), y)
+
+    def discriminator_parameters(self) -> list[nn.Parameter]:
+        """The discriminator's weights (its own optimiser's); empty when adversarial training is off."""
+        return [] if self.discriminator is None else list(self.discriminator.parameters())
+
+    def discriminator_loss(self, x: Tensor, y: Tensor | None = None, *, step: int = 0) -> dict[str, Tensor]:
+        """The discriminator's hinge loss on real x against reconstructions from a posterior sample; zeros without a
+        gradient before `adversarial_start` (then the trainer skips its step)."""
+        active = self.discriminator is not None and step >= self.cfg.adversarial_start
+        if not active:
+            zero = torch.zeros((), device=x.device)
+            return {"d_loss": zero, "d_real": zero, "d_fake": zero}
+        with torch.no_grad():
+            fake = self._mean(self._sampled_raw(x, y))
+        return discriminator_hinge_loss(self.discriminator, x, fake, active=True)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:

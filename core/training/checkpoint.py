@@ -1,9 +1,10 @@
 """One self-describing checkpoint file: safetensors tensors plus JSON metadata, never pickle.
 
-Tensors: `model.*` (weights), `ema.*` (EMA weights, optional), `optim.*` (optimizer state, flattened), `rng.*`
-(random generator states as uint8 tensors). Metadata (str -> str, JSON values): the format name and version, the model
-kind, the run's Config, the DatasetMeta, the optimizer's structure, the train state (step, epoch, best, ...) and the
-latest validation metrics. `load_model(path)` rebuilds the model from this file alone.
+Tensors: `model.*` (weights), `ema.*` (EMA weights, optional), `optim.*` (optimizer state, flattened), `optim_d.*`
+(a VAE-GAN discriminator's optimizer state, optional), `rng.*` (random generator states as uint8 tensors).
+Metadata (str -> str, JSON values): the format name and version, the model kind, the run's Config, the DatasetMeta,
+the optimizers' structure, the train state (step, epoch, best, ...) and the latest validation metrics.
+`load_model(path)` rebuilds the model from this file alone.
 
 Writes are atomic: a temporary file in the same folder, fsync, then rename, so a crash never leaves half a checkpoint
 under the real name. Reading checks the file before safetensors touches it, so a wrong, truncated or foreign file
@@ -52,7 +53,8 @@ class LoadedModel:
 def save_checkpoint(path: str | Path, *, model: GenerativeModel, config: Config, meta: DatasetMeta,
                     ema: nn.Module | None = None,
                     optimizer: torch.optim.Optimizer | None = None, train_state: dict | None = None,
-                    metrics: dict[str, float] | None = None) -> Path:
+                    metrics: dict[str, float] | None = None,
+                    discriminator_optimizer: torch.optim.Optimizer | None = None) -> Path:
     """Write `path` atomically. `train_state` is JSON data, except values that are tensors (RNG states), which are
     stored as tensors `rng.<key>`; `load_checkpoint` gives them back in the same place."""
     path = Path(path)
@@ -65,6 +67,8 @@ def save_checkpoint(path: str | Path, *, model: GenerativeModel, config: Config,
     optim_structure = None
     if optimizer is not None:
         optim_structure = _flatten_optimizer(optimizer.state_dict(), tensors)
+    disc_structure = (_flatten_optimizer(discriminator_optimizer.state_dict(), tensors, prefix="optim_d")
+                      if discriminator_optimizer is not None else None)
     state_json: dict[str, Any] = {}
     for k, v in (train_state or {}).items():
         if isinstance(v, torch.Tensor):
@@ -80,18 +84,20 @@ def save_checkpoint(path: str | Path, *, model: GenerativeModel, config: Config,
     }
     if optim_structure is not None:
         metadata["optim"] = json.dumps(optim_structure)
+    if disc_structure is not None:
+        metadata["optim_d"] = json.dumps(disc_structure)
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def _flatten_optimizer(sd: dict, tensors: dict[str, torch.Tensor]) -> dict:
-    """Optimizer state_dict -> JSON structure; its tensors go into `tensors` as optim.<param>.<key>."""
+def _flatten_optimizer(sd: dict, tensors: dict[str, torch.Tensor], *, prefix: str = "optim") -> dict:
+    """Optimizer state_dict -> JSON structure; its tensors go into `tensors` as <prefix>.<param>.<key>."""
     state: dict[str, dict[str, Any]] = {}
     for pid, pstate in sd["state"].items():
         entry: dict[str, Any] = {}
         for k, v in pstate.items():
             if isinstance(v, torch.Tensor):
-                tensors[f"optim.{pid}.{k}"] = v
-                entry[k] = {"tensor": f"optim.{pid}.{k}"}
+                tensors[f"{prefix}.{pid}.{k}"] = v
+                entry[k] = {"tensor": f"{prefix}.{pid}.{k}"}
             else:
                 entry[k] = {"value": v}
         state[str(pid)] = entry
@@ -124,6 +130,7 @@ class Checkpoint:
     optimizer_state: dict | None
     train_state: dict[str, Any]
     metrics: dict[str, float]
+    discriminator_optimizer_state: dict | None = None
 
 
 def _check_file(path: Path) -> dict[str, str]:
@@ -228,6 +235,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             model_state = {k[6:]: f.get_tensor(k) for k in keys if k.startswith("model.")}
             ema_state = {k[4:]: f.get_tensor(k) for k in keys if k.startswith("ema.")} or None
             optim = _unflatten_optimizer(_json(meta_s, "optim", path), f) if "optim" in meta_s else None
+            optim_d = _unflatten_optimizer(_json(meta_s, "optim_d", path), f) if "optim_d" in meta_s else None
             train_state = _json(meta_s, "train_state", path, {})
             for k in keys:
                 if k.startswith("rng."):
@@ -237,7 +245,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # a damaged body
         raise UserError(f"{path} could not be read ({e}); the checkpoint is damaged, use another one") from None
     _check_train_state(train_state, path)
-    return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state, metrics)
+    return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state, metrics, optim_d)
 
 
 # train_state entries that are counters (whole numbers >= 0), and the one that may be None or a number.

@@ -34,7 +34,7 @@ from core.errors import UserError
 from core.files import atomic_write_text
 from core.images import as_float
 from core.models import build_model
-from core.models.protocol import GenerativeModel, is_vae
+from core.models.protocol import AdversarialModel, GenerativeModel, is_vae
 from core.training import distributed
 from core.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.training.ema import EMA
@@ -137,6 +137,7 @@ class Trainer:
         self.model: torch.nn.Module | None = None
         self.ema: EMA | None = None
         self.optimizer: torch.optim.Optimizer | None = None
+        self.disc_optimizer: torch.optim.Optimizer | None = None   # a VAE-GAN's discriminator's own optimiser
         self.step = 0            # batches processed (skipped non-finite steps included)
         self.epoch = 0           # completed epochs
         self.pos = 0             # batches done inside the current epoch
@@ -233,7 +234,15 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+        disc = model.discriminator_parameters() if isinstance(model, AdversarialModel) else []
+        if disc and self.dist is not None:
+            raise UserError("adversarial training (adversarial_weight > 0) runs in one process; start it without "
+                            "torchrun, or set model.adversarial_weight=0")
+        disc_ids = {id(p) for p in disc}
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in disc_ids], lr=tc.lr)
+        # The usual GAN betas (VQGAN's): a discriminator that remembers less of its past gradients follows the
+        # moving generator better.
+        self.disc_optimizer = torch.optim.Adam(disc, lr=tc.lr, betas=(0.5, 0.9)) if disc else None
         if self.dist is not None:
             self.dist.seed_rng(tc.seed)
         if ck is not None:
@@ -278,6 +287,10 @@ class Trainer:
             self.optimizer.load_state_dict(ck.optimizer_state)
             for g in self.optimizer.param_groups:
                 g["lr"] = tc.lr
+        if self.disc_optimizer is not None and ck.discriminator_optimizer_state is not None:
+            self.disc_optimizer.load_state_dict(ck.discriminator_optimizer_state)
+            for g in self.disc_optimizer.param_groups:
+                g["lr"] = tc.lr
         st = ck.train_state
         self.step, self.epoch, self.pos = int(st.get("step", 0)), int(st.get("epoch", 0)), int(st.get("pos", 0))
         self.best, self.bad_epochs = st.get("best"), int(st.get("bad_epochs", 0))
@@ -312,7 +325,7 @@ class Trainer:
     def _run(self) -> Iterator[Event]:
         yield from self._setup()
         tc = self.config.train
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
         cuda = self.device.type == "cuda"
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and tc.amp else contextlib.nullcontext
         sums = _MetricSums()
@@ -382,9 +395,17 @@ class Trainer:
         if self.dist is not None:   # whole-batch metrics, and the stop flag all ranks act on
             out, self._stop_agreed = self.dist.reduce_step(out, self._stop.is_set())
             loss = out["loss"]
-        if not bool(torch.isfinite(loss) & torch.isfinite(norm)):   # the one sync per step
+        d_loss = self._discriminator_backward(x, yb, out, autocast) if self.disc_optimizer is not None else None
+        finite = torch.isfinite(loss) & torch.isfinite(norm)
+        if d_loss is not None:
+            finite = finite & torch.isfinite(d_loss)
+        if not bool(finite):   # the one sync per step
             opt.zero_grad(set_to_none=True)
+            if self.disc_optimizer is not None:
+                self.disc_optimizer.zero_grad(set_to_none=True)
             return out, False
+        if d_loss is not None:
+            self.disc_optimizer.step()
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
         if tc.lr_schedule == "cosine":   # a function of the step alone: exact resume needs no state
@@ -394,6 +415,21 @@ class Trainer:
         if self.ema is not None:
             self.ema.update(self.model)
         return out, True
+
+    def _discriminator_backward(self, x: torch.Tensor, yb: torch.Tensor, out: dict[str, torch.Tensor],
+                                autocast: Any) -> torch.Tensor | None:
+        """The discriminator's loss on this batch (its terms join `out`) and its gradients; None when it does not
+        train at this step (before adversarial_start). Taken before either optimiser steps: both losses see the
+        networks as they were at this step, as in VQGAN."""
+        self.disc_optimizer.zero_grad(set_to_none=True)
+        with autocast():
+            d_out = self.model.discriminator_loss(x, yb, step=self.step)
+        out.update({k: v.detach() for k, v in d_out.items()})
+        d_loss = d_out["d_loss"]
+        if not d_loss.requires_grad:
+            return None
+        d_loss.backward()
+        return d_loss.detach()
 
     def _skipped_step(self, loss: torch.Tensor, bad_run: int, i: int) -> Iterator[Event]:
         """Report a skipped step; after `max_bad_steps` in a row, end the run as failed (returns True then)."""
@@ -513,7 +549,7 @@ class Trainer:
         path = save_checkpoint(self.run_dir / "checkpoints" / f"{name}.safetensors", model=self.model,
                                config=self.config, meta=self.dataset.meta,
                                ema=self.ema.module if self.ema is not None else None, optimizer=self.optimizer,
-                               train_state=state, metrics=metrics)
+                               discriminator_optimizer=self.disc_optimizer, train_state=state, metrics=metrics)
         if name == "last":
             self.last_checkpoint = str(path)
         yield self._emit(CheckpointSaved(str(path), self.step, self.epoch, tag))
