@@ -8,6 +8,8 @@ import math
 import sys
 from typing import Any, NoReturn, TextIO
 
+from core.errors import UserError
+
 PROG = "vae-explorer"
 COMMANDS = ("train", "sample", "eval", "restore-eval", "runs", "report", "experiment")
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
@@ -117,3 +119,15 @@ def device_named(name: str) -> Any:
     return resolve_device(name)
 
 
+def fit_latent_density(loaded: Any, dataset: Any, quiet: bool) -> Any:
+    """`--from density`: the per-class Gaussian mixture of the VAE's encoded training set, with a progress bar."""
+    from core.latent.density import fit_density
+
+    if loaded.model.kind != "vae":
+        raise UserError(f"--from density samples a VAE's latents; this checkpoint is a {loaded.model.kind} model "
+                        "(use --from prior)")
+    bar, update = progress_bar("fitting the latent density", quiet)
+    try:
+        return fit_density(loaded.model, dataset.train, progress=update)
+    finally:
+        bar.close()

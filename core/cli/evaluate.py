@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import device_named, progress_bar
+from core.cli.common import device_named, fit_latent_density, progress_bar
 from core.config import with_overrides
 from core.errors import UserError
 from core.files import check_writable
@@ -23,6 +23,23 @@ def load_data_of(loaded: Any, data_root: str | None, device: Any) -> Any:
     return load_dataset(loaded.config.data, device)
 
 
+# Precision/recall (diversity.py) and sharpness (sharpness.py), and where the judged samples' z came from.
+SAMPLE_QUALITY = (("precision", "precision (judge features, k=3)"), ("recall", "recall (judge features, k=3)"),
+                  ("sharpness", "sharpness (1 = as sharp as real)"), ("samples_from", "samples: z from"))
+
+
+def density_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """`--from both`: the density's sample metrics beside the prior's."""
+    rows = []
+    for key, label in (("conditional_accuracy", "conditional accuracy"), ("fid_like", "Fréchet score"),
+                       *SAMPLE_QUALITY[:3]):
+        value = result.get(f"density_{key}")
+        if isinstance(value, float):
+            text = f"{100 * value:.2f}%" if key == "conditional_accuracy" else f"{value:.4f}"
+            rows.append((f"{label}, z from density", text))
+    return rows
+
+
 def format_eval(result: dict[str, Any]) -> str:
     rows = [("model", f"{result['model_kind']} on {result['dataset']} ({result['split']} split, "
                       f"{result['n_images']} images)")]
@@ -31,7 +48,7 @@ def format_eval(result: dict[str, Any]) -> str:
               ("iwae_bits_per_dim", "IWAE bits/dim"), ("loss", "loss"), ("ssim", "SSIM of reconstructions"),
               ("psnr", "PSNR of reconstructions (dB)"), ("active_units", "active latent units"),
               ("conditional_accuracy", "conditional accuracy"), ("fid", "FID (Inception-v3)"),
-              ("fid_like", "Fréchet score (our classifier's features)"),
+              ("fid_like", "Fréchet score (our classifier's features)"), *SAMPLE_QUALITY,
               ("classifier_test_accuracy", "judge's test accuracy")]
     for key, label in labels:
         if key not in result:
@@ -41,14 +58,18 @@ def format_eval(result: dict[str, Any]) -> str:
             text = f"{v} / {result.get('latent_dim')}"
         elif key in ("ssim", "psnr"):
             text = f"{v:.4f} ± {result[key + '_std']:.4f}"
+        elif isinstance(v, str):
+            text = v
         elif key in ("conditional_accuracy", "classifier_test_accuracy"):
             text = f"{100 * v:.2f}%"
         else:
             text = f"{v:.4f}"
         rows.append((label, text))
+    rows += density_rows(result)
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}}  {text}" for label, text in rows]
-    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note", "fid_note") if k in result]
+    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note", "fid_note", "latent_density")
+              if k in result]
     return "\n".join(lines)
 
 
@@ -63,13 +84,20 @@ def eval_command(args: argparse.Namespace) -> int:
 
         fetch_inception_weights()
     dataset = load_data_of(loaded, args.data_root, device)
+    samplers: dict[str, Any] = {"prior": None}
+    if args.source != "prior":
+        density = fit_latent_density(loaded, dataset, args.quiet)
+        samplers = {"density": density.sample} if args.source == "density" else {"prior": None,
+                                                                                   "density": density.sample}
     bar, update = progress_bar("evaluating", args.quiet)
     try:
         result = evaluate(loaded, dataset, args.split, progress=update, iwae_k=args.iwae_k,
                           n_per_class=args.samples_per_class, seed=args.seed,
-                          fid="inception" if args.fid == "fetch" else args.fid)
+                          fid="inception" if args.fid == "fetch" else args.fid, latent_samplers=samplers)
     finally:
         bar.close()
+    if args.source != "prior" and result is not None:
+        result["latent_density"] = density.describe()
     if args.json:
         print(json.dumps(result, indent=2))
     else:

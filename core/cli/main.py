@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"samples per class, at most {MAX_SAMPLES_PER_CLASS} (default: 8)")
     p.add_argument("--temperature", type=float_in(0.0, 10.0), default=None,
                    help="VAE: scale of the latent noise, 0..10 (default: 1)")
+    p.add_argument("--from", dest="source", choices=("prior", "density"), default="prior",
+                   help="VAE: where z comes from: the prior N(0, I), or a Gaussian mixture per class fitted to the "
+                        "encoded training set (reads the training data; default: prior)")
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
     p.add_argument("--scale", type=int_in(1, 64), default=1, help="enlarge each pixel this many times (1..64)")
@@ -121,6 +124,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated images per class for accuracy and FID-style (default: 100; 30 for diffusion on "
                         "the CPU)")
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
+    p.add_argument("--from", dest="source", choices=("prior", "density", "both"), default="prior",
+                   help="VAE: judge samples with z from the prior N(0, I), from a Gaussian mixture per class fitted "
+                        "to the encoded training set, or both (the density's numbers then carry 'density'; "
+                        "default: prior)")
     p.add_argument("--fid", choices=("auto", "inception", "judge", "fetch"), default="auto",
                    help="the Fréchet score: auto = the Inception FID when torch-fidelity and its weights are here "
                         "(never downloads), else our classifier's; inception = require it; judge = classifier only; "

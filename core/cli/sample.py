@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.common import device_named
+from core.cli.common import device_named, fit_latent_density
 from core.data.datasets import match_class
 from core.errors import UserError
 from core.files import check_writable
@@ -23,7 +23,8 @@ def sample_command(args: argparse.Namespace) -> int:
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'samples.png'}")
     check_writable(out.parent, f"--out {out}")
-    loaded = load_model(args.checkpoint, device_named(args.device))
+    device = device_named(args.device)
+    loaded = load_model(args.checkpoint, device)
     model, meta = loaded.model, loaded.meta
     conditional = model.num_classes > 0
     if args.classes is not None and not args.classes:
@@ -33,6 +34,8 @@ def sample_command(args: argparse.Namespace) -> int:
     labels = torch.tensor(classes).repeat_interleave(args.n)
     gen = torch.Generator().manual_seed(args.seed)
     if model.kind == "diffusion":
+        if args.source == "density":
+            raise UserError("--from density samples a VAE's latents; this checkpoint is a diffusion model")
         if args.temperature is not None:
             raise UserError("--temperature applies to VAEs; for this diffusion model use --guidance, --steps or "
                             "--sampler")
@@ -41,11 +44,17 @@ def sample_command(args: argparse.Namespace) -> int:
         if args.steps is not None or args.guidance is not None or args.sampler is not None:
             raise UserError("--steps, --guidance and --sampler apply to diffusion models; this checkpoint is a VAE")
         kw = {"temperature": 1.0 if args.temperature is None else args.temperature}
+    if args.source == "density":
+        from core.data.datasets import load_dataset
+
+        density = fit_latent_density(loaded, load_dataset(loaded.config.data, device), quiet=False)
+        kw["z"] = density.sample(labels, gen, temperature=kw.pop("temperature"))
     with torch.no_grad():
         images = model.sample(labels, generator=gen, **kw)
     save_png(image_grid(to_uint8(images), args.n), str(out), scale=args.scale)
     names = ", ".join(meta.class_names[c] for c in classes) if conditional else "unconditional"
-    print(f"wrote {out} ({len(classes)} rows x {args.n} samples; rows: {names})")
+    source = f"; z from {density.describe()}" if args.source == "density" else ""
+    print(f"wrote {out} ({len(classes)} rows x {args.n} samples; rows: {names}{source})")
     return 0
 
 

@@ -19,15 +19,19 @@ import torch
 
 from core.data.datasets import Dataset, DatasetMeta, Split
 from core.errors import UserError
+from core.evaluation.diversity import DEFAULT_K, precision_recall
 from core.evaluation.frechet import fid_like
 from core.evaluation.image_quality import ssim_psnr_per_image
 from core.evaluation.judge import Classifier, get_classifier
+from core.evaluation.sharpness import sharpness_ratio
 from core.images import as_float
 from core.models.protocol import DenoisingModel, GenerativeModel, LatentVariableModel
 from core.training.checkpoint import LoadedModel
 
 Progress = Callable[[int, int], None]
 ShouldStop = Callable[[], bool]
+# Where a VAE's latents come from other than its prior: labels (B,) on the CPU and a generator -> z (B, latent_dim).
+LatentSampler = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
 
 # Burda et al. (2016): a latent unit is active when the variance over the data of its posterior mean exceeds 0.01.
 ACTIVE_UNIT_THRESHOLD = 0.01
@@ -47,8 +51,11 @@ def _model_device(model: GenerativeModel) -> torch.device:
 @torch.no_grad()
 def class_samples(model: GenerativeModel, num_classes: int, n_per_class: int, generator: torch.Generator | None,
                   *, chunk: int = 500, sample_kw: dict[str, Any] | None = None, progress: Progress | None = None,
-                  should_stop: ShouldStop | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """`n_per_class` samples of each class, float [0, 1] on the CPU, with their labels; None when stopped."""
+                  should_stop: ShouldStop | None = None,
+                  latent_sampler: LatentSampler | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`n_per_class` samples of each class, float [0, 1] on the CPU, with their labels; None when stopped.
+
+    `latent_sampler` (a VAE): decode z drawn by it (e.g. a density fitted to the encoded data) instead of the prior."""
     labels = torch.arange(num_classes).repeat_interleave(n_per_class)
     device = _model_device(model)
     out = []
@@ -57,7 +64,10 @@ def class_samples(model: GenerativeModel, num_classes: int, n_per_class: int, ge
         if should_stop is not None and should_stop():
             return None
         y = labels[start:start + chunk].to(device)
-        out.append(model.sample(y, generator=generator, **(sample_kw or {})).float().clamp(0, 1).cpu())
+        kw = dict(sample_kw or {})
+        if latent_sampler is not None:
+            kw["z"] = latent_sampler(labels[start:start + chunk], generator)
+        out.append(model.sample(y, generator=generator, **kw).float().clamp(0, 1).cpu())
         if progress is not None:
             progress(i + 1, total)
     return torch.cat(out), labels
@@ -101,7 +111,8 @@ def _check_compatible(loaded: LoadedModel, dataset: Dataset) -> None:
 def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, progress: Progress | None = None,
              should_stop: ShouldStop | None = None, iwae_k: int = 64, n_per_class: int | None = None,
              batch_size: int = 256, seed: int = 0, classifier: Classifier | None = None,
-             sample_kw: dict[str, Any] | None = None, fid: str = "auto") -> dict[str, Any] | None:
+             sample_kw: dict[str, Any] | None = None, fid: str = "auto",
+             latent_samplers: dict[str, LatentSampler | None] | None = None) -> dict[str, Any] | None:
     """Evaluate a loaded checkpoint on one split; a flat, JSON-ready dict. None when `should_stop()` became true.
 
     VAE: ELBO, reconstruction and KL in nats per image, bits/dim, IWAE NLL estimate with `iwae_k` importance samples
@@ -111,6 +122,9 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
     is slow). Repeatable: every random draw comes from `seed`, and the caller's RNG state is left as it was.
     `fid`: "auto" adds the standard Inception FID when its weights are here (never downloads), "inception" requires it
     (UserError saying what is missing), "judge" skips it; `fid_source` says which Fréchet score the result holds.
+    Every source of samples also gets precision and recall (`diversity.py`) and sharpness (`sharpness.py`).
+    `latent_samplers` (a VAE): name -> where z comes from (None: the prior), in order; the first source's sample metrics
+    are the unprefixed keys (its name in `samples_from`), each other's carry its name (`density_fid_like` ...).
     """
     _check_compatible(loaded, dataset)
     inception = _inception_choice(fid)
@@ -125,8 +139,13 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
     conditional = model.num_classes > 0
     n_batches = math.ceil(len(data) / batch_size)
     n_chunks = math.ceil(n_per_class * max(meta.num_classes, 1) / 500)
-    # Progress units: one per data batch (twice with IWAE), the judge, one per sample chunk, the features.
-    ticker = _Ticker(n_batches * (2 if kind == "vae" and iwae_k > 0 else 1) + 1 + n_chunks + 1, progress, should_stop)
+    sources = dict(latent_samplers or {"prior": None})
+    if kind != "vae" and any(sources.values()):
+        raise UserError(f"only a VAE samples from latents; this checkpoint is a {kind} model")
+    (first_source, first_sampler), *other_sources = sources.items()
+    # Progress units: one per data batch (twice with IWAE), the judge, one per sample chunk per source, the features.
+    ticker = _Ticker(n_batches * (2 if kind == "vae" and iwae_k > 0 else 1) + 1 + (n_chunks + 1) * len(sources),
+                     progress, should_stop)
     result: dict[str, Any] = {"model_kind": kind, "dataset": meta.name, "split": split, "n_images": len(data),
                               "checkpoint": str(loaded.path) if loaded.path else None, "step": loaded.step,
                               "epoch": loaded.epoch}
@@ -144,7 +163,8 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
             return None
         ticker.tick()
         samples = class_samples(model, max(meta.num_classes, 1), n_per_class, gen, sample_kw=sample_kw,
-                                progress=lambda i, t: ticker.tick(), should_stop=should_stop)
+                                progress=lambda i, t: ticker.tick(), should_stop=should_stop,
+                                latent_sampler=first_sampler)
         if samples is None:
             return None
         images, labels = samples
@@ -163,8 +183,45 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
             result["fid_source"] = "judge classifier"
             result["fid_note"] = f"no Inception FID: {inception.reason}"
         result["classifier_test_accuracy"] = judge.test_accuracy
+        result["samples_from"] = first_source
+        result.update(diversity_and_sharpness(judge, data.images, images, seed=seed))
         ticker.tick()
+        for name, sampler in other_sources:
+            more = source_metrics(model, judge, data.images, max(meta.num_classes, 1), n_per_class, seed=seed,
+                                  sample_kw=sample_kw, latent_sampler=sampler, progress=lambda i, t: ticker.tick(),
+                                  should_stop=should_stop)
+            if more is None:
+                return None
+            result.update({f"{name}_{key}": value for key, value in more.items()})
+            ticker.tick()
     return result
+
+
+def diversity_and_sharpness(judge: Classifier, real: torch.Tensor, generated: torch.Tensor, *,
+                            seed: int = 0) -> dict[str, float]:
+    """Precision and recall in the judge's features (k-NN manifolds, k = 3) and sharpness (1.0 = as sharp as `real`)."""
+    precision, recall = precision_recall(judge.features(real), judge.features(generated), k=DEFAULT_K, seed=seed)
+    return {"precision": precision, "recall": recall, "sharpness": sharpness_ratio(generated, real)}
+
+
+def source_metrics(model: GenerativeModel, judge: Classifier, real: torch.Tensor, num_classes: int,
+                   n_per_class: int, *, seed: int = 0, sample_kw: dict[str, Any] | None = None,
+                   latent_sampler: LatentSampler | None = None, progress: Progress | None = None,
+                   should_stop: ShouldStop | None = None) -> dict[str, float] | None:
+    """The sample metrics of one source of latents: conditional accuracy, the Fréchet score (judge), precision,
+    recall, sharpness; None when stopped. Its own generator seeded with `seed`: sources compare on equal draws."""
+    gen = torch.Generator().manual_seed(seed)
+    samples = class_samples(model, num_classes, n_per_class, gen, sample_kw=sample_kw, progress=progress,
+                            should_stop=should_stop, latent_sampler=latent_sampler)
+    if samples is None:
+        return None
+    images, labels = samples
+    out: dict[str, float] = {}
+    if model.num_classes > 0:
+        out["conditional_accuracy"] = float((judge.predict(images) == labels).float().mean())
+    out["fid_like"] = fid_like(judge.features(as_float(real)), judge.features(images))
+    out.update(diversity_and_sharpness(judge, real, images, seed=seed))
+    return out
 
 
 def _inception_choice(fid: str) -> Any:

@@ -1,0 +1,166 @@
+"""Ex-post density estimation: sample a trained VAE's latents from a density fitted to its encoded training set.
+
+Ghosh et al. (2020, "From variational to deterministic autoencoders") observe that the aggregate posterior of a trained
+VAE, the cloud of its training images' posterior means, does not fill the prior N(0, I): it has holes and denser
+regions, and a z drawn from the prior often lands where no training image was encoded, which decodes to a blurry or
+ambiguous image. Fitting a small Gaussian mixture to the posterior means after training and sampling z from it instead
+("ex-post density estimation") keeps samples where the decoder has learnt to draw. The mixture is fitted per class:
+a conditional VAE's z codes style given the label, and each class's styles form their own cloud.
+
+`fit_density` encodes a split (an iterator-free long function with `progress` / `should_stop`) and fits one
+scikit-learn `GaussianMixture` per class; the fit is cached per model snapshot (the model object) and data, so a panel
+that switches back and forth fits once. `LatentDensity.latents` maps noise to z, so a sampler grid's noise (one draw
+per cell or one row shared by all) and its temperature mean the same as for the prior: z = mean_k + T * L_k eps, with
+the component k chosen by a uniform draw per cell.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.mixture import GaussianMixture
+
+from core.errors import UserError
+from core.latent.encoding import Progress, ShouldStop, encode_split
+from core.models.protocol import LatentVariableModel
+
+COVARIANCES = ("full", "diag")
+# Measured on the bundled digits model (bench/bench_density_sampling.py): see DEFAULT_* below.
+DEFAULT_COMPONENTS = 4
+DEFAULT_COVARIANCE = "full"
+# Added to each covariance's diagonal: a class of ~130 digits in 24 dimensions gives near-singular full covariances.
+REG_COVAR = 1e-4
+
+
+@dataclass(frozen=True)
+class ClassDensity:
+    """One class's mixture as arrays: weights (K,), means (K, D), Cholesky factors of the covariances (K, D, D)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    chol: np.ndarray
+
+
+@dataclass(frozen=True)
+class LatentDensity:
+    """Per-class Gaussian mixtures over a VAE's posterior means; class 0 holds all the data of an unconditional VAE."""
+
+    classes: dict[int, ClassDensity]
+    latent_dim: int
+    components: int
+    covariance: str
+    n_images: int
+    missing: tuple[int, ...] = field(default=())   # classes without training images: sampled from the prior
+
+    def describe(self) -> str:
+        return f"per-class GMM, {self.components} {self.covariance}-covariance components, fitted to {self.n_images} " \
+               "encoded training images"
+
+    def latents(self, labels: np.ndarray, noise: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+        """z (B, D) float32 for `labels` (B,), from standard-normal `noise` (B, D) (already scaled by a temperature)
+        and `uniform` draws (B,) in [0, 1) that pick each z's mixture component."""
+        labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+        noise = np.asarray(noise, dtype=np.float64)
+        uniform = np.asarray(uniform, dtype=np.float64).reshape(-1)
+        if noise.shape != (len(labels), self.latent_dim) or uniform.shape != (len(labels),):
+            raise ValueError(f"need noise ({len(labels)}, {self.latent_dim}) and uniform ({len(labels)},), got "
+                             f"{noise.shape} and {uniform.shape}")
+        z = noise.copy()   # a class without a density keeps its prior draw
+        for c in np.unique(labels):
+            density = self.classes.get(int(c))
+            if density is None:
+                if int(c) not in self.missing:
+                    raise UserError(f"the fitted density has no class {int(c)}; fit it to this model's data again")
+                continue
+            rows = labels == c
+            cdf = np.cumsum(density.weights)
+            k = np.minimum(np.searchsorted(cdf / cdf[-1], uniform[rows], side="right"), len(cdf) - 1)
+            z[rows] = density.means[k] + np.einsum("bij,bj->bi", density.chol[k], noise[rows])
+        return z.astype(np.float32)
+
+    def sample(self, labels: torch.Tensor | np.ndarray, generator: torch.Generator | None = None, *,
+               temperature: float = 1.0) -> torch.Tensor:
+        """z (B, D) for `labels`, float32 on the CPU; the draws come from `generator` (what evaluation passes)."""
+        labels = torch.as_tensor(labels).reshape(-1).cpu()
+        noise = torch.randn(len(labels), self.latent_dim, generator=generator) * float(temperature)
+        uniform = torch.rand(len(labels), generator=generator)
+        return torch.from_numpy(self.latents(labels.numpy(), noise.double().numpy(), uniform.double().numpy()))
+
+
+def _mixture(points: np.ndarray, components: int, covariance: str, seed: int) -> ClassDensity:
+    k = max(1, min(components, len(points) // 2))   # at least two points per component
+    gmm = GaussianMixture(k, covariance_type=covariance, reg_covar=REG_COVAR, random_state=seed, n_init=1)
+    gmm.fit(points)
+    cov = gmm.covariances_
+    if covariance == "diag":
+        chol = np.stack([np.diag(np.sqrt(c)) for c in cov])
+    else:
+        chol = np.linalg.cholesky(cov)
+    return ClassDensity(gmm.weights_.copy(), gmm.means_.copy(), chol)
+
+
+def check_density_settings(components: int, covariance: str) -> None:
+    if covariance not in COVARIANCES:
+        raise UserError(f"unknown covariance {covariance!r}; choose {' or '.join(COVARIANCES)}")
+    if not 1 <= int(components) <= 64:
+        raise UserError(f"the density needs 1 to 64 mixture components per class, got {components}")
+
+
+# A fit per (model snapshot, data, settings): the model object is the snapshot (panels get copies), so a weak key
+# drops the fits of models nobody holds any more.
+_CACHE: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, LatentDensity]] = weakref.WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+
+
+def _data_key(split, components: int, covariance: str, seed: int) -> tuple:
+    images = split.images
+    return (len(split), tuple(images.shape), int(images.sum()), int(split.labels.sum()), components, covariance, seed)
+
+
+def cached_density(model: LatentVariableModel, split, *, components: int = DEFAULT_COMPONENTS,
+                   covariance: str = DEFAULT_COVARIANCE, seed: int = 0) -> LatentDensity | None:
+    """The density already fitted for this model snapshot and data, or None."""
+    with _CACHE_LOCK:
+        return _CACHE.get(model, {}).get(_data_key(split, components, covariance, seed))
+
+
+def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_COMPONENTS,
+                covariance: str = DEFAULT_COVARIANCE, seed: int = 0, progress: Progress | None = None,
+                should_stop: ShouldStop | None = None) -> LatentDensity | None:
+    """Encode `split` (the training images) and fit a Gaussian mixture per class to the posterior means; None if
+    stopped. Cached per model snapshot and data: a second call returns the first fit at once."""
+    check_density_settings(components, covariance)
+    found = cached_density(model, split, components=components, covariance=covariance, seed=seed)
+    if found is not None:
+        return found
+    n_classes = max(model.num_classes, 1)
+    steps = len(split) + n_classes          # images encoded, then one unit per class fitted
+
+    def encode_progress(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(done, steps)
+
+    latents = encode_split(model, split, progress=encode_progress, should_stop=should_stop)
+    if latents is None:
+        return None
+    mu = latents.mu.astype(np.float64)
+    labels = latents.labels if model.num_classes else np.zeros(len(mu), dtype=np.int64)
+    classes, missing = {}, []
+    for c in range(n_classes):
+        if should_stop is not None and should_stop():
+            return None
+        points = mu[labels == c]
+        if len(points) == 0:
+            missing.append(c)
+        else:
+            classes[c] = _mixture(points, components, covariance, seed)
+        if progress is not None:
+            progress(len(split) + c + 1, steps)
+    density = LatentDensity(classes, mu.shape[1], components, covariance, len(mu), tuple(missing))
+    with _CACHE_LOCK:
+        _CACHE.setdefault(model, {})[_data_key(split, components, covariance, seed)] = density
+    return density
