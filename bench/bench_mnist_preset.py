@@ -105,12 +105,16 @@ def main() -> None:
     row = {"train_s": round(seconds, 1), "epochs": end.epoch, "steps": end.step,
            "conditional_accuracy": result["conditional_accuracy"], "ssim": result["ssim"],
            "iwae_nll": result.get("iwae_nll"), "elbo": result["elbo"], "kl": result["kl"],
-           "fid_like": result["fid_like"], "active_units": result.get("active_units"), **extra}
+           "fid_like": result["fid_like"], "active_units": result.get("active_units"),
+           **{k: result[k] for k in ("sharpness", "precision", "recall") if k in result}, **extra}
     print(f"\nstatus {end.status}: {end.epoch} epochs, {end.step} steps in {seconds:.1f} s (wall, 2-core CPU)")
     print(f"{'cond.acc':>8s} {'SSIM':>6s} {'IWAE NLL':>9s} {'ELBO':>8s} {'KL':>6s} {'Fréchet':>8s}  (targets: >= 0.97, "
           ">= 0.90, <= 96)")
     print(f"{row['conditional_accuracy']:8.4f} {row['ssim']:6.3f} {row['iwae_nll'] or float('nan'):9.2f} "
           f"{row['elbo']:8.2f} {row['kl']:6.2f} {row['fid_like']:8.2f}")
+    if "sharpness" in row:
+        print(f"sharpness {row['sharpness']:.3f} (1 = as sharp as the test digits), precision {row['precision']:.3f}, "
+              f"recall {row['recall']:.3f}")
     if extra:
         print("diagnosis: " + ", ".join(f"{k} {v:.3f}" for k, v in extra.items()))
     if args.log:

@@ -202,6 +202,8 @@ class HierarchicalVAE(ConditionalVAE):
             out["bits_per_dim"] = -elbo / (x[0].numel() * math.log(2))
         if with_kl_dims:
             out["kl_dims"] = kl_dims.mean(0)
+        if self.perceptual_loss is not None:
+            self._add_perceptual_term(out, raw, x)
         if self.discriminator is not None:
             self._add_adversarial_terms(out, raw, step)
         return out

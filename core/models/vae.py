@@ -275,12 +275,17 @@ class ConditionalVAE(nn.Module):
             out["bits_per_dim"] = -elbo / (x[0].numel() * math.log(2))
         if with_kl_dims:
             out["kl_dims"] = kl_dims.mean(0)
-        if self.perceptual_loss is not None:   # logged as "perceptual"; recon and the ELBO keep their meaning
-            out["perceptual"] = self.perceptual_loss(self._mean(raw), x.float()).mean()
-            out["loss"] = out["loss"] + cfg.perceptual_weight * out["perceptual"]
+        if self.perceptual_loss is not None:
+            self._add_perceptual_term(out, raw, x)
         if self.discriminator is not None:
             self._add_adversarial_terms(out, raw, step)
         return out
+
+    def _add_perceptual_term(self, out: dict[str, Tensor], raw: Tensor, x: Tensor) -> None:
+        """The perceptual loss of the mean image decoded from `raw` against x, logged as "perceptual" and added to
+        out["loss"] with its weight; recon and the ELBO keep their meaning."""
+        out["perceptual"] = self.perceptual_loss(self._mean(raw), x.float()).mean()
+        out["loss"] = out["loss"] + self.cfg.perceptual_weight * out["perceptual"]
 
     # ---------------------------------------------------------------- VAE-GAN (AdversarialModel)
     def _add_adversarial_terms(self, out: dict[str, Tensor], raw: Tensor, step: int) -> None:

@@ -84,3 +84,15 @@ def test_the_vgg_loss_with_a_weights_file_trains_and_stays_out_of_the_checkpoint
     x = as_float(dataset.test.images[:8])
     model = load_model(run / "checkpoints" / "last.safetensors").model
     assert torch.equal(model.perceptual_loss(x, x), torch.zeros(8))
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_perceptual_term_joins_the_loss_of_plain_and_hierarchical_vaes(dataset, layers):
+    torch.manual_seed(0)
+    model = build_model(VAEConfig(latent_dim=4, width=8, stages=2, stochastic_layers=layers, perceptual="fft",
+                                  perceptual_weight=3.0), dataset.meta)
+    x, y = as_float(dataset.test.images[:8]), dataset.test.labels[:8]
+    torch.manual_seed(1)
+    out = model.loss(x, y)
+    assert out["perceptual"] > 0
+    torch.testing.assert_close(out["loss"], out["recon"] + out["kl"] + 3.0 * out["perceptual"])
