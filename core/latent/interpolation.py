@@ -68,15 +68,21 @@ def active_dims(kl_per_dim: np.ndarray, threshold: float = 0.01) -> int:
 
 @torch.no_grad()
 def interpolate_images(model: LatentVariableModel, z0: np.ndarray, y0: int, z1: np.ndarray, y1: int, t, *,
-                       spherical: bool = False) -> np.ndarray:
+                       spherical: bool = False, dims: slice | None = None) -> np.ndarray:
     """Decode the path from (z0, class y0) to (z1, class y1) -> uint8 (T, H, W, C) (T = 1 for scalar t).
 
     z follows lerp or slerp; for a conditional model the label embedding moves linearly from y0's to y1's, so
     endpoints of different classes blend instead of jumping at t = 0.5. With z0 == z1 this is a class morph: z (the
     style) held fixed while the class walks from y0 to y1. With additive conditioning, decode(z, y0) sees z + e(y0),
     so moving the input to z + (1-t) e(y0) + t e(y1) is decoding z + t (e(y1) - e(y0)) with label y0.
+    With `dims` (one layer's slice of a hierarchical VAE's code) only those coordinates walk, from z0's to z1's;
+    the others stay at z0's.
     """
-    zs = np.atleast_2d((slerp if spherical else lerp)(z0, z1, t))
+    if dims is None:
+        zs = np.atleast_2d((slerp if spherical else lerp)(z0, z1, t))
+    else:
+        zs = np.repeat(np.atleast_2d(np.asarray(z0, np.float32)), len(_ts(t)[0]), axis=0)
+        zs[:, dims] = np.atleast_2d((slerp if spherical else lerp)(z0[dims], z1[dims], t))
     if model.num_classes and y0 != y1:
         if not model.label_is_additive:
             ts, _ = _ts(t)                    # concatenated labels cannot be blended: switch at the midpoint

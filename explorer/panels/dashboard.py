@@ -33,6 +33,9 @@ from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.live_plot import BarPlot, LivePlot
 
 REDRAW_MS = 33
+# Step metrics with a plot of their own: a VAE-GAN's discriminator and generator losses, and its adaptive weight.
+ADVERSARIAL_CURVES = {"d_loss": "adversarial", "g_adv": "adversarial", "adv_weight": "adv_weight"}
+ROW_3 = ("kl_layers", "adversarial", "adv_weight")   # plots shown only for the runs that log their curves
 EMA = 0.2   # smoothing of the per-step curves (weight of the newest point; short runs must not lag much)
 
 
@@ -126,6 +129,9 @@ class RunDashboard(QWidget):
             "terms": LivePlot("Recon and KL"),
             "val": LivePlot("Validation loss", x_label="epoch"),
             "lr": LivePlot("Learning rate"),
+            "kl_layers": LivePlot("KL per layer"),
+            "adversarial": LivePlot("Adversarial (hinge)"),
+            "adv_weight": LivePlot("Adaptive adversarial weight"),
         }
         self.plots["loss"].add_curve("loss", ema=EMA)
         self.plots["terms"].add_curve("recon", ema=EMA)
@@ -133,6 +139,9 @@ class RunDashboard(QWidget):
         self.plots["val"].add_curve("val loss")
         self.plots["val"].add_curve("train loss")
         self.plots["lr"].add_curve("lr")
+        self.plots["adversarial"].add_curve("d_loss", ema=EMA)
+        self.plots["adversarial"].add_curve("g_adv", ema=EMA)
+        self.plots["adv_weight"].add_curve("adv_weight", ema=EMA)
         # The learning rate spans decades under schedules, and a constant rate would sit on a ±0.5 axis otherwise.
         self.plots["lr"].set_log_y(True)
         self.kl_bars = BarPlot("KL per dimension (val)")
@@ -154,6 +163,11 @@ class RunDashboard(QWidget):
         previews.addTab(self.samples_grid, "Samples")
         previews.addTab(self.recon_grid, "Reconstructions")
         grid.addWidget(previews, 1, 2)
+        # A third row for a hierarchical VAE's KL per layer and a VAE-GAN's curves, each shown when a run logs them.
+        for col, key in enumerate(ROW_3):
+            grid.addWidget(self.plots[key], 2, col)
+        self._plot_grid = grid
+        self._show_row_3(set())
         # Equal cells: the previews must not grow at the plots' expense (an image grid would like to be large).
         previews.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         for i in range(3):
@@ -199,6 +213,18 @@ class RunDashboard(QWidget):
         for key in ("recon", "kl"):
             if key in m:
                 self.plots["terms"].append(key, ev.step, float(m[key]))
+        for key, value in m.items():
+            if key.startswith("kl_"):     # a hierarchical VAE's KL of each layer (kl_z1, kl_z2, ...)
+                plot = "kl_layers"
+                if key not in self.plots[plot].series:
+                    self.plots[plot].add_curve(key, ema=EMA)
+            elif key in ADVERSARIAL_CURVES:
+                plot = ADVERSARIAL_CURVES[key]
+            else:
+                continue
+            if plot not in self._row_3_shown:
+                self._show_row_3(self._row_3_shown | {plot})
+            self.plots[plot].append(key, ev.step, float(value))
         self.plots["lr"].append("lr", ev.step, float(ev.lr))
         epochs, total = self.epochs, self.total_steps
         self._position = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
@@ -270,8 +296,15 @@ class RunDashboard(QWidget):
         self.redraw()
         self._redraw_timer.stop()
 
+    def _show_row_3(self, shown: set[str]) -> None:
+        """Show these plots of the third row (the others hidden; the row takes no room when none is shown)."""
+        self._row_3_shown = shown
+        for key in ROW_3:
+            self.plots[key].setVisible(key in shown)
+        self._plot_grid.setRowStretch(2, 1 if shown else 0)
+
     def set_log_scale(self, on: bool) -> None:
-        for key in ("loss", "terms", "val"):
+        for key in ("loss", "terms", "val", "kl_layers"):
             self.plots[key].set_log_y(on)
 
     def set_following(self, run_dir: str | None) -> None:
@@ -283,6 +316,9 @@ class RunDashboard(QWidget):
     def clear(self) -> None:
         for plot in self.plots.values():
             plot.clear_data()
+        for name in list(self.plots["kl_layers"].series):
+            self.plots["kl_layers"].remove_curve(name)   # the next run may have other layers, or none
+        self._show_row_3(set())
         self.kl_bars.clear_data()
         self.samples_grid.clear()
         self.recon_grid.clear()

@@ -6,6 +6,10 @@ The t slider decodes live through a rate limiter; the strip of N steps exports a
 slider per latent dimension, ordered by KL (active dimensions first), offsets the whole path by -3..3: the live view,
 the endpoints' thumbnails, the strip and both exports follow it (through their own rate limiter).
 
+A hierarchical VAE (more than one entry in `latent_layers`) adds a layer picker: with one layer picked, the path moves
+only that layer's slice of the code (B contributes only that layer; the rest is A's) and the traversal sliders are
+that layer's dimensions.
+
 A latent sent from another panel survives the reload that a model change triggers when it fits the new model (the
 map and the sampler send latents of the model they show; a latent of another size is dropped for the index boxes').
 """
@@ -88,6 +92,10 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.cls = [QComboBox(), QComboBox()]
         for k, box in enumerate(self.cls):
             box.currentIndexChanged.connect(lambda _v, k=k: self._class_changed(k))
+        self.layer = QComboBox()
+        self.layer.setToolTip("A hierarchical VAE's latent layer that the path and the traversal sliders move (the "
+                              "others stay at A's code)")
+        self.layer.currentIndexChanged.connect(lambda _: self._layer_changed())
         self.spherical = QRadioButton("spherical")
         self.linear = QRadioButton("linear")
         self.linear.setChecked(True)
@@ -132,6 +140,9 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         path.addWidget(self.linear)
         path.addWidget(self.spherical)
         form.addRow("path", path)
+        form.addRow("layer", self.layer)
+        self._form = form
+        form.setRowVisible(self.layer, False)
         left_l = QVBoxLayout()
         left_l.addLayout(form)
         left_l.addStretch(1)
@@ -234,6 +245,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         # another size belonged to the old model and gives way to the index box.
         dim = lat.mu.shape[1]
         self._external = [ext and len(self.z[k]) == dim for k, ext in enumerate(self._external)]
+        self._fill_layers()
         self._build_dim_sliders(lat.kl_per_dim)
         self._set_enabled(True)
         for k in range(2):
@@ -303,6 +315,34 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self._show_class(k)
         self._endpoints_changed()
 
+    # ---- layers (a hierarchical VAE) --------------------------------------------------------------------------------
+    def _fill_layers(self) -> None:
+        """The layer picker lists the model's latent layers; shown only when there is more than one."""
+        model = self.state.vae_model
+        layers = model.latent_layers if model is not None else ()
+        self.layer.blockSignals(True)
+        self.layer.clear()
+        self.layer.addItem("all layers")
+        for name, size in layers:
+            self.layer.addItem(f"{name} ({size} dims)")
+        self.layer.setCurrentIndex(0)
+        self.layer.blockSignals(False)
+        self._form.setRowVisible(self.layer, len(layers) > 1)
+
+    def layer_slice(self) -> slice | None:
+        """The picked layer's slice of the flat code; None for all layers (or a one-layer model)."""
+        model, k = self.state.vae_model, self.layer.currentIndex() - 1
+        if model is None or k < 0 or k >= len(model.latent_layers):
+            return None
+        start = sum(size for _, size in model.latent_layers[:k])
+        return slice(start, start + model.latent_layers[k][1])
+
+    def _layer_changed(self) -> None:
+        if self.latents is None:
+            return
+        self._build_dim_sliders(self.latents.kl_per_dim)   # that layer's sliders; the old offsets go
+        self._endpoints_changed()
+
     def _path_ready(self) -> bool:
         """Both endpoints and the traversal offsets fit the loaded model (not so while a new model encodes)."""
         model = self.state.vae_model
@@ -313,10 +353,10 @@ class InterpolatePanel(WorkWhenShown, QWidget):
             return
         morph = self.mode.currentIndex() == 1
         self.index[1].setEnabled(not morph and self.latents is not None)
+        ends = self._path_ends()
         for k in range(2):
             y = self.y[k]
-            z = self.z[0] if morph else self.z[k]
-            self.thumbs[k].set_image(self._decode(z[None] + self.offsets[None], y)[0],
+            self.thumbs[k].set_image(self._decode(ends[k][None], y)[0],
                                      ("A" if k == 0 else "B") + (f": {self._class_name(y)}"
                                                                  if self.cls[k].count() else ""))
         self._update_strip()
@@ -333,13 +373,24 @@ class InterpolatePanel(WorkWhenShown, QWidget):
     def t(self) -> float:
         return self.t_slider.value() / SLIDER_STEPS
 
-    def path_images(self, ts) -> np.ndarray:
-        """Decoded images along the current path at times ts (with the traversal offsets applied)."""
+    def _path_ends(self) -> tuple[np.ndarray, np.ndarray]:
+        """The path's two latents with the traversal offsets applied; with a layer picked, B is A's code with B's
+        slice of that layer."""
         morph = self.mode.currentIndex() == 1
         z0 = self.z[0] + self.offsets
         z1 = (self.z[0] if morph else self.z[1]) + self.offsets
+        dims = self.layer_slice()
+        if dims is not None:
+            mixed = z0.copy()
+            mixed[dims] = z1[dims]
+            z1 = mixed
+        return z0, z1
+
+    def path_images(self, ts) -> np.ndarray:
+        """Decoded images along the current path at times ts (with the traversal offsets applied)."""
+        z0, z1 = self._path_ends()
         return interpolate_images(self.state.vae_model, z0, self.y[0], z1, self.y[1], ts,
-                                  spherical=self.spherical.isChecked())
+                                  spherical=self.spherical.isChecked(), dims=self.layer_slice())
 
     def _decode_current(self) -> None:
         if not self._path_ready():
@@ -364,9 +415,11 @@ class InterpolatePanel(WorkWhenShown, QWidget):
                 item.widget().deleteLater()
         self._dim_sliders = []
         self.offsets = np.zeros(len(kl_per_dim), np.float32)
-        for row, d in enumerate(traversal_order(kl_per_dim)):
+        dims = self.layer_slice() or slice(0, len(kl_per_dim))
+        names = self._dim_names(len(kl_per_dim))
+        for row, d in enumerate(dims.start + traversal_order(kl_per_dim[dims])):
             active = kl_per_dim[d] > 0.01
-            label = QLabel(f"z{d}  KL {kl_per_dim[d]:.2f}")
+            label = QLabel(f"{names[d]}  KL {kl_per_dim[d]:.2f}")
             label.setEnabled(bool(active))
             slider = QSlider(Qt.Orientation.Horizontal)
             slider.setRange(-300, 300)                  # hundredths of -3..3
@@ -376,6 +429,13 @@ class InterpolatePanel(WorkWhenShown, QWidget):
             self.dims_layout.addWidget(slider, row, 1)
             self.dims_layout.addWidget(value, row, 2)
             self._dim_sliders.append((int(d), slider, value))
+
+    def _dim_names(self, n: int) -> list[str]:
+        """z<d> for a one-layer code; <layer>[i] (i within the layer) for a hierarchical one."""
+        layers = self.state.vae_model.latent_layers if self.state.vae_model is not None else ()
+        if len(layers) < 2 or sum(size for _, size in layers) != n:
+            return [f"z{d}" for d in range(n)]
+        return [f"{name}[{i}]" for name, size in layers for i in range(size)]
 
     def dim_slider(self, dim: int) -> QSlider:
         return next(s for d, s, _ in self._dim_sliders if d == dim)

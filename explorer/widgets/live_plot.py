@@ -194,6 +194,18 @@ class LivePlot(pg.PlotWidget):
         self._curves[name] = (main, raw)
         return series
 
+    def remove_curve(self, name: str) -> None:
+        """Take a curve (and its legend entry) off the plot; nothing happens for an unknown name."""
+        if name not in self._curves:
+            return
+        main, raw = self._curves.pop(name)
+        del self.series[name]
+        for item in (main, raw):
+            if item is not None:
+                self.removeItem(item)
+        if self._legend is not None:
+            self._legend.removeItem(main)
+
     def append(self, name: str, x: float, y: float) -> None:
         if name not in self.series:
             self.add_curve(name)
