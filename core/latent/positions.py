@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+SPACING_SAMPLE = 5000
+
 
 class PositionMapper:
     """Maps 2-D map positions to latents by inverse-distance weighting over the k nearest embedded points.
@@ -28,9 +30,13 @@ class PositionMapper:
         self.k = max(1, min(k, len(self.xy)))
         self.power = power
         self.tree = cKDTree(self.xy)
-        # The typical spacing between neighbouring points: "far from data" is measured in these units.
+        # The typical spacing between neighbouring points: "far from data" is measured in these units. The median
+        # over 5,000 points (a fixed sample) is as good as over all, and 70,000 queries cost ~0.2 s on the GUI thread.
         if len(self.xy) > 1:
-            d, _ = self.tree.query(self.xy, k=2)
+            probe = self.xy
+            if len(probe) > SPACING_SAMPLE:
+                probe = probe[np.random.default_rng(0).choice(len(probe), SPACING_SAMPLE, replace=False)]
+            d, _ = self.tree.query(probe, k=2)
             self.spacing = float(np.median(d[:, 1])) or 1e-12
         else:
             self.spacing = 1.0

@@ -402,7 +402,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._images = MapImages(self._split_images, data.split_of, data.index_in_split)
         self.dim_box.setRange(0, lat.mu.shape[1] - 1)
         self._stats = f"mean KL {lat.kl.mean():.2f} nats, mean reconstruction error {lat.recon_error.mean():.4f}"
-        self._show_initial_map()
+        if PROJECTIONS[self.method_box.currentText()] != "pca" and not self.is_two_dimensional():
+            self._show_initial_map()      # PCA at once while UMAP / t-SNE computes
         self._start_projection()
 
     def is_two_dimensional(self) -> bool:

@@ -1,8 +1,9 @@
 """The latent map's selection beside the map: the selected images in a grid, each captioned with its class and
 reconstruction error, sortable, with the hand-offs (send to another panel, export) below.
 
-It shows at most `SHOWN_AT_MOST` images (the first ones in the chosen order; "showing 240 of 5,000"): one mosaic of
-5,000 16-pixel digits would be 100 pixels a cell on no screen, and a grid that large costs ~100 ms to build. The
+The grid scrolls; cells are about `CELL_PX` pixels (a whole multiple of the image size, so digits stay crisp) with as
+many columns as fit. It shows at most `SHOWN_AT_MOST` images (the first ones in the chosen order; "showing the first
+400"): a grid of 5,000 costs ~100 ms to build and nobody scrolls through it; sorting brings others to the top and the
 exports write the whole selection. It knows nothing of models: the panel gives it images and numbers.
 """
 
@@ -18,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
+    QScrollArea,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -25,7 +27,8 @@ from PySide6.QtWidgets import (
 
 from explorer.widgets.image_grid import ImageGrid
 
-SHOWN_AT_MOST = 240
+SHOWN_AT_MOST = 400
+CELL_PX = 44        # the smallest grid cell (room under it for "7 .012")
 SORTS = ("as selected", "worst reconstruction first", "best reconstruction first", "class")
 SEND_TARGETS = (("sampler", "Sampler (its classes)"), ("interpolate", "Interpolation (first two as A and B)"),
                 ("restore", "Denoise / Enhance (the first image)"))
@@ -46,6 +49,8 @@ class SelectionGrid(QWidget):
         self._errors = np.zeros(0, np.float32)
         self._images_of: Callable[[np.ndarray], np.ndarray] | None = None
         self._class_names: tuple[str, ...] = ()
+        self._captions: list[str] = []
+        self._columns = 0
         self.title = QLabel("Nothing selected. Drag with the lasso or rectangle tool (or Shift+drag), search, or "
                             "pick the worst reconstructions.")
         self.title.setWordWrap(True)
@@ -54,8 +59,12 @@ class SelectionGrid(QWidget):
         self.sort_box.setToolTip("the order of the grid and of the exports")
         self.sort_box.currentIndexChanged.connect(lambda _: self._refresh())
         self.grid = ImageGrid()
-        self.grid.setMinimumHeight(160)
+        self.grid.setMinimumSize(1, 1)
         self.grid.clicked.connect(self._on_clicked)
+        self.scroll = QScrollArea()
+        self.scroll.setWidget(self.grid)
+        self.scroll.setWidgetResizable(False)
+        self.scroll.setMinimumHeight(160)
         self.send_btn = QToolButton()
         self.send_btn.setText("Send to")
         self.send_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
@@ -80,7 +89,7 @@ class SelectionGrid(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.title)
         lay.addLayout(sort_row)
-        lay.addWidget(self.grid, 1)
+        lay.addWidget(self.scroll, 1)
         lay.addLayout(buttons)
         self._enable(False)
 
@@ -122,14 +131,40 @@ class SelectionGrid(QWidget):
         self.order = self.sorted_rows()
         shown = self.order[:SHOWN_AT_MOST]
         names = self._class_names
-        captions = [f"{names[int(self._labels[r])] if int(self._labels[r]) < len(names) else self._labels[r]} "
-                    f"{self._errors[r]:.3f}" for r in shown]
-        columns = max(1, min(8, int(np.ceil(np.sqrt(len(shown))))))
-        self.grid.set_images(self._images_of(shown), columns=columns, captions=captions)
+        def caption(r: int) -> str:
+            label = int(self._labels[r])
+            error = f"{self._errors[r]:.3f}".removeprefix("0")    # "7 .012": fits under a cell
+            return f"{names[label] if label < len(names) else label} {error}"
+
+        captions = [caption(r) for r in shown]
+        self._columns = 0
+        self._captions = captions
+        self.grid.set_images(self._images_of(shown), columns=1, captions=captions)
+        self._fit_grid()
         n = len(self.rows)
         more = f", showing the first {len(shown):,}" if n > len(shown) else ""
         self.title.setText(f"{n:,} {self._what}{more}; captions: class and reconstruction error (mean squared)")
         self._enable(True)
+
+    def _fit_grid(self) -> None:
+        """As many columns of ~CELL_PX cells as the scroll area is wide; the grid as tall as its rows."""
+        n = self.grid.count()
+        if n == 0:
+            return
+        _, h, w, _ = self.grid.images.shape
+        scale = max(1, -(-CELL_PX // max(h, w)))      # at least CELL_PX: the caption needs the width
+        gap, cap = ImageGrid._GAP, ImageGrid._CAPTION_H
+        width = max(1, self.scroll.viewport().width() - 4)
+        columns = max(1, min(n, (width + gap) // (w * scale + gap)))
+        rows = (n + columns - 1) // columns
+        if columns != self._columns:
+            self._columns = columns
+            self.grid.set_images(self.grid.images, columns=columns, captions=self._captions)
+        self.grid.setFixedSize(columns * (w * scale + gap) - gap, rows * (h * scale + cap + gap) - gap)
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._fit_grid()
 
     def _on_clicked(self, k: int) -> None:
         if 0 <= k < min(len(self.order), SHOWN_AT_MOST):
