@@ -3,8 +3,9 @@
     QT_QPA_PLATFORM=offscreen python -m explorer.screenshots resources/screenshots [--epochs 3]
 
 Opens the window on the bundled digits and models, visits each tab (letting its background work finish), trains the
-digits preset for a few epochs on the Train tab, and saves one PNG per panel; then shows that run everywhere but
-pins the bundled model in the sampler (workspace.png: the models list and two panels on two models).
+digits preset for a few epochs on the Train tab, and saves one PNG per panel; latent-selection.png is a lasso selection
+on the map of all splits with its grid; then shows that run everywhere but pins the bundled model in the sampler
+(workspace.png: the models list and two panels on two models).
 """
 
 from __future__ import annotations
@@ -23,6 +24,38 @@ def _wait(app, condition, timeout_s: float) -> bool:
             return True
         time.sleep(0.02)
     return False
+
+
+def _lasso_selection(app, window, path: Path) -> bool:
+    """The map of all splits with a lasso drawn around the zeros' cluster and its selection in the grid beside the
+    map, worst reconstruction first (latent-selection.png). The lasso is the one a drag would draw (a wobbly loop
+    holding about 150 points), given to the panel as a finished drag gives it."""
+    import numpy as np
+
+    panel = window.panels.get("latent_map")
+    if panel is None:
+        return False
+    window.tabs.setCurrentWidget(panel)
+    panel.split_box.setCurrentText("all")
+    if not _wait(app, lambda: panel.xy is not None and panel.projection_shown == "umap" and not panel.tasks.busy(),
+                 240):
+        return False
+    xy, labels = panel.xy.astype(np.float64), panel.latents.labels
+    centre = np.median(xy[labels == 0], axis=0)
+    lo, hi = 0.0, float(np.ptp(xy, axis=0).max())
+    for _ in range(30):                        # the radius that holds about 150 points
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if len(panel.mapper.tree.query_ball_point(centre, mid)) < 150 else (lo, mid)
+    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    wobble = hi * (1.0 + 0.12 * np.sin(3 * t + 0.5) + 0.05 * np.sin(7 * t))
+    outline = np.stack([centre[0] + wobble * np.cos(t), centre[1] + 0.9 * wobble * np.sin(t)], axis=1)
+    panel.select_outline(outline)
+    panel.selection_grid.sort_box.setCurrentText("worst reconstruction first")
+    panel.scatter.show_outline(outline)
+    _wait(app, lambda: False, 0.5)
+    window.grab().save(str(path))
+    panel.scatter.show_outline(None)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 getattr(panel, button).click()
                 _wait(app, lambda: False, args.settle)
         window.grab().save(str(args.out / f"{name}.png"))
+
+    if _lasso_selection(app, window, args.out / "latent-selection.png"):
+        names.append("latent-selection")
 
     window.tabs.setCurrentIndex(0)
     panel = window.train_panel

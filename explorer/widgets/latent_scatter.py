@@ -296,14 +296,21 @@ class LatentScatter(pg.PlotWidget):
             raise ValueError(f"tool must be one of {TOOLS}, not {tool!r}")
         self.view.tool = tool
 
-    def _on_outline(self, outline: np.ndarray, finished: bool) -> None:
-        if finished:
+    def show_outline(self, outline: np.ndarray | None) -> None:
+        """Draw a selection outline (closed, dashed; None: none): the lasso being drawn, or one to show."""
+        if outline is None or len(outline) == 0:
             self._outline.setData([], [])
-            if len(outline) >= 3:
-                self.outlined.emit(outline)
             return
         closed = np.vstack([outline, outline[:1]])
         self._outline.setData(closed[:, 0], closed[:, 1])
+
+    def _on_outline(self, outline: np.ndarray, finished: bool) -> None:
+        if finished:
+            self.show_outline(None)
+            if len(outline) >= 3:
+                self.outlined.emit(outline)
+            return
+        self.show_outline(outline)
     def visible_mask(self) -> np.ndarray:
         mask = np.zeros(len(self.xy), bool) if self.xy is not None else np.zeros(0, bool)
         for item, idx in zip(self.items, self.class_index, strict=True):
