@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+# pytest puts this folder on sys.path (rootdir-relative "prepend" imports). Not `tests.explorer...`: torch-fidelity
+# installs a top-level package named `tests`, which would shadow this folder's namespace package.
+from test_train_panel import tiny
+
 from core.paths import bundled_model
 from core.training.checkpoint import load_model
 from explorer.main_window import MainWindow
 from explorer.state import AppState
-from tests.explorer.test_train_panel import tiny
 
 
 @pytest.fixture
