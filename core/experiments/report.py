@@ -77,6 +77,17 @@ def _accuracy(result: dict[str, Any]) -> str:
     return f"{acc:.1%}" if isinstance(acc, float) else "—"
 
 
+DIVERSITY_HEADERS = ("precision", "recall", "sharpness")
+DIVERSITY_NOTE = ("<p>Precision and recall (Kynkäänniemi et al. 2019, k = 3, in our classifier's features): the share "
+                  "of samples that look like some real test image, and of real test images that some sample looks "
+                  "like; a low recall is the survey's limited diversity. Sharpness: the samples' high-frequency "
+                  "(Laplacian) energy over the test images'; 1 = as sharp, below 1 blurrier.</p>")
+
+
+def _diversity_cells(result: dict[str, Any]) -> list[str]:
+    return [_num(result.get(key), 3) for key in DIVERSITY_HEADERS]
+
+
 # ------------------------------------------------------------------------------------------------ beta sweep
 def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
     rows, points, grids = [], [], []
@@ -90,14 +101,15 @@ def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
             grids.append(f'<figure>{png_img(grid, f"samples at beta={beta:g}")}<figcaption>β = {beta:g}'
                          "</figcaption></figure>")
         if result is None:
-            rows.append([run.name, f"{beta:g}", *["not evaluated"] + ["—"] * (5 + len(fid_headers))])
+            rows.append([run.name, f"{beta:g}", *["not evaluated"] + ["—"] * (5 + len(fid_headers) + 3)])
             continue
         kl, recon = result.get("kl"), result.get("recon")
         if isinstance(kl, (int, float)) and isinstance(recon, (int, float)):
             points.append((beta, float(kl), float(recon)))
         units = f"{result.get('active_units', '—')} / {result.get('latent_dim', '—')}"
         rows.append([run.name, f"{beta:g}", _num(kl), _num(recon), _num(result.get("elbo")), units,
-                     _accuracy(result), *_fid_cells(result, fid_headers), _num(result.get("ssim"), 3)])
+                     _accuracy(result), *_fid_cells(result, fid_headers), *_diversity_cells(result),
+                     _num(result.get("ssim"), 3)])
     points.sort(key=lambda p: p[1])
     curves = []
     if points:
@@ -114,8 +126,8 @@ def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
             "larger distortion; the ELBO is −(rate + distortion).</p>"
             f'<div class="plots">{plot}</div><p class="legend">{legend}</p>'
             + _table(["run", "β", "KL (rate)", "reconstruction (distortion)", "ELBO", "active units",
-                      "conditional accuracy", *fid_headers, "SSIM (reconstructions)"], rows)
-            + fid_note
+                      "conditional accuracy", *fid_headers, *DIVERSITY_HEADERS, "SSIM (reconstructions)"], rows)
+            + fid_note + DIVERSITY_NOTE
             + ("<h2>Samples per β</h2><p>The evaluated weights of each run, one row per class, the same noise for "
                "every β: what the numbers above look like.</p>"
                f'<div class="grids">{"".join(grids)}</div>' if grids else ""))
@@ -136,7 +148,7 @@ def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
         rows.append([run.name, subset, model, _num(result.get("elbo")), _num(result.get("ssim"), 3),
                      _num(result.get("ssim_samples_vs_test_as_study"), 5),
                      _num(result.get("ssim_samples_vs_test_correct"), 3), _accuracy(result),
-                     *_fid_cells(result, fid_headers), "" if result else "not evaluated"])
+                     *_fid_cells(result, fid_headers), *_diversity_cells(result), "" if result else "not evaluated"])
         published = STUDY_SSIM.get(cfg.data.classes[0]) if len(cfg.data.classes) == 1 else None
         if published is not None and cfg.model.kind == "vae":
             study_rows.append([run.name, f"{published:.5f}", _num(result.get("ssim_samples_vs_test_as_study"), 5),
@@ -144,8 +156,8 @@ def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
     parts = ["<h2>Our measurements</h2>",
              _table(["run", "training images", "model", "test ELBO (nats)", "SSIM: reconstruction vs its original",
                      "SSIM: samples vs test images, as the study", "SSIM: samples vs test images, correct",
-                     "conditional accuracy", *fid_headers, "notes"], rows),
-             fid_note,
+                     "conditional accuracy", *fid_headers, *DIVERSITY_HEADERS, "notes"], rows),
+             fid_note, DIVERSITY_NOTE,
              "<h2>Beside the study's published numbers</h2>",
              "<p>The study reports one number per class: the SSIM of its generated images against the test images of "
              "the class, 0.99872 for planes and 0.99969 for frogs (section 5.1). It reports no likelihood, accuracy "

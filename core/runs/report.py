@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.files import atomic_write_text
+from core.runs.evaluation import eval_numbers, read_eval
 from core.runs.history import RunSummary, Series, config_diff, flatten_config, load_series, read_run
 
 # matplotlib's tab10: distinct, and readable on white.
@@ -186,6 +187,24 @@ img.grid { image-rendering: pixelated; width: 320px; border: 1px solid #ccc; }
 """
 
 
+def evaluation_table(summaries: Sequence[RunSummary]) -> str:
+    """The runs' eval.json numbers (test split): likelihood, SSIM, conditional accuracy, Fréchet score, precision,
+    recall and sharpness; "" when no run has been evaluated."""
+    numbers = [eval_numbers(read_eval(s.path)) for s in summaries]
+    labels: list[str] = []
+    for n in numbers:
+        labels += [k for k in n if k not in labels]
+    if not labels:
+        return ""
+    rows = [[s.name, *(n.get(k) for k in labels)] for s, n in zip(summaries, numbers, strict=True) if n]
+    return ("<h2>Evaluation (test split)</h2>" + _table(["run", *labels], rows, "evaluation") +
+            "<p>Precision and recall: the share of samples inside the real images' k-NN manifold (k = 3) and of real "
+            "images inside the samples', in the judge classifier's features (low recall: the samples miss part of "
+            "the data's variety). Sharpness: the samples' high-frequency (Laplacian) energy over the real test "
+            "images'; 1 = as sharp, below 1 blurrier. The Fréchet score uses the same judge: compare it only between "
+            "runs on the same dataset.</p>")
+
+
 # ------------------------------------------------------------------------------------------------ the report
 def report_html(paths: Sequence[str | Path], *, title: str | None = None) -> str:
     """The report's HTML text (see write_report)."""
@@ -210,6 +229,7 @@ def report_html(paths: Sequence[str | Path], *, title: str | None = None) -> str
             for s in summaries]
     out.append(_table(["run", "status", "kind", "dataset", "subset", "epochs", "step", "best val", "started",
                        *(f"val {k}" for k in metrics), "notes"], rows, "metrics"))
+    out.append(evaluation_table(summaries))
     # Curves
     plots = _plots(series, labels)
     out.append("<h2>Curves</h2>")

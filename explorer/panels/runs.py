@@ -60,6 +60,13 @@ def _read_series(paths: list[Path]) -> dict[Path, Any]:
     return {Path(p): load_series(p) for p in paths}
 
 
+def _read_evals(paths: list[Path]) -> dict[Path, dict[str, float]]:
+    """Each run's evaluation (eval.json, an experiment's runs have one) as label -> number."""
+    from core.runs.evaluation import eval_numbers, read_eval
+
+    return {Path(p): eval_numbers(read_eval(p)) for p in paths}
+
+
 class _NumberItem(QTableWidgetItem):
     """Sorts by a number, shows text."""
 
@@ -80,6 +87,7 @@ class RunsPanel(QWidget):
         self.compared: list[Any] = []
         self._labels: dict[Path, str] = {}
         self._series: dict[Path, Any] = {}     # the compared runs' curves, read on a worker
+        self._evals: dict[Path, dict[str, float]] = {}   # the compared runs' eval.json numbers, read on a worker
         self.curves: dict[Path, Any] = {}
         self.tasks = PanelTasks(self)
         self._build()
@@ -300,6 +308,12 @@ class RunsPanel(QWidget):
         self._show_metrics(runs)
         self.tasks.start("series", _read_series, [r.path for r in runs], on_result=self._on_series,
                          status=self.status.setText, error_dialog=False)
+        self._evals = {}
+        self.tasks.start("evals", _read_evals, [r.path for r in runs], on_result=self._on_evals, error_dialog=False)
+
+    def _on_evals(self, evals: dict[Path, dict[str, float]]) -> None:
+        self._evals = evals
+        self._show_metrics(self.compared)
 
     def _on_series(self, series: dict[Path, Any]) -> None:
         self._series = series
@@ -360,14 +374,19 @@ class RunsPanel(QWidget):
 
     def _show_metrics(self, runs: list[Any]) -> None:
         keys = sorted({k for r in runs for k in r.headline})
-        rows = ["status", "epochs", "best val", *keys]
+        evals = [self._evals.get(Path(r.path), {}) for r in runs]
+        eval_keys: list[str] = []
+        for e in evals:
+            eval_keys += [k for k in e if k not in eval_keys]
+        rows = ["status", "epochs", "best val", *keys, *(f"test: {k}" for k in eval_keys)]
         self.metrics_table.setRowCount(len(rows))
         self.metrics_table.setColumnCount(len(runs))
         self.metrics_table.setHorizontalHeaderLabels([r.name for r in runs])
         self.metrics_table.setVerticalHeaderLabels(rows)
         for c, r in enumerate(runs):
             values = [r.status, str(r.epochs_done), "" if r.best_val is None else f"{r.best_val:.4g}",
-                      *(f"{r.headline[k]:.4g}" if k in r.headline else "" for k in keys)]
+                      *(f"{r.headline[k]:.4g}" if k in r.headline else "" for k in keys),
+                      *(f"{evals[c][k]:.4g}" if k in evals[c] else "" for k in eval_keys)]
             for row, text in enumerate(values):
                 self.metrics_table.setItem(row, c, QTableWidgetItem(text))
         self.metrics_table.resizeColumnsToContents()

@@ -1,0 +1,58 @@
+"""A run folder's evaluation (`eval.json`, written by the experiment runner from `core.evaluation.evaluate`): read it
+and name its numbers for tables (the runs report, the Runs panel's comparison).
+
+Reading never raises: a missing or damaged eval.json is None, and a value that is not a finite number is left out.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+EVAL_FILE = "eval.json"
+
+# (key in eval.json, label): what a table of evaluated runs shows, in this order.
+EVAL_METRICS = (
+    ("elbo", "test ELBO"),
+    ("ssim", "SSIM (reconstructions)"),
+    ("conditional_accuracy", "conditional accuracy"),
+    ("fid_like", "Fréchet score (judge)"),
+    ("fid", "FID (Inception)"),
+    ("precision", "precision"),
+    ("recall", "recall"),
+    ("sharpness", "sharpness"),
+)
+# Sample metrics that evaluate() also reports for a second source of latents ("density_precision" ...).
+SOURCE_METRICS = ("conditional_accuracy", "fid_like", "precision", "recall", "sharpness")
+
+
+def read_eval(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's eval.json as a dict, or None when it is missing or unreadable."""
+    try:
+        data = json.loads((Path(run_dir) / EVAL_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def eval_numbers(result: dict[str, Any] | None) -> dict[str, float]:
+    """label -> value of each metric the evaluation holds, in EVAL_METRICS order, then those of other sources of
+    latents (e.g. "precision, z from density")."""
+    if not result:
+        return {}
+    out = {label: v for key, label in EVAL_METRICS if (v := _number(result.get(key))) is not None}
+    # Every source of samples has a Fréchet score: "density_fid_like" names the source "density".
+    prefixes = sorted(k[:-len("_fid_like")] for k in result if k.endswith("_fid_like"))
+    for prefix in prefixes:
+        for key, label in EVAL_METRICS:
+            if key in SOURCE_METRICS and (v := _number(result.get(f"{prefix}_{key}"))) is not None:
+                out[f"{label}, z from {prefix}"] = v
+    return out

@@ -1,0 +1,57 @@
+"""The Runs panel's comparison shows each run's evaluation (eval.json): precision, recall, sharpness and the rest,
+read on a worker. The runs are a tiny real beta sweep on the digits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from core.experiments.runner import run_experiment
+from core.experiments.spec import RunSpec, beta_sweep
+from core.runs.evaluation import read_eval
+from explorer.state import AppState
+
+TINY = {"train.epochs": 1, "model.width": 4, "model.latent_dim": 4, "model.stages": 1, "train.batch_size": 128,
+        "train.log_every": 2, "train.threads": 1}
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    spec = beta_sweep("digits", "quick", betas=(0.5, 2.0))
+    spec = dataclasses.replace(spec, runs=tuple(RunSpec(r.name, {**r.delta, **TINY}) for r in spec.runs))
+    out = tmp_path_factory.mktemp("sweep")
+    assert list(run_experiment(spec, out))[-1].status == "completed"
+    return [out / r.name for r in spec.runs]
+
+
+def test_compared_runs_show_their_evaluation(qtbot, sweep):
+    from PySide6.QtCore import QSettings
+
+    from explorer.panels.runs import RunsPanel
+
+    QSettings().remove("runs/folders")
+    panel = RunsPanel(AppState())
+    qtbot.addWidget(panel)
+    panel.add_folder(str(sweep[0].parent))
+    panel.show()
+    qtbot.waitUntil(lambda: len(panel.runs) == 2, timeout=60_000)
+    panel.select_paths(sweep)
+    panel.compare_selected()
+
+    def rows() -> list[str]:
+        table = panel.metrics_table
+        return [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+
+    qtbot.waitUntil(lambda: "test: precision" in rows(), timeout=30_000)
+    names = rows()
+    for label in ("test: recall", "test: sharpness", "test: conditional accuracy", "test: Fréchet score (judge)"):
+        assert label in names
+    columns = [panel.metrics_table.horizontalHeaderItem(c).text() for c in range(panel.metrics_table.columnCount())]
+    for path in sweep:
+        result = read_eval(path)
+        column = columns.index(path.name)
+        for key in ("precision", "recall", "sharpness"):
+            cell = panel.metrics_table.item(names.index(f"test: {key}"), column).text()
+            assert cell == f"{result[key]:.4g}"
+    panel.shutdown()
