@@ -378,8 +378,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
 
     def _layer_changed(self) -> None:
         if self.latents is not None:
-            self._show_initial_map()
-            self._start_projection()
+            self._show_and_project()
 
     def _fill_decode_as(self) -> None:
         self.decode_as.blockSignals(True)
@@ -402,8 +401,12 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._images = MapImages(self._split_images, data.split_of, data.index_in_split)
         self.dim_box.setRange(0, lat.mu.shape[1] - 1)
         self._stats = f"mean KL {lat.kl.mean():.2f} nats, mean reconstruction error {lat.recon_error.mean():.4f}"
+        self._show_and_project()
+
+    def _show_and_project(self) -> None:
+        """PCA (or the 2-D latent) at once; UMAP / t-SNE, when chosen, on the worker."""
         if PROJECTIONS[self.method_box.currentText()] != "pca" and not self.is_two_dimensional():
-            self._show_initial_map()      # PCA at once while UMAP / t-SNE computes
+            self._show_initial_map()      # _start_projection shows PCA / the 2-D latent itself
         self._start_projection()
 
     def is_two_dimensional(self) -> bool:
