@@ -279,8 +279,16 @@ PRESETS: dict[str, Config] = {
     # walks only the label embedding added to z). See bench/bench_default_preset.py.
     "digits": Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=24, width=16, beta=0.3),
                      TrainConfig(epochs=24, batch_size=64, lr=2e-3, ema_decay=0.98)),
-    "mnist": Config(DataConfig("mnist", image_size=28), VAEConfig(latent_dim=16, width=32),
-                    TrainConfig(epochs=20, batch_size=128, early_stopping=5)),
+    # Tuned on 5,000 real MNIST digits (bench/bench_mnist_preset.py). Samples followed their label only 88 % of the
+    # time because "add" conditioning feeds the decoder z + e(y): class embeddings sit ~5 apart while z ~ N(0, I)
+    # spans as much, so one decoder input can stand for two classes and the decoder cannot tell which was asked for
+    # (a linear probe also found the class in z). "concat" gives the decoder the label unmixed, and FiLM repeats it
+    # at each stage: 0.88 -> 0.94 at equal steps. Width 16 trains 3x faster per step than 32, which buys 2.5x the
+    # steps (lr 2e-3, cosine) in less time than the old 20 epochs: conditional accuracy 0.98, IWAE NLL 95.6 (was
+    # 99.5), Fréchet 14 (was 40). Class morphs switch label at the midpoint (concatenated labels do not blend).
+    "mnist": Config(DataConfig("mnist", image_size=28),
+                    VAEConfig(latent_dim=16, width=16, conditioning="concat", stage_labels="film"),
+                    TrainConfig(epochs=55, batch_size=128, lr=2e-3, lr_schedule="cosine", early_stopping=5)),
     "fashion-mnist": Config(DataConfig("fashion-mnist", image_size=28), VAEConfig(latent_dim=32, width=32),
                             TrainConfig(epochs=30, batch_size=128, early_stopping=5)),
     "cifar10": Config(DataConfig("cifar10", image_size=32, flip=True),
