@@ -4,9 +4,11 @@
 CheckpointSaved, Preview, ModelSnapshot (each epoch), LogMessage and, last, RunEnded. It never prints; the CLI shows a
 progress bar and the GUI forwards the events as signals. It is generic over models: anything with `loss(x, y, *, step)
 -> dict` (key "loss" is minimised) and `sample(labels, *, generator)` trains here (the VAE and the diffusion model).
+A model with a discriminator (`AdversarialModel`, the VAE-GAN) gets a second optimiser for it, stepped on the same
+batch as the generator's; the discriminator stays out of the generator's optimiser, gradient norm and EMA averaging.
 
 Exact resume: batch order depends only on (seed, epoch); the checkpoint stores the position inside the epoch, the
-global torch RNG states (the VAE's reparameterisation noise), the optimizer state and the EMA weights. Validation and
+global torch RNG states (the VAE's reparameterisation noise), the optimizers' states and the EMA weights. Validation and
 previews run under their own fixed seeds and leave the training RNG untouched, so an interrupted and resumed run ends
 with the same weights as an uninterrupted one (on the CPU; GPU kernels may not be bitwise deterministic).
 """

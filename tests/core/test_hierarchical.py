@@ -136,3 +136,19 @@ def test_exact_resume(dataset, tmp_path, stop_at):
         return {ev.step: ev.metrics for ev in events if isinstance(ev, StepMetrics)}
 
     assert metrics(whole) == {**metrics(first), **metrics(rest)}
+
+
+@pytest.mark.parametrize("options", [dict(conditional=False), dict(conditioning="concat"),
+                                     dict(stage_labels="film"), dict(likelihood="discretized")])
+def test_the_plain_vaes_options_work_in_the_hierarchy(options):
+    torch.manual_seed(0)
+    model = build_model(VAEConfig(latent_dim=4, width=8, stochastic_layers=2, **options),
+                        DatasetMeta("t", tuple("0123456789"), 1, 28))
+    x = torch.randint(0, 256, (3, 1, 28, 28)).float() / 255
+    y = torch.tensor([0, 5, 9])
+    mu, _ = model.encode(x, y)
+    assert mu.shape == (3, model.latent_dim) and model.decode(mu, y).shape == x.shape
+    out = model.loss(x, y)
+    out["loss"].backward()
+    assert all(torch.isfinite(v).all() for v in out.values())
+    assert model.sample(y).shape == x.shape and model.label_embedding(y).shape == (3, model.latent_dim)
