@@ -29,7 +29,11 @@ from core.latent.encoding import Progress, ShouldStop, encode_split
 from core.models.protocol import LatentVariableModel
 
 COVARIANCES = ("full", "diag")
-# Measured on the bundled digits model (bench/bench_density_sampling.py): see DEFAULT_* below.
+# Measured on the bundled digits model (bench/bench_density_sampling.py, 100 samples per class, 3 seeds; Fréchet
+# score in the judge's features, lower is better): prior 19.1, 1/2/4/8 full-covariance components 12.4/11.1/10.4/9.5,
+# diagonal 16.4/14.4/12.1/10.3; recall prior 0.31, full 0.39-0.42, diagonal 0.25-0.32. Full covariances keep the
+# correlations between latent units that make a digit's style; 4 components: most of the gain while each component
+# still rests on ~30 of a class's ~130 digits (8 rest on ~16 in 24 dimensions: closer to copying training images).
 DEFAULT_COMPONENTS = 4
 DEFAULT_COVARIANCE = "full"
 # Added to each covariance's diagonal: a class of ~130 digits in 24 dimensions gives near-singular full covariances.
