@@ -279,6 +279,19 @@ PRESETS: dict[str, Config] = {
     # walks only the label embedding added to z). See bench/bench_default_preset.py.
     "digits": Config(DataConfig("digits", image_size=16), VAEConfig(latent_dim=24, width=16, beta=0.3),
                      TrainConfig(epochs=24, batch_size=64, lr=2e-3, ema_decay=0.98)),
+    # The digits preset as a hierarchical VAE: z1 (16) plus spatial z2 (2x2x4) and z3 (4x4x4). On the 360 test digits
+    # (one run each, ~30 s): IWAE NLL 97.6 (plain 97.9), Fréchet 17.4 (18.2), recall 0.43 (0.31), SSIM 0.945 (0.944),
+    # conditional accuracy 0.988 (0.994). A z1 of 16 rather than 24 leaves the lower layers something to code.
+    "digits-hvae": Config(DataConfig("digits", image_size=16),
+                          VAEConfig(latent_dim=16, width=16, beta=0.3, stochastic_layers=3),
+                          TrainConfig(epochs=24, batch_size=64, lr=2e-3, ema_decay=0.98)),
+    # The digits preset as a VAE-GAN: the discriminator joins at step 150 of ~500 (after the VAE has learnt the
+    # digits' shapes). Weight 0.3: Fréchet 14.3 (plain 18.2), sharpness 0.89 (0.81) at the same ELBO and SSIM; 0.1
+    # moved them only to 17.1 and 0.84. ~1.6x the plain preset's CPU time.
+    "digits-vaegan": Config(DataConfig("digits", image_size=16),
+                            VAEConfig(latent_dim=24, width=16, beta=0.3, adversarial_weight=0.3,
+                                      adversarial_start=150),
+                            TrainConfig(epochs=24, batch_size=64, lr=2e-3, ema_decay=0.98)),
     # Tuned on 5,000 real MNIST digits (bench/bench_mnist_preset.py). Samples followed their label only 88 % of the
     # time because "add" conditioning feeds the decoder z + e(y): class embeddings sit ~5 apart while z ~ N(0, I)
     # spans as much, so one decoder input can stand for two classes and the decoder cannot tell which was asked for
