@@ -33,9 +33,11 @@ from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.live_plot import BarPlot, LivePlot
 
 REDRAW_MS = 33
-# Step metrics with a plot of their own: a VAE-GAN's discriminator and generator losses, and its adaptive weight.
-ADVERSARIAL_CURVES = {"d_loss": "adversarial", "g_adv": "adversarial", "adv_weight": "adv_weight"}
-ROW_3 = ("kl_layers", "adversarial", "adv_weight")   # plots shown only for the runs that log their curves
+# Step metrics with a plot of their own: a VAE-GAN's discriminator and generator losses, and its adaptive weight;
+# a VAE's perceptual loss (on its own axis: a few units beside recon's tens of nats).
+ROW_3_CURVES = {"d_loss": "adversarial", "g_adv": "adversarial", "adv_weight": "adv_weight",
+                "perceptual": "perceptual"}
+ROW_3 = ("kl_layers", "adversarial", "adv_weight", "perceptual")   # shown only for the runs that log their curves
 EMA = 0.2   # smoothing of the per-step curves (weight of the newest point; short runs must not lag much)
 
 
@@ -132,6 +134,7 @@ class RunDashboard(QWidget):
             "kl_layers": LivePlot("KL per layer"),
             "adversarial": LivePlot("Adversarial (hinge)"),
             "adv_weight": LivePlot("Adaptive adversarial weight"),
+            "perceptual": LivePlot("Perceptual loss"),
         }
         self.plots["loss"].add_curve("loss", ema=EMA)
         self.plots["terms"].add_curve("recon", ema=EMA)
@@ -142,6 +145,7 @@ class RunDashboard(QWidget):
         self.plots["adversarial"].add_curve("d_loss", ema=EMA)
         self.plots["adversarial"].add_curve("g_adv", ema=EMA)
         self.plots["adv_weight"].add_curve("adv_weight", ema=EMA)
+        self.plots["perceptual"].add_curve("perceptual", ema=EMA)
         # The learning rate spans decades under schedules, and a constant rate would sit on a ±0.5 axis otherwise.
         self.plots["lr"].set_log_y(True)
         self.kl_bars = BarPlot("KL per dimension (val)")
@@ -163,9 +167,10 @@ class RunDashboard(QWidget):
         previews.addTab(self.samples_grid, "Samples")
         previews.addTab(self.recon_grid, "Reconstructions")
         grid.addWidget(previews, 1, 2)
-        # A third row for a hierarchical VAE's KL per layer and a VAE-GAN's curves, each shown when a run logs them.
-        for col, key in enumerate(ROW_3):
-            grid.addWidget(self.plots[key], 2, col)
+        # A third row for a hierarchical VAE's KL per layer, a VAE-GAN's curves and a perceptual loss, each shown when
+        # a run logs them (`_show_row_3` places them).
+        for key in ROW_3:
+            self.plots[key].setParent(box)
         self._plot_grid = grid
         self._show_row_3(set())
         # Equal cells: the previews must not grow at the plots' expense (an image grid would like to be large).
@@ -218,8 +223,8 @@ class RunDashboard(QWidget):
                 plot = "kl_layers"
                 if key not in self.plots[plot].series:
                     self.plots[plot].add_curve(key, ema=EMA)
-            elif key in ADVERSARIAL_CURVES:
-                plot = ADVERSARIAL_CURVES[key]
+            elif key in ROW_3_CURVES:
+                plot = ROW_3_CURVES[key]
             else:
                 continue
             if plot not in self._row_3_shown:
@@ -297,8 +302,13 @@ class RunDashboard(QWidget):
         self._redraw_timer.stop()
 
     def _show_row_3(self, shown: set[str]) -> None:
-        """Show these plots of the third row (the others hidden; the row takes no room when none is shown)."""
+        """Show these plots of the third row side by side from the left (the others hidden and out of the grid; the row
+        takes no room when none is shown)."""
         self._row_3_shown = shown
+        for key in ROW_3:
+            self._plot_grid.removeWidget(self.plots[key])
+        for column, key in enumerate(k for k in ROW_3 if k in shown):
+            self._plot_grid.addWidget(self.plots[key], 2, column)
         for key in ROW_3:
             self.plots[key].setVisible(key in shown)
         self._plot_grid.setRowStretch(2, 1 if shown else 0)
