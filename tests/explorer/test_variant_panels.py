@@ -110,3 +110,17 @@ def test_dashboard_draws_the_kl_of_each_layer_and_the_adversarial_curves(qtbot, 
     dash.clear()          # a new run: its own layers (or none), no adversarial row until it logs one
     assert not dash.plots["kl_layers"].series
     assert not dash.plots["adversarial"].isVisible() and not dash.plots["kl_layers"].isVisible()
+
+
+@pytest.mark.parametrize("name", ["digits-hvae", "digits-vaegan"])
+def test_the_train_form_holds_the_variant_presets(qtbot, name):
+    from core.config import PRESETS
+    from explorer.panels.train import TrainPanel
+
+    panel = TrainPanel(AppState())
+    qtbot.addWidget(panel)
+    panel.apply_preset(name)
+    assert panel.validate() == "" and panel.config() == PRESETS[name]
+    # a hierarchy deeper than the decoder has stages is refused in the form, with the reason
+    panel.vae_form.set_field("stochastic_layers", 5)
+    assert "stochastic_layers" in panel.validate()
