@@ -20,12 +20,12 @@ BUNDLED_VAE = Path(__file__).resolve().parents[2] / "resources" / "digits-vae.sa
 
 
 @pytest.fixture
-def hub_dir(tmp_path):
-    """An empty torch hub cache for the test (torch.hub.get_dir() reads it), restored afterwards."""
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub"
-    torch.hub.set_dir(old)
+def hub_dir(tmp_path, monkeypatch):
+    """An empty torch hub cache for the test: torch.hub.get_dir() is $TORCH_HOME/hub (set_dir would pin the folder for
+    every later test)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert torch.hub.get_dir() == str(tmp_path / "hub")
+    return tmp_path / "hub"
 
 
 def test_without_weights_evaluation_falls_back_to_the_classifier_and_says_so(hub_dir, monkeypatch):

@@ -313,7 +313,7 @@ def test_geometry_tab_and_theme_are_remembered(qtbot):
 
 # ---- closing while training -----------------------------------------------------------------------------------------
 def test_closing_mid_training_asks_then_stops_saves_and_joins(window, qtbot, monkeypatch):
-    from tests.explorer.test_train_panel import tiny
+    from test_train_panel import tiny  # by module name: torch-fidelity installs a package named `tests`
 
     panel = window.train_panel
     tiny(panel, epochs=500)
@@ -449,8 +449,9 @@ def test_sigterm_closes_the_window_stopping_and_saving_the_run(window, qtbot):
     no question is asked, and the previous signal handlers come back afterwards."""
     import signal
 
+    from test_train_panel import tiny  # by module name: torch-fidelity installs a package named `tests`
+
     from explorer.app import close_on_signals
-    from tests.explorer.test_train_panel import tiny
 
     before = signal.getsignal(signal.SIGTERM)
     received, restore = close_on_signals(window)
