@@ -26,6 +26,7 @@ Trials of 2026-11-30 (2 shared cores, nice 5; train seconds include validation, 
   ... + latent 32                                55      438     0.980  0.878     95.22     21.9   0.23  0.97
   ... + beta 0.75                                45*     348     0.957  0.887     96.13     13.1   0.18  0.96
   ... + beta 0.5                                 42*     316     0.913  0.899     97.80     14.3   0.22  0.90
+  ... + batch 64, no early stopping              55      383     0.967  0.880     96.03     10.6   0.15  0.97
   (* early stopping)  Lower beta buys SSIM and costs label fidelity (z takes on the class); at beta 1 SSIM stays
   below the 0.90 target.
 """
