@@ -22,8 +22,6 @@ exact hierarchical posterior, which would need the sampled upper layers).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -125,20 +123,7 @@ class HierarchicalVAE(ConditionalVAE):
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Each layer's eps-space posterior mean and log-variance, the layers above at their posterior means,
         flattened and concatenated top layer first: each (B, latent_dim)."""
-        yl = self._labels(y, x.shape[0], x.device)
-        flat, feats = self._encoder_features(x)
-        mu1, lv1 = self._top_z1(flat, yl)
-        means, logvars = [mu1], [lv1]
-
-        def lower(j: int, h: Tensor) -> Tensor:
-            m, lv = self._posterior(j, h, feats[j])
-            means.append(m.flatten(1))
-            logvars.append(lv.flatten(1))
-            mu_p, log_sigma = self._prior(j, h)
-            return mu_p + log_sigma.exp() * m
-
-        if self.sides:
-            self._top_down(mu1, yl, lower)   # only for the lower layers' posteriors; the image is not needed
+        _, means, logvars = self._posterior_pass(x, y, sample=False)
         return torch.cat(means, dim=1), torch.cat(logvars, dim=1)
 
     def _decode_raw(self, z: Tensor, y: Tensor | None) -> Tensor:
@@ -159,23 +144,26 @@ class HierarchicalVAE(ConditionalVAE):
             return top
         return torch.cat([top, top.new_zeros(len(top), self.latent_dim - self.top_dim)], dim=1)
 
-    def _posterior_pass(self, x: Tensor, y: Tensor | None) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """One posterior sample through all layers: the raw decoder output, and each layer's eps-space posterior
-        mean and log-variance (flattened) that the KL needs."""
+    def _posterior_pass(self, x: Tensor, y: Tensor | None, *, sample: bool = True
+                        ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Through all layers, each at a posterior sample (`sample`) or at its posterior mean (no random draw): the
+        raw decoder output, and each layer's eps-space posterior mean and log-variance (flattened)."""
         yl = self._labels(y, x.shape[0], x.device)
         flat, feats = self._encoder_features(x)
         mu1, lv1 = self._top_z1(flat, yl)
         means, logvars = [mu1], [lv1]
+
+        def draw(m: Tensor, lv: Tensor) -> Tensor:
+            return m + torch.randn_like(m) * (0.5 * lv).exp() if sample else m
 
         def lower(j: int, h: Tensor) -> Tensor:
             m, lv = self._posterior(j, h, feats[j])
             means.append(m.flatten(1))
             logvars.append(lv.flatten(1))
             mu_p, log_sigma = self._prior(j, h)
-            return mu_p + log_sigma.exp() * (m + torch.randn_like(m) * (0.5 * lv).exp())
+            return mu_p + log_sigma.exp() * draw(m, lv)
 
-        z1 = mu1 + torch.randn_like(mu1) * (0.5 * lv1).exp()
-        return self._top_down(z1, yl, lower), means, logvars
+        return self._top_down(draw(mu1, lv1), yl, lower), means, logvars
 
     def _sampled_raw(self, x: Tensor, y: Tensor | None) -> Tensor:
         return self._posterior_pass(x, y)[0]
@@ -185,25 +173,8 @@ class HierarchicalVAE(ConditionalVAE):
         """As ConditionalVAE.loss (loss, recon, kl, elbo, beta, ...) plus kl_<layer> for each layer (they add up to
         kl). Each layer's KL is analytic given the sampled layers above: the usual hierarchical ELBO."""
         raw, means, logvars = self._posterior_pass(x, y)
-        recon = self.recon_nll(raw, x.float())
         per_layer = [gaussian_kl(m, lv) for m, lv in zip(means, logvars, strict=True)]
-        kl_dims = torch.cat(per_layer, dim=1)
-        kl = kl_dims.sum(1)
-        cfg = self.cfg
-        beta = cfg.beta * (min(1.0, step / cfg.kl_warmup_steps) if cfg.kl_warmup_steps else 1.0)
-        kl_term = kl_dims.mean(0).clamp(min=cfg.free_bits).sum() if cfg.free_bits > 0 else kl.mean()
-        recon_m, kl_m = recon.mean(), kl.mean()
-        elbo = -(recon_m + kl_m)
-        out = {"loss": recon_m + beta * kl_term, "recon": recon_m, "kl": kl_m, "elbo": elbo,
-               "beta": torch.tensor(beta, device=x.device)}
+        out = self._objective(raw, x, torch.cat(per_layer, dim=1), step, with_kl_dims)
         for (name, _), layer_kl in zip(self._layers, per_layer, strict=True):
             out[f"kl_{name}"] = layer_kl.sum(1).mean()
-        if cfg.likelihood == "discretized":
-            out["bits_per_dim"] = -elbo / (x[0].numel() * math.log(2))
-        if with_kl_dims:
-            out["kl_dims"] = kl_dims.mean(0)
-        if self.perceptual_loss is not None:
-            self._add_perceptual_term(out, raw, x)
-        if self.discriminator is not None:
-            self._add_adversarial_terms(out, raw, step)
         return out

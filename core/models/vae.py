@@ -257,9 +257,13 @@ class ConditionalVAE(nn.Module):
         """
         mu, logvar = self.encode(x, y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        raw = self._decode_raw(z, y)
+        return self._objective(self._decode_raw(z, y), x, gaussian_kl(mu, logvar), step, with_kl_dims)
+
+    def _objective(self, raw: Tensor, x: Tensor, kl_dims: Tensor, step: int, with_kl_dims: bool
+                   ) -> dict[str, Tensor]:
+        """`loss`'s dict from the decoder's raw output for a posterior sample and the KL of each latent dimension
+        (B, D), nats: shared by every VAE whose rate is a sum of Gaussian KLs (the hierarchical one too)."""
         recon = self.recon_nll(raw, x.float())
-        kl_dims = gaussian_kl(mu, logvar)
         kl = kl_dims.sum(1)
         cfg = self.cfg
         beta = cfg.beta * (min(1.0, step / cfg.kl_warmup_steps) if cfg.kl_warmup_steps else 1.0)
