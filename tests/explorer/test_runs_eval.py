@@ -4,6 +4,7 @@ read on a worker. The runs are a tiny real beta sweep on the digits."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +36,8 @@ def test_compared_runs_show_their_evaluation(qtbot, sweep):
     qtbot.addWidget(panel)
     panel.add_folder(str(sweep[0].parent))
     panel.show()
-    qtbot.waitUntil(lambda: len(panel.runs) == 2, timeout=60_000)
+    # The session's runs folder may hold other tests' runs too: wait for these two.
+    qtbot.waitUntil(lambda: {Path(r.path) for r in panel.runs} >= set(sweep), timeout=60_000)
     panel.select_paths(sweep)
     panel.compare_selected()
 
