@@ -32,7 +32,7 @@ from core.config import Config, preset, with_overrides
 # The VAE-GAN and hierarchical settings are those of the digits-vaegan / digits-hvae presets (measured there); the
 # discriminator joins after 30 % of the steps, as digits-vaegan's step 150 of ~500.
 VARIANTS: dict[str, dict[str, object]] = {
-    "plain VAE": {},
+    "plain VAE": {"model.stochastic_layers": 1},   # the mnist preset itself is hierarchical since it was tuned
     "fft perceptual": {"model.perceptual": "fft", "model.perceptual_weight": 1.0},
     "VAE-GAN": {"model.adversarial_weight": 0.3, "model.adversarial_start": 0.3},
     "hierarchical (3 layers)": {"model.stochastic_layers": 3, "model.latent_dim": 16},
