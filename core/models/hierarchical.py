@@ -95,12 +95,7 @@ class HierarchicalVAE(ConditionalVAE):
                 j += 1
             h = layer(h)
             if self.stage_labels != "none" and isinstance(layer, nn.ConvTranspose2d):
-                e = self.dec_stage_label[stage](y).to(h.dtype)[:, :, None, None]
-                if self.stage_labels == "film":
-                    scale, shift = e.chunk(2, dim=1)
-                    h = h * (1 + scale) + shift
-                else:
-                    h = h + e
+                h = self._stage_label(h, y, stage)
                 stage += 1
         return self._crop(h).float()
 

@@ -182,14 +182,17 @@ class ConditionalVAE(nn.Module):
         for layer in self.decoder:
             h = layer(h)
             if isinstance(layer, nn.ConvTranspose2d):    # the start of a decoder stage: add the label there
-                e = self.dec_stage_label[stage](y).to(h.dtype)[:, :, None, None]
-                if self.stage_labels == "film":
-                    scale, shift = e.chunk(2, dim=1)
-                    h = h * (1 + scale) + shift
-                else:
-                    h = h + e
+                h = self._stage_label(h, y, stage)
                 stage += 1
         return self._crop(h).float()
+
+    def _stage_label(self, h: Tensor, y: Tensor, stage: int) -> Tensor:
+        """Decoder stage `stage`'s features with the label added (a per-class bias) or applied (FiLM)."""
+        e = self.dec_stage_label[stage](y).to(h.dtype)[:, :, None, None]
+        if self.stage_labels == "film":
+            scale, shift = e.chunk(2, dim=1)
+            return h * (1 + scale) + shift
+        return h + e
 
     def _mean(self, raw: Tensor) -> Tensor:
         if self.cfg.likelihood == "discretized":
