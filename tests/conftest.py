@@ -1,6 +1,8 @@
 """Shared test set-up: a private user home for the whole session (no real caches touched), offscreen Qt."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -11,7 +13,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 # One isolated home per test session: caches (datasets, classifier, numba, projections) are shared by the tests of a
 # run but never by the user's real application.
-os.environ["VAE_EXPLORER_HOME"] = tempfile.mkdtemp(prefix="vae-explorer-test-home-")
+os.environ["VAE_EXPLORER_HOME"] = _HOME = tempfile.mkdtemp(prefix="vae-explorer-test-home-")
+# Removed when the session ends (each session's home holds ~90 MB of runs and caches; left behind they fill the disk).
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 # ... except numba's compiled code, which no test result depends on: kept between runs in the checkout (ignored by
 # git; `make clean` removes it), so the UMAP tests compile umap's kernels once (~30 s) instead of every run.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "numba"))
