@@ -26,6 +26,7 @@ class ImageSelection:
     labels: np.ndarray          # (M,) int64 class
     latents: np.ndarray         # (M, D) float32
     description: str = ""       # how it was made ("lasso", "search '7'", "50 worst reconstructions")
+    model: Any = None           # the network that encoded `latents` (their meaning belongs to it)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -47,14 +48,5 @@ def deliver(selection: ImageSelection, target: str, panels: dict[str, Any]) -> s
         return f"{selection.splits[0]} image {int(selection.indices[0])} (the first of {n} selected) in Denoise / " \
                "Enhance"
     if target == "sampler":
-        classes = sorted({int(c) for c in selection.labels})
-        items = [panel.class_list.item(i) for i in range(panel.class_list.count())]
-        from PySide6.QtCore import Qt
-
-        panel.class_list.blockSignals(True)
-        for i, item in enumerate(items):
-            item.setCheckState(Qt.CheckState.Checked if i in classes else Qt.CheckState.Unchecked)
-        panel.class_list.blockSignals(False)
-        panel.regenerate(new_seed=False)
-        return f"sampling the {len(classes)} classes of the {n} selected images"
+        return panel.use_selection(selection)
     raise ValueError(f"unknown target {target!r}; one of {TARGETS}")

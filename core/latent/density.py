@@ -59,10 +59,14 @@ class LatentDensity:
     covariance: str
     n_images: int
     missing: tuple[int, ...] = field(default=())   # classes without training images: sampled from the prior
+    origin: str = ""   # what it was fitted to, when not a split's training images (see `fit_region`)
 
     def describe(self) -> str:
-        return f"per-class GMM, {self.components} {self.covariance}-covariance components, fitted to {self.n_images} " \
-               "encoded training images"
+        kind = "diagonal" if self.covariance == "diag" else self.covariance
+        parts = f"{self.components} {kind}-covariance component" + ("s" if self.components != 1 else "")
+        if self.origin:
+            return f"GMM, {parts}, fitted to {self.origin}"
+        return f"per-class GMM, {parts}, fitted to {self.n_images} encoded training images"
 
     def latents(self, labels: np.ndarray, noise: np.ndarray, uniform: np.ndarray) -> np.ndarray:
         """z (B, D) float32 for `labels` (B,), from standard-normal `noise` (B, D) (already scaled by a temperature)
@@ -105,6 +109,29 @@ def _mixture(points: np.ndarray, components: int, covariance: str, seed: int) ->
     else:
         chol = np.linalg.cholesky(cov)
     return ClassDensity(gmm.weights_.copy(), gmm.means_.copy(), chol)
+
+
+# A region's fit uses at most this many of its points (chosen evenly): a 70,000-point selection fits in ~0.3 s on the
+# GUI thread instead of seconds, and 5,000 points pin down a 4-component mixture in any latent size the app trains.
+REGION_FIT_POINTS = 5000
+
+
+def fit_region(latents: np.ndarray, num_classes: int, *, origin: str, seed: int = 0) -> LatentDensity:
+    """One Gaussian mixture fitted to `latents` (M, D), the posterior means of images a user selected, shared by every
+    class: sampling it with any label draws z from that region of the latent space ("more like these", or these
+    styles with another label). Full covariances when the region has enough points to estimate them (M > 2 D),
+    diagonal otherwise; about one component per 50 points, at most DEFAULT_COMPONENTS."""
+    points = np.asarray(latents, dtype=np.float64)
+    if points.ndim != 2 or len(points) < 2:
+        raise UserError("select at least two images to sample from their region")
+    if len(points) > REGION_FIT_POINTS:
+        points = points[np.linspace(0, len(points) - 1, REGION_FIT_POINTS).astype(np.int64)]
+    dim = points.shape[1]
+    covariance = "full" if len(points) > 2 * dim else "diag"
+    components = max(1, min(DEFAULT_COMPONENTS, len(points) // 50))
+    mixture = _mixture(points, components, covariance, seed)
+    classes = {c: mixture for c in range(max(num_classes, 1))}
+    return LatentDensity(classes, dim, len(mixture.weights), covariance, len(latents), origin=origin)
 
 
 def check_density_settings(components: int, covariance: str) -> None:

@@ -741,7 +741,8 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.state.set_selection(ImageSelection(
             source="latent map", splits=tuple(data.split_names[int(k)] for k in data.split_of[rows]),
             indices=data.index_in_split[rows].copy(), labels=data.latents.labels[rows].copy(),
-            latents=data.latents.mu[rows].copy(), description=self._selection_description))
+            latents=data.latents.mu[rows].copy(), description=self._selection_description,
+            model=self.map_vae.model))
 
     def send_selection(self, target: str) -> None:
         self._publish_selection()

@@ -36,14 +36,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.latent.density import fit_density
+from core.errors import UserError
+from core.latent.density import fit_density, fit_region
 from core.latent.sampling import diffusion_grid, grid_latents, sample_grid
 from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView
 
-SOURCES = ("prior N(0, I)", "fitted density (per-class GMM)")
+SOURCES = ("prior N(0, I)", "fitted density (per-class GMM)", "region of the map's selection")
+PRIOR, DENSITY, REGION = range(3)
 
 
 class SamplerPanel(QWidget):
@@ -64,6 +66,8 @@ class SamplerPanel(QWidget):
         self._fitting: tuple | None = None        # (model, dataset) of the density fit running
         self.density = None                       # the fitted LatentDensity of `_density_for`
         self._density_for: tuple | None = None    # (model, dataset) the density was fitted to
+        self.region = None                        # a LatentDensity fitted to the latent map's selection
+        self._region_model = None                 # the network whose latents `region` was fitted to
         self.tasks = PanelTasks(self)             # "grid" (the VAE grid), "density" (its fit) and "diffusion"
         self._build()
         state.vaeChanged.connect(self._on_vae_changed)
@@ -101,8 +105,10 @@ class SamplerPanel(QWidget):
         self.regen_btn.clicked.connect(lambda: self.regenerate(new_seed=True))
         self.source = QComboBox()
         self.source.addItems(SOURCES)
-        self.source.setToolTip("where z comes from: the prior, or a Gaussian mixture per class fitted to the posterior "
-                               "means of the training images (fitted once per model, on the first use)")
+        self.source.model().item(REGION).setEnabled(False)   # until a selection is sent here from the latent map
+        self.source.setToolTip("where z comes from: the prior, a Gaussian mixture per class fitted to the posterior "
+                               "means of the training images (fitted once per model, on the first use), or a mixture "
+                               "fitted to the images selected in the latent map (Send to → Sampler there)")
         self.source.currentIndexChanged.connect(lambda _: self.regenerate(new_seed=False))
         self.density_progress = QProgressBar()
         self.density_progress.setMaximumWidth(120)
@@ -231,7 +237,14 @@ class SamplerPanel(QWidget):
             self._resample = True                 # sampled with the newest settings once the running grid is done
             return
         density = None
-        if self.uses_density():
+        if self.source.currentIndex() == REGION:
+            self._cancel_density_fit()
+            if self.region is None or self._region_model is not model:
+                self._mark_out_of_date("the selection's region belongs to another model; select images in the "
+                                       "latent map of this one and send them here again")
+                return
+            density = self.region
+        elif self.uses_density():
             density = self._density_ready(model)
             if density is None:
                 return                            # being fitted: the grid follows when it is there
@@ -253,7 +266,32 @@ class SamplerPanel(QWidget):
 
     # ---- the fitted density -----------------------------------------------------------------------------------------
     def uses_density(self) -> bool:
-        return self.source.currentIndex() == 1
+        return self.source.currentIndex() == DENSITY
+
+    def use_selection(self, selection) -> str:
+        """Sample from the region of latent space that `selection` (images picked in the latent map) covers: a mixture
+        fitted to their latents, with the selection's classes ticked. Returns a line for the status bar."""
+        model = self.state.vae_model
+        if model is None or selection.model is not model:
+            return "the selection was made with another model than the one shown; select again in the latent map"
+        what = f"the {len(selection)} images selected in the {selection.source}" + \
+            (f" ({selection.description})" if selection.description else "")
+        try:
+            self.region = fit_region(selection.latents, model.num_classes, origin=what)
+        except UserError as exc:
+            return str(exc)
+        self._region_model = model
+        classes = sorted({int(c) for c in selection.labels}) if model.num_classes else []
+        self.class_list.blockSignals(True)
+        for i in range(self.class_list.count()):
+            self.class_list.item(i).setCheckState(Qt.CheckState.Checked if i in classes else Qt.CheckState.Unchecked)
+        self.class_list.blockSignals(False)
+        self.source.model().item(REGION).setEnabled(True)
+        self.source.blockSignals(True)
+        self.source.setCurrentIndex(REGION)
+        self.source.blockSignals(False)
+        self.regenerate(new_seed=False)
+        return f"sampling from the region of {what}" + (f", classes {', '.join(map(str, classes))}" if classes else "")
 
     def _density_ready(self, model) -> object | None:
         """The density of `model` and the loaded training data; None while it is being fitted (started here when it
@@ -304,13 +342,15 @@ class SamplerPanel(QWidget):
                                same_noise=same, density=density)
         names = self.state.vae.meta.class_names
         self.grid.set_images(images, columns=n, row_labels=[names[c] for c in rows] if conditional else None)
-        source = SOURCES[0] if density is None else f"fitted density ({density.describe()})"
-        self._title = f"VAE, z from the {source}: {len(images)} samples in {self.vae_ms:.0f} ms"
+        source = f"the {SOURCES[PRIOR]}" if density is None else f"a {density.describe()}" if density.origin else \
+            f"the fitted density ({density.describe()})"
+        self._title = f"VAE, z from {source}: {len(images)} samples in {self.vae_ms:.0f} ms"
         self.vae_title.setText(self._title)
         self.vae_title.setStyleSheet("")
         self.status.setText(f"seed {seed}, temperature {temp:.2f}" +
                             (", same noise in every row" if same and conditional else "") +
-                            (", z from the fitted density" if density is not None else ", z from the prior"))
+                            (", z from the prior" if density is None else
+                             ", z from the selection's region" if density.origin else ", z from the fitted density"))
         self.selected = None
         self.large.set_image(None)
         self.send_btn.setEnabled(False)

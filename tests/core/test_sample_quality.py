@@ -18,7 +18,7 @@ from core.evaluation import evaluate as metrics
 from core.evaluation.diversity import precision_recall
 from core.evaluation.sharpness import laplacian_energy, sharpness_ratio
 from core.images import as_float
-from core.latent.density import cached_density, fit_density
+from core.latent.density import cached_density, fit_density, fit_region
 from core.latent.sampling import grid_latents, sample_grid
 from core.models import build_model
 from core.training.checkpoint import LoadedModel
@@ -190,3 +190,19 @@ def test_cli_rejects_a_bad_source_in_one_line(capsys, bundled_vae):
     assert err.count("\n") == 1 and "invalid choice: 'posterior'" in err and "prior" in err
     assert cli.main(["eval", str(bundled_vae.path), "--from", "gmm"]) == 2
     assert "invalid choice: 'gmm'" in capsys.readouterr().err
+
+
+def test_region_density_samples_where_the_selected_latents_are():
+    rng = np.random.default_rng(0)
+    centre = np.full(8, 3.0)
+    points = (centre + 0.2 * rng.standard_normal((300, 8))).astype(np.float32)
+    region = fit_region(points, 10, origin="300 test points")
+    assert set(region.classes) == set(range(10)) and region.covariance == "full"
+    assert "fitted to 300 test points" in region.describe()
+    z = region.sample(torch.full((500,), 7), torch.Generator().manual_seed(1)).numpy()
+    assert np.abs(z.mean(axis=0) - centre).max() < 0.1          # the prior's draws would centre on 0
+    assert 0.1 < z.std(axis=0).mean() < 0.3                      # with the region's spread, not the prior's 1
+    few = fit_region(points[:5], 0, origin="5 points")            # fewer points than 2 D: a diagonal mixture
+    assert few.covariance == "diag" and set(few.classes) == {0}
+    with pytest.raises(UserError, match="at least two images"):
+        fit_region(points[:1], 10, origin="one point")

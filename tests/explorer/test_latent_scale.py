@@ -222,6 +222,23 @@ def test_selection_is_sent_through_the_state_to_the_other_panels(qtbot, loaded):
     sampler = window.panels["sampler"]
     assert window.tabs.currentWidget() is sampler
     assert sampler.chosen_classes() == [2, 5]
+    # the grid's z come from a mixture fitted to the selected latents, not from the prior: they lie around the
+    # selection's mean, which is far from the prior's (the origin) for a region of two classes
+    from explorer.panels.sampler import REGION
+
+    assert sampler.source.currentIndex() == REGION
+    qtbot.waitUntil(lambda: not sampler.is_sampling() and "selected in the latent map" in sampler.vae_title.text(),
+                    timeout=20_000)
+    assert "12 images selected in the latent map (test)" in sampler.vae_title.text()
+    centre = sel.latents.mean(axis=0)
+    spread = np.linalg.norm(sel.latents - centre, axis=1).mean()
+    assert np.linalg.norm(sampler._z - centre, axis=1).mean() < np.linalg.norm(sampler._z, axis=1).mean()
+    assert np.linalg.norm(sampler._z.mean(axis=0) - centre) < spread
+    # another model shown: the region (its latents) no longer applies, and the panel says so instead of sampling
+    from core.training.checkpoint import load_model
+
+    state.set_vae(load_model(vae.path))
+    assert "belongs to another model" in sampler.vae_title.text()
     window.close()
 
 
