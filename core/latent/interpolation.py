@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from core.images import to_uint8
 from core.latent.encoding import _device, decode_latents
 from core.models.protocol import LatentVariableModel
 
@@ -74,7 +75,8 @@ def interpolate_images(model: LatentVariableModel, z0: np.ndarray, y0: int, z1: 
     z follows lerp or slerp; for a conditional model the label embedding moves linearly from y0's to y1's, so
     endpoints of different classes blend instead of jumping at t = 0.5. With z0 == z1 this is a class morph: z (the
     style) held fixed while the class walks from y0 to y1. With additive conditioning, decode(z, y0) sees z + e(y0),
-    so moving the input to z + (1-t) e(y0) + t e(y1) is decoding z + t (e(y1) - e(y0)) with label y0.
+    so moving the input to z + (1-t) e(y0) + t e(y1) is decoding z + t (e(y1) - e(y0)) with label y0. Otherwise
+    (concatenated labels, labels in each decoder stage) the decoder is given class weights (1-t, t) on (y0, y1).
     With `dims` (one layer's slice of a hierarchical VAE's code) only those coordinates walk, from z0's to z1's;
     the others stay at z0's.
     """
@@ -85,9 +87,15 @@ def interpolate_images(model: LatentVariableModel, z0: np.ndarray, y0: int, z1: 
         zs[:, dims] = np.atleast_2d((slerp if spherical else lerp)(z0[dims], z1[dims], t))
     if model.num_classes and y0 != y1:
         if not model.label_is_additive:
-            ts, _ = _ts(t)                    # concatenated labels cannot be blended: switch at the midpoint
-            labels = np.where(ts.reshape(-1) < 0.5, y0, y1)
-            return decode_latents(model, zs, labels)
+            # concatenated (or per-stage) labels: the decoder takes class weights, (1 - t) on y0 and t on y1, which
+            # blend every label embedding it uses
+            ts, _ = _ts(t)
+            w = np.zeros((len(zs), model.num_classes), dtype=np.float32)
+            w[:, y0] = 1 - ts.reshape(-1)
+            w[:, y1] = ts.reshape(-1)
+            device = _device(model)
+            return to_uint8(model.decode(torch.as_tensor(zs, dtype=torch.float32, device=device),
+                                         torch.as_tensor(w, device=device)))
         e = model.label_embedding(torch.tensor([y0, y1], device=_device(model))).float().cpu().numpy()
         ts, _ = _ts(t)
         zs = zs + ts.astype(np.float32) * (e[1] - e[0])

@@ -85,7 +85,7 @@ class HierarchicalVAE(ConditionalVAE):
         """The decoder's raw output, with lower layer j's latent from `lower(j, h)` (h: the features there) added
         at the start of decoder stage j. Mirrors ConditionalVAE._decode_raw (label conditioning, stage labels)."""
         if y is not None:
-            e = self.dec_label(y).to(z1.dtype)
+            e = self._dec_label(y).to(z1.dtype)
             z1 = torch.cat([z1, e], dim=1) if self.cfg.conditioning == "concat" else z1 + e
         h = self.dec_in(z1).view(z1.shape[0], self._widths[-1], self.bottom, self.bottom)
         stage, j = 0, 0

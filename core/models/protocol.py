@@ -63,7 +63,7 @@ class LatentVariableModel(GenerativeModel, Protocol):
         ...
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """The mean image of p(x | z, y)."""
+        """The mean image of p(x | z, y); y is class indices (B,) or class weights (B, num_classes), a blend."""
         ...
 
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:

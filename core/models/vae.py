@@ -138,11 +138,24 @@ class ConditionalVAE(nn.Module):
         return x[..., p // 2:p // 2 + self.image_size, p // 2:p // 2 + self.image_size] if p else x
 
     def _labels(self, y: Tensor | None, batch: int, device: torch.device) -> Tensor | None:
+        """Class indices (B,) long, or class weights (B, num_classes) float (a blend of labels, for the decoder)."""
         if not self.num_classes:
             return None
         if y is None:
             raise ValueError("this VAE is class-conditional: pass the labels y")
+        if y.is_floating_point() and y.dim() == 2:
+            if y.shape != (batch, self.num_classes):
+                raise ValueError(f"class weights must be ({batch}, {self.num_classes}), got {tuple(y.shape)}")
+            return y.to(device=device)
         return y.to(device=device, dtype=torch.long).reshape(batch)
+
+    @staticmethod
+    def _embed(table: nn.Embedding, y: Tensor) -> Tensor:
+        """Row y of `table`, or for class weights (B, K) the weighted sum of the rows: a blended label."""
+        return y.to(table.weight.dtype) @ table.weight if y.is_floating_point() else table(y)
+
+    def _dec_label(self, y: Tensor) -> Tensor:
+        return self.dec_label[1](self._embed(self.dec_label[0], y))
 
     # ---------------------------------------------------------------- the public API
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -158,7 +171,7 @@ class ConditionalVAE(nn.Module):
         if not self.num_classes:
             n = batch if batch is not None else (0 if y is None else len(y))
             return torch.zeros(n, self.latent_dim, device=self.mu_head[0].weight.device)
-        return self.dec_label(y.to(self.mu_head[0].weight.device, torch.long))
+        return self._dec_label(self._labels(y, len(y), self.mu_head[0].weight.device))
 
     @property
     def label_is_additive(self) -> bool:
@@ -173,7 +186,7 @@ class ConditionalVAE(nn.Module):
     def _decode_raw(self, z: Tensor, y: Tensor | None) -> Tensor:
         y = self._labels(y, z.shape[0], z.device)
         if y is not None:
-            e = self.dec_label(y).to(z.dtype)
+            e = self._dec_label(y).to(z.dtype)
             z = torch.cat([z, e], dim=1) if self.cfg.conditioning == "concat" else z + e
         h = self.dec_in(z).view(z.shape[0], self._widths[-1], self.bottom, self.bottom)
         if self.stage_labels == "none":
@@ -188,7 +201,7 @@ class ConditionalVAE(nn.Module):
 
     def _stage_label(self, h: Tensor, y: Tensor, stage: int) -> Tensor:
         """Decoder stage `stage`'s features with the label added (a per-class bias) or applied (FiLM)."""
-        e = self.dec_stage_label[stage](y).to(h.dtype)[:, :, None, None]
+        e = self._embed(self.dec_stage_label[stage], y).to(h.dtype)[:, :, None, None]
         if self.stage_labels == "film":
             scale, shift = e.chunk(2, dim=1)
             return h * (1 + scale) + shift
@@ -200,7 +213,8 @@ class ConditionalVAE(nn.Module):
         return torch.sigmoid(raw)
 
     def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        """The mean image of p(x | z, y), float in [0, 1], (B, C, H, W)."""
+        """The mean image of p(x | z, y), float in [0, 1], (B, C, H, W). y: class indices (B,), or class weights
+        (B, num_classes) that blend the label embeddings (every conditioning path: input, stages)."""
         return self._mean(self._decode_raw(z, y))
 
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -256,6 +256,39 @@ def test_class_morph_and_interpolation_endpoints(vae, test_latents):
         assert np.abs(path[-1].astype(int) - decode_latents(model, z1[None], y1)[0]).max() <= 1
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_class_morph_blends_concatenated_and_per_stage_labels(digits_dataset, layers):
+    """With concat + FiLM conditioning (the mnist preset's) the label is not a shift of z: the morph gives the
+    decoder class weights, so the path starts and ends at the two labels' images and passes through blends."""
+    cfg = VAEConfig(latent_dim=8, width=8, stages=2, conditioning="concat", stage_labels="film",
+                    stochastic_layers=layers)
+    torch.manual_seed(0)
+    model = build_model(cfg, digits_dataset.meta).eval()
+    with torch.no_grad():                       # FiLM tables start at zero; give them values so the stages matter
+        for table in model.dec_stage_label:
+            table.weight.normal_(0, 0.5)
+    assert not model.label_is_additive
+    z = np.random.default_rng(0).standard_normal(model.latent_dim).astype(np.float32)
+    ts = np.linspace(0, 1, 5)
+    path = interpolate_images(model, z, 2, z, 7, ts).astype(int)
+    d2, d7 = decode_latents(model, z[None], 2)[0].astype(int), decode_latents(model, z[None], 7)[0].astype(int)
+    assert np.abs(path[0] - d2).max() <= 1 and np.abs(path[-1] - d7).max() <= 1
+    assert np.abs(d2 - d7).max() > 10
+    for k in (1, 2, 3):                          # every step in between is neither endpoint (no switch at t = 0.5)
+        assert np.abs(path[k] - d2).mean() > 0.5 and np.abs(path[k] - d7).mean() > 0.5
+    # distance from the start grows along the path
+    dist = [np.abs(p - d2).mean() for p in path]
+    assert dist == sorted(dist)
+    # one-hot weights are exactly the hard label; wrong-shaped weights are refused
+    with torch.no_grad():
+        zt = torch.as_tensor(z[None])
+        hard = model.decode(zt, torch.tensor([2]))
+        soft = model.decode(zt, torch.nn.functional.one_hot(torch.tensor([2]), 10).float())
+        torch.testing.assert_close(hard, soft)
+        with pytest.raises(ValueError, match="class weights"):
+            model.decode(zt, torch.ones(1, 3))
+
+
 def test_nearest_neighbours(test_latents):
     mu = test_latents.mu
     nn = nearest_neighbours(mu, 5, k=6)
