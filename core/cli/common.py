@@ -119,7 +119,17 @@ def device_named(name: str) -> Any:
     return resolve_device(name)
 
 
-def fit_latent_density(loaded: Any, dataset: Any, quiet: bool) -> Any:
+def density_settings(args: Any) -> dict[str, Any]:
+    """`--components` / `--covariance` as fit_density's keywords; one UserError when given without `--from density`."""
+    given = {k: v for k in ("components", "covariance") if (v := getattr(args, k, None)) is not None}
+    if given and getattr(args, "source", "prior") == "prior":
+        flags = " and ".join(f"--{k}" for k in given)
+        raise UserError(f"{flags} {'set' if len(given) > 1 else 'sets'} the fitted density, which is not used with "
+                        "--from prior: add --from density")
+    return given
+
+
+def fit_latent_density(loaded: Any, dataset: Any, quiet: bool, **settings: Any) -> Any:
     """`--from density`: the per-class Gaussian mixture of the VAE's encoded training set, with a progress bar."""
     from core.latent.density import fit_density
 
@@ -128,6 +138,6 @@ def fit_latent_density(loaded: Any, dataset: Any, quiet: bool) -> Any:
                         "(use --from prior)")
     bar, update = progress_bar("fitting the latent density", quiet)
     try:
-        return fit_density(loaded.model, dataset.train, progress=update)
+        return fit_density(loaded.model, dataset.train, progress=update, **settings)
     finally:
         bar.close()

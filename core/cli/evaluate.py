@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import device_named, fit_latent_density, progress_bar
+from core.cli.common import density_settings, device_named, fit_latent_density, progress_bar
 from core.config import with_overrides
 from core.errors import UserError
 from core.files import check_writable
@@ -78,6 +78,7 @@ def eval_command(args: argparse.Namespace) -> int:
     from core.training.checkpoint import load_model
 
     device = device_named(args.device)
+    density_kw = density_settings(args)
     loaded = load_model(args.checkpoint, device)
     if args.fid == "fetch":   # after the checkpoint is known to load: no 92 MB download for a typo
         from core.evaluation.inception import fetch_inception_weights
@@ -86,7 +87,7 @@ def eval_command(args: argparse.Namespace) -> int:
     dataset = load_data_of(loaded, args.data_root, device)
     samplers: dict[str, Any] = {"prior": None}
     if args.source != "prior":
-        density = fit_latent_density(loaded, dataset, args.quiet)
+        density = fit_latent_density(loaded, dataset, args.quiet, **density_kw)
         samplers = {"density": density.sample} if args.source == "density" else {"prior": None,
                                                                                    "density": density.sample}
     bar, update = progress_bar("evaluating", args.quiet)

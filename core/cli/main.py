@@ -104,6 +104,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", choices=("prior", "density"), default="prior",
                    help="VAE: where z comes from: the prior N(0, I), or a Gaussian mixture per class fitted to the "
                         "encoded training set (reads the training data; default: prior)")
+    p.add_argument("--components", type=int_in(1, 64), default=None,
+                   help="with --from density: Gaussian components per class, 1..64 (default: 4)")
+    p.add_argument("--covariance", choices=("full", "diag"), default=None,
+                   help="with --from density: full or diagonal covariances (default: full)")
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
     p.add_argument("--scale", type=int_in(1, 64), default=1, help="enlarge each pixel this many times (1..64)")
@@ -128,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="VAE: judge samples with z from the prior N(0, I), from a Gaussian mixture per class fitted "
                         "to the encoded training set, or both (the density's numbers then carry 'density'; "
                         "default: prior)")
+    p.add_argument("--components", type=int_in(1, 64), default=None,
+                   help="with --from density: Gaussian components per class, 1..64 (default: 4)")
+    p.add_argument("--covariance", choices=("full", "diag"), default=None,
+                   help="with --from density: full or diagonal covariances (default: full)")
     p.add_argument("--fid", choices=("auto", "inception", "judge", "fetch"), default="auto",
                    help="the Fréchet score: auto = the Inception FID when torch-fidelity and its weights are here "
                         "(never downloads), else our classifier's; inception = require it; judge = classifier only; "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.common import device_named, fit_latent_density
+from core.cli.common import density_settings, device_named, fit_latent_density
 from core.data.datasets import match_class
 from core.errors import UserError
 from core.files import check_writable
@@ -24,6 +24,7 @@ def sample_command(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'samples.png'}")
     check_writable(out.parent, f"--out {out}")
     device = device_named(args.device)
+    density_kw = density_settings(args)
     loaded = load_model(args.checkpoint, device)
     model, meta = loaded.model, loaded.meta
     conditional = model.num_classes > 0
@@ -47,7 +48,8 @@ def sample_command(args: argparse.Namespace) -> int:
     if args.source == "density":
         from core.data.datasets import load_dataset
 
-        density = fit_latent_density(loaded, load_dataset(loaded.config.data, device), quiet=False)
+        density = fit_latent_density(loaded, load_dataset(loaded.config.data, device), quiet=False,
+                                     **density_kw)
         kw["z"] = density.sample(labels, gen, temperature=kw.pop("temperature"))
     with torch.no_grad():
         images = model.sample(labels, generator=gen, **kw)

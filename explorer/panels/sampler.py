@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
-from core.latent.density import fit_density, fit_region
+from core.latent.density import DEFAULT_COMPONENTS, fit_density, fit_region
 from core.latent.sampling import diffusion_grid, grid_latents, sample_grid
 from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
@@ -110,6 +110,20 @@ class SamplerPanel(QWidget):
                                "means of the training images (fitted once per model, on the first use), or a mixture "
                                "fitted to the images selected in the latent map (Send to → Sampler there)")
         self.source.currentIndexChanged.connect(lambda _: self.regenerate(new_seed=False))
+        self.components = QSpinBox()
+        self.components.setRange(1, 64)
+        self.components.setValue(DEFAULT_COMPONENTS)
+        self.components.setSuffix(" Gaussians per class")
+        self.components.setToolTip("Gaussian components per class in the fitted density (more: closer to the "
+                                   "training images' own latents)")
+        self.covariance = QComboBox()
+        self.covariance.addItems(["full covariance", "diagonal covariance"])
+        self.covariance.setToolTip("each component's covariance: full keeps the correlations between latent units")
+        for w in (self.components, self.covariance):
+            w.setVisible(False)
+        self.components.valueChanged.connect(lambda _: self.regenerate(new_seed=False))
+        self.covariance.currentIndexChanged.connect(lambda _: self.regenerate(new_seed=False))
+        self.source.currentIndexChanged.connect(self._show_density_settings)
         self.density_progress = QProgressBar()
         self.density_progress.setMaximumWidth(120)
         self.density_progress.setVisible(False)
@@ -121,7 +135,7 @@ class SamplerPanel(QWidget):
         self.export_btn.clicked.connect(self._export_dialog)
 
         top = QHBoxLayout()
-        for w in (self.columns, self.source, self.density_progress, self.temp_label, self.temperature, self.seed,
+        for w in (self.columns, self.source, self.components, self.covariance, self.density_progress, self.temp_label, self.temperature, self.seed,
                   self.regen_btn, self.same_noise, self.compare, self.export_btn):
             top.addWidget(w)
         top.addStretch(1)
@@ -194,7 +208,8 @@ class SamplerPanel(QWidget):
         self.regenerate(new_seed=False)
 
     def _on_dataset_changed(self) -> None:
-        fitted = self.density is not None and _same(self._density_for, (self.state.vae_model, self.state.dataset))
+        fitted = self.density is not None and _same(
+            self._density_for, (self.state.vae_model, self.state.dataset, *self.density_settings().values()))
         if self.uses_density() and not fitted:
             self.regenerate(new_seed=False)
 
@@ -268,6 +283,14 @@ class SamplerPanel(QWidget):
     def uses_density(self) -> bool:
         return self.source.currentIndex() == DENSITY
 
+    def _show_density_settings(self) -> None:
+        for w in (self.components, self.covariance):
+            w.setVisible(self.uses_density())
+
+    def density_settings(self) -> dict:
+        return {"components": self.components.value(),
+                "covariance": "diag" if self.covariance.currentIndex() == 1 else "full"}
+
     def use_selection(self, selection) -> str:
         """Sample from the region of latent space that `selection` (images picked in the latent map) covers: a mixture
         fitted to their latents, with the selection's classes ticked. Returns a line for the status bar."""
@@ -301,7 +324,8 @@ class SamplerPanel(QWidget):
             self._mark_out_of_date(f"the fitted density needs the model's training data. {found}")
             return None
         _vae, split = found
-        key = (model, self.state.dataset)
+        settings = self.density_settings()
+        key = (model, self.state.dataset, *settings.values())
         if self.density is not None and _same(self._density_for, key):
             return self.density
         if self.tasks.running("density") and _same(self._fitting, key):
@@ -309,7 +333,7 @@ class SamplerPanel(QWidget):
         self._fitting = key
         self._mark_out_of_date(f"fitting the density to {len(split)} encoded training images…")
         self.density_progress.setVisible(True)
-        self.tasks.start("density", fit_density, model, split, progress=self.density_progress,
+        self.tasks.start("density", fit_density, model, split, **settings, progress=self.density_progress,
                          on_result=lambda density: self._on_density(density, key),
                          on_failed=lambda message, _details: self._mark_out_of_date(
                              f"the density could not be fitted: {message}"),
@@ -441,5 +465,7 @@ class SamplerPanel(QWidget):
 
 
 def _same(a: tuple | None, b: tuple | None) -> bool:
-    """The same (model, dataset) objects: identity, as a newer snapshot or a reloaded dataset is another object."""
-    return a is not None and b is not None and len(a) == len(b) and all(x is y for x, y in zip(a, b, strict=True))
+    """The same (model, dataset, settings): the objects by identity, as a newer snapshot or a reloaded dataset is
+    another object; the settings by value."""
+    return (a is not None and b is not None and len(a) == len(b) and a[0] is b[0] and a[1] is b[1]
+            and a[2:] == b[2:])

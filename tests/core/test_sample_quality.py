@@ -173,8 +173,11 @@ def test_cli_sample_and_eval_from_the_density(capsys, tmp_path, bundled_vae):
     path = str(bundled_vae.path)
     out = tmp_path / "grid.png"
     assert cli.main(["sample", path, "--from", "density", "--n", "3", "--out", str(out)]) == 0
-    assert "z from per-class GMM" in capsys.readouterr().out
+    assert "z from per-class GMM, 4 full-covariance components" in capsys.readouterr().out
     assert Image.open(out).size == (3 * 16, 10 * 16)
+    assert cli.main(["sample", path, "--from", "density", "--components", "2", "--covariance", "diag", "--n", "3",
+                     "--out", str(out)]) == 0
+    assert "z from per-class GMM, 2 diagonal-covariance components" in capsys.readouterr().out
     assert cli.main(["eval", path, "--from", "both", "--iwae-k", "0", "--samples-per-class", "10", "--json",
                      "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -190,6 +193,12 @@ def test_cli_rejects_a_bad_source_in_one_line(capsys, bundled_vae):
     assert err.count("\n") == 1 and "invalid choice: 'posterior'" in err and "prior" in err
     assert cli.main(["eval", str(bundled_vae.path), "--from", "gmm"]) == 2
     assert "invalid choice: 'gmm'" in capsys.readouterr().err
+    # density settings without the density, or out of range: one line each
+    assert cli.main(["sample", str(bundled_vae.path), "--components", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--components" in err and "--from density" in err
+    assert cli.main(["eval", str(bundled_vae.path), "--from", "density", "--components", "0"]) == 2
+    assert "--components" in capsys.readouterr().err
 
 
 def test_region_density_samples_where_the_selected_latents_are():

@@ -69,6 +69,20 @@ def test_switching_the_source_changes_the_grid_and_its_title(qtbot, loaded):
     assert not panel.tasks.busy("density")       # this model's density is kept
     settle()
     assert panel.density is fitted
+    assert panel.components.isVisible() and panel.covariance.isVisible()
+
+    # the density's settings: another fit, its grid titled with them
+    panel.components.setValue(2)
+    panel.covariance.setCurrentText("diagonal covariance")
+    assert "out of date: fitting the density" in panel.vae_title.text()
+    settle()
+    assert "2 diagonal-covariance components" in panel.vae_title.text()
+    assert panel.density.components == 2 and panel.density.covariance == "diag"
+    panel.components.setValue(4)
+    panel.covariance.setCurrentText("full covariance")
+    settle()
+    assert "4 full-covariance components" in panel.vae_title.text()
+    fitted = panel.density
 
     # a newer snapshot of the model: its own density, the old grid marked out of date meanwhile
     newer = copy.deepcopy(vae.model)
