@@ -135,8 +135,8 @@ class SamplerPanel(QWidget):
         self.export_btn.clicked.connect(self._export_dialog)
 
         top = QHBoxLayout()
-        for w in (self.columns, self.source, self.components, self.covariance, self.density_progress, self.temp_label, self.temperature, self.seed,
-                  self.regen_btn, self.same_noise, self.compare, self.export_btn):
+        for w in (self.columns, self.source, self.components, self.covariance, self.density_progress, self.temp_label,
+                  self.temperature, self.seed, self.regen_btn, self.same_noise, self.compare, self.export_btn):
             top.addWidget(w)
         top.addStretch(1)
 
