@@ -10,7 +10,8 @@ view moves) costs a few ms whatever N is. Zoomed in, the points come back. No Op
 and the offscreen and remote-desktop cases have none.
 
 Left-drag sweeps (decodes follow the mouse), or draws a lasso / rectangle when that tool is chosen (Shift+drag is
-always the lasso); the selection and the points a search found are drawn as rings.
+always the lasso); the selection and the points a search found are drawn as rings (a selection of more than
+`RINGS_AT_MOST` points over the density image: as bright cells among dimmed ones).
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ HOVER_PX = 7          # a point is "under the cursor" within this many screen pi
 COLOUR_STEPS = 32
 DENSITY_ABOVE = 20_000   # more points in view than this: a density image instead of the points
 DENSITY_CELL_PX = 2      # screen pixels per density-image cell
+# Over the density image, a selection of more points than this is drawn in the image itself (the cells without a
+# selected point dimmed) instead of as rings: rings are scatter points, as slow to draw as the points they replace.
+RINGS_AT_MOST = 2_000
+DIMMED = 0.18            # opacity factor of the unselected cells in that case
 TOOLS = ("decode", "lasso", "rectangle")
 
 
@@ -109,6 +114,7 @@ class LatentScatter(pg.PlotWidget):
         self.addItem(self._density, ignoreBounds=True)
         self.density_shown = False
         self._colours = np.zeros((0, 3), np.float32)   # (N, 3) RGB of each point as drawn, for the density image
+        self._selection = np.zeros(0, np.int64)        # rows of the selection (rings, or highlighted density cells)
         self._value_brushes = False                     # per-point brushes (colour by a value) are set
         self.view.sigRangeChanged.connect(lambda *_: self._update_level_of_detail())
         self.view.sigResized.connect(lambda *_: self._update_level_of_detail())
@@ -138,6 +144,7 @@ class LatentScatter(pg.PlotWidget):
         self._density.clear()
         self.density_shown = False
         self._colours = np.zeros((0, 3), np.float32)
+        self._selection = np.zeros(0, np.int64)
         self.hover_label.hide()
 
     def set_points(self, xy: np.ndarray, labels: np.ndarray, names: tuple[str, ...] | list[str], tree) -> None:
@@ -231,8 +238,17 @@ class LatentScatter(pg.PlotWidget):
             self._query_marker.setData([p[0]], [p[1]])
 
     def mark_selection(self, rows: np.ndarray | None) -> None:
-        """Ring the selected points (None or empty: no rings)."""
-        self._set_rings(self._selection_marker, rows)
+        """Ring the selected points (None or empty: no rings); a large selection over the density image is drawn in
+        the image instead (`selection_in_image`)."""
+        self._selection = np.zeros(0, np.int64) if rows is None or self.xy is None else \
+            np.asarray(rows, dtype=np.int64)
+        self._set_rings(self._selection_marker, None if self.selection_in_image() else self._selection)
+        if self.density_shown:
+            self._update_level_of_detail(force=True)
+
+    def selection_in_image(self) -> bool:
+        """True while the selection is shown by the density image (bright cells, the rest dimmed), not by rings."""
+        return self.density_shown and len(self._selection) > RINGS_AT_MOST
 
     def mark_found(self, rows: np.ndarray | None) -> None:
         """Ring the points a search found, in orange (None or empty: none)."""
@@ -263,7 +279,10 @@ class LatentScatter(pg.PlotWidget):
             for item in self.items:
                 # opacity, not visibility: the legend toggles visibility, and Qt skips painting transparent items
                 item.setOpacity(0.0 if dense else 1.0)
+            switched = dense != self.density_shown
             self.density_shown = dense
+            if switched and len(self._selection) > RINGS_AT_MOST:   # rings <-> the image's highlight
+                self._set_rings(self._selection_marker, None if self.selection_in_image() else self._selection)
         if dense:
             self._draw_density(in_view, (x0, x1), (y0, y1))
         else:
@@ -285,6 +304,12 @@ class LatentScatter(pg.PlotWidget):
             rgba[filled, ch] = np.bincount(cell, weights=colours[:, ch], minlength=w * h)[filled] / count[filled]
         # one point is clearly visible; crowded cells are solid (log scale: a dense cluster does not hide the rest)
         rgba[:, 3] = np.where(filled, 0.55 + 0.45 * np.log1p(count) / np.log1p(max(count.max(), 2.0)), 0.0)
+        if self.selection_in_image():
+            chosen = np.zeros(len(self.xy), bool)
+            chosen[self._selection] = True
+            lit = np.zeros(w * h, bool)
+            lit[cell[chosen[in_view]]] = True
+            rgba[~lit, 3] *= DIMMED
         self._density.setImage((rgba.reshape(w, h, 4) * 255).astype(np.uint8), autoLevels=False, levels=(0, 255))
         self._density.setRect(float(x_range[0]), float(y_range[0]), float(x_range[1] - x_range[0]),
                               float(y_range[1] - y_range[0]))
