@@ -160,6 +160,23 @@ def bench_gui(app, loaded, split, data, xy_umap: np.ndarray | None) -> None:
         times.append(time.perf_counter() - t)
         counts.append(len(panel.selection_rows))
     print(f"  lasso of {counts[0]:,} points to grid shown: {median_ms(times):.0f} ms median of 5")
+
+    # pan/zoom with a large selection: a third of the points selected, over the density image (drawn in the image)
+    # and, for comparison, as rings
+    view.autoRange(padding=0.05)
+    app.processEvents()
+    third = np.flatnonzero(np.arange(n) % 3 == 0)
+    panel.set_selection(third, "every third point")
+    app.processEvents()
+    ms, dense = frames(30)
+    print(f"  pan/zoom frame, whole map, {len(third):,} selected "
+          f"({'in the density image' if scatter.selection_in_image() else 'as rings'}): {ms:.1f} ms median")
+    saved_rings = ls.RINGS_AT_MOST
+    ls.RINGS_AT_MOST = 10 ** 9
+    panel.set_selection(third, "every third point")
+    ms, _ = frames(30)
+    ls.RINGS_AT_MOST = saved_rings
+    print(f"  (for comparison: the same selection as rings: {ms:.1f} ms median)")
     panel.shutdown()
     panel.close()
 
