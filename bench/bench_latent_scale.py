@@ -2,6 +2,7 @@
 5,000-point lasso to its grid, for 70,000 and 100,000 points.
 
     flock /tmp/cpu.lock nice -n 5 .venv/bin/python bench/bench_latent_scale.py [--n 70000 100000] [--skip-umap]
+        [--tsne] [--skip-gui]
 
 Data: the bundled VAE (resources/digits-vae.safetensors) on the 1,797 digits tiled with small shifts (rolled by up
 to 3 pixels each way, at full and 85 % intensity) to reach N images; the latents are real encodings of those images.
@@ -185,6 +186,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[70_000, 100_000])
     parser.add_argument("--skip-umap", action="store_true")
+    parser.add_argument("--tsne", action="store_true", help="also time t-SNE (openTSNE, minutes at 70,000)")
+    parser.add_argument("--skip-gui", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
@@ -192,7 +195,7 @@ def main() -> None:
 
     from core.latent.encoding import encode_split
     from core.latent.map_data import MapData, cached_encoding, encoding_cache_path, encoding_key
-    from core.latent.projection import umap_2d
+    from core.latent.projection import tsne_2d, umap_2d
     from core.paths import RESOURCES
     from core.training.checkpoint import load_model
 
@@ -224,7 +227,13 @@ def main() -> None:
             t = time.perf_counter()
             xy = umap_2d(lat.mu, seed=0)
             print(f"  UMAP (exact torch kNN + umap-learn, 200 epochs, n_jobs=1): {time.perf_counter() - t:.1f} s")
-        bench_gui(app, loaded, split, data, xy)
+        if args.tsne:
+            t = time.perf_counter()
+            tsne_2d(lat.mu, seed=0)
+            print(f"  t-SNE (openTSNE, FFT gradients, 250 + 500 iterations, all cores): "
+                  f"{time.perf_counter() - t:.1f} s")
+        if not args.skip_gui:
+            bench_gui(app, loaded, split, data, xy)
 
 
 if __name__ == "__main__":

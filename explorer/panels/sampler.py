@@ -1,6 +1,9 @@
 """The sampler grid: one row per chosen class, N samples each, from z ~ N(0, temperature^2 I) or from a density fitted
 to the encoded training set (a Gaussian mixture per class, core/latent/density.py: "ex-post density estimation").
 
+A selection sent from the latent map ("Send to → Sampler") becomes a third source: a mixture fitted to the selected
+images' latents (core/latent/density.py: fit_region), valid for the model that encoded them only.
+
 The density is fitted on a worker (PanelTasks "density") the first time it is asked for each model snapshot; until it
 is there, the grid on screen (of the prior, or of an older model) is marked out of date above it. The title always
 says where the shown grid's z came from.
@@ -296,7 +299,8 @@ class SamplerPanel(QWidget):
         fitted to their latents, with the selection's classes ticked. Returns a line for the status bar."""
         model = self.state.vae_model
         if model is None or selection.model is not model:
-            return "the selection was made with another model than the one shown; select again in the latent map"
+            return ("the selection's latents come from another model (or snapshot) than the one shown: bring the "
+                    "latent map up to date and select again")
         what = f"the {len(selection)} images selected in the {selection.source}" + \
             (f" ({selection.description})" if selection.description else "")
         try:
@@ -313,8 +317,11 @@ class SamplerPanel(QWidget):
         self.source.blockSignals(True)
         self.source.setCurrentIndex(REGION)
         self.source.blockSignals(False)
+        self._show_density_settings()
         self.regenerate(new_seed=False)
-        return f"sampling from the region of {what}" + (f", classes {', '.join(map(str, classes))}" if classes else "")
+        names = self.state.vae.meta.class_names
+        return f"sampling from the region of {what}" + \
+            (f", classes {', '.join(names[c] for c in classes)}" if classes else "")
 
     def _density_ready(self, model) -> object | None:
         """The density of `model` and the loaded training data; None while it is being fitted (started here when it

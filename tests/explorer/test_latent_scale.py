@@ -239,6 +239,7 @@ def test_selection_is_sent_through_the_state_to_the_other_panels(qtbot, loaded):
 
     state.set_vae(load_model(vae.path))
     assert "belongs to another model" in sampler.vae_title.text()
+    assert "another model" in sampler.use_selection(sel)      # the old selection is not fitted through the new model
     window.close()
 
 
