@@ -39,10 +39,16 @@ def deliver(selection: ImageSelection, target: str, panels: dict[str, Any]) -> s
         return f"the {target} panel is not available" if panel is None else "the selection is empty"
     n = len(selection)
     if target == "interpolate":
-        # the first two images become the path's endpoints (their latents: any split, any order the grid shows)
+        # the first two images become the path's endpoints (any split, in the order the grid shows): their latents
+        # when the panel shows the model that encoded them, else the images encoded by the panel's own model
+        same_model = selection.model is not None and selection.model is panel.state.vae_model
         for k in range(min(2, n)):
-            panel.set_endpoint(k, selection.latents[k], int(selection.labels[k]))
-        return f"interpolating between the first {min(2, n)} of {n} selected images"
+            if same_model:
+                panel.set_endpoint(k, selection.latents[k], int(selection.labels[k]))
+            else:
+                panel.set_endpoint_image(k, selection.splits[k], int(selection.indices[k]))
+        return f"interpolating between the first {min(2, n)} of {n} selected images" + \
+            ("" if same_model else " (encoded by the model this panel shows)")
     if target == "restore":
         panel.select_image(selection.splits[0], int(selection.indices[0]))
         return f"{selection.splits[0]} image {int(selection.indices[0])} (the first of {n} selected) in Denoise / " \

@@ -25,7 +25,7 @@ import torch
 from sklearn.mixture import GaussianMixture
 
 from core.errors import UserError
-from core.latent.encoding import Progress, ShouldStop, encode_split
+from core.latent.encoding import Progress, ShouldStop, encode_indices, encode_split
 from core.models.protocol import LatentVariableModel
 
 COVARIANCES = ("full", "diag")
@@ -132,6 +132,23 @@ def fit_region(latents: np.ndarray, num_classes: int, *, origin: str, seed: int 
     mixture = _mixture(points, components, covariance, seed)
     classes = {c: mixture for c in range(max(num_classes, 1))}
     return LatentDensity(classes, dim, len(mixture.weights), covariance, len(latents), origin=origin)
+
+
+def fit_region_of_images(model: LatentVariableModel, dataset, splits, indices, *, origin: str, seed: int = 0,
+                         should_stop: ShouldStop | None = None) -> LatentDensity | None:
+    """`fit_region` of dataset images (split names and indices, e.g. a selection made with another model), encoded
+    by `model` first (at most REGION_FIT_POINTS of them, chosen evenly); None if stopped."""
+    indices = np.asarray(indices, dtype=np.int64)
+    splits = np.asarray(list(splits))
+    if len(indices) < 2:
+        raise UserError("select at least two images to sample from their region")
+    keep = np.unique(np.linspace(0, len(indices) - 1, min(len(indices), REGION_FIT_POINTS)).astype(np.int64))
+    mu = encode_indices(model, dataset, splits[keep], indices[keep], should_stop=should_stop)
+    if mu is None:
+        return None
+    region = fit_region(mu, model.num_classes, origin=origin, seed=seed)
+    return LatentDensity(region.classes, region.latent_dim, region.components, region.covariance, len(indices),
+                         origin=origin)
 
 
 def check_density_settings(components: int, covariance: str) -> None:

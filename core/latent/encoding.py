@@ -91,6 +91,42 @@ def encode_split(model: LatentVariableModel, split, *, batch_size: int = 512, pr
 
 
 @torch.no_grad()
+def encode_images(model: LatentVariableModel, images: torch.Tensor, labels: Sequence[int] | np.ndarray
+                  ) -> np.ndarray:
+    """Posterior means (M, D) float32 of a few dataset images (M, C, H, W) (uint8 or float in [0, 1])."""
+    was_training = model.training
+    model.eval()
+    try:
+        x = as_float(images.to(_device(model)))
+        mu, _ = model.encode(x, _labels_for(model, np.asarray(labels, dtype=np.int64).reshape(-1)))
+    finally:
+        model.train(was_training)
+    return mu.float().cpu().numpy()
+
+
+def encode_indices(model: LatentVariableModel, dataset, splits: Sequence[str], indices: Sequence[int] | np.ndarray,
+                   *, batch_size: int = 256, should_stop: ShouldStop | None = None) -> np.ndarray | None:
+    """Posterior means (M, D) of dataset images picked anywhere (image k is `indices[k]` of split `splits[k]`), in
+    that order; None if stopped. For a selection made with one model and used with another."""
+    splits = np.asarray(list(splits))
+    indices = np.asarray(indices, dtype=np.int64)
+    out: np.ndarray | None = None
+    for name in np.unique(splits):
+        rows = np.flatnonzero(splits == name)
+        part = dataset.split(str(name))
+        for start in range(0, len(rows), batch_size):
+            if should_stop is not None and should_stop():
+                return None
+            chunk = rows[start:start + batch_size]
+            idx = torch.as_tensor(indices[chunk])
+            mu = encode_images(model, part.images[idx], part.labels[idx].cpu().numpy())
+            if out is None:
+                out = np.zeros((len(indices), mu.shape[1]), np.float32)
+            out[chunk] = mu
+    return out if out is not None else np.zeros((0, model.latent_dim), np.float32)
+
+
+@torch.no_grad()
 def decode_latents(model: LatentVariableModel, z: np.ndarray, labels: Sequence[int] | np.ndarray | int | None = None
                    ) -> np.ndarray:
     """(M, D) latents (+ one label or M labels) -> uint8 (M, H, W, C) images."""

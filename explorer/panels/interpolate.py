@@ -40,7 +40,7 @@ from superqt.utils import qthrottled
 
 from core.errors import UserError
 from core.images import image_grid, save_png
-from core.latent.encoding import Latents, decode_latents, encode_split
+from core.latent.encoding import Latents, decode_latents, encode_images, encode_split
 from core.latent.interpolation import active_dims, interpolate_images, traversal_order
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
@@ -314,6 +314,16 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self._external[k] = True
         self._show_class(k)
         self._endpoints_changed()
+
+    def set_endpoint_image(self, k: int, split: str, index: int) -> None:
+        """Endpoint k is dataset image `index` of `split`, encoded by the model this panel shows (any split)."""
+        found = self.state.split_to_encode(split)
+        if isinstance(found, str):
+            self.status.setText(found)
+            return
+        vae, part = found
+        z = encode_images(vae.model, part.images[index:index + 1], part.labels[index:index + 1].cpu().numpy())[0]
+        self.set_endpoint(k, z, int(part.labels[index]))
 
     # ---- layers (a hierarchical VAE) --------------------------------------------------------------------------------
     def _fill_layers(self) -> None:

@@ -39,8 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.errors import UserError
-from core.latent.density import DEFAULT_COMPONENTS, fit_density, fit_region
+from core.latent.density import DEFAULT_COMPONENTS, fit_density, fit_region, fit_region_of_images
 from core.latent.sampling import diffusion_grid, grid_latents, sample_grid
 from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
@@ -71,7 +70,8 @@ class SamplerPanel(QWidget):
         self._density_for: tuple | None = None    # (model, dataset) the density was fitted to
         self.region = None                        # a LatentDensity fitted to the latent map's selection
         self._region_model = None                 # the network whose latents `region` was fitted to
-        self.tasks = PanelTasks(self)             # "grid" (the VAE grid), "density" (its fit) and "diffusion"
+        self._region_fitting = None               # the network a "region" task encodes the selection with
+        self.tasks = PanelTasks(self)             # "grid" (the VAE grid), "density" / "region" (fits), "diffusion"
         self._build()
         state.vaeChanged.connect(self._on_vae_changed)
         state.diffusionChanged.connect(self._on_diffusion_changed)
@@ -258,8 +258,9 @@ class SamplerPanel(QWidget):
         if self.source.currentIndex() == REGION:
             self._cancel_density_fit()
             if self.region is None or self._region_model is not model:
-                self._mark_out_of_date("the selection's region belongs to another model; select images in the "
-                                       "latent map of this one and send them here again")
+                if not (self.tasks.busy("region") and self._region_fitting is model):
+                    self._mark_out_of_date("the selection's region belongs to another model; send the selection "
+                                           "from the latent map again")
                 return
             density = self.region
         elif self.uses_density():
@@ -280,7 +281,7 @@ class SamplerPanel(QWidget):
 
     def is_sampling(self) -> bool:
         """True while a VAE grid is being sampled, a density fitted, or a grid for newer settings is still due."""
-        return self.tasks.busy("grid") or self.tasks.busy("density") or self._resample
+        return self.tasks.busy("grid") or self.tasks.busy("density") or self.tasks.busy("region") or self._resample
 
     # ---- the fitted density -----------------------------------------------------------------------------------------
     def uses_density(self) -> bool:
@@ -296,18 +297,16 @@ class SamplerPanel(QWidget):
 
     def use_selection(self, selection) -> str:
         """Sample from the region of latent space that `selection` (images picked in the latent map) covers: a mixture
-        fitted to their latents, with the selection's classes ticked. Returns a line for the status bar."""
+        fitted to their latents, with the selection's classes ticked. When this panel shows another model (a pin, a
+        newer snapshot) than the one that encoded them, the images are encoded by this panel's model first (on a
+        worker). Returns a line for the status bar."""
         model = self.state.vae_model
-        if model is None or selection.model is not model:
-            return ("the selection's latents come from another model (or snapshot) than the one shown: bring the "
-                    "latent map up to date and select again")
+        if model is None:
+            return "load a VAE in the Sampler to sample the selection's region"
+        if len(selection) < 2:
+            return "select at least two images to sample from their region"
         what = f"the {len(selection)} images selected in the {selection.source}" + \
             (f" ({selection.description})" if selection.description else "")
-        try:
-            self.region = fit_region(selection.latents, model.num_classes, origin=what)
-        except UserError as exc:
-            return str(exc)
-        self._region_model = model
         classes = sorted({int(c) for c in selection.labels}) if model.num_classes else []
         self.class_list.blockSignals(True)
         for i in range(self.class_list.count()):
@@ -318,10 +317,34 @@ class SamplerPanel(QWidget):
         self.source.setCurrentIndex(REGION)
         self.source.blockSignals(False)
         self._show_density_settings()
-        self.regenerate(new_seed=False)
+        self.region, self._region_model = None, None
         names = self.state.vae.meta.class_names
-        return f"sampling from the region of {what}" + \
+        line = f"sampling from the region of {what}" + \
             (f", classes {', '.join(names[c] for c in classes)}" if classes else "")
+        if selection.model is model:
+            self._on_region(fit_region(selection.latents, model.num_classes, origin=what), model)
+            return line
+        found = self.state.split_to_encode("train")
+        if isinstance(found, str):
+            self._mark_out_of_date(f"the selection's images cannot be encoded by this model: {found}")
+            return found
+        self.tasks.cancel("grid")
+        self._region_fitting = model
+        self._mark_out_of_date(f"encoding {what} with the model this panel shows…")
+        self.density_progress.setVisible(True)
+        self.tasks.start("region", fit_region_of_images, model, self.state.dataset, selection.splits,
+                         selection.indices, origin=f"{what}, encoded by this model", progress=self.density_progress,
+                         on_result=lambda region: self._on_region(region, model),
+                         on_failed=lambda message, _details: self._mark_out_of_date(
+                             f"the selection's region could not be fitted: {message}"),
+                         on_finished=lambda _stopped: self.density_progress.setVisible(False))
+        return line + " (encoding them with the Sampler's model first)"
+
+    def _on_region(self, region, model) -> None:
+        if region is None or model is not self.state.vae_model:
+            return
+        self.region, self._region_model = region, model
+        self.regenerate(new_seed=False)
 
     def _density_ready(self, model) -> object | None:
         """The density of `model` and the loaded training data; None while it is being fitted (started here when it

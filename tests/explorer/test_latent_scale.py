@@ -10,6 +10,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from PySide6.QtCore import QPointF, Qt
 
@@ -239,7 +240,65 @@ def test_selection_is_sent_through_the_state_to_the_other_panels(qtbot, loaded):
 
     state.set_vae(load_model(vae.path))
     assert "belongs to another model" in sampler.vae_title.text()
-    assert "another model" in sampler.use_selection(sel)      # the old selection is not fitted through the new model
+    # sent again, the old selection's images are encoded by the new model rather than its latents decoded by it
+    assert "encoding them with the Sampler's model first" in sampler.use_selection(sel)
+    qtbot.waitUntil(lambda: not sampler.is_sampling() and sampler.region is not None, timeout=20_000)
+    assert sampler._region_model is state.vae_model and "out of date" not in sampler.vae_title.text()
+    window.close()
+
+
+def test_a_selection_reaches_panels_that_show_another_model_through_their_own_encoder(qtbot, loaded):
+    """The Sampler and Interpolation pinned to model A, the map on model B: the selected images are encoded by A
+    (their B latents would mean nothing to A's decoder)."""
+    from core.latent.encoding import encode_indices
+    from core.training.checkpoint import load_model
+    from explorer.main_window import MainWindow
+    from explorer.panels.sampler import REGION
+
+    vae, dataset = loaded
+    model_a = load_model(vae.path)
+    changed = copy.deepcopy(model_a.model)
+    with torch.no_grad():
+        changed.mu_head[-1].weight.mul_(0.5)            # B encodes the same images elsewhere
+    model_b = dataclasses.replace(model_a, model=changed, path=None)   # an in-memory model, as a live snapshot is
+    state = AppState()
+    window = MainWindow(state, defer_panels=False)
+    qtbot.addWidget(window)
+    window.resize(1300, 800)
+    window.show()
+    state.set_dataset(dataset)
+    a = state.set_model(model_a)
+    state.set_model(model_b)                           # B is shown app-wide ...
+    window.views["sampler"].pin("vae", a)              # ... A in the Sampler and in Interpolation
+    window.views["interpolate"].pin("vae", a)
+    panel = window.panels["latent_map"]
+    panel.method_box.setCurrentText("PCA")
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.xy is not None and not panel.tasks.busy() and panel.map_vae is state.vae,
+                    timeout=60_000)
+    rows = np.flatnonzero(panel.latents.labels == 4)[:40]
+    panel.set_selection(rows, "test")
+    sel = state.selection
+    assert sel.model is model_b.model
+    own = encode_indices(model_a.model, dataset, sel.splits, sel.indices)
+    assert np.abs(own - sel.latents).max() > 0.1        # the two models really disagree
+
+    panel.send_selection("sampler")
+    sampler = window.panels["sampler"]
+    assert sampler.source.currentIndex() == REGION
+    qtbot.waitUntil(lambda: not sampler.is_sampling() and sampler.region is not None, timeout=20_000)
+    assert sampler._region_model is model_a.model and "encoded by this model" in sampler.vae_title.text()
+    means = sampler.region.classes[4].means              # 40 points: one component, at the points' mean
+    assert means.shape == (1, own.shape[1])
+    np.testing.assert_allclose(means[0], own.mean(axis=0), atol=1e-4)
+    assert np.abs(means[0] - sel.latents.mean(axis=0)).max() > 0.05
+
+    window.tabs.setCurrentWidget(panel)
+    panel.send_selection("interpolate")
+    interp = window.panels["interpolate"]
+    qtbot.waitUntil(lambda: interp._path_ready(), timeout=20_000)
+    np.testing.assert_allclose(interp.z[0], own[0], atol=1e-5)
+    np.testing.assert_allclose(interp.z[1], own[1], atol=1e-5)
     window.close()
 
 
