@@ -138,6 +138,6 @@ def fit_latent_density(loaded: Any, dataset: Any, quiet: bool, **settings: Any) 
                         "(use --from prior)")
     bar, update = progress_bar("fitting the latent density", quiet)
     try:
-        return fit_density(loaded.model, dataset.train, progress=update, **settings)
+        return fit_density(loaded.model, dataset.train, progress=update, loaded=loaded, **settings)
     finally:
         bar.close()

@@ -26,6 +26,7 @@ from sklearn.mixture import GaussianMixture
 
 from core.errors import UserError
 from core.latent.encoding import Progress, ShouldStop, encode_indices, encode_split
+from core.latent.map_data import cached_encoding
 from core.models.protocol import LatentVariableModel
 
 COVARIANCES = ("full", "diag")
@@ -178,9 +179,12 @@ def cached_density(model: LatentVariableModel, split, *, components: int = DEFAU
 
 def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_COMPONENTS,
                 covariance: str = DEFAULT_COVARIANCE, seed: int = 0, progress: Progress | None = None,
-                should_stop: ShouldStop | None = None) -> LatentDensity | None:
+                should_stop: ShouldStop | None = None, loaded=None, split_name: str = "train"
+                ) -> LatentDensity | None:
     """Encode `split` (the training images) and fit a Gaussian mixture per class to the posterior means; None if
-    stopped. Cached per model snapshot and data: a second call returns the first fit at once."""
+    stopped. Cached per model snapshot and data: a second call returns the first fit at once. With `loaded` (the
+    LoadedModel of `model`), the encoding goes through the latent map's disk cache (`split_name` names the split
+    there), so a density of a model whose training split was mapped, or fitted in an earlier session, skips it."""
     check_density_settings(components, covariance)
     found = cached_density(model, split, components=components, covariance=covariance, seed=seed)
     if found is not None:
@@ -192,7 +196,10 @@ def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_
         if progress is not None:
             progress(done, steps)
 
-    latents = encode_split(model, split, progress=encode_progress, should_stop=should_stop)
+    if loaded is not None:
+        latents = cached_encoding(loaded, split_name, split, progress=encode_progress, should_stop=should_stop)
+    else:
+        latents = encode_split(model, split, progress=encode_progress, should_stop=should_stop)
     if latents is None:
         return None
     mu = latents.mu.astype(np.float64)

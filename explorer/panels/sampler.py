@@ -353,7 +353,7 @@ class SamplerPanel(QWidget):
         if isinstance(found, str):
             self._mark_out_of_date(f"the fitted density needs the model's training data. {found}")
             return None
-        _vae, split = found
+        vae, split = found
         settings = self.density_settings()
         key = (model, self.state.dataset, *settings.values())
         if self.density is not None and _same(self._density_for, key):
@@ -363,7 +363,7 @@ class SamplerPanel(QWidget):
         self._fitting = key
         self._mark_out_of_date(f"fitting the density to {len(split)} encoded training images…")
         self.density_progress.setVisible(True)
-        self.tasks.start("density", fit_density, model, split, **settings, progress=self.density_progress,
+        self.tasks.start("density", fit_density, model, split, **settings, loaded=vae, progress=self.density_progress,
                          on_result=lambda density: self._on_density(density, key),
                          on_failed=lambda message, _details: self._mark_out_of_date(
                              f"the density could not be fitted: {message}"),

@@ -215,3 +215,16 @@ def test_region_density_samples_where_the_selected_latents_are():
     assert few.covariance == "diag" and set(few.classes) == {0}
     with pytest.raises(UserError, match="at least two images"):
         fit_region(points[:1], 10, origin="one point")
+
+
+def test_the_density_reads_the_encoding_from_the_latent_maps_disk_cache(bundled_vae, digits, monkeypatch):
+    import core.latent.map_data as md
+    from core.training.checkpoint import load_model
+
+    first = fit_density(bundled_vae.model, digits.train, components=2, loaded=bundled_vae)
+    again = load_model(bundled_vae.path)        # another model object: the in-memory fit cache misses it
+    monkeypatch.setattr(md, "encode_split", lambda *a, **k: pytest.fail("the training split was encoded again"))
+    second = fit_density(again.model, digits.train, components=2, loaded=again)
+    assert second is not first
+    for c in first.classes:
+        np.testing.assert_allclose(second.classes[c].means, first.classes[c].means, rtol=1e-6)
