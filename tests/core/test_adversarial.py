@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from resume_check import step_metrics, stop_and_resume
 from safetensors import safe_open
 from safetensors.torch import save_file
 
@@ -13,7 +14,6 @@ from core.config import Config, DataConfig, TrainConfig, VAEConfig
 from core.data.datasets import load_dataset
 from core.models.protocol import AdversarialModel
 from core.training.checkpoint import load_checkpoint, load_model
-from core.training.events import StepMetrics
 from core.training.trainer import Trainer
 
 DATA = DataConfig("digits", image_size=16, per_class=12)
@@ -29,10 +29,6 @@ def tiny(model=GAN, **train) -> Config:
 @pytest.fixture(scope="module")
 def dataset():
     return load_dataset(DATA)
-
-
-def step_metrics(events) -> dict[int, dict[str, float]]:
-    return {ev.step: ev.metrics for ev in events if isinstance(ev, StepMetrics)}
 
 
 def test_trains_logs_its_curves_saves_loads_and_samples(dataset, tmp_path):
@@ -99,25 +95,10 @@ def test_the_adaptive_weight_balances_the_gradients_at_the_last_layer():
 
 @pytest.mark.parametrize("stop_at", [3, 11])   # before and after adversarial_start (4); 8 steps per epoch
 def test_exact_resume_of_both_networks_and_their_metrics(dataset, tmp_path, stop_at):
-    cfg = tiny(epochs=2, ema_decay=0.9)
-    whole = list(Trainer(cfg, run_dir=tmp_path / "a", dataset=dataset).run())
-    trainer = Trainer(cfg, run_dir=tmp_path / "b", dataset=dataset)
-    first = []
-    for ev in trainer.run():
-        first.append(ev)
-        if isinstance(ev, StepMetrics) and ev.step == stop_at:
-            trainer.stop()
-    assert first[-1].status == "stopped"
-    rest = list(Trainer(cfg, resume=tmp_path / "b" / "checkpoints" / "last.safetensors", dataset=dataset).run())
-    assert rest[-1].status == "completed"
-    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")
-    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")
-    for sa, sb in ((a.model_state, b.model_state), (a.ema_state, b.ema_state)):
-        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    a, b, straight, resumed = stop_and_resume(tiny(epochs=2, ema_decay=0.9), dataset, tmp_path, stop_at)
     assert any(k.startswith("discriminator.") for k in a.model_state)
     da, db = a.discriminator_optimizer_state["state"], b.discriminator_optimizer_state["state"]
     assert da.keys() == db.keys() and all(torch.equal(da[p]["exp_avg"], db[p]["exp_avg"]) for p in da)
-    straight, resumed = step_metrics(whole), {**step_metrics(first), **step_metrics(rest)}
     assert straight == resumed
 
 

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from resume_check import stop_and_resume
 
 from core.config import Config, DataConfig, TrainConfig, VAEConfig
 from core.data.datasets import DatasetMeta, load_dataset
@@ -14,7 +15,7 @@ from core.images import as_float
 from core.models import build_model
 from core.models.hierarchical import HierarchicalVAE
 from core.models.protocol import LatentVariableModel
-from core.training.checkpoint import load_checkpoint, load_model
+from core.training.checkpoint import load_model
 from core.training.events import EpochSummary, StepMetrics
 from core.training.trainer import Trainer
 
@@ -117,25 +118,8 @@ def test_iwae_is_a_bound_at_least_as_tight_as_the_elbo_in_expectation(trained, d
 
 @pytest.mark.parametrize("stop_at", [5, 11])   # 8 steps per epoch
 def test_exact_resume(dataset, tmp_path, stop_at):
-    cfg = tiny(ema_decay=0.9)
-    whole = list(Trainer(cfg, run_dir=tmp_path / "a", dataset=dataset).run())
-    trainer = Trainer(cfg, run_dir=tmp_path / "b", dataset=dataset)
-    first = []
-    for ev in trainer.run():
-        first.append(ev)
-        if isinstance(ev, StepMetrics) and ev.step == stop_at:
-            trainer.stop()
-    rest = list(Trainer(cfg, resume=tmp_path / "b" / "checkpoints" / "last.safetensors", dataset=dataset).run())
-    assert rest[-1].status == "completed"
-    a = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors")
-    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.safetensors")
-    for sa, sb in ((a.model_state, b.model_state), (a.ema_state, b.ema_state)):
-        assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-
-    def metrics(events):
-        return {ev.step: ev.metrics for ev in events if isinstance(ev, StepMetrics)}
-
-    assert metrics(whole) == {**metrics(first), **metrics(rest)}
+    _, _, straight, resumed = stop_and_resume(tiny(ema_decay=0.9), dataset, tmp_path, stop_at)
+    assert straight == resumed
 
 
 @pytest.mark.parametrize("options", [dict(conditional=False), dict(conditioning="concat"),

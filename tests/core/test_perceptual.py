@@ -4,6 +4,7 @@ weights entering the model's checkpoint."""
 
 import pytest
 import torch
+from resume_check import stop_and_resume
 from torchvision.transforms.functional import gaussian_blur
 
 from core.config import Config, DataConfig, TrainConfig, VAEConfig
@@ -96,3 +97,11 @@ def test_the_perceptual_term_joins_the_loss_of_plain_and_hierarchical_vaes(datas
     out = model.loss(x, y)
     assert out["perceptual"] > 0
     torch.testing.assert_close(out["loss"], out["recon"] + out["kl"] + 3.0 * out["perceptual"])
+
+
+@pytest.mark.parametrize("stop_at", [5, 11])   # 8 steps per epoch
+def test_exact_resume_with_the_fft_loss(dataset, tmp_path, stop_at):
+    cfg = tiny(VAEConfig(latent_dim=4, width=8, perceptual="fft", perceptual_weight=2.0), epochs=2, ema_decay=0.9)
+    _, _, straight, resumed = stop_and_resume(cfg, dataset, tmp_path, stop_at)
+    assert straight == resumed
+    assert all(m["perceptual"] > 0 for m in resumed.values())
