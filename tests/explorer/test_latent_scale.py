@@ -24,6 +24,18 @@ def loaded(bundled_vae):
     return bundled_vae, load_dataset(DataConfig(name="digits", image_size=bundled_vae.meta.image_size))
 
 
+def open_window(qtbot):
+    """The whole main window with every panel built (the hand-offs go through it)."""
+    from explorer.main_window import MainWindow
+
+    state = AppState()
+    window = MainWindow(state, defer_panels=False)
+    qtbot.addWidget(window)
+    window.resize(1300, 800)
+    window.show()
+    return state, window
+
+
 def open_map(qtbot, vae, dataset, *, split="test", method="PCA", state=None):
     from explorer.panels.latent_map import LatentMapPanel
 
@@ -187,14 +199,9 @@ def test_worst_reconstructions_and_exports(qtbot, loaded, tmp_path):
 
 
 def test_selection_is_sent_through_the_state_to_the_other_panels(qtbot, loaded):
-    from explorer.main_window import MainWindow
 
     vae, dataset = loaded
-    state = AppState()
-    window = MainWindow(state, defer_panels=False)
-    qtbot.addWidget(window)
-    window.resize(1300, 800)
-    window.show()
+    state, window = open_window(qtbot)
     state.set_vae(vae)
     state.set_dataset(dataset)
     panel = window.panels["latent_map"]
@@ -252,7 +259,6 @@ def test_a_selection_reaches_panels_that_show_another_model_through_their_own_en
     (their B latents would mean nothing to A's decoder)."""
     from core.latent.encoding import encode_indices
     from core.training.checkpoint import load_model
-    from explorer.main_window import MainWindow
     from explorer.panels.sampler import REGION
 
     vae, dataset = loaded
@@ -261,11 +267,7 @@ def test_a_selection_reaches_panels_that_show_another_model_through_their_own_en
     with torch.no_grad():
         changed.mu_head[-1].weight.mul_(0.5)            # B encodes the same images elsewhere
     model_b = dataclasses.replace(model_a, model=changed, path=None)   # an in-memory model, as a live snapshot is
-    state = AppState()
-    window = MainWindow(state, defer_panels=False)
-    qtbot.addWidget(window)
-    window.resize(1300, 800)
-    window.show()
+    state, window = open_window(qtbot)
     state.set_dataset(dataset)
     a = state.set_model(model_a)
     state.set_model(model_b)                           # B is shown app-wide ...
