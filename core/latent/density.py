@@ -26,7 +26,7 @@ from sklearn.mixture import GaussianMixture
 
 from core.errors import UserError
 from core.latent.encoding import Progress, ShouldStop, encode_indices, encode_split
-from core.latent.map_data import cached_encoding
+from core.latent.map_data import cached_encoding, latent_layers
 from core.models.protocol import LatentVariableModel
 
 COVARIANCES = ("full", "diag")
@@ -61,13 +61,17 @@ class LatentDensity:
     n_images: int
     missing: tuple[int, ...] = field(default=())   # classes without training images: sampled from the prior
     origin: str = ""   # what it was fitted to, when not a split's training images (see `fit_region`)
+    fitted: int | None = None   # the mixture covers z[:, :fitted] (a hierarchical VAE's top layer); the rest: prior
+    layer: str = ""             # that layer's name
 
     def describe(self) -> str:
         kind = "diagonal" if self.covariance == "diag" else self.covariance
         parts = f"{self.components} {kind}-covariance component" + ("s" if self.components != 1 else "")
+        where = "" if self.fitted is None else \
+            f" (top layer {self.layer}: {self.fitted} of {self.latent_dim} dimensions; the layers below from the prior)"
         if self.origin:
-            return f"GMM, {parts}, fitted to {self.origin}"
-        return f"per-class GMM, {parts}, fitted to {self.n_images} encoded training images"
+            return f"GMM, {parts}, fitted to {self.origin}{where}"
+        return f"per-class GMM, {parts}, fitted to {self.n_images} encoded training images{where}"
 
     def latents(self, labels: np.ndarray, noise: np.ndarray, uniform: np.ndarray) -> np.ndarray:
         """z (B, D) float32 for `labels` (B,), from standard-normal `noise` (B, D) (already scaled by a temperature)
@@ -78,7 +82,8 @@ class LatentDensity:
         if noise.shape != (len(labels), self.latent_dim) or uniform.shape != (len(labels),):
             raise ValueError(f"need noise ({len(labels)}, {self.latent_dim}) and uniform ({len(labels)},), got "
                              f"{noise.shape} and {uniform.shape}")
-        z = noise.copy()   # a class without a density keeps its prior draw
+        z = noise.copy()   # a class without a density keeps its prior draw; so do the dimensions it does not cover
+        k_dims = self.latent_dim if self.fitted is None else self.fitted
         for c in np.unique(labels):
             density = self.classes.get(int(c))
             if density is None:
@@ -88,7 +93,7 @@ class LatentDensity:
             rows = labels == c
             cdf = np.cumsum(density.weights)
             k = np.minimum(np.searchsorted(cdf / cdf[-1], uniform[rows], side="right"), len(cdf) - 1)
-            z[rows] = density.means[k] + np.einsum("bij,bj->bi", density.chol[k], noise[rows])
+            z[rows, :k_dims] = density.means[k] + np.einsum("bij,bj->bi", density.chol[k], noise[rows, :k_dims])
         return z.astype(np.float32)
 
     def sample(self, labels: torch.Tensor | np.ndarray, generator: torch.Generator | None = None, *,
@@ -152,6 +157,24 @@ def fit_region_of_images(model: LatentVariableModel, dataset, splits, indices, *
                          origin=origin)
 
 
+def _top_layer(model: LatentVariableModel) -> tuple[str, int] | None:
+    """(name, size) of a hierarchical VAE's top latent layer; None for a one-layer latent.
+
+    Fitting the mixture there only (the top layer holds an image's global shape; the lower layers' codes are
+    standardised noise under the model's own learnt conditional prior) against fitting the whole flat code, measured
+    on the `mnist` preset (z1 16 + z2 64 + z3 256 = 336 dimensions, 15 epochs on the 3,600 real training digits;
+    bench/bench_density_sampling.py --layers top,all --components 4, 2 seeds, 100 samples per class):
+    prior: Fréchet 35.0, accuracy 0.954, precision 0.86, recall 0.31; full covariances on the top layer: 24.7, 0.971,
+    0.90, 0.37 (fit ~1 s); on the whole code: 22.4, 0.987, 0.93, 0.32 (fit ~4 s, growing with n * D^2: about a minute
+    for MNIST's 60,000). The whole code stays the default (better Fréchet score and accuracy); the top layer keeps
+    more diversity and costs less."""
+    layers = latent_layers(model)
+    if len(layers) <= 1:
+        return None
+    name, cols = layers[0]
+    return name, cols.stop - cols.start
+
+
 def check_density_settings(components: int, covariance: str) -> None:
     if covariance not in COVARIANCES:
         raise UserError(f"unknown covariance {covariance!r}; choose {' or '.join(COVARIANCES)}")
@@ -165,28 +188,33 @@ _CACHE: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, LatentDensity]] =
 _CACHE_LOCK = threading.Lock()
 
 
-def _data_key(split, components: int, covariance: str, seed: int) -> tuple:
+def _data_key(split, components: int, covariance: str, seed: int, top: tuple | None = None) -> tuple:
     images = split.images
-    return (len(split), tuple(images.shape), int(images.sum()), int(split.labels.sum()), components, covariance, seed)
+    return (len(split), tuple(images.shape), int(images.sum()), int(split.labels.sum()), components, covariance, seed,
+            top)
 
 
 def cached_density(model: LatentVariableModel, split, *, components: int = DEFAULT_COMPONENTS,
-                   covariance: str = DEFAULT_COVARIANCE, seed: int = 0) -> LatentDensity | None:
+                   covariance: str = DEFAULT_COVARIANCE, seed: int = 0, top_layer: tuple | None = None
+                   ) -> LatentDensity | None:
     """The density already fitted for this model snapshot and data, or None."""
     with _CACHE_LOCK:
-        return _CACHE.get(model, {}).get(_data_key(split, components, covariance, seed))
+        return _CACHE.get(model, {}).get(_data_key(split, components, covariance, seed, top_layer))
 
 
 def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_COMPONENTS,
                 covariance: str = DEFAULT_COVARIANCE, seed: int = 0, progress: Progress | None = None,
-                should_stop: ShouldStop | None = None, loaded=None, split_name: str = "train"
-                ) -> LatentDensity | None:
+                should_stop: ShouldStop | None = None, loaded=None, split_name: str = "train",
+                top_layer: bool = False) -> LatentDensity | None:
     """Encode `split` (the training images) and fit a Gaussian mixture per class to the posterior means; None if
     stopped. Cached per model snapshot and data: a second call returns the first fit at once. With `loaded` (the
     LoadedModel of `model`), the encoding goes through the latent map's disk cache (`split_name` names the split
-    there), so a density of a model whose training split was mapped, or fitted in an earlier session, skips it."""
+    there), so a density of a model whose training split was mapped, or fitted in an earlier session, skips it.
+    `top_layer` fits a hierarchical VAE's top layer only, the layers below sampled from their prior (see
+    `_top_layer`; the whole code is the default)."""
     check_density_settings(components, covariance)
-    found = cached_density(model, split, components=components, covariance=covariance, seed=seed)
+    top = _top_layer(model) if top_layer else None
+    found = cached_density(model, split, components=components, covariance=covariance, seed=seed, top_layer=top)
     if found is not None:
         return found
     n_classes = max(model.num_classes, 1)
@@ -203,6 +231,9 @@ def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_
     if latents is None:
         return None
     mu = latents.mu.astype(np.float64)
+    dim = mu.shape[1]
+    if top is not None:
+        mu = mu[:, :top[1]]
     labels = latents.labels if model.num_classes else np.zeros(len(mu), dtype=np.int64)
     classes, missing = {}, []
     for c in range(n_classes):
@@ -215,7 +246,8 @@ def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_
             classes[c] = _mixture(points, components, covariance, seed)
         if progress is not None:
             progress(len(split) + c + 1, steps)
-    density = LatentDensity(classes, mu.shape[1], components, covariance, len(mu), tuple(missing))
+    density = LatentDensity(classes, dim, components, covariance, len(mu), tuple(missing),
+                            fitted=None if top is None else top[1], layer="" if top is None else top[0])
     with _CACHE_LOCK:
-        _CACHE.setdefault(model, {})[_data_key(split, components, covariance, seed)] = density
+        _CACHE.setdefault(model, {})[_data_key(split, components, covariance, seed, top)] = density
     return density

@@ -90,6 +90,26 @@ def test_trains_saves_loads_samples_and_logs_each_layers_kl(trained, dataset):
     assert not torch.allclose(loaded.model.decode(z, y), loaded.model.decode(z_low, y))
 
 
+def test_the_density_on_the_top_layer_leaves_the_layers_below_to_the_prior(trained, dataset):
+    import numpy as np
+
+    from core.latent.density import fit_density
+
+    run, _ = trained
+    model = load_model(run / "checkpoints" / "last.safetensors").model.eval()
+    whole = fit_density(model, dataset.train, components=2)
+    top = fit_density(model, dataset.train, components=2, top_layer=True)
+    assert whole.fitted is None and whole.classes[3].means.shape == (2, 44)
+    assert top.fitted == 4 and top.classes[3].means.shape == (2, 4) and top.latent_dim == 44
+    assert "top layer z1: 4 of 44 dimensions" in top.describe()
+    noise = np.random.default_rng(0).standard_normal((6, 44))
+    labels, uniform = np.array([3, 3, 5, 5, 7, 7]), np.linspace(0, 0.99, 6)
+    z = top.latents(labels, noise, uniform)
+    np.testing.assert_allclose(z[:, 4:], noise[:, 4:], rtol=1e-6)          # the lower layers: the prior's draw
+    assert not np.allclose(z[:, :4], noise[:, :4])                         # the top layer: the mixture's
+    assert not np.allclose(whole.latents(labels, noise, uniform)[:, 4:], noise[:, 4:])
+
+
 def test_encode_decode_round_trip_on_a_trained_model(trained, dataset):
     run, _ = trained
     model = load_model(run / "checkpoints" / "last.safetensors").model
