@@ -321,24 +321,29 @@ class SamplerPanel(QWidget):
         names = self.state.vae.meta.class_names
         line = f"sampling from the region of {what}" + \
             (f", classes {', '.join(names[c] for c in classes)}" if classes else "")
+        # fitted on a worker: a few thousand points of a hierarchical VAE's few hundred dimensions take seconds
         if selection.model is model:
-            self._on_region(fit_region(selection.latents, model.num_classes, origin=what), model)
-            return line
-        found = self.state.split_to_encode("train")
-        if isinstance(found, str):
-            self._mark_out_of_date(f"the selection's images cannot be encoded by this model: {found}")
-            return found
+            job, args, kwargs = fit_region, (selection.latents, model.num_classes), {"origin": what}
+            doing = f"fitting the region of {what}…"
+        else:
+            found = self.state.split_to_encode("train")
+            if isinstance(found, str):
+                self._mark_out_of_date(f"the selection's images cannot be encoded by this model: {found}")
+                return found
+            job, args = fit_region_of_images, (model, self.state.dataset, selection.splits, selection.indices)
+            kwargs = {"origin": f"{what}, encoded by this model"}
+            doing = f"encoding {what} with the model this panel shows…"
+            line += " (encoding them with the Sampler's model first)"
         self.tasks.cancel("grid")
         self._region_fitting = model
-        self._mark_out_of_date(f"encoding {what} with the model this panel shows…")
+        self._mark_out_of_date(doing)
         self.density_progress.setVisible(True)
-        self.tasks.start("region", fit_region_of_images, model, self.state.dataset, selection.splits,
-                         selection.indices, origin=f"{what}, encoded by this model", progress=self.density_progress,
+        self.tasks.start("region", job, *args, **kwargs, progress=self.density_progress,
                          on_result=lambda region: self._on_region(region, model),
                          on_failed=lambda message, _details: self._mark_out_of_date(
                              f"the selection's region could not be fitted: {message}"),
                          on_finished=lambda _stopped: self.density_progress.setVisible(False))
-        return line + " (encoding them with the Sampler's model first)"
+        return line
 
     def _on_region(self, region, model) -> None:
         if region is None or model is not self.state.vae_model:
