@@ -4,8 +4,8 @@
 
 Opens the window on the bundled digits and models, visits each tab (letting its background work finish), trains the
 digits preset for a few epochs on the Train tab, and saves one PNG per panel; latent-selection.png is a lasso selection
-on the map of all splits with its grid; then shows that run everywhere but pins the bundled model in the sampler
-(workspace.png: the models list and two panels on two models).
+on the map of all splits with its grid, sampler-region.png that selection sent to the Sampler; then shows that run
+everywhere but pins the bundled model in the sampler (workspace.png: the models list and two panels on two models).
 """
 
 from __future__ import annotations
@@ -97,6 +97,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if _lasso_selection(app, window, args.out / "latent-selection.png"):
         names.append("latent-selection")
+        # "more like these": the selection sent to the Sampler, which samples the region the selected images cover
+        sampler = window.panels.get("sampler")
+        window.panels["latent_map"].send_selection("sampler")
+        if sampler is not None and _wait(app, lambda: not sampler.is_sampling() and sampler.region is not None, 60):
+            _wait(app, lambda: False, 0.5)
+            window.grab().save(str(args.out / "sampler-region.png"))
+            names.append("sampler-region")
 
     window.tabs.setCurrentIndex(0)
     panel = window.train_panel

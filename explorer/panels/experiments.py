@@ -100,6 +100,7 @@ class ExperimentsPanel(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.status = QLabel("Pick an experiment and press Start.")
+        self.status.setWordWrap(True)   # a long line wraps; it never widens the window
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         lay = QVBoxLayout(self)

@@ -127,6 +127,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         self.reset_btn = QPushButton("Reset dimensions")
         self.reset_btn.clicked.connect(self.reset_offsets)
         self.status = QLabel("")
+        self.status.setWordWrap(True)   # a long line wraps; it never widens the window
 
         form = QFormLayout()
         form.addRow("endpoints", self.mode)

@@ -167,11 +167,11 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.progress.setMaximumWidth(180)
         self.progress.setTextVisible(True)
         self.status = QLabel("")
+        self.status.setWordWrap(True)   # a long line wraps; it never widens the window
 
         top = QHBoxLayout()
         for w in (QLabel("split"), self.split_box, QLabel("map"), self.method_box, QLabel("colour by"),
-                  self.colour_box, self.dim_box, QLabel("decode as"), self.decode_as, self.shade_box, self.progress,
-                  self.cancel_btn):
+                  self.colour_box, self.dim_box, QLabel("decode as"), self.decode_as, self.progress, self.cancel_btn):
             top.addWidget(w)
         top.addStretch(1)
         second = self._build_second_row()
@@ -287,10 +287,10 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             self._setting_labels[box] = label
             row.addWidget(label)
             row.addWidget(box)
-        for w in (self.layer_label, self.layer_box, QLabel("drag"), self.tool_box, self.search, QLabel("show"),
-                  self.worst_n, self.worst_btn):
+        for w in (self.layer_label, self.layer_box, self.shade_box, QLabel("drag"), self.tool_box, self.search,
+                  QLabel("show"), self.worst_n, self.worst_btn):
             row.addWidget(w)
-        self.search.setMinimumWidth(200)
+        self.search.setMinimumWidth(120)
         self.layer_label.hide()
         self.layer_box.hide()
         self._show_settings()

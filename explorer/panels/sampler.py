@@ -102,6 +102,7 @@ class SamplerPanel(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 2 ** 31 - 1)
         self.seed.setPrefix("seed ")
+        self.seed.setMaximumWidth(130)
         self.seed.valueChanged.connect(lambda _: self.regenerate(new_seed=False))
         self.regen_btn = QPushButton("Regenerate")
         self.regen_btn.setToolTip("new noise (next seed)")
@@ -137,17 +138,25 @@ class SamplerPanel(QWidget):
         self.export_btn = QPushButton("Export PNG…")
         self.export_btn.clicked.connect(self._export_dialog)
 
+        # two rows, so the panel fits a laptop screen beside the models list: what to sample, then which classes
+        # and how to show them
         top = QHBoxLayout()
         for w in (self.columns, self.source, self.components, self.covariance, self.density_progress, self.temp_label,
-                  self.temperature, self.seed, self.regen_btn, self.same_noise, self.compare, self.export_btn):
+                  self.temperature, self.seed, self.regen_btn):
             top.addWidget(w)
         top.addStretch(1)
+        second = QHBoxLayout()
+        second.addWidget(self.class_list, 1)
+        for w in (self.same_noise, self.compare, self.export_btn):
+            second.addWidget(w)
 
         self.grid = ImageGrid()
         self.grid.clicked.connect(self.select)
         self.vae_title = QLabel("VAE")
+        self.vae_title.setWordWrap(True)    # titles and "out of date" notes wrap; they never widen the window
         self.diff_grid = ImageGrid()
         self.diff_title = QLabel("diffusion")
+        self.diff_title.setWordWrap(True)
         self.diff_progress = QProgressBar()
         self.diff_cancel = QPushButton("Cancel")
         self.diff_cancel.clicked.connect(self._cancel_diffusion)
@@ -187,9 +196,10 @@ class SamplerPanel(QWidget):
         outer.setStretchFactor(0, 4)
         outer.setStretchFactor(1, 1)
         self.status = QLabel("")
+        self.status.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
-        lay.addWidget(self.class_list)
+        lay.addLayout(second)
         lay.addWidget(outer, 1)
         lay.addWidget(self.status)
 

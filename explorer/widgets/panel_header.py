@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from explorer.panel_view import PanelView
+from explorer.widgets.elided_label import ElidedLabel
 
 KINDS = (("vae", "VAE"), ("diffusion", "diffusion"))
 
@@ -35,7 +36,7 @@ class PanelHeader(QWidget):
             lay.addWidget(label)
             lay.addWidget(combo)
             self.combos[kind], self.labels[kind] = combo, label
-        self.dataset_label = QLabel()
+        self.dataset_label = ElidedLabel()
         lay.addWidget(self.dataset_label)
         lay.addStretch(1)
         self.show_view(None, ())

@@ -13,11 +13,10 @@ from PySide6.QtWidgets import QFrame, QLabel, QStatusBar, QWidget
 
 from explorer.memory import release_free_memory
 from explorer.state import AppState
+from explorer.widgets.elided_label import ElidedLabel
 
 MEMORY_EVERY_MS = 2000
 TRIM_EVERY_TICKS = 30          # once a minute
-
-
 def process_memory_mb() -> float:
     """Resident memory of this process in MiB (/proc on Linux; peak RSS from getrusage elsewhere)."""
     try:
@@ -36,8 +35,8 @@ class StatusBar(QStatusBar):
         self.state = state
         # Parented at once: the bar (C++) owns and deletes them with the window.
         self.device_label = QLabel(f"CPU, {os.cpu_count() or 1} cores", self)   # until start-up has asked torch
-        self.model_label = QLabel("model: loading...", self)
-        self.dataset_label = QLabel("dataset: loading...", self)
+        self.model_label = ElidedLabel("model: loading...", self)
+        self.dataset_label = ElidedLabel("dataset: loading...", self)
         self.memory_label = QLabel("", self)
         for w in (self.device_label, self.model_label, self.dataset_label, self.memory_label):
             w.setContentsMargins(8, 0, 8, 0)
