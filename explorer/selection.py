@@ -27,6 +27,13 @@ class ImageSelection:
     latents: np.ndarray         # (M, D) float32
     description: str = ""       # how it was made ("lasso", "search '7'", "50 worst reconstructions")
     model: Any = None           # the network that encoded `latents` (their meaning belongs to it)
+    dataset: Any = None         # the Dataset whose splits `indices` index
+
+    def problem_with(self, dataset: Any) -> str:
+        """Why the selection's images cannot be read from `dataset` (another dataset loaded since), or ""."""
+        if self.dataset is not None and dataset is not self.dataset:
+            return "the selection was made on another dataset than the one loaded now; select again in the latent map"
+        return ""
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -42,6 +49,8 @@ def deliver(selection: ImageSelection, target: str, panels: dict[str, Any]) -> s
         # the first two images become the path's endpoints (any split, in the order the grid shows): their latents
         # when the panel shows the model that encoded them, else the images encoded by the panel's own model
         same_model = selection.model is not None and selection.model is panel.state.vae_model
+        if not same_model and selection.problem_with(panel.state.dataset):
+            return selection.problem_with(panel.state.dataset)
         for k in range(min(2, n)):
             if same_model:
                 panel.set_endpoint(k, selection.latents[k], int(selection.labels[k]))
@@ -50,6 +59,8 @@ def deliver(selection: ImageSelection, target: str, panels: dict[str, Any]) -> s
         return f"interpolating between the first {min(2, n)} of {n} selected images" + \
             ("" if same_model else " (encoded by the model this panel shows)")
     if target == "restore":
+        if selection.problem_with(panel.state.dataset):
+            return selection.problem_with(panel.state.dataset)
         panel.select_image(selection.splits[0], int(selection.indices[0]))
         return f"{selection.splits[0]} image {int(selection.indices[0])} (the first of {n} selected) in Denoise / " \
                "Enhance"

@@ -131,6 +131,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self._current_z: tuple[np.ndarray, int] | None = None
         self._stats = ""                      # the encoding's mean KL and reconstruction error, for the status
         self.map_vae = None                   # the LoadedModel the map was encoded with (decodes use it too)
+        self.map_dataset = None               # the Dataset it was encoded from
         self.newer_snapshot = None            # a newer snapshot of its run that arrived while a projection ran
         self._build()
         # Drags decode at most every 16 ms, always ending on the latest position (superqt's throttle).
@@ -346,6 +347,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             return
         vae = found[0]
         self.map_vae = vae
+        self.map_dataset = self.state.dataset   # the dataset whose images the map's rows index
         self._fill_layers()
         self._split_images = [s.images.permute(0, 2, 3, 1).cpu().numpy() for _, s in splits]   # views, no copies
         total = sum(len(s) for _, s in splits)
@@ -742,7 +744,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
             source="latent map", splits=tuple(data.split_names[int(k)] for k in data.split_of[rows]),
             indices=data.index_in_split[rows].copy(), labels=data.latents.labels[rows].copy(),
             latents=data.latents.mu[rows].copy(), description=self._selection_description,
-            model=self.map_vae.model))
+            model=self.map_vae.model, dataset=self.map_dataset))
 
     def send_selection(self, target: str) -> None:
         self._publish_selection()

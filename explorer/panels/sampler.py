@@ -71,6 +71,7 @@ class SamplerPanel(QWidget):
         self.region = None                        # a LatentDensity fitted to the latent map's selection
         self._region_model = None                 # the network whose latents `region` was fitted to
         self._region_fitting = None               # the network a "region" task encodes the selection with
+        self._region_selection = None             # the ImageSelection the region was fitted to
         self.tasks = PanelTasks(self)             # "grid" (the VAE grid), "density" / "region" (fits), "diffusion"
         self._build()
         state.vaeChanged.connect(self._on_vae_changed)
@@ -268,9 +269,9 @@ class SamplerPanel(QWidget):
         if self.source.currentIndex() == REGION:
             self._cancel_density_fit()
             if self.region is None or self._region_model is not model:
+                # another model shown (a newer snapshot, another entry): the same images, encoded by it
                 if not (self.tasks.busy("region") and self._region_fitting is model):
-                    self._mark_out_of_date("the selection's region belongs to another model; send the selection "
-                                           "from the latent map again")
+                    self._fit_region(self._region_selection, model)
                 return
             density = self.region
         elif self.uses_density():
@@ -309,14 +310,13 @@ class SamplerPanel(QWidget):
         """Sample from the region of latent space that `selection` (images picked in the latent map) covers: a mixture
         fitted to their latents, with the selection's classes ticked. When this panel shows another model (a pin, a
         newer snapshot) than the one that encoded them, the images are encoded by this panel's model first (on a
-        worker). Returns a line for the status bar."""
+        worker); a later model (the next training snapshot) refits the same images. Returns a line for the status
+        bar."""
         model = self.state.vae_model
         if model is None:
             return "load a VAE in the Sampler to sample the selection's region"
         if len(selection) < 2:
             return "select at least two images to sample from their region"
-        what = f"the {len(selection)} images selected in the {selection.source}" + \
-            (f" ({selection.description})" if selection.description else "")
         classes = sorted({int(c) for c in selection.labels}) if model.num_classes else []
         self.class_list.blockSignals(True)
         for i in range(self.class_list.count()):
@@ -327,23 +327,31 @@ class SamplerPanel(QWidget):
         self.source.setCurrentIndex(REGION)
         self.source.blockSignals(False)
         self._show_density_settings()
+        self._region_selection = selection
         self.region, self._region_model = None, None
         names = self.state.vae.meta.class_names
-        line = f"sampling from the region of {what}" + \
+        line = f"sampling from the region of {_what(selection)}" + \
             (f", classes {', '.join(names[c] for c in classes)}" if classes else "")
-        # fitted on a worker: a few thousand points of a hierarchical VAE's few hundred dimensions take seconds
+        problem = self._fit_region(selection, model)
+        if problem:
+            return problem
+        return line + ("" if selection.model is model else " (encoding them with the Sampler's model first)")
+
+    def _fit_region(self, selection, model) -> str:
+        """Start fitting the region of `selection` for `model` (on a worker: a few thousand points of a hierarchical
+        VAE's few hundred dimensions take seconds); "" or why it cannot be."""
+        what = _what(selection)
         if selection.model is model:
             job, args, kwargs = fit_region, (selection.latents, model.num_classes), {"origin": what}
             doing = f"fitting the region of {what}…"
         else:
-            found = self.state.split_to_encode("train")
+            found = selection.problem_with(self.state.dataset) or self.state.split_to_encode("train")
             if isinstance(found, str):
                 self._mark_out_of_date(f"the selection's images cannot be encoded by this model: {found}")
                 return found
             job, args = fit_region_of_images, (model, self.state.dataset, selection.splits, selection.indices)
             kwargs = {"origin": f"{what}, encoded by this model"}
             doing = f"encoding {what} with the model this panel shows…"
-            line += " (encoding them with the Sampler's model first)"
         self.tasks.cancel("grid")
         self._region_fitting = model
         self._mark_out_of_date(doing)
@@ -353,7 +361,7 @@ class SamplerPanel(QWidget):
                          on_failed=lambda message, _details: self._mark_out_of_date(
                              f"the selection's region could not be fitted: {message}"),
                          on_finished=lambda _stopped: self.density_progress.setVisible(False))
-        return line
+        return ""
 
     def _on_region(self, region, model) -> None:
         if region is None or model is not self.state.vae_model:
@@ -514,3 +522,9 @@ def _same(a: tuple | None, b: tuple | None) -> bool:
     another object; the settings by value."""
     return (a is not None and b is not None and len(a) == len(b) and a[0] is b[0] and a[1] is b[1]
             and a[2:] == b[2:])
+
+
+def _what(selection) -> str:
+    """The selection in words, for titles: "the 134 images selected in the latent map (lasso)"."""
+    return f"the {len(selection)} images selected in the {selection.source}" + \
+        (f" ({selection.description})" if selection.description else "")

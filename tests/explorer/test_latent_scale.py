@@ -245,12 +245,16 @@ def test_selection_is_sent_through_the_state_to_the_other_panels(qtbot, loaded):
     # another model shown: the region (its latents) no longer applies, and the panel says so instead of sampling
     from core.training.checkpoint import load_model
 
+    # another model shown (as a newer training snapshot is): the old grid is marked out of date at once, and the
+    # same images are encoded by the new model and the region refitted, not the old latents decoded by it
     state.set_vae(load_model(vae.path))
-    assert "belongs to another model" in sampler.vae_title.text()
-    # sent again, the old selection's images are encoded by the new model rather than its latents decoded by it
-    assert "encoding them with the Sampler's model first" in sampler.use_selection(sel)
+    assert "out of date: encoding the 12 images" in sampler.vae_title.text()
     qtbot.waitUntil(lambda: not sampler.is_sampling() and sampler.region is not None, timeout=20_000)
     assert sampler._region_model is state.vae_model and "out of date" not in sampler.vae_title.text()
+    assert "encoded by this model" in sampler.vae_title.text()
+    # a selection of another dataset's images is refused in one line (its indices would pick other images)
+    state.set_dataset(load_dataset(DataConfig(name="digits", image_size=vae.meta.image_size)))
+    assert "another dataset" in sampler.use_selection(sel)
     window.close()
 
 
