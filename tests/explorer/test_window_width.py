@@ -5,21 +5,14 @@ of date had once grown the window to 1,956 px.)"""
 from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel
-
-from explorer.state import AppState
+from test_latent_scale import open_window
 
 LAPTOP_WIDTH = 1366 - 86   # the screen less a window frame and a little room
 LONG = "a long line that names a model, its data, its settings and what went wrong, " * 4
 
 
 def test_no_label_widens_the_window(qtbot):
-    from explorer.main_window import MainWindow
-
-    state = AppState()
-    window = MainWindow(state, defer_panels=False)
-    qtbot.addWidget(window)
-    window.resize(1200, 800)
-    window.show()
+    _state, window = open_window(qtbot)
     assert window.minimumSizeHint().width() <= LAPTOP_WIDTH
     widgets = {**window.panels, "header": window.header, "status bar": window.statusBar()}
     captions = set(window.header.labels.values())   # "VAE:", "diffusion:": fixed words, never long
