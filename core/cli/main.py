@@ -104,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", choices=("prior", "density"), default="prior",
                    help="VAE: where z comes from: the prior N(0, I), or a Gaussian mixture per class fitted to the "
                         "encoded training set (reads the training data; default: prior)")
+    p.add_argument("--near", metavar="CSV", default=None,
+                   help="VAE: sample z from a Gaussian mixture fitted to the images a CSV lists (split,index columns: "
+                        "a selection exported from the latent map), \"more like these\"; rows default to their classes")
     p.add_argument("--components", type=int_in(1, 64), default=None,
                    help="with --from density: Gaussian components per class, 1..64 (default: 4)")
     p.add_argument("--covariance", choices=("full", "diag"), default=None,

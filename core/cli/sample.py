@@ -25,13 +25,24 @@ def sample_command(args: argparse.Namespace) -> int:
     check_writable(out.parent, f"--out {out}")
     device = device_named(args.device)
     density_kw = density_settings(args)
+    near = None
+    if args.near is not None:
+        if args.source == "density":
+            raise UserError("--near and --from density are two sources of z; choose one")
+        from core.latent.map_data import read_selection_csv
+
+        near = read_selection_csv(args.near)     # before loading anything: a bad file is reported at once
     loaded = load_model(args.checkpoint, device)
     model, meta = loaded.model, loaded.meta
     conditional = model.num_classes > 0
     if args.classes is not None and not args.classes:
         raise UserError("--classes is empty; give class names or indices separated by commas")
-    classes = ([match_class(c, meta.class_names) for c in args.classes] if args.classes is not None
-               else list(range(model.num_classes))) if conditional else [0]
+    if args.classes is not None:
+        classes = [match_class(c, meta.class_names) for c in args.classes] if conditional else [0]
+    elif near is not None and conditional and (near[2] >= 0).any():
+        classes = sorted({int(c) for c in near[2] if 0 <= c < model.num_classes})   # the selection's classes
+    else:
+        classes = list(range(model.num_classes)) if conditional else [0]
     labels = torch.tensor(classes).repeat_interleave(args.n)
     gen = torch.Generator().manual_seed(args.seed)
     if model.kind == "diffusion":
@@ -45,17 +56,26 @@ def sample_command(args: argparse.Namespace) -> int:
         if args.steps is not None or args.guidance is not None or args.sampler is not None:
             raise UserError("--steps, --guidance and --sampler apply to diffusion models; this checkpoint is a VAE")
         kw = {"temperature": 1.0 if args.temperature is None else args.temperature}
-    if args.source == "density":
+    density = None
+    if model.kind != "diffusion" and (args.source == "density" or near is not None):
         from core.data.datasets import load_dataset
 
-        density = fit_latent_density(loaded, load_dataset(loaded.config.data, device), quiet=False,
-                                     **density_kw)
+        dataset = load_dataset(loaded.config.data, device)
+        if near is not None:
+            from core.latent.density import fit_region_of_images
+
+            density = fit_region_of_images(model, dataset, near[0], near[1],
+                                           origin=f"the {len(near[1])} images listed in {args.near}")
+        else:
+            density = fit_latent_density(loaded, dataset, quiet=False, **density_kw)
         kw["z"] = density.sample(labels, gen, temperature=kw.pop("temperature"))
+    elif near is not None:
+        raise UserError("--near samples a VAE's latents; this checkpoint is a diffusion model")
     with torch.no_grad():
         images = model.sample(labels, generator=gen, **kw)
     save_png(image_grid(to_uint8(images), args.n), str(out), scale=args.scale)
     names = ", ".join(meta.class_names[c] for c in classes) if conditional else "unconditional"
-    source = f"; z from {density.describe()}" if args.source == "density" else ""
+    source = f"; z from {density.describe()}" if density is not None else ""
     print(f"wrote {out} ({len(classes)} rows x {args.n} samples; rows: {names}{source})")
     return 0
 

@@ -114,6 +114,10 @@ def encode_indices(model: LatentVariableModel, dataset, splits: Sequence[str], i
     for name in np.unique(splits):
         rows = np.flatnonzero(splits == name)
         part = dataset.split(str(name))
+        beyond = indices[rows][indices[rows] >= len(part)]
+        if len(beyond):
+            raise UserError(f"image {int(beyond[0])} of the {name} split does not exist (it has {len(part)} images); "
+                            "were these images picked in another dataset?")
         for start in range(0, len(rows), batch_size):
             if should_stop is not None and should_stop():
                 return None

@@ -208,3 +208,41 @@ def write_selection_csv(path: str | Path, data: MapData, rows: np.ndarray, class
         atomic_write(Path(path), write)
     except OSError as exc:
         raise UserError(f"could not write {path}: {exc.strerror or exc}; choose a writable folder") from exc
+
+
+def read_selection_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(splits, indices, labels) of a selection CSV written by `write_selection_csv` (or by hand: the columns
+    "split" and "index" are required, "label" optional: -1 where missing). One UserError naming the line for
+    anything else."""
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+            fields = set(rows[0]) if rows else set()
+    except FileNotFoundError:
+        raise UserError(f"no selection file at {path}; export one from the latent map (Indices CSV...)") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise UserError(f"could not read {path} as a selection CSV: {exc}") from exc
+    if not rows:
+        raise UserError(f"{path} lists no images; it needs a header with 'split' and 'index' and one line per image")
+    if not {"split", "index"} <= fields:
+        raise UserError(f"{path} needs the columns 'split' and 'index' (it has {', '.join(sorted(fields))}); "
+                        "export it from the latent map (Indices CSV...)")
+    splits, indices, labels = [], [], []
+    for line, row in enumerate(rows, start=2):
+        split = (row["split"] or "").strip()
+        if split not in ("train", "val", "test"):
+            raise UserError(f"{path}, line {line}: split {split!r} is not train, val or test")
+        try:
+            index = int(row["index"])
+            label = int(row["label"]) if row.get("label") not in (None, "") else -1
+        except ValueError:
+            raise UserError(f"{path}, line {line}: index {row['index']!r} (and label, if given) must be whole "
+                            "numbers") from None
+        if index < 0:
+            raise UserError(f"{path}, line {line}: index {index} is negative")
+        splits.append(split)
+        indices.append(index)
+        labels.append(label)
+    return splits, np.asarray(indices, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+

@@ -20,6 +20,7 @@ from core.latent.map_data import (
     encoding_key,
     find_points,
     latent_layers,
+    read_selection_csv,
     worst_reconstructions,
     write_selection_csv,
 )
@@ -120,6 +121,26 @@ def test_selection_csv_names_split_index_class_and_error(all_splits, tmp_path):
         assert float(line["reconstruction_error"]) == pytest.approx(lat.recon_error[r], rel=1e-4)
     with pytest.raises(UserError):
         write_selection_csv(tmp_path / "missing" / "x.csv", all_splits, rows, [])
+    # read back (what `sample --near` takes): the same images, in order
+    splits, indices, labels = read_selection_csv(path)
+    assert list(zip(splits, indices.tolist(), strict=True)) == [all_splits.origin(int(r)) for r in rows]
+    np.testing.assert_array_equal(labels, lat.labels[rows])
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (None, "no selection file"),
+    ("", "lists no images"),
+    ("split,idx\ntest,1\n", "needs the columns 'split' and 'index'"),
+    ("split,index\nholdout,1\n", "line 2: split 'holdout'"),
+    ("split,index\ntest,1\ntest,x\n", "line 3: index 'x'"),
+    ("split,index\ntest,-4\n", "line 2: index -4 is negative"),
+])
+def test_a_bad_selection_csv_is_one_user_error_naming_the_problem(tmp_path, text, message):
+    path = tmp_path / "sel.csv"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(UserError, match=message):
+        read_selection_csv(path)
 
 
 def test_points_in_polygon_on_shapes_with_known_insides():

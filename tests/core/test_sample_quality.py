@@ -228,3 +228,21 @@ def test_the_density_reads_the_encoding_from_the_latent_maps_disk_cache(bundled_
     assert second is not first
     for c in first.classes:
         np.testing.assert_allclose(second.classes[c].means, first.classes[c].means, rtol=1e-6)
+
+
+def test_cli_samples_near_the_images_a_selection_csv_lists(capsys, tmp_path, bundled_vae, digits):
+    path = str(bundled_vae.path)
+    threes = np.flatnonzero(digits.test.labels.numpy() == 3)[:30]
+    sel = tmp_path / "sel.csv"
+    sel.write_text("split,index,label\n" + "".join(f"test,{i},3\n" for i in threes))
+    out = tmp_path / "near.png"
+    assert cli.main(["sample", path, "--near", str(sel), "--n", "4", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "rows: 3;" in printed and f"fitted to the 30 images listed in {sel}" in printed   # its class by default
+    assert Image.open(out).size == (4 * 16, 16)
+    # an index beyond the split, or --near with the density: one line each
+    sel.write_text("split,index\ntest,2\ntest,99999\n")
+    assert cli.main(["sample", path, "--near", str(sel), "--out", str(out)]) == 2
+    assert "image 99999 of the test split does not exist" in capsys.readouterr().err
+    assert cli.main(["sample", path, "--near", str(sel), "--from", "density", "--out", str(out)]) == 2
+    assert "choose one" in capsys.readouterr().err
