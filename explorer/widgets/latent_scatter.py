@@ -3,10 +3,11 @@ a shade over the space far from the data, markers for the selection and the deco
 follows the cursor. It knows nothing of models: the panel tells it what to show and hears where the user points.
 
 At dataset scale (70,000-100,000 points) the view switches to a density image while more than `DENSITY_ABOVE` points
-are in view: bench/bench_latent_scale.py measured pyqtgraph's ScatterPlotItem at 25-33 ms a frame for 100,000
-points in view on this 2-core machine (at the 33 ms budget, before anything else runs) and 10 ms for ~20,000; the
-density image (each screen cell the mean colour of its points, opacity by count; numpy bincounts, redrawn when the
-view moves) costs a few ms whatever N is. Zoomed in, the points come back. No OpenGL: PyOpenGL is not a dependency
+are in view: bench/bench_latent_scale.py measured a pan/zoom frame (move, handlers, one repaint) with every point
+drawn by pyqtgraph's ScatterPlotItem at 26 ms for 70,000 points and 35 ms for 100,000 on this 2-core machine (over
+the 33 ms budget), 15-18 ms for 13,000-18,000; with the density image (each screen cell the mean colour of its
+points, opacity by count; numpy bincounts, redrawn when the view moves) 16-17 ms whatever N is. Zoomed in, the
+points come back. No OpenGL: PyOpenGL is not a dependency
 and the offscreen and remote-desktop cases have none.
 
 Left-drag sweeps (decodes follow the mouse), or draws a lasso / rectangle when that tool is chosen (Shift+drag is
