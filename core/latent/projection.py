@@ -109,15 +109,20 @@ def exact_knn(x: np.ndarray, k: int, *, chunk: int = 2048) -> tuple[np.ndarray, 
     idx_out = np.empty((n, k), dtype=np.int64)
     dist_out = np.empty((n, k), dtype=np.float32)
     sq = (data * data).sum(1)
+    data_t = data.T.contiguous()
     for start in range(0, n, chunk):
         q = data[start:start + chunk]
-        # |a-b|^2 = |a|^2 + |b|^2 - 2ab: one matmul instead of cdist's generic kernel
-        d2 = (sq[start:start + chunk, None] + sq[None, :] - 2.0 * (q @ data.T)).clamp_min_(0.0)
+        # |a-b|^2 = |a|^2 + |b|^2 - 2ab, and a row's ranking needs only |b|^2 - 2ab (|a|^2 is the row's constant):
+        # one fused addmm over the (chunk, N) block instead of four passes. Measured on 30,000 x 24 on 2 cores:
+        # 2.7 s against 6.6 s for the unfused form (70,000: the kNN part of UMAP 34 s -> ~14 s); same neighbours.
+        d = torch.addmm(sq[None, :], q, data_t, beta=1.0, alpha=-2.0)
         rows = torch.arange(len(q))
-        d2[rows, rows + start] = -1.0           # the point itself always comes first, even with duplicates
-        vals, ids = torch.topk(d2, k, dim=1, largest=False, sorted=True)
+        d[rows, rows + start] = -float("inf")   # the point itself always comes first, even with duplicates
+        vals, ids = torch.topk(d, k, dim=1, largest=False, sorted=True)
+        vals = (vals + sq[start:start + chunk, None]).clamp_min_(0.0)
+        vals[:, 0] = 0.0                        # itself
         idx_out[start:start + chunk] = ids.numpy()
-        dist_out[start:start + chunk] = vals.clamp_min(0.0).sqrt().numpy()
+        dist_out[start:start + chunk] = vals.sqrt().numpy()
     return idx_out, dist_out
 
 
