@@ -28,6 +28,7 @@ from core.errors import UserError
 from core.latent.encoding import Progress, ShouldStop, encode_indices, encode_split
 from core.latent.map_data import cached_encoding, latent_layers
 from core.models.protocol import LatentVariableModel
+from core.training.checkpoint import LoadedModel
 
 COVARIANCES = ("full", "diag")
 # Measured on the bundled digits model (bench/bench_density_sampling.py, 100 samples per class, 3 seeds; Fréchet
@@ -117,8 +118,9 @@ def _mixture(points: np.ndarray, components: int, covariance: str, seed: int) ->
     return ClassDensity(gmm.weights_.copy(), gmm.means_.copy(), chol)
 
 
-# A region's fit uses at most this many of its points (chosen evenly): a 70,000-point selection fits in ~0.3 s on the
-# GUI thread instead of seconds, and 5,000 points pin down a 4-component mixture in any latent size the app trains.
+# A region's fit uses at most this many of its points (chosen evenly): a 70,000-point selection fits in about a second
+# (on the Sampler's worker) instead of many, and 5,000 points pin down a 4-component mixture in the latent sizes the
+# presets train.
 REGION_FIT_POINTS = 5000
 
 
@@ -165,9 +167,9 @@ def _top_layer(model: LatentVariableModel) -> tuple[str, int] | None:
     on the `mnist` preset (z1 16 + z2 64 + z3 256 = 336 dimensions, 15 epochs on the 3,600 real training digits;
     bench/bench_density_sampling.py --layers top,all --components 4, 2 seeds, 100 samples per class):
     prior: Fréchet 35.0, accuracy 0.954, precision 0.86, recall 0.31; full covariances on the top layer: 24.7, 0.971,
-    0.90, 0.37 (fit ~1 s); on the whole code: 22.4, 0.987, 0.93, 0.32 (fit ~4 s, growing with n * D^2: about a minute
-    for MNIST's 60,000). The whole code stays the default (better Fréchet score and accuracy); the top layer keeps
-    more diversity and costs less."""
+    0.90, 0.37 (fit ~1 s); on the whole code: 22.4, 0.987, 0.93, 0.32 (fit ~4 s, growing with n * D^2: about a
+    minute for MNIST's 60,000, extrapolated, not measured). The whole code stays the default (better Fréchet score
+    and accuracy); the top layer keeps more diversity and costs less."""
     layers = latent_layers(model)
     if len(layers) <= 1:
         return None
@@ -204,7 +206,7 @@ def cached_density(model: LatentVariableModel, split, *, components: int = DEFAU
 
 def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_COMPONENTS,
                 covariance: str = DEFAULT_COVARIANCE, seed: int = 0, progress: Progress | None = None,
-                should_stop: ShouldStop | None = None, loaded=None, split_name: str = "train",
+                should_stop: ShouldStop | None = None, loaded: LoadedModel | None = None, split_name: str = "train",
                 top_layer: bool = False) -> LatentDensity | None:
     """Encode `split` (the training images) and fit a Gaussian mixture per class to the posterior means; None if
     stopped. Cached per model snapshot and data: a second call returns the first fit at once. With `loaded` (the
