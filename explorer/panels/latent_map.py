@@ -353,7 +353,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         total = sum(len(s) for _, s in splits)
         self.status.setText(f"encoding {total:,} {self._split} images…")
         self.tasks.start("encode", _encode_job, vae, splits, on_result=self._on_encoded,
-                         progress=self.progress, progress_format="encode %p%", status=self.status.setText,
+                         progress=self.progress, progress_format="encode %p%{eta}", status=self.status.setText,
                          on_finished=self._task_done)
 
     def _fill_layers(self) -> None:
@@ -443,7 +443,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.tasks.start("projection", _project_job, self.map_vae, self._projected_mu(), method, key, 0,
                          settings=settings,
                          on_result=lambda xy, m=method: self._on_projected(xy, m), progress=self.progress,
-                         progress_format=f"{method} %p%", status=self.status.setText,
+                         progress_format=f"{method} %p%{{eta}}", status=self.status.setText,
                          on_finished=self._projection_done)
         self._label_projection()     # what is shown stays, named as what it is, until the new one is ready
 

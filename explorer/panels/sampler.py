@@ -130,7 +130,7 @@ class SamplerPanel(QWidget):
         self.covariance.currentIndexChanged.connect(lambda _: self.regenerate(new_seed=False))
         self.source.currentIndexChanged.connect(self._show_density_settings)
         self.density_progress = QProgressBar()
-        self.density_progress.setMaximumWidth(120)
+        self.density_progress.setMaximumWidth(190)
         self.density_progress.setVisible(False)
         self.same_noise = QCheckBox("same noise across rows")
         self.same_noise.toggled.connect(lambda _: self.regenerate(new_seed=False))
@@ -387,6 +387,7 @@ class SamplerPanel(QWidget):
         self._mark_out_of_date(f"fitting the density to {len(split)} encoded training images…")
         self.density_progress.setVisible(True)
         self.tasks.start("density", fit_density, model, split, **settings, loaded=vae, progress=self.density_progress,
+                         progress_format="density %p%{eta}",
                          on_result=lambda density: self._on_density(density, key),
                          on_failed=lambda message, _details: self._mark_out_of_date(
                              f"the density could not be fitted: {message}"),

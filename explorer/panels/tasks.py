@@ -8,7 +8,8 @@ A panel names each kind of work it does ("encode", "projection", "grid", "row" .
   or cancelled task (result, event, failure) reaches the panel;
 - drives a progress bar: busy until the first `Progress` event, then its done / total; when the task ends the bar is
   full, or empty when it was cancelled or failed (`explorer.worker.end_progress`); a bar shared by two tasks (encode,
-  then project) is ended by the last of them;
+  then project) is ended by the last of them; a `progress_format` with "{eta}" shows the time left, estimated from
+  the rate so far (after a few seconds, so the first noisy steps do not show a wild guess);
 - routes failures to one error path: `status("failed: <message>")` and the app's error dialog (a `UserError` is its
   message alone, a bug keeps its traceback behind "Show Details...");
 - tells the panel when a task is over (`on_finished(stopped)`) and whenever it becomes busy or idle (`busyChanged`);
@@ -19,8 +20,9 @@ Everything it calls back runs on the GUI thread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -43,6 +45,19 @@ class _Task:
     progress_format: str | None
     error_dialog: bool
     failed: bool = False
+    started: float = field(default_factory=lambda: _now())
+
+
+_now = time.monotonic            # the clock of the time-left estimates (tests replace it)
+ETA_AFTER_S = 3.0                # no estimate before this much of the task has run
+
+
+def time_left(elapsed: float, done: float, total: float) -> str:
+    """" · ~25 s left" from the rate so far, or "" while too early to tell (or when done)."""
+    if elapsed < ETA_AFTER_S or done <= 0 or done >= total:
+        return ""
+    left = elapsed * (total - done) / done
+    return f" · ~{max(1, round(left))} s left" if left < 90 else f" · ~{round(left / 60)} min left"
 
 
 class PanelTasks(QObject):
@@ -96,7 +111,8 @@ class PanelTasks(QObject):
                 bar.setRange(0, int(item.total))
                 bar.setValue(int(item.done))
                 if task.progress_format is not None:
-                    bar.setFormat(task.progress_format)
+                    eta = time_left(_now() - task.started, item.done, item.total)
+                    bar.setFormat(task.progress_format.replace("{eta}", eta))
         elif task.on_event is not None:
             task.on_event(item)
 

@@ -284,3 +284,40 @@ def test_panel_tasks_shutdown_stops_and_joins_everything(qtbot):
     tasks.cancel_all()
     tasks.shutdown()
     assert not a.is_running() and not b.is_running() and not tasks.busy()
+
+
+def test_panel_tasks_show_the_time_left_once_the_rate_is_known(qtbot, monkeypatch):
+    import explorer.panels.tasks as pt
+
+    clock = [100.0]
+    monkeypatch.setattr(pt, "_now", lambda: clock[0])
+    tasks, bar = _panel_tasks(qtbot)
+    gate = threading.Event()
+    tasks.start("project", _gated(gate, "xy"), progress=bar, progress_format="UMAP %p%{eta}")
+    qtbot.waitUntil(lambda: bar.maximum() == 4, timeout=10_000)
+    assert bar.format() == "UMAP %p%"                  # 1 of 4 done at once: too early to estimate
+    tasks.shutdown()
+
+    clock[0] = 100.0
+    tasks, bar = _panel_tasks(qtbot)
+    late = threading.Event()
+
+    def job(*, progress=None, should_stop=None):
+        progress(1, 4)
+        while not late.is_set() and not should_stop():
+            time.sleep(0.005)
+        progress(2, 4)                                  # half done after 40 s: about 40 s left
+        while not gate.is_set() and not should_stop():
+            time.sleep(0.005)
+        return "xy"
+
+    tasks.start("project", job, progress=bar, progress_format="UMAP %p%{eta}")
+    qtbot.waitUntil(lambda: bar.maximum() == 4, timeout=10_000)
+    clock[0] = 140.0
+    late.set()
+    qtbot.waitUntil(lambda: bar.value() == 2, timeout=10_000)
+    assert bar.format() == "UMAP %p% · ~40 s left"
+    assert pt.time_left(600, 1, 4) == " · ~30 min left" and pt.time_left(10, 4, 4) == ""
+    gate.set()
+    qtbot.waitUntil(lambda: not tasks.busy(), timeout=10_000)
+    tasks.shutdown()
