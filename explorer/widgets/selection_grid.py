@@ -30,7 +30,7 @@ from explorer.widgets.image_grid import ImageGrid
 SHOWN_AT_MOST = 400
 CELL_PX = 44        # the smallest grid cell (room under it for "7 .012")
 SORTS = ("as selected", "worst reconstruction first", "best reconstruction first", "class")
-SEND_TARGETS = (("sampler", "Sampler (its classes)"), ("interpolate", "Interpolation (first two as A and B)"),
+SEND_TARGETS = (("sampler", "Sampler (more like these)"), ("interpolate", "Interpolation (first two as A and B)"),
                 ("restore", "Denoise / Enhance (the first image)"))
 
 
