@@ -42,6 +42,7 @@ from core.errors import UserError
 from core.images import image_grid, save_png
 from core.latent.encoding import Latents, decode_latents, encode_images, encode_split
 from core.latent.interpolation import active_dims, interpolate_images, traversal_order
+from core.latent.map_data import latent_layers
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
@@ -343,10 +344,10 @@ class InterpolatePanel(WorkWhenShown, QWidget):
     def layer_slice(self) -> slice | None:
         """The picked layer's slice of the flat code; None for all layers (or a one-layer model)."""
         model, k = self.state.vae_model, self.layer.currentIndex() - 1
-        if model is None or k < 0 or k >= len(model.latent_layers):
+        if model is None or k < 0:
             return None
-        start = sum(size for _, size in model.latent_layers[:k])
-        return slice(start, start + model.latent_layers[k][1])
+        layers = latent_layers(model)
+        return layers[k][1] if k < len(layers) else None
 
     def _layer_changed(self) -> None:
         if self.latents is None:
@@ -443,10 +444,10 @@ class InterpolatePanel(WorkWhenShown, QWidget):
 
     def _dim_names(self, n: int) -> list[str]:
         """z<d> for a one-layer code; <layer>[i] (i within the layer) for a hierarchical one."""
-        layers = self.state.vae_model.latent_layers if self.state.vae_model is not None else ()
-        if len(layers) < 2 or sum(size for _, size in layers) != n:
+        layers = latent_layers(self.state.vae_model) if self.state.vae_model is not None else ()
+        if len(layers) < 2 or layers[-1][1].stop != n:
             return [f"z{d}" for d in range(n)]
-        return [f"{name}[{i}]" for name, size in layers for i in range(size)]
+        return [f"{name}[{i}]" for name, cols in layers for i in range(cols.stop - cols.start)]
 
     def dim_slider(self, dim: int) -> QSlider:
         return next(s for d, s, _ in self._dim_sliders if d == dim)
