@@ -31,3 +31,21 @@ def bundled_vae():
     if path is None:
         pytest.fail("resources/digits-vae.safetensors is missing: rebuild it with `make default-model`")
     return load_model(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_beta_sweep(tmp_path_factory):
+    """(spec, folder) of a tiny real beta sweep on the digits (β 0.5 and 2, one epoch of a 4-wide VAE), run and
+    evaluated once per session: the reports' and the Runs panel's evaluation tests read its eval.json files."""
+    import dataclasses
+
+    from core.experiments.runner import run_experiment
+    from core.experiments.spec import RunSpec, beta_sweep
+
+    tiny = {"train.epochs": 1, "model.width": 4, "model.latent_dim": 4, "model.stages": 1, "train.batch_size": 128,
+            "train.log_every": 2, "train.threads": 1}
+    spec = beta_sweep("digits", "quick", betas=(0.5, 2.0))
+    spec = dataclasses.replace(spec, runs=tuple(RunSpec(r.name, {**r.delta, **tiny}) for r in spec.runs))
+    out = tmp_path_factory.mktemp("sweep")
+    assert list(run_experiment(spec, out))[-1].status == "completed"
+    return spec, out

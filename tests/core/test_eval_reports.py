@@ -3,28 +3,18 @@ the eval.json files of a tiny real experiment on the digits."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
 from core.experiments.report import experiment_report_html
-from core.experiments.runner import run_experiment
-from core.experiments.spec import RunSpec, beta_sweep
 from core.runs.evaluation import eval_numbers, read_eval
 from core.runs.report import report_html
 
-TINY = {"train.epochs": 1, "model.width": 4, "model.latent_dim": 4, "model.stages": 1, "train.batch_size": 128,
-        "train.log_every": 2, "train.threads": 1}
-
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    spec = beta_sweep("digits", "quick", betas=(0.5, 2.0))
-    spec = dataclasses.replace(spec, runs=tuple(RunSpec(r.name, {**r.delta, **TINY}) for r in spec.runs))
-    out = tmp_path_factory.mktemp("sweep")
-    assert list(run_experiment(spec, out))[-1].status == "completed"
-    return spec, out
+def sweep(tiny_beta_sweep):
+    return tiny_beta_sweep
 
 
 def test_eval_json_holds_diversity_and_sharpness(sweep):

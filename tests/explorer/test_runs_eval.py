@@ -3,26 +3,17 @@ read on a worker. The runs are a tiny real beta sweep on the digits."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 
-from core.experiments.runner import run_experiment
-from core.experiments.spec import RunSpec, beta_sweep
 from core.runs.evaluation import read_eval
 from explorer.state import AppState
 
-TINY = {"train.epochs": 1, "model.width": 4, "model.latent_dim": 4, "model.stages": 1, "train.batch_size": 128,
-        "train.log_every": 2, "train.threads": 1}
-
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    spec = beta_sweep("digits", "quick", betas=(0.5, 2.0))
-    spec = dataclasses.replace(spec, runs=tuple(RunSpec(r.name, {**r.delta, **TINY}) for r in spec.runs))
-    out = tmp_path_factory.mktemp("sweep")
-    assert list(run_experiment(spec, out))[-1].status == "completed"
+def sweep(tiny_beta_sweep):
+    spec, out = tiny_beta_sweep
     return [out / r.name for r in spec.runs]
 
 
