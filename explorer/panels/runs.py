@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QSettings, Qt, QTimer
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QSettings, Qt, QTimer
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import (
     QComboBox,
@@ -242,9 +242,7 @@ class RunsPanel(QWidget):
             for col, item in enumerate(cells):
                 self.table.setItem(row, col, item)
         self.table.setSortingEnabled(True)
-        for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) in {str(p) for p in selected}:
-                self.table.selectRow(row)
+        self._select_rows_of({str(p) for p in selected})
         self.table.blockSignals(False)
         self.table.resizeColumnsToContents()
         self._apply_filter()
@@ -275,14 +273,18 @@ class RunsPanel(QWidget):
         return out
 
     def select_paths(self, paths: list[Path]) -> None:
-        wanted = {str(p) for p in paths}
-        self.table.clearSelection()
-        mode = self.table.selectionMode()
-        self.table.setSelectionMode(QTableWidget.SelectionMode.MultiSelection)
+        self._select_rows_of({str(p) for p in paths})
+
+    def _select_rows_of(self, wanted: set[str]) -> None:
+        """Select exactly the rows of these run folders, in one selection change. (Row by row, `selectRow` in
+        ExtendedSelection mode replaces the selection each time: a refresh kept only the last run selected.)"""
+        model = self.table.model()
+        chosen = QItemSelection()
         for row in range(self.table.rowCount()):
             if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) in wanted:
-                self.table.selectRow(row)
-        self.table.setSelectionMode(mode)
+                chosen.select(model.index(row, 0), model.index(row, model.columnCount() - 1))
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.table.selectionModel().select(chosen, flags)
 
     def _update_buttons(self) -> None:
         readable = [r for r in self.selected_runs() if r.status != "unreadable"]

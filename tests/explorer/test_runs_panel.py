@@ -100,3 +100,16 @@ def test_export_report_and_open(panel, runs, tmp_path, qtbot):
     qtbot.waitUntil(lambda: len(panel.state.models) == 1, timeout=30_000)   # loaded on a worker
     (entry,) = panel.state.models
     assert entry.name == "beta-0.5" and entry.loaded.config.model.beta == 0.5
+
+
+def test_a_multi_selection_survives_the_periodic_refresh(panel, runs, qtbot):
+    """Two runs selected, then the 3 s refresh (e.g. while the Report file dialog is open): both stay selected, so
+    the report and the CSV cover both (the refresh used to re-select row by row, keeping only the last)."""
+    _, paths, _ = runs
+    panel.select_paths(paths)
+    assert {r.path for r in panel.selected_runs()} == set(paths)
+    worker = panel.refresh()
+    assert worker is not None
+    qtbot.waitUntil(lambda: not panel.tasks.busy("runs"), timeout=30_000)
+    assert {r.path for r in panel.selected_runs()} == set(paths)
+    assert set(panel.report_runs()) == set(paths)
