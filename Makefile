@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 
-.PHONY: run test lint bench default-model clean
+.PHONY: run test lint bench bench-gpu default-model clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ test: lint
 
 bench: $(VENV)/.installed
 	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The CUDA training core measured on this machine's GPU (~7 min; bench/gpu_suite.py): the table is printed and saved
+# with its JSON in build/gpu-suite.
+bench-gpu: $(VENV)/.installed
+	$(BIN)/python bench/gpu_suite.py --device cuda --out build/gpu-suite
 
 # Rebuild the bundled models in resources/ (documented in README). The bundled VAE keeps only the model's weights,
 # in float16 (about 3 MB instead of 18 MB with the optimizer state; its eval numbers agree to 4 digits).

@@ -27,6 +27,9 @@ def opt(default: Any, help: str, *, low: float | None = None, high: float | None
     return field(default=default, metadata=meta, **kw)
 
 
+COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     name: str = opt("digits", "dataset: digits, mnist, fashion-mnist, cifar10, or folder:PATH")
@@ -119,6 +122,10 @@ class TrainConfig:
     ema_decay: float = opt(0.0, "decay of the EMA weights; 0 = no EMA", low=0.0, high=1.0)
     grad_clip: float = opt(0.0, "clip the gradient norm to this; 0 = off", low=0.0)
     amp: bool = opt(True, "bf16 autocast on CUDA (ignored on CPU)")
+    channels_last: bool = opt(True, "channels-last memory layout for images and convolutions on CUDA (ignored on CPU)")
+    fused_adam: bool = opt(True, "Adam's fused CUDA kernel: one launch for all parameters (ignored on CPU)")
+    compile: str = opt("off", "torch.compile the training step on CUDA (ignored on CPU); the first steps compile",
+                       choices=COMPILE_MODES)
     log_every: int = opt(10, "steps between step-metric events", low=1)
     preview_every: int = opt(1, "epochs between sample previews; 0 = off", low=0)
     max_bad_steps: int = opt(20, "non-finite steps in a row before the run stops", low=1)

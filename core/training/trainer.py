@@ -231,25 +231,14 @@ class Trainer:
         torch.manual_seed(tc.seed)
         if self.device.type == "cuda":
             torch.cuda.manual_seed_all(tc.seed)
-        model = build_model(self.config.model, ds.meta).to(self.device)
-        if self.device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
-        disc = model.discriminator_parameters() if isinstance(model, AdversarialModel) else []
-        if disc and self.dist is not None:
-            raise UserError("adversarial training (adversarial_weight > 0) runs in one process; start it without "
-                            "torchrun, or set model.adversarial_weight=0")
-        disc_ids = {id(p) for p in disc}
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in disc_ids], lr=tc.lr)
-        # The usual GAN betas (VQGAN's): a discriminator that remembers less of its past gradients follows the
-        # moving generator better.
-        self.disc_optimizer = torch.optim.Adam(disc, lr=tc.lr, betas=(0.5, 0.9)) if disc else None
+        model = self._build_model_and_optimizers(ds.meta)
         if self.dist is not None:
             self.dist.seed_rng(tc.seed)
         if ck is not None:
             self._restore(ck)
         self.loss_fn = model.loss if self.dist is None else self.dist.wrap(model)
+        if self.device.type == "cuda" and tc.compile != "off":   # the training step; validation stays eager
+            self.loss_fn = torch.compile(self.loss_fn, mode=None if tc.compile == "default" else tc.compile)
         self._open_run_folder()
         self.steps_per_epoch = math.ceil(len(self.train_split) / tc.batch_size)
         self.total_steps = tc.epochs * self.steps_per_epoch
@@ -269,6 +258,29 @@ class Trainer:
             yield self._emit(LogMessage("warning", w, self.step))
         if ck is not None:
             yield self._emit(LogMessage("info", f"resumed from {ck.path} at step {self.step}", self.step))
+
+    def _build_model_and_optimizers(self, meta: Any) -> torch.nn.Module:
+        """The model on the device (channels-last on CUDA), its EMA, and the generator's (and a VAE-GAN's
+        discriminator's) optimiser."""
+        tc = self.config.train
+        model = build_model(self.config.model, meta).to(self.device)
+        cuda = self.device.type == "cuda"
+        if cuda and tc.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
+        disc = model.discriminator_parameters() if isinstance(model, AdversarialModel) else []
+        if disc and self.dist is not None:
+            raise UserError("adversarial training (adversarial_weight > 0) runs in one process; start it without "
+                            "torchrun, or set model.adversarial_weight=0")
+        disc_ids = {id(p) for p in disc}
+        fused = {"fused": True} if cuda and tc.fused_adam else {}   # one kernel for all parameters (measured:
+        # bench/gpu_suite.py); the CPU keeps the default for-each implementation
+        self.optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in disc_ids], lr=tc.lr, **fused)
+        # The usual GAN betas (VQGAN's): a discriminator that remembers less of its past gradients follows the
+        # moving generator better.
+        self.disc_optimizer = torch.optim.Adam(disc, lr=tc.lr, betas=(0.5, 0.9)) if disc else None
+        return model
 
     def _restore(self, ck: Checkpoint) -> None:
         """Weights, EMA, optimizer, counters and every RNG as the checkpoint left them (what makes resume exact);
@@ -386,7 +398,7 @@ class Trainer:
         if self.dist is not None:
             xb, yb = self.dist.shard(xb, yb)
         x = as_float(xb)
-        if cuda:
+        if cuda and tc.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with autocast():
             out = self.loss_fn(x, yb, step=self.step)
