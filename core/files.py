@@ -64,3 +64,12 @@ def _sync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def printable(text: str) -> str:
+    """`text` safe to show on a terminal or in a one-line message: control characters (escape sequences, carriage
+    returns, newlines), Unicode format characters (right-to-left overrides) and other non-printables become visible
+    escapes like \\x1b, so a file or run name can neither rewrite the screen nor hide part of a line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                           "(e.g. RUN_DIR/checkpoints/last.safetensors)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines; only the result")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "
+    p.add_argument("--overwrite", action="store_true", help="start over in an --out folder that already holds a "
+                                                            "run: its files are moved to a new folder beside it "
+                                                            "(RUN_DIR.replaced-TIME), never deleted")
                                                               "RUN_DIR/tensorboard (needs the tensorboard package)")
 
     # ---- sample

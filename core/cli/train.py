@@ -2,7 +2,9 @@
 
 Ctrl-C asks the Trainer to stop (it saves an "interrupt" checkpoint) and exits 130 with the resume command; a second
 Ctrl-C aborts at once. SIGTERM (what `docker stop`, systemd, Slurm and torchrun send) stops the run the same way and
-exits 143. Under torchrun (see core.training.distributed) every rank runs this command; rank 0 alone prints.
+exits 143; SIGHUP (the terminal closed, the ssh session dropped) too, exiting 129. The run folder is locked for the
+run (one writer, see core.training.run_folder); a folder holding an earlier run needs --resume or --overwrite.
+Under torchrun (see core.training.distributed) every rank runs this command; rank 0 alone prints and locks.
 
 A UserError while setting up exits 2 like a bad flag; a run that fails later exits 1 with its
 reason (out of memory: with the advice to use a smaller batch; the last checkpoint is kept).
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import time
@@ -22,7 +25,6 @@ from typing import Any, TextIO
 from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG, TRAIN_FLAGS, fail, one_line
 from core.config import MODEL_CONFIGS, Config, preset, with_overrides
 from core.errors import UserError
-from core.files import check_writable
 from core.training import distributed
 from core.training.events import (
     CheckpointSaved,
@@ -87,19 +89,37 @@ def train_command(args: argparse.Namespace) -> int:
     _check_resume(args.resume)
     cfg = build_config(args)
     run_dir = _run_dir_for(args, cfg)
-    if distributed.is_main_process():      # rank 0 alone writes the run folder
-        check_writable(run_dir, f"the run folder {run_dir}")
     main_rank = distributed.is_main_process()
-    sink = _tensorboard_sink(run_dir) if getattr(args, "tensorboard", False) and main_rank else None
-    trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
-    console = _Console(quiet=args.quiet or not main_rank, total_epochs=cfg.train.epochs)
-    with _stop_on_signals(trainer, console.say if main_rank else None) as signals:
-        end = console.follow(trainer, sink)
-    stopped_code = 128 + signals[-1] if signals else EXIT_INTERRUPTED   # 130 for Ctrl-C, 143 for SIGTERM
+    # Rank 0 alone writes the run folder, and holds its lock (one writer) for the whole run.
+    with _lock_run_folder(args, run_dir) if main_rank else contextlib.nullcontext():
+        sink = _tensorboard_sink(run_dir) if getattr(args, "tensorboard", False) and main_rank else None
+        trainer = Trainer(cfg, run_dir=run_dir, resume=args.resume)
+        console = _Console(quiet=args.quiet or not main_rank, total_epochs=cfg.train.epochs)
+        with _stop_on_signals(trainer, console.say if main_rank else None) as signals:
+            end = console.follow(trainer, sink)
+    stopped_code = 128 + signals[0] if signals else EXIT_INTERRUPTED   # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     if not main_rank and end is not None and end.status != "failed":   # rank 0 reports; a failure is said by all
         return stopped_code if end.status == "stopped" else 0
     code = _report_end(end, console.checkpoints, cfg, run_dir)
     return stopped_code if code == EXIT_INTERRUPTED else code
+
+
+def _lock_run_folder(args: argparse.Namespace, run_dir: Path) -> Any:
+    """The run folder's lock (RunFolderLock). A folder that holds files is only written to when the run continues
+    there (--resume of one of its own checkpoints, or into an empty folder) or with --overwrite (the old files are
+    moved aside)."""
+    from core.training.run_folder import acquire_run_folder
+
+    overwrite = bool(getattr(args, "overwrite", False))
+    resume = Path(args.resume).resolve() if args.resume else None
+    continues_here = resume is not None and resume.is_relative_to(run_dir.resolve())
+    if overwrite and continues_here:
+        raise UserError(f"--overwrite would move aside the checkpoint --resume continues from ({args.resume}); "
+                        "give one of them")
+    lock = acquire_run_folder(run_dir, resume=continues_here, overwrite=overwrite, command=f"{PROG} train")
+    for note in lock.notes:
+        print(f"{PROG}: {note}", file=sys.stderr)
+    return lock
 
 
 def _tensorboard_sink(run_dir: Path) -> Any:
@@ -135,23 +155,47 @@ def _run_dir_for(args: argparse.Namespace, cfg: Config) -> Path:
     return new_run_dir(cfg)
 
 
+_SIGHUP = getattr(signal, "SIGHUP", None)   # not on Windows
+
+
+def _detach_from_terminal() -> None:
+    """SIGHUP: the terminal is gone, and writing to it would fail (EIO) in the middle of saving. What went to it goes
+    to /dev/null from now on; output redirected to a file or a pipe carries on."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if os.isatty(fd):
+                os.dup2(devnull, fd)
+    os.close(devnull)
+
+
 @contextlib.contextmanager
 def _stop_on_signals(trainer: Any, say: Any) -> Iterator[list[int]]:
-    """Ctrl-C or SIGTERM asks the trainer to stop after this step (it saves an interrupt checkpoint); a second one
-    aborts. Yields the list of the signals received."""
+    """Ctrl-C, SIGTERM or SIGHUP asks the trainer to stop after this step (it saves an interrupt checkpoint); a
+    second Ctrl-C or SIGTERM aborts. Yields the list of the signals received."""
     received: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
+        if signum == _SIGHUP:
+            _detach_from_terminal()
         if received:                # a second one: give up at once
+            if signum == _SIGHUP:   # the terminal closing after a Ctrl-C: let the first stop finish its checkpoint
+                return
             raise KeyboardInterrupt
         received.append(signum)
         trainer.stop()
         if say is not None:
-            what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-            say(f"{what}: stopping after this step and saving a checkpoint (Ctrl-C again to abort without saving)")
+            what = {signal.SIGINT: "Ctrl-C", _SIGHUP: "SIGHUP (the terminal closed)"}.get(signum, "SIGTERM")
+            with contextlib.suppress(OSError):
+                say(f"{what}: stopping after this step and saving a checkpoint (Ctrl-C again to abort without "
+                    "saving)")
 
+    signals = [signal.SIGINT, signal.SIGTERM] + ([_SIGHUP] if _SIGHUP is not None else [])
     try:
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, on_signal) for sig in signals}
     except ValueError:           # not the main thread (e.g. an embedding application): no handlers
         previous = {}
     try:

@@ -61,6 +61,12 @@ class TrainJob:
             return self.trainer.paused if self.trainer is not None else self._paused
 
     def events(self) -> Iterator[Any]:
+        # The run folder has one writer: its lock is held for the whole run (a folder another process writes is
+        # refused with its holder's name, as a UserError on screen).
+        with _run_folder_lock(self.run_dir, self.resume_path):
+            yield from self._events()
+
+    def _events(self) -> Iterator[Any]:
         from core.training.checkpoint import from_snapshot
         from core.training.trainer import Trainer
 
@@ -91,3 +97,16 @@ class TrainJob:
                 yield SnapshotLoaded(pending.epoch, from_snapshot(pending))
                 pending = None
             yield ev
+
+
+def _run_folder_lock(run_dir: Path | None, resume: str | None) -> Any:
+    """The lock of the folder the Trainer writes: `run_dir`, else (resuming) the checkpoint's own run folder."""
+    import contextlib
+
+    from core.training.run_folder import acquire_run_folder
+
+    if run_dir is None and resume is not None and Path(resume).resolve().parent.name == "checkpoints":
+        run_dir = Path(resume).resolve().parent.parent
+    if run_dir is None:
+        return contextlib.nullcontext()
+    return acquire_run_folder(run_dir, resume=resume is not None, command="the VAE Explorer window")
