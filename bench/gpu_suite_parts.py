@@ -190,15 +190,17 @@ def part_presets(s: Settings) -> None:
         ds = synthetic(name, s)
         cfg = bench_config(name, s)
         flops = flops_per_image(cfg, ds, s)
+        plain = None
         if fits(s, "presets", f"{name}: plain fp32 loop", 15):
             _reset_memory(s)
             plain = row(s, "presets", f"{name}: plain fp32 loop", plain_loop(cfg, ds, s), flops)
-        if fits(s, "presets", f"{name}: Trainer (defaults)", 60):
-            _reset_memory(s)
-            r = trainer_rate(cfg, ds)
-            row(s, "presets", f"{name}: Trainer (defaults)", r, flops,
-                vs_plain=round(r / plain["images_per_s"], 3) if plain else None, options=_options(cfg.train))
-        plain = None
+        for label, compiled in (("Trainer (defaults)", cfg), ("Trainer (defaults + torch.compile)", dataclasses.replace(
+                cfg, train=dataclasses.replace(cfg.train, compile="default")))):
+            if fits(s, "presets", f"{name}: {label}", 90 if compiled.train.compile != "off" else 30):
+                _reset_memory(s)
+                r = trainer_rate(compiled, ds)
+                row(s, "presets", f"{name}: {label}", r, flops,
+                    vs_plain=round(r / plain["images_per_s"], 3) if plain else None, options=_options(compiled.train))
         del ds
 
 
@@ -348,7 +350,8 @@ def part_torchrun(s: Settings) -> None:
                "--set", f"train.device={s.device.type}"]
         if s.tiny:
             cmd += ["--set", "model.width=8"]
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+        root_path = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root_path, os.environ.get("PYTHONPATH")) if p)}
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=max(s.left(), 5))
         dt = time.perf_counter() - t0
@@ -392,11 +395,11 @@ def part_profile(s: Settings) -> None:
 
 PARTS: dict[str, tuple[Callable[[Settings], None], float]] = {
     # name: (function, share of the budget)
-    "presets": (part_presets, 0.20),
-    "options": (part_options, 0.40),
-    "diffusion": (part_diffusion, 0.12),
-    "latent": (part_latent, 0.08),
-    "torchrun": (part_torchrun, 0.12),
+    "presets": (part_presets, 0.30),
+    "options": (part_options, 0.36),
+    "diffusion": (part_diffusion, 0.10),
+    "latent": (part_latent, 0.06),
+    "torchrun": (part_torchrun, 0.10),
     "profile": (part_profile, 0.08),
 }
 
