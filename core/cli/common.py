@@ -11,7 +11,7 @@ from typing import Any, NoReturn, TextIO
 from core.errors import UserError
 
 PROG = "vae-explorer"
-COMMANDS = ("train", "sample", "eval", "restore-eval", "runs", "report", "experiment")
+COMMANDS = ("train", "sample", "eval", "restore-eval", "runs", "report", "experiment", "search")
 EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 # Requests past these would exhaust memory before they finish (a grid of 100,000 images per class, IWAE with
 # millions of copies of each image); they are refused at once with their limit.
@@ -119,25 +119,48 @@ def device_named(name: str) -> Any:
     return resolve_device(name)
 
 
-def density_settings(args: Any) -> dict[str, Any]:
-    """`--components` / `--covariance` as fit_density's keywords; one UserError when given without `--from density`."""
-    given = {k: v for k in ("components", "covariance") if (v := getattr(args, k, None)) is not None}
-    if given and getattr(args, "source", "prior") == "prior":
-        flags = " and ".join(f"--{k}" for k in given)
-        raise UserError(f"{flags} {'set' if len(given) > 1 else 'sets'} the fitted density, which is not used with "
-                        "--from prior: add --from density")
-    return given
+# Flags that set a source of z (core/latent/samplers.py): flag -> (the `--from` sources that read it, what it sets).
+SAMPLER_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
+    "components": (("density",), "the fitted density"), "covariance": (("density",), "the fitted density"),
+    "top_layer": (("density", "diffusion-prior"), "a fitted source of z"),
+    "prior": (("diffusion-prior",), "the diffusion prior"),
+    "prior_train_steps": (("diffusion-prior",), "the diffusion prior"),
+}
 
 
-def fit_latent_density(loaded: Any, dataset: Any, quiet: bool, **settings: Any) -> Any:
-    """`--from density`: the per-class Gaussian mixture of the VAE's encoded training set, with a progress bar."""
-    from core.latent.density import fit_density
+def sampler_settings(args: Any, sources: list[str] | tuple[str, ...]) -> dict[str, dict[str, Any]]:
+    """Each `--from` source's settings from the command's flags (samplers.py's fields); one UserError for a flag no
+    chosen source reads."""
+    per: dict[str, dict[str, Any]] = {name: {} for name in sources}
+    for flag, (readers, what) in SAMPLER_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None or value is False:
+            continue
+        used = [name for name in sources if name in readers]
+        if not used:
+            raise UserError(f"--{flag.replace('_', '-')} sets {what}, which is not used with --from "
+                            f"{getattr(args, 'source', 'prior')}: add --from {readers[0]}")
+        for name in used:
+            per[name][flag] = value
+    if "diffusion-prior" in per:
+        from core.latent.diffusion_prior import DiffusionPriorSettings
 
-    if loaded.model.kind != "vae":
-        raise UserError(f"--from density samples a VAE's latents; this checkpoint is a {loaded.model.kind} model "
-                        "(use --from prior)")
-    bar, update = progress_bar("fitting the latent density", quiet)
+        given = per["diffusion-prior"]
+        sampling = {"sample_steps": getattr(args, "steps", None), "guidance": getattr(args, "guidance", None),
+                    "train_steps": given.pop("prior_train_steps", None), "top_layer": given.pop("top_layer", None)}
+        settings = DiffusionPriorSettings(**{k: v for k, v in sampling.items() if v is not None})
+        settings.check()
+        per["diffusion-prior"] = {"settings": settings, "prior_file": given.get("prior")}
+    return per
+
+
+def fit_sampler(name: str, loaded: Any, dataset: Any, quiet: bool, **settings: Any) -> Any:
+    """A `--from` source of z (samplers.py's registry) fitted to the model's training split, with a progress bar."""
+    from core.latent.samplers import make_sampler
+
+    sampler = make_sampler(name, **settings)
+    bar, update = progress_bar(f"fitting the {name}" if name != "density" else "fitting the latent density", quiet)
     try:
-        return fit_density(loaded.model, dataset.train, progress=update, loaded=loaded, **settings)
+        return sampler.fit(loaded, dataset, progress=update)
     finally:
         bar.close()

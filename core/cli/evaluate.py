@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import density_settings, device_named, fit_latent_density, progress_bar
+from core.cli.common import device_named, fit_sampler, progress_bar, sampler_settings
 from core.config import with_overrides
 from core.errors import UserError
 from core.files import check_writable
@@ -23,20 +23,24 @@ def load_data_of(loaded: Any, data_root: str | None, device: Any) -> Any:
     return load_dataset(loaded.config.data, device)
 
 
-# Precision/recall (diversity.py) and sharpness (sharpness.py), and where the judged samples' z came from.
+# Precision/recall (diversity.py), sharpness (sharpness.py), the hole score (holes.py) and where the judged samples'
+# z came from.
 SAMPLE_QUALITY = (("precision", "precision (judge features, k=3)"), ("recall", "recall (judge features, k=3)"),
-                  ("sharpness", "sharpness (1 = as sharp as real)"), ("samples_from", "samples: z from"))
+                  ("sharpness", "sharpness (1 = as sharp as real)"), ("hole_score", "hole score (share of z in holes)"),
+                  ("samples_from", "samples: z from"))
 
 
-def density_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
-    """`--from both`: the density's sample metrics beside the prior's."""
+def source_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """`--from both|all`: the other sources' sample metrics beside the first's ("density_recall" ...)."""
     rows = []
-    for key, label in (("conditional_accuracy", "conditional accuracy"), ("fid_like", "Fréchet score"),
-                       *SAMPLE_QUALITY[:3]):
-        value = result.get(f"density_{key}")
-        if isinstance(value, float):
-            text = f"{100 * value:.2f}%" if key == "conditional_accuracy" else f"{value:.4f}"
-            rows.append((f"{label}, z from density", text))
+    prefixes = [k[:-len("_fid_like")] for k in result if k.endswith("_fid_like") and k != "fid_like"]
+    for prefix in prefixes:
+        for key, label in (("conditional_accuracy", "conditional accuracy"), ("fid_like", "Fréchet score"),
+                           *SAMPLE_QUALITY[:4]):
+            value = result.get(f"{prefix}_{key}")
+            if isinstance(value, float):
+                text = f"{100 * value:.2f}%" if key == "conditional_accuracy" else f"{value:.4f}"
+                rows.append((f"{label}, z from {prefix}", text))
     return rows
 
 
@@ -65,31 +69,31 @@ def format_eval(result: dict[str, Any]) -> str:
         else:
             text = f"{v:.4f}"
         rows.append((label, text))
-    rows += density_rows(result)
+    rows += source_rows(result)
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}}  {text}" for label, text in rows]
-    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note", "fid_note", "latent_density")
-              if k in result]
+    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note", "fid_note", "hole_score_note",
+                                             "latent_density", "latent_diffusion_prior") if k in result]
     return "\n".join(lines)
 
 
 def eval_command(args: argparse.Namespace) -> int:
     from core.evaluation.evaluate import evaluate
+    from core.latent.samplers import SAMPLERS
     from core.training.checkpoint import load_model
 
     device = device_named(args.device)
-    density_kw = density_settings(args)
+    sources = {"both": ["prior", "density"], "all": list(SAMPLERS)}.get(args.source, [args.source])
+    settings = sampler_settings(args, sources)
     loaded = load_model(args.checkpoint, device)
     if args.fid == "fetch":   # after the checkpoint is known to load: no 92 MB download for a typo
         from core.evaluation.inception import fetch_inception_weights
 
         fetch_inception_weights()
     dataset = load_data_of(loaded, args.data_root, device)
-    samplers: dict[str, Any] = {"prior": None}
-    if args.source != "prior":
-        density = fit_latent_density(loaded, dataset, args.quiet, **density_kw)
-        samplers = {"density": density.sample} if args.source == "density" else {"prior": None,
-                                                                                   "density": density.sample}
+    fitted = {name: fit_sampler(name, loaded, dataset, args.quiet, **settings[name]) for name in sources
+              if name != "prior"}
+    samplers: dict[str, Any] = {name: fitted[name].sample if name in fitted else None for name in sources}
     bar, update = progress_bar("evaluating", args.quiet)
     try:
         result = evaluate(loaded, dataset, args.split, progress=update, iwae_k=args.iwae_k,
@@ -97,8 +101,9 @@ def eval_command(args: argparse.Namespace) -> int:
                           fid="inception" if args.fid == "fetch" else args.fid, latent_samplers=samplers)
     finally:
         bar.close()
-    if args.source != "prior" and result is not None:
-        result["latent_density"] = density.describe()
+    if result is not None:
+        for name, sampler in fitted.items():   # "latent_density": the key reports read since it was the only one
+            result["latent_density" if name == "density" else f"latent_{name.replace('-', '_')}"] = sampler.describe()
     if args.json:
         print(json.dumps(result, indent=2))
     else:

@@ -1,4 +1,4 @@
-"""The headless commands: `vae-explorer train | sample | eval | restore-eval | runs | report | experiment`.
+"""The headless commands: `vae-explorer train | sample | eval | restore-eval | runs | report | experiment | search`.
 
 Qt-free (a server with no display runs them). Every user-fixable problem, bad argument included, ends as one line
 `vae-explorer: error: ...` on stderr with exit status 2 and no traceback; a failed training run exits 1, Ctrl-C during
@@ -33,13 +33,15 @@ from core.cli.common import (
 )
 from core.config import MAX_SEED, MODEL_CONFIGS, PRESETS, Config
 from core.errors import UserError
+from core.latent.samplers import SAMPLERS
 
 # command -> (module, function): imported when the command runs.
 _HANDLERS = {"train": ("core.cli.train", "train_command"), "sample": ("core.cli.sample", "sample_command"),
              "eval": ("core.cli.evaluate", "eval_command"),
              "restore-eval": ("core.cli.evaluate", "restore_eval_command"),
              "runs": ("core.cli.runs", "runs_command"), "report": ("core.cli.report", "report_command"),
-             "experiment": ("core.cli.experiment", "experiment_command")}
+             "experiment": ("core.cli.experiment", "experiment_command"),
+             "search": ("core.cli.search", "search_command")}
 
 
 # ------------------------------------------------------------------------------------------------ the parser
@@ -88,11 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                     "the user's runs folder)")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint "
                                                           "(e.g. RUN_DIR/checkpoints/last.safetensors)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines; only the result")
-    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "
     p.add_argument("--overwrite", action="store_true", help="start over in an --out folder that already holds a "
                                                             "run: its files are moved to a new folder beside it "
                                                             "(RUN_DIR.replaced-TIME), never deleted")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines; only the result")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files to "
                                                               "RUN_DIR/tensorboard (needs the tensorboard package)")
 
     # ---- sample
@@ -104,9 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"samples per class, at most {MAX_SAMPLES_PER_CLASS} (default: 8)")
     p.add_argument("--temperature", type=float_in(0.0, 10.0), default=None,
                    help="VAE: scale of the latent noise, 0..10 (default: 1)")
-    p.add_argument("--from", dest="source", choices=("prior", "density"), default="prior",
-                   help="VAE: where z comes from: the prior N(0, I), or a Gaussian mixture per class fitted to the "
-                        "encoded training set (reads the training data; default: prior)")
+    p.add_argument("--from", dest="source", choices=tuple(SAMPLERS), default="prior",
+                   help="VAE: where z comes from: " + "; ".join(f"{k} = {c.summary}" for k, c in SAMPLERS.items())
+                        + " (the fitted ones read the training data; default: prior)")
     p.add_argument("--near", metavar="CSV", default=None,
                    help="VAE: sample z from a Gaussian mixture fitted to the images a CSV lists (split,index columns: "
                         "a selection exported from the latent map), \"more like these\"; rows default to their classes")
@@ -114,11 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --from density: Gaussian components per class, 1..64 (default: 4)")
     p.add_argument("--covariance", choices=("full", "diag"), default=None,
                    help="with --from density: full or diagonal covariances (default: full)")
+    p.add_argument("--top-layer", action="store_true", default=None,
+                   help="with --from density or diffusion-prior on a hierarchical VAE: fit the top latent layer only "
+                        "(the layers below from their prior)")
+    p.add_argument("--prior", metavar="FILE", default=None,
+                   help="with --from diffusion-prior: a .safetensors file that keeps the fitted prior: read when it "
+                        "exists (it must be this model's), else fitted and written there")
+    p.add_argument("--prior-train-steps", type=int_in(1, 1_000_000), default=None,
+                   help="with --from diffusion-prior: optimiser steps of the prior's fit (default: 2000)")
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
     p.add_argument("--scale", type=int_in(1, 64), default=1, help="enlarge each pixel this many times (1..64)")
-    p.add_argument("--steps", type=int_at_least(1), default=None, help="diffusion: sampler steps")
-    p.add_argument("--guidance", type=float_in(0.0, 50.0), default=None, help="diffusion: guidance scale")
+    p.add_argument("--steps", type=int_at_least(1), default=None,
+                   help="diffusion, or --from diffusion-prior: sampler steps")
+    p.add_argument("--guidance", type=float_in(0.0, 50.0), default=None,
+                   help="diffusion, or --from diffusion-prior: classifier-free guidance scale")
     p.add_argument("--sampler", choices=("ddpm", "ddim", "dpm++"), default=None, help="diffusion: sampler")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
 
@@ -134,14 +146,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated images per class for accuracy and FID-style (default: 100; 30 for diffusion on "
                         "the CPU)")
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
-    p.add_argument("--from", dest="source", choices=("prior", "density", "both"), default="prior",
-                   help="VAE: judge samples with z from the prior N(0, I), from a Gaussian mixture per class fitted "
-                        "to the encoded training set, or both (the density's numbers then carry 'density'; "
-                        "default: prior)")
+    p.add_argument("--from", dest="source", choices=(*SAMPLERS, "both", "all"), default="prior",
+                   help="VAE: judge samples with z from " + "; ".join(f"{k} = {c.summary}" for k, c in SAMPLERS.items())
+                        + "; both = prior and density; all = every one (the numbers of the second and later carry "
+                          "their name, e.g. 'density_recall'; default: prior)")
     p.add_argument("--components", type=int_in(1, 64), default=None,
                    help="with --from density: Gaussian components per class, 1..64 (default: 4)")
     p.add_argument("--covariance", choices=("full", "diag"), default=None,
                    help="with --from density: full or diagonal covariances (default: full)")
+    p.add_argument("--top-layer", action="store_true", default=None,
+                   help="with --from density or diffusion-prior on a hierarchical VAE: fit the top latent layer only "
+                        "(the layers below from their prior)")
+    p.add_argument("--prior", metavar="FILE", default=None,
+                   help="with --from diffusion-prior: a .safetensors file that keeps the fitted prior: read when it "
+                        "exists (it must be this model's), else fitted and written there")
+    p.add_argument("--prior-train-steps", type=int_in(1, 1_000_000), default=None,
+                   help="with --from diffusion-prior: optimiser steps of the prior's fit (default: 2000)")
     p.add_argument("--fid", choices=("auto", "inception", "judge", "fetch"), default="auto",
                    help="the Fréchet score: auto = the Inception FID when torch-fidelity and its weights are here "
                         "(never downloads), else our classifier's; inception = require it; judge = classifier only; "
@@ -194,7 +214,55 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--torchrun", type=int_in(1, 1024), default=None, metavar="N",
                    help="train each run with torchrun on N processes (one per GPU), one run after another "
                         "(default: in this process)")
+    p.add_argument("--parallel", type=int_in(1, 1024), default=None, metavar="N",
+                   help="train N runs at once, each in its own process: one GPU each (CUDA_VISIBLE_DEVICES) or an "
+                        "equal share of the CPU threads; with --launcher ray or slurm: at most N runs queued at once")
+    p.add_argument("--launcher", choices=("local", "ray", "slurm"), default=None,
+                   help="where the runs train: local processes (--parallel), Ray tasks (needs vae-explorer[ray]) or "
+                        "Slurm jobs through submitit (needs vae-explorer[slurm]); default: one after another here")
+    p.add_argument("--address", default=None, help="--launcher ray: the Ray cluster to use (ray://HOST:PORT, "
+                                                    "HOST:PORT or auto; default: a local Ray instance)")
+    p.add_argument("--cpus-per-run", type=float_in(0.01, 1024), default=None, metavar="C",
+                   help="--launcher ray or slurm: CPUs each run asks for (default: 1)")
+    p.add_argument("--gpus-per-run", type=float_in(0.0, 64), default=None, metavar="G",
+                   help="--launcher ray or slurm: GPUs each run asks for (default: Ray 1 when the cluster has GPUs, "
+                        "else 0; Slurm 0)")
+    p.add_argument("--partition", default=None, help="--launcher slurm: the Slurm partition")
+    p.add_argument("--time", default=None, metavar="DURATION",
+                   help="--launcher slurm: each job's time limit, e.g. 90m, 2h or 01:30:00 (default: 1h)")
+    p.add_argument("--slurm-local", action="store_true",
+                   help="--launcher slurm: run the jobs with submitit's local executor (processes on this machine) "
+                        "to try a submission where there is no Slurm")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+
+    # ---- search
+    p = sub.add_parser("search", help="search settings (beta, latent size, width, learning rate, KL warm-up) that "
+                                      "score best on a dataset, within a time budget (needs vae-explorer[search])",
+                       description="An Optuna study over the VAE's beta, latent size, width, learning rate and KL "
+                                   "warm-up on a dataset, starting from its preset. Each trial is an ordinary run "
+                                   "folder DIR/trial-NNNN; trials whose validation curve falls below the median are "
+                                   "pruned. The study lives in DIR/study.db (or --storage), so the same command "
+                                   "continues it, and several machines can share one. Writes DIR/search-report.html.")
+    p.add_argument("--dataset", default="digits", help="digits, mnist, fashion-mnist, cifar10 or folder:PATH "
+                                                       "(default: digits)")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the trials' run folders, the study and "
+                                                               "the report")
+    p.add_argument("--budget", default="10m", metavar="DURATION",
+                   help="time for the whole search, e.g. 10m, 2h (default: 10m); a trial still running when it "
+                        "ends is stopped")
+    p.add_argument("--trials", type=int_in(1, 100_000), default=None, metavar="N",
+                   help="stop after N trials of this launch (default: as many as the budget allows)")
+    p.add_argument("--objective", default="elbo", metavar="NAME[,NAME]",
+                   help="what the best trial has most of: elbo (validation ELBO), iwae (validation IWAE NLL), "
+                        "frechet (Fréchet score of samples), accuracy (conditional accuracy of samples); two names "
+                        "separated by a comma search their Pareto front (default: elbo)")
+    p.add_argument("--epochs", type=int_in(1, 100_000), default=None,
+                   help="epochs per trial (default: the dataset preset's)")
+    p.add_argument("--storage", default=None, metavar="URL",
+                   help="the study's database (e.g. postgresql://... shared by several machines; default: "
+                        "sqlite:///DIR/study.db)")
+    p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="the search's seed (default: 0)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or trial lines")
     return parser
 
 

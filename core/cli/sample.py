@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from core.cli.common import density_settings, device_named, fit_latent_density
+from core.cli.common import device_named, fit_sampler, sampler_settings
 from core.data.datasets import match_class
 from core.errors import UserError
 from core.files import check_writable
@@ -24,11 +24,11 @@ def sample_command(args: argparse.Namespace) -> int:
         raise UserError(f"--out {out} is a folder; give a file name such as {out / 'samples.png'}")
     check_writable(out.parent, f"--out {out}")
     device = device_named(args.device)
-    density_kw = density_settings(args)
+    settings = sampler_settings(args, [args.source])[args.source]
     near = None
     if args.near is not None:
-        if args.source == "density":
-            raise UserError("--near and --from density are two sources of z; choose one")
+        if args.source != "prior":
+            raise UserError(f"--near and --from {args.source} are two sources of z; choose one")
         from core.latent.map_data import read_selection_csv
 
         near = read_selection_csv(args.near)     # before loading anything: a bad file is reported at once
@@ -46,36 +46,38 @@ def sample_command(args: argparse.Namespace) -> int:
     labels = torch.tensor(classes).repeat_interleave(args.n)
     gen = torch.Generator().manual_seed(args.seed)
     if model.kind == "diffusion":
-        if args.source == "density":
-            raise UserError("--from density samples a VAE's latents; this checkpoint is a diffusion model")
+        if args.source != "prior":
+            raise UserError(f"--from {args.source} samples a VAE's latents; this checkpoint is a diffusion model")
         if args.temperature is not None:
             raise UserError("--temperature applies to VAEs; for this diffusion model use --guidance, --steps or "
                             "--sampler")
         kw = {"steps": args.steps, "guidance": args.guidance, "sampler": args.sampler}
     else:
-        if args.steps is not None or args.guidance is not None or args.sampler is not None:
-            raise UserError("--steps, --guidance and --sampler apply to diffusion models; this checkpoint is a VAE")
+        if args.sampler is not None or (args.source != "diffusion-prior" and (args.steps is not None
+                                                                              or args.guidance is not None)):
+            raise UserError("--steps, --guidance and --sampler apply to diffusion models (--steps and --guidance also "
+                            "to --from diffusion-prior); this checkpoint is a VAE")
         kw = {"temperature": 1.0 if args.temperature is None else args.temperature}
-    density = None
-    if model.kind != "diffusion" and (args.source == "density" or near is not None):
+    sampler = None
+    if model.kind != "diffusion" and (args.source != "prior" or near is not None):
         from core.data.datasets import load_dataset
 
         dataset = load_dataset(loaded.config.data, device)
         if near is not None:
-            from core.latent.density import fit_region_of_images
+            from core.latent.samplers import RegionSampler
 
-            density = fit_region_of_images(model, dataset, near[0], near[1],
-                                           origin=f"the {len(near[1])} images listed in {args.near}")
+            sampler = RegionSampler(near[0], near[1], origin=f"the {len(near[1])} images listed in {args.near}")
+            sampler.fit(loaded, dataset)
         else:
-            density = fit_latent_density(loaded, dataset, quiet=False, **density_kw)
-        kw["z"] = density.sample(labels, gen, temperature=kw.pop("temperature"))
+            sampler = fit_sampler(args.source, loaded, dataset, False, **settings)
+        kw["z"] = sampler.sample(labels, gen, temperature=kw.pop("temperature"))
     elif near is not None:
         raise UserError("--near samples a VAE's latents; this checkpoint is a diffusion model")
     with torch.no_grad():
         images = model.sample(labels, generator=gen, **kw)
     save_png(image_grid(to_uint8(images), args.n), str(out), scale=args.scale)
     names = ", ".join(meta.class_names[c] for c in classes) if conditional else "unconditional"
-    source = f"; z from {density.describe()}" if density is not None else ""
+    source = f"; z from {sampler.describe()}" if sampler is not None else ""
     print(f"wrote {out} ({len(classes)} rows x {args.n} samples; rows: {names}{source})")
     return 0
 

@@ -21,6 +21,7 @@ from core.data.datasets import Dataset, DatasetMeta, Split
 from core.errors import UserError
 from core.evaluation.diversity import DEFAULT_K, precision_recall
 from core.evaluation.frechet import fid_like
+from core.evaluation.holes import hole_score
 from core.evaluation.image_quality import ssim_psnr_per_image
 from core.evaluation.judge import Classifier, get_classifier
 from core.evaluation.sharpness import sharpness_ratio
@@ -51,11 +52,13 @@ def _model_device(model: GenerativeModel) -> torch.device:
 @torch.no_grad()
 def class_samples(model: GenerativeModel, num_classes: int, n_per_class: int, generator: torch.Generator | None,
                   *, chunk: int = 500, sample_kw: dict[str, Any] | None = None, progress: Progress | None = None,
-                  should_stop: ShouldStop | None = None,
-                  latent_sampler: LatentSampler | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
+                  should_stop: ShouldStop | None = None, latent_sampler: LatentSampler | None = None,
+                  latents_out: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor] | None:
     """`n_per_class` samples of each class, float [0, 1] on the CPU, with their labels; None when stopped.
 
-    `latent_sampler` (a VAE): decode z drawn by it (e.g. a density fitted to the encoded data) instead of the prior."""
+    `latent_sampler` (a VAE): decode z drawn by it (e.g. a density fitted to the encoded data) instead of the prior.
+    `latents_out` (a VAE): gets the decoded z, chunk by chunk (the prior's drawn here exactly as `model.sample` draws
+    them, so the images are the same either way)."""
     labels = torch.arange(num_classes).repeat_interleave(n_per_class)
     device = _model_device(model)
     out = []
@@ -67,6 +70,11 @@ def class_samples(model: GenerativeModel, num_classes: int, n_per_class: int, ge
         kw = dict(sample_kw or {})
         if latent_sampler is not None:
             kw["z"] = latent_sampler(labels[start:start + chunk], generator)
+        elif latents_out is not None and model.kind == "vae" and generator is not None:
+            z = torch.randn(len(y), model.latent_dim, generator=generator, device=generator.device)
+            kw["z"] = z * kw.pop("temperature", 1.0)
+        if latents_out is not None and "z" in kw:
+            latents_out.append(torch.as_tensor(kw["z"]).float().cpu())
         out.append(model.sample(y, generator=generator, **kw).float().clamp(0, 1).cpu())
         if progress is not None:
             progress(i + 1, total)
@@ -157,17 +165,28 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), torch.no_grad():
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
-        ok = (_vae_terms(loaded, data, meta, batch_size, device, gen, conditional, iwae_k, ticker, result)
+        split_latents: list[torch.Tensor] = []   # the split's posterior means: the hole score's data
+        ok = (_vae_terms(loaded, data, meta, batch_size, device, gen, conditional, iwae_k, ticker, result,
+                         split_latents)
               if kind == "vae" else _diffusion_loss(model, data, batch_size, device, conditional, ticker, result))
         if not ok or ticker.stopped():
             return None
         ticker.tick()
+        drawn: list[torch.Tensor] = []
         samples = class_samples(model, max(meta.num_classes, 1), n_per_class, gen, sample_kw=sample_kw,
                                 progress=lambda i, t: ticker.tick(), should_stop=should_stop,
-                                latent_sampler=first_sampler)
+                                latent_sampler=first_sampler, latents_out=drawn)
         if samples is None:
             return None
         images, labels = samples
+        data_latents = None
+        if split_latents:
+            data_latents = (torch.cat(split_latents).numpy(), data.labels.cpu().numpy() if conditional else None)
+            if drawn:
+                result.update(latent_holes(data_latents, torch.cat(drawn).numpy(),
+                                           labels.numpy() if conditional else None))
+                result["hole_score_note"] = (f"share of sampled z whose nearest {split}-split latent of their class is "
+                                             f"farther than that latent's own {result['hole_k']}th neighbour")
         if conditional:
             result["conditional_accuracy"] = float((judge.predict(images) == labels).float().mean())
         result["n_samples"] = len(images)
@@ -189,7 +208,7 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
         for name, sampler in other_sources:
             more = source_metrics(model, judge, data.images, max(meta.num_classes, 1), n_per_class, seed=seed,
                                   sample_kw=sample_kw, latent_sampler=sampler, progress=lambda i, t: ticker.tick(),
-                                  should_stop=should_stop)
+                                  should_stop=should_stop, data_latents=data_latents)
             if more is None:
                 return None
             result.update({f"{name}_{key}": value for key, value in more.items()})
@@ -207,21 +226,35 @@ def diversity_and_sharpness(judge: Classifier, real: torch.Tensor, generated: to
 def source_metrics(model: GenerativeModel, judge: Classifier, real: torch.Tensor, num_classes: int,
                    n_per_class: int, *, seed: int = 0, sample_kw: dict[str, Any] | None = None,
                    latent_sampler: LatentSampler | None = None, progress: Progress | None = None,
-                   should_stop: ShouldStop | None = None) -> dict[str, float] | None:
+                   should_stop: ShouldStop | None = None,
+                   data_latents: tuple[np.ndarray, np.ndarray | None] | None = None) -> dict[str, Any] | None:
     """The sample metrics of one source of latents: conditional accuracy, the Fréchet score (judge), precision,
-    recall, sharpness; None when stopped. Its own generator seeded with `seed`: sources compare on equal draws."""
+    recall, sharpness; None when stopped. Its own generator seeded with `seed`: sources compare on equal draws.
+    With `data_latents` (posterior means (N, D) and their labels, None for one class) of a VAE, also the hole score
+    (holes.py) of the decoded z."""
     gen = torch.Generator().manual_seed(seed)
+    drawn: list[torch.Tensor] = []
     samples = class_samples(model, num_classes, n_per_class, gen, sample_kw=sample_kw, progress=progress,
-                            should_stop=should_stop, latent_sampler=latent_sampler)
+                            should_stop=should_stop, latent_sampler=latent_sampler,
+                            latents_out=drawn if data_latents is not None else None)
     if samples is None:
         return None
     images, labels = samples
-    out: dict[str, float] = {}
+    out: dict[str, Any] = {}
     if model.num_classes > 0:
         out["conditional_accuracy"] = float((judge.predict(images) == labels).float().mean())
     out["fid_like"] = fid_like(judge.features(as_float(real)), judge.features(images))
     out.update(diversity_and_sharpness(judge, real, images, seed=seed))
+    if data_latents is not None and drawn:
+        out.update(latent_holes(data_latents, torch.cat(drawn).numpy(), labels.numpy() if model.num_classes else None))
     return out
+
+
+def latent_holes(data_latents: tuple[np.ndarray, np.ndarray | None], z: np.ndarray,
+                 labels: np.ndarray | None) -> dict[str, Any]:
+    """hole_score, hole_score_per_class and hole_k of sampled z (holes.py) against the data's latents."""
+    score = hole_score(data_latents[0], data_latents[1], z, labels)
+    return {**score.as_dict(), "hole_k": score.k}
 
 
 def _inception_choice(fid: str) -> Any:
@@ -270,8 +303,10 @@ class _Ticker:
 
 
 def _vae_terms(loaded: LoadedModel, data: Split, meta: DatasetMeta, batch_size: int, device: torch.device,
-               gen: torch.Generator, conditional: bool, iwae_k: int, ticker: _Ticker, result: dict[str, Any]) -> bool:
-    """ELBO terms, bits/dim, SSIM/PSNR, active units and IWAE into `result`; False when stopped."""
+               gen: torch.Generator, conditional: bool, iwae_k: int, ticker: _Ticker, result: dict[str, Any],
+               latents_out: list[torch.Tensor]) -> bool:
+    """ELBO terms, bits/dim, SSIM/PSNR, active units and IWAE into `result`, the posterior means into
+    `latents_out`; False when stopped."""
     model = loaded.model
     dims = meta.channels * meta.image_size * meta.image_size
     sums = {"elbo": 0.0, "recon": 0.0, "kl": 0.0}
@@ -298,6 +333,7 @@ def _vae_terms(loaded: LoadedModel, data: Split, meta: DatasetMeta, batch_size: 
     ssim_all, psnr_all = np.concatenate(ssims), np.concatenate(psnrs)
     result.update(ssim=float(ssim_all.mean()), ssim_std=float(ssim_all.std()), psnr=float(psnr_all.mean()),
                   psnr_std=float(psnr_all.std()))
+    latents_out.extend(mus)
     n_active, variances = active_units(torch.cat(mus))
     result.update(active_units=n_active, latent_dim=int(variances.shape[0]))
     if iwae_k > 0:
