@@ -71,7 +71,8 @@ class RunDashboard(QWidget):
         self._progress_value = 0
         self._progress_dirty = False
         self._position = ""          # "epoch 3/10 · step 40/100" of the newest step
-        self._paused = False
+        self._paused = False         # the user asked the run to pause
+        self._pause_reached = False  # ... and the trainer said it has (its "paused" log line): steps have stopped
 
         # Single-shot, started by the first event after a redraw: at most ~30 redraws a second, and none (no wake-up
         # of the GUI thread at all) while no events arrive, e.g. when paused.
@@ -83,6 +84,12 @@ class RunDashboard(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self._build_banner())
+        # Under a followed run that ended: the plots are that run's while the form beside them is the user's again.
+        self.shown_note = QLabel("")
+        self.shown_note.setWordWrap(True)
+        self.shown_note.setStyleSheet("color: #a05a00;")
+        self.shown_note.setVisible(False)
+        lay.addWidget(self.shown_note)
         lay.addLayout(self._build_progress_row())
         vsplit = QSplitter(Qt.Orientation.Vertical)
         vsplit.addWidget(self._build_plots())
@@ -197,6 +204,9 @@ class RunDashboard(QWidget):
         elif isinstance(ev, CheckpointSaved):
             self.log(f"checkpoint saved ({ev.tag}, epoch {ev.epoch}, step {ev.step}): {ev.path}", at=ev.time)
         elif isinstance(ev, LogMessage):
+            if self._paused and ev.level == "info" and ev.message == "paused":   # the trainer really stopped stepping
+                self._pause_reached = True
+                self._set_progress(self._progress_value / 1000, f"paused · {self._position_or_waiting()}")
             self.log(ev.message if ev.level == "info" else f"{ev.level}: {ev.message}", at=ev.time)
         elif isinstance(ev, RunEnded):
             self._on_ended(ev)
@@ -234,20 +244,24 @@ class RunDashboard(QWidget):
         epochs, total = self.epochs, self.total_steps
         self._position = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
                           f"{'/' + str(total) if total else ''}")
-        if self._paused:   # a step that was in flight when the run paused: its speed and ETA are over
-            text = f"paused · {self._position}"
+        if self._paused:   # a step that was in flight when pause was asked for: its speed and ETA are over
+            text = f"{'paused' if self._pause_reached else 'pausing after this step'} · {self._position}"
         else:
             text = f"{self._position} · {ev.images_per_s:,.0f} img/s · ETA {format_eta(ev.eta_s)}"
         self._set_progress(ev.progress, text)
 
     def set_paused(self, paused: bool) -> None:
-        """The run paused (True) or goes on (False). A paused run's header says "paused" where its speed and ETA were
-        (they stopped being true when it paused); live numbers come back with the first step after resuming."""
-        self._paused = paused
-        where = self._position or "waiting for the first step"
-        self._set_progress(self._progress_value / 1000, f"{'paused' if paused else 'resumed'} · {where}")
+        """The user asked the run to pause (True) or to go on (False). The header says "pausing" until the trainer's
+        own "paused" line arrives (it finishes the step in flight, which on a busy CPU can take seconds), then
+        "paused"; either replaces the speed and ETA. Live numbers come back with the first step after resuming."""
+        self._paused, self._pause_reached = paused, False
+        state = "pausing after this step" if paused else "resumed"
+        self._set_progress(self._progress_value / 1000, f"{state} · {self._position_or_waiting()}")
         if not self._redraw_timer.isActive():
             self._redraw_timer.start()
+
+    def _position_or_waiting(self) -> str:
+        return self._position or "waiting for the first step"
 
     def _on_epoch(self, ev: EpochSummary) -> None:
         if "loss" in ev.val:
@@ -271,7 +285,7 @@ class RunDashboard(QWidget):
             self.recon_grid.set_images(both, columns=len(ev.originals), row_labels=["val", "recon"])
 
     def _on_ended(self, ev: RunEnded) -> None:
-        self._paused = False
+        self._paused = self._pause_reached = False
         total = self.total_steps
         # Full when completed, even if the last logged step came before the run's last one.
         fraction = 1.0 if ev.status == "completed" else ev.step / max(1, total)
@@ -323,7 +337,14 @@ class RunDashboard(QWidget):
             self.banner_label.setText(f"Following {run_dir} (read-only): the dashboard shows what that run writes.")
         self.banner.setVisible(run_dir is not None)
 
+    def mark_followed_run_over(self, run_dir: str, status: str) -> None:
+        """The followed run ended (or is no longer followed): say whose plots these are, as the form is not theirs."""
+        self.shown_note.setText(f"These plots and this log are {run_dir}'s (followed read-only, {status}); the "
+                                "settings beside them are yours again.")
+        self.shown_note.setVisible(True)
+
     def clear(self) -> None:
+        self.shown_note.setVisible(False)
         for plot in self.plots.values():
             plot.clear_data()
         for name in list(self.plots["kl_layers"].series):
@@ -332,7 +353,8 @@ class RunDashboard(QWidget):
         self.kl_bars.clear_data()
         self.samples_grid.clear()
         self.recon_grid.clear()
-        self._position, self._paused = "", False
+        self._position, self._paused, self._pause_reached = "", False, False
+        self.log_view.clear()       # a new run's log: lines of the run shown before would be read as this one's
         self._set_progress(0.0, "starting...")
         self.redraw()
 

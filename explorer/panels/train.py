@@ -298,6 +298,7 @@ class TrainPanel(QWidget):
         return (self.data_form, self.vae_form, self.diffusion_form, self.train_form)
 
     def _start(self, worker: Worker, mode: str) -> None:
+        self._push_model()        # the run shown before keeps its newest model
         self.dashboard.clear()
         self.mode = mode
         self._runs_started += 1
@@ -305,9 +306,14 @@ class TrainPanel(QWidget):
         self.last_status = None
         self._last_error = ""
         self.worker = worker
-        worker.event.connect(self.handle_event)
-        worker.failed.connect(self._on_failed)
-        worker.finished.connect(self._on_finished)
+        # A run replaced while its thread was ending (following another folder) still has queued events and its
+        # `finished` on the way: they belong to that run's entry, never to the dashboard and form of this one.
+        key, ended = self._run_key, "not followed" if mode == "follow" else "stopped"
+        worker.event.connect(lambda ev, w=worker: self.handle_event(ev) if w is self.worker else None)
+        worker.failed.connect(lambda message, details, w=worker: self._on_failed(message, details)
+                              if w is self.worker else None)
+        worker.finished.connect(lambda w=worker: self._on_finished() if w is self.worker
+                                else self.state.update_run(key, status=ended))
         worker.start()
         self._update_buttons()
 
@@ -315,11 +321,10 @@ class TrainPanel(QWidget):
         if self.mode != "train" or self.job is None:
             return
         if not self.paused:
-            self.job.pause()
-            self.dashboard.log("paused")
+            self.job.pause()     # the trainer logs "paused" itself once the step in flight is done
+            self.dashboard.log("pause asked for: the trainer stops after its current step")
         else:
-            self.job.resume()
-            self.dashboard.log("resumed")
+            self.job.resume()    # ... and "resumed"
         self.pause_button.setText("Resume" if self.paused else "Pause")
         self.dashboard.set_paused(self.paused)
         self.state.update_run(self._run_key, status="paused" if self.paused else "training")
@@ -357,9 +362,12 @@ class TrainPanel(QWidget):
         self.dashboard.finish()
         self.mode = "idle"
         self.job = None
-        if followed and self._user_settings is not None:   # the form is the user's again
+        if followed and self._user_settings is not None:   # the form is the user's again ...
             saved, self._user_settings = self._user_settings, None
             self._restore_form_settings(saved)
+        if followed:     # ... while the plots stay the followed run's: said above them
+            self.dashboard.mark_followed_run_over(self.run_dir or "the followed run",
+                                                  (self.last_status or "not followed any more").replace("_", " "))
         self._update_buttons()
         self.runFinished.emit(self.last_status or "stopped")
 

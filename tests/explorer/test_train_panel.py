@@ -398,3 +398,61 @@ def test_events_schedule_one_redraw_and_an_idle_dashboard_has_no_timer_running(p
     np.testing.assert_array_equal(xs, [10, 20, 30])   # that one redraw drew everything that had arrived
     qtbot.wait(100)
     assert not panel.dashboard._redraw_timer.isActive()   # no events, no wake-ups (e.g. while paused)
+
+
+def test_the_header_says_pausing_until_the_trainer_has_paused(panel):
+    """Pause is asked for at step 30; the trainer finishes the steps in flight (to step 34) before its "paused" line:
+    until then the header says "pausing", not "paused"."""
+    dash = panel.dashboard
+    header = dash.progress_label
+    dash.show_event(RunStarted("", {"train": {"epochs": 2}}, {}, "cpu", 100, 50))
+    dash.show_event(StepMetrics(30, 1, {"loss": 1.0}, 1e-3, 100.0, 5.0, 0.3))
+    dash.redraw()
+    assert "img/s" in header.text()
+    dash.set_paused(True)
+    dash.redraw()
+    assert header.text().startswith("pausing after this step · epoch 1/2 · step 30"), header.text()
+    dash.show_event(StepMetrics(34, 1, {"loss": 1.0}, 1e-3, 100.0, 5.0, 0.34))   # in flight when pause was asked
+    dash.redraw()
+    assert header.text().startswith("pausing after this step · epoch 1/2 · step 34"), header.text()
+    assert "img/s" not in header.text() and "ETA" not in header.text()
+    dash.show_event(LogMessage("info", "paused", 34))   # the trainer has stopped stepping
+    dash.redraw()
+    assert header.text() == "paused · epoch 1/2 · step 34/100", header.text()
+    dash.set_paused(False)
+    dash.redraw()
+    assert header.text().startswith("resumed · "), header.text()
+    dash.finish()
+
+
+def test_following_another_run_folder_shows_only_its_log_and_marks_its_plots_when_it_ends(panel, qtbot, tmp_path):
+    """Following run B while run A is followed (or after a run was shown): the log is B's alone (A's queued events and
+    lines do not leak in); when B ends, the form is the user's again and the plots are marked as B's."""
+    mine = panel.config()
+    meta = {"class_names": [str(i) for i in range(10)]}
+    run_a, run_b = tmp_path / "run-a", tmp_path / "run-b"
+    for run in (run_a, run_b):
+        run.mkdir()
+    _write(run_a / "metrics.jsonl", [RunStarted(str(run_a), {"train": {"epochs": 9}}, meta, "cpu-of-run-a", 90, 10),
+                                     LogMessage("info", "a line of run A", 1),
+                                     StepMetrics(5, 1, {"loss": 7.0}, 1e-3, 500.0, 3.0, 5 / 90)])
+    panel.follow_run(str(run_a))
+    log_view = panel.dashboard.log_view
+    qtbot.waitUntil(lambda: "a line of run A" in log_view.toPlainText(), timeout=20_000)
+    _write(run_b / "metrics.jsonl", [RunStarted(str(run_b), {"train": {"epochs": 3}}, meta, "cpu-of-run-b", 30, 10),
+                                     LogMessage("info", "a line of run B", 1),
+                                     StepMetrics(10, 1, {"loss": 3.0}, 1e-3, 500.0, 2.0, 10 / 30),
+                                     RunEnded("completed", "done", 30, 3, 2.5)])
+    panel.follow_run(str(run_b))     # stops following A (its end is delivered while joining it), then follows B
+    qtbot.waitUntil(lambda: panel.mode == "idle" and panel.last_status == "completed", timeout=20_000)
+    qtbot.wait(200)     # anything of run A still queued would land now
+    text = log_view.toPlainText()
+    assert "a line of run B" in text and "cpu-of-run-b" in text and "run completed" in text
+    assert "run A" not in text and "cpu-of-run-a" not in text and str(run_a) not in text, text
+    np.testing.assert_allclose(panel.dashboard.plots["loss"].series["loss"].ys, [3.0])
+    # the form is the user's again, and the plots say whose they are
+    assert panel.mode == "idle" and panel.config() == mine
+    note = panel.dashboard.shown_note
+    assert note.isVisibleTo(panel) and str(run_b) in note.text() and "completed" in note.text()
+    entry_a = panel.state.entry_for_run("follow-1")
+    assert entry_a is None or entry_a.status == "not followed"
