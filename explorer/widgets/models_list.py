@@ -91,10 +91,23 @@ class ModelsList(QWidget):
                         flags |= Qt.ItemFlag.ItemIsEditable
                     item.setFlags(flags)
                     item.setToolTip(str(e.loaded.path) if e.loaded.path else f"{e.source}: {e.describe()}")
+            self._highlight_shown()
             self.table.resizeColumnsToContents()
         finally:
             self._filling = False
         self._update_buttons()
+
+    def _highlight_shown(self) -> None:
+        """The highlighted row is a model the panels show: when another of its kind is shown (follow training, a
+        closed entry), the highlight moves to that one instead of staying on a model no panel shows."""
+        current = self._selected()
+        if current is None or self.state.shown.get(current.kind) is current:
+            return
+        now = self.state.shown.get(current.kind)
+        if now is None or now not in self.state.models:
+            self.table.clearSelection()
+        else:
+            self.table.selectRow(self.row_of(now))
 
     def _selected(self) -> ModelEntry | None:
         rows = {i.row() for i in self.table.selectedItems()}

@@ -133,3 +133,26 @@ def test_two_panels_show_two_models(window, qtbot):
     state.close(a)
     assert sampler.vae is b.loaded and sampler.pinned["vae"] is None
     assert header.combos["vae"].currentIndex() == 0
+
+
+def test_follow_training_moves_the_highlight_to_the_model_the_panels_show(qtbot):
+    """The highlighted row is what the panels show: a run shown by "Follow training" takes the highlight from the
+    model the user had clicked (it used to stay there while every panel showed the run)."""
+    from explorer.widgets.models_list import ModelsList
+
+    state = AppState()
+    models = ModelsList(state, lambda entry: None)
+    qtbot.addWidget(models)
+    clicked = state.set_model(load_model(bundled_model("vae")))
+    state.set_model(load_model(bundled_model("vae")))
+    models.select(clicked)
+    assert state.shown["vae"] is clicked and models._selected() is clicked
+    models.follow.setChecked(True)
+    run = state.update_run("train-1", load_model(bundled_model("vae")), status="training")
+    assert state.shown["vae"] is run
+    assert models._selected() is run
+    rows = {i.row() for i in models.table.selectedItems()}
+    assert rows == {state.models.index(run)}
+    # closing the shown run: the highlight goes to the model shown instead
+    state.close(run)
+    assert models._selected() is state.shown["vae"]
