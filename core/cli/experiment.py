@@ -3,6 +3,10 @@ built-in experiment into DIR/<run> and write DIR/report.html.
 
 Ctrl-C or SIGTERM stops the current run after its step (its checkpoint is saved) and exits 130 / 143; the same
 command again continues where it stopped (finished runs are not trained again).
+
+`--parallel N` trains N runs at once in their own processes (one GPU or an equal share of the CPU threads each);
+`--launcher ray` / `--launcher slurm` hand each run to Ray or Slurm (core.experiments.launchers). Their results are
+those of the serial runs with the same seeds.
 """
 
 from __future__ import annotations
@@ -30,10 +34,16 @@ def experiment_command(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the experiment's runs")
-    check_writable(out, f"the experiment folder {out}")
+    launcher = _launcher(args, out)     # first: a missing engine or a wrong flag is one line, nothing created
+    try:
+        check_writable(out, f"the experiment folder {out}")
+    except UserError:
+        if launcher is not None:
+            launcher.close()
+        raise
     received: list[int] = []
     with _stop_on_signals(received):
-        end = _drive(spec, out, received, quiet=args.quiet, torchrun=args.torchrun or 0)
+        end = _drive(spec, out, received, quiet=args.quiet, torchrun=args.torchrun or 0, launcher=launcher)
     from core.experiments.report import write_experiment_report
 
     try:
@@ -47,12 +57,50 @@ def experiment_command(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     if end.status == "stopped":
         print(f"{PROG}: {end.message}: {PROG} experiment {args.name} --dataset {dataset} --out {out} --scale "
-              f"{args.scale}" + (f" --torchrun {args.torchrun}" if args.torchrun else ""), file=sys.stderr)
+              f"{args.scale}{_launch_flags(args)}", file=sys.stderr)
         return 128 + received[-1] if received else EXIT_INTERRUPTED
     return 0
 
 
-def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool, torchrun: int = 0) -> Any:
+def _launcher(args: argparse.Namespace, out: Path) -> Any:
+    """The launcher the flags ask for (None: the runs train one after another in this process)."""
+    name = args.launcher or ("local" if args.parallel else None)
+    given = {"--address": args.address, "--partition": args.partition, "--time": args.time,
+             "--slurm-local": args.slurm_local or None, "--cpus-per-run": args.cpus_per_run,
+             "--gpus-per-run": args.gpus_per_run}
+    allowed = {None: (), "local": (), "ray": ("--address", "--cpus-per-run", "--gpus-per-run"),
+               "slurm": ("--partition", "--time", "--slurm-local", "--cpus-per-run", "--gpus-per-run")}[name]
+    extra = [flag for flag, value in given.items() if value is not None and flag not in allowed]
+    if extra:
+        raise UserError(f"{extra[0]} is a setting of " + ("--launcher ray" if extra[0] == "--address" else
+                        "--launcher slurm" if extra[0] in ("--partition", "--time", "--slurm-local") else
+                        "--launcher ray or slurm") + (f", not of --launcher {name}" if name else ""))
+    if name is None:
+        return None
+    if args.torchrun:
+        raise UserError("--torchrun trains one run on several processes; it cannot be combined with --parallel or "
+                        "--launcher")
+    from core.experiments.durations import parse_duration
+    from core.experiments.launchers import make_launcher
+
+    time_min = max(1, round(parse_duration(args.time, "--time") / 60)) if args.time else 60
+    return make_launcher(name, parallel=args.parallel or 0, address=args.address,
+                         cpus_per_run=args.cpus_per_run or 1.0, gpus_per_run=args.gpus_per_run or 0.0,
+                         partition=args.partition, time_min=time_min, slurm_cluster="local" if args.slurm_local
+                         else None, folder=out / ".launch" / "submitit")
+
+
+def _launch_flags(args: argparse.Namespace) -> str:
+    """The launch flags as given, to repeat in the command that continues the experiment."""
+    flags = [("--torchrun", args.torchrun), ("--parallel", args.parallel), ("--launcher", args.launcher),
+             ("--address", args.address), ("--cpus-per-run", args.cpus_per_run),
+             ("--gpus-per-run", args.gpus_per_run), ("--partition", args.partition), ("--time", args.time)]
+    text = "".join(f" {flag} {value:g}" if isinstance(value, float) else f" {flag} {value}"
+                   for flag, value in flags if value)
+    return text + (" --slurm-local" if args.slurm_local else "")
+
+
+def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool, torchrun: int = 0, launcher: Any = None) -> Any:
     """Run the experiment, printing which run trains and one line per finished run; its ExperimentEnded."""
     from tqdm import tqdm
 
@@ -63,7 +111,8 @@ def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool, torchrun: 
                bar_format="{l_bar}{bar}| {elapsed}<{remaining}")
     end = None
     try:
-        for ev in run_experiment(spec, out, should_stop=lambda: bool(received), torchrun=torchrun):
+        for ev in run_experiment(spec, out, should_stop=lambda: bool(received), torchrun=torchrun,
+                                 launcher=launcher):
             if isinstance(ev, ExperimentEnded):
                 end = ev
                 break

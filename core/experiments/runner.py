@@ -6,6 +6,10 @@ already ends "completed" (or "early_stopped") is not trained again, an interrupt
 checkpoints/last.safetensors, and a run with an eval.json is not evaluated again. `should_stop()` stops the current run
 after its current step (the Trainer saves its checkpoint) and ends the experiment as "stopped".
 
+With a `launcher` (core.experiments.launchers: N local processes at once, Ray tasks, Slurm jobs) each run trains and
+is evaluated in its own process, as many at once as the launcher takes; this process follows their metrics.jsonl
+(core.experiments.launchers.schedule). The results are those of the serial runs with the same seeds.
+
 With `torchrun=N` each run is trained by `torchrun --standalone --nproc_per_node N ... train` (DDP, one process per
 GPU), one run after another; this process follows the run's metrics.jsonl for progress, and a stop sends the launcher
 SIGINT (torchrun forwards it: every rank stops and rank 0 saves the interrupt checkpoint). Evaluation stays here.
@@ -26,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from core.errors import UserError
+from core.experiments.launchers import Launcher
+from core.experiments.launchers.job import launch_files
 from core.experiments.spec import ExperimentSpec, RunSpec
 from core.files import atomic_write_text
 
@@ -72,6 +78,38 @@ def run_status(run_dir: Path) -> str | None:
     return status
 
 
+class MetricsTail:
+    """The events another process appends to a run's metrics.jsonl, from `offset` on: each `read()` returns the ones
+    whose lines are complete (a half-written line waits; a line this reader cannot use is skipped, as the runs view
+    does)."""
+
+    def __init__(self, path: Path, offset: int = 0) -> None:
+        self.path = path
+        self.offset = offset
+        self._buffer = ""
+
+    def read(self) -> list[Any]:
+        from core.training.events import from_record
+
+        try:
+            with open(self.path, encoding="utf-8", errors="replace") as f:
+                f.seek(self.offset)
+                chunk = f.read()
+                self.offset = f.tell()
+        except OSError:      # not written yet
+            return []
+        *lines, self._buffer = (self._buffer + chunk).split("\n")
+        events = []
+        for line in lines:
+            try:
+                ev = from_record(json.loads(line))
+            except (ValueError, TypeError, KeyError):
+                continue
+            if ev is not None:
+                events.append(ev)
+        return events
+
+
 def eval_settings(scale: str, kind: str) -> dict[str, int]:
     """Evaluation effort: quick experiments use few IWAE samples and generated images per class."""
     settings = {"iwae_k": 8, "n_per_class": 20} if scale == "quick" else {"iwae_k": 64, "n_per_class": 100}
@@ -84,14 +122,32 @@ def eval_settings(scale: str, kind: str) -> dict[str, int]:
 def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *,
                    progress: Callable[[ExperimentProgress], None] | None = None,
                    should_stop: ShouldStop | None = None,
-                   torchrun: int = 0) -> Iterator[ExperimentProgress | ExperimentEnded]:
+                   torchrun: int = 0,
+                   launcher: Launcher | None = None) -> Iterator[ExperimentProgress | ExperimentEnded]:
     """Train (and evaluate) every run of `spec` into `out_dir/<run>`; see the module docstring."""
     if torchrun < 0:
         raise UserError(f"torchrun needs a number of processes per node (1 or more), not {torchrun}")
+    if torchrun and launcher is not None:
+        raise UserError("--torchrun trains one run on several processes; it cannot be combined with a launcher")
     out = Path(out_dir)
     configs = spec.configs()          # every delta checked before any work
     out.mkdir(parents=True, exist_ok=True)
     stop = should_stop or (lambda: False)
+    if launcher is None:
+        yield from _run_here(spec, out, configs, progress, stop, torchrun)
+        return
+    from core.experiments.launchers.schedule import run_launched
+
+    for ev in run_launched(spec, out, configs, launcher, stop=stop):
+        if progress is not None and isinstance(ev, ExperimentProgress):
+            progress(ev)
+        yield ev
+
+
+def _run_here(spec: ExperimentSpec, out: Path, configs: dict[str, Any],
+              progress: Callable[[ExperimentProgress], None] | None, stop: ShouldStop,
+              torchrun: int) -> Iterator[ExperimentProgress | ExperimentEnded]:
+    """The runs one after another, each trained in this process (or under torchrun) and evaluated here."""
     n = len(spec.runs)
     failed: list[str] = []
 
@@ -120,8 +176,9 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *,
                 return
             if status not in FINISHED:
                 failed.append(run.name)
-                yield emit(ExperimentProgress(run.name, i, n, "failed", (i + 1) / n, f"{run.name}: training "
-                                              f"{status or 'ended without a result'}"))
+                if status != "busy":      # (a busy folder's holder was named already)
+                    yield emit(ExperimentProgress(run.name, i, n, "failed", (i + 1) / n, f"{run.name}: training "
+                                                  f"{status or 'ended without a result'}"))
                 continue
         if spec.evaluate and not (run_dir / "eval.json").is_file():
             yield emit(ExperimentProgress(run.name, i, n, "evaluating", (i + share) / n, f"evaluating {run.name}"))
@@ -147,37 +204,47 @@ def run_experiment(spec: ExperimentSpec, out_dir: str | Path, *,
 
 def _train(run: RunSpec, run_dir: Path, config: Any, i: int, n: int, share: float,
            stop: ShouldStop) -> Iterator[ExperimentProgress | str]:
-    """Train one run (resuming from its last checkpoint when there is one); its events, then its end status."""
+    """Train one run as its folder's one writer (resuming from its last checkpoint when there is one); its events,
+    then its end status ("busy" when another process writes the folder)."""
     from core.training.events import RunEnded, StepMetrics
+    from core.training.run_folder import RunFolderBusy, acquire_run_folder
     from core.training.trainer import Trainer
 
-    last = run_dir / "checkpoints" / "last.safetensors"
-    resume = last if last.is_file() else None
-    trainer = Trainer(config, run_dir=run_dir, resume=resume)
-    stage = "resuming" if resume is not None else "training"
-    yield ExperimentProgress(run.name, i, n, stage, i / n, f"{'resuming' if resume else 'training'} {run.name} "
-                                                          f"({i + 1}/{n})")
-    status = None
-    done = 0.0     # of this run's training
-    for ev in trainer.run():
-        if stop():
-            trainer.stop()
-        if isinstance(ev, StepMetrics):
-            done = ev.progress
-        if isinstance(ev, RunEnded):
-            status = ev.status
-            done = 1.0 if ev.status in FINISHED else done
-        yield ExperimentProgress(run.name, i, n, "training", (i + share * done) / n, "", ev)
+    try:
+        lock = acquire_run_folder(run_dir, resume=True, command="vae-explorer experiment")
+    except RunFolderBusy as e:
+        yield ExperimentProgress(run.name, i, n, "failed", (i + 1) / n, f"{run.name}: {e}")
+        yield "busy"
+        return
+    try:
+        last = run_dir / "checkpoints" / "last.safetensors"
+        resume = last if last.is_file() else None
+        trainer = Trainer(config, run_dir=run_dir, resume=resume)
+        stage = "resuming" if resume is not None else "training"
+        yield ExperimentProgress(run.name, i, n, stage, i / n, f"{stage} {run.name} ({i + 1}/{n})")
+        status = None
+        done = 0.0     # of this run's training
+        for ev in trainer.run():
+            if stop():
+                trainer.stop()
+            if isinstance(ev, StepMetrics):
+                done = ev.progress
+            if isinstance(ev, RunEnded):
+                status = ev.status
+                done = 1.0 if ev.status in FINISHED else done
+            yield ExperimentProgress(run.name, i, n, "training", (i + share * done) / n, "", ev)
+    finally:
+        lock.release()
     yield status or "failed"
 
 
 def _train_torchrun(run: RunSpec, run_dir: Path, config: Any, i: int, n: int, share: float, stop: ShouldStop, *,
                     nproc: int, poll_s: float = 0.5) -> Iterator[ExperimentProgress | str]:
     """Train one run under torchrun (see the module docstring); its progress events, then its end status."""
-    from core.training.events import RunEnded, StepMetrics, from_record
+    from core.training.events import RunEnded, StepMetrics
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    config_file = run_dir / "experiment-config.json"
+    config_file = launch_files(run_dir.parent, run.name)[0].with_suffix(".config.json")
+    config_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(config_file, config.to_json())
     last = run_dir / "checkpoints" / "last.safetensors"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
@@ -189,37 +256,26 @@ def _train_torchrun(run: RunSpec, run_dir: Path, config: Any, i: int, n: int, sh
     yield ExperimentProgress(run.name, i, n, "resuming" if last.is_file() else "training", i / n,
                              f"{'resuming' if last.is_file() else 'training'} {run.name} ({i + 1}/{n}) under "
                              f"torchrun with {nproc} processes")
-    log = run_dir / "torchrun.log"    # the launcher's and the ranks' own output, for when a launch fails
+    log = launch_files(run_dir.parent, run.name)[1]   # the launcher's and the ranks' own output, for a failed launch
     try:
         with open(log, "a", encoding="utf-8") as log_file:
             proc = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT)
     except OSError as e:
         raise UserError(f"cannot start torchrun ({e.strerror or e})") from None
-    status, done, buffer, interrupted = None, 0.0, "", False
+    status, done, interrupted = None, 0.0, False
+    tail = MetricsTail(metrics, offset)
     while True:
         finished = proc.poll() is not None
         if stop() and not interrupted and not finished:
             proc.send_signal(signal.SIGINT)
             interrupted = True
-        if metrics.is_file():
-            with open(metrics, encoding="utf-8", errors="replace") as f:
-                f.seek(offset)
-                chunk = f.read()
-                offset = f.tell()
-            buffer += chunk
-            *lines, buffer = buffer.split("\n")
-            for line in lines:
-                try:
-                    ev = from_record(json.loads(line))
-                except (ValueError, TypeError, KeyError):
-                    continue    # a line this reader cannot use is skipped, as the runs view does
-                if isinstance(ev, StepMetrics):
-                    done = ev.progress
-                elif isinstance(ev, RunEnded):
-                    status = ev.status
-                    done = 1.0 if ev.status in FINISHED else done
-                if ev is not None:
-                    yield ExperimentProgress(run.name, i, n, "training", (i + share * done) / n, "", ev)
+        for ev in tail.read():
+            if isinstance(ev, StepMetrics):
+                done = ev.progress
+            elif isinstance(ev, RunEnded):
+                status = ev.status
+                done = 1.0 if ev.status in FINISHED else done
+            yield ExperimentProgress(run.name, i, n, "training", (i + share * done) / n, "", ev)
         if finished:
             break
         time.sleep(poll_s)
