@@ -1,0 +1,169 @@
+"""Where z comes from: the VAE's prior N(0, I), the per-class Gaussian mixture, and the latent diffusion prior, side by
+side on one VAE (issue 24).
+
+    python bench/bench_priors.py [--checkpoint resources/digits-vae.safetensors] [--seeds 2] [--per-class 100]
+                                 [--prior-steps 2000] [--width 256] [--blocks 3] [--sample-steps 25]
+                                 [--top-layer] [--device cpu] [--json FILE] [--grids DIR]
+    python bench/bench_priors.py --mnist [--epochs N] ...   # train the `mnist` preset on real MNIST first
+
+For the checkpoint's own data: encodes the training split once, then fits each sampler (timed, from scratch: no disk
+cache), draws `--per-class` samples per class for each of `--seeds` seeds and judges them on the test split:
+Fréchet score in the judge's features (lower is better), precision and recall (k = 3, judge features), conditional
+accuracy, sharpness, the hole score (share of sampled z whose nearest test latent of their class is farther than that
+latent's own 5th neighbour: core/evaluation/holes.py), fit seconds and samples per second (z drawn and decoded, batches
+of 1,000). Prints mean ± standard deviation over the seeds; `--grids DIR` writes one 10 x 10 sample grid per sampler.
+`--mnist` trains the `mnist` preset on the 5,000 real MNIST digits of bench/real_mnist.py (its PNG folder must exist:
+run that script once) and benches that model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+import torch  # noqa: E402
+
+from core.data.datasets import load_dataset  # noqa: E402
+from core.evaluation.evaluate import judge_for, source_metrics  # noqa: E402
+from core.latent import diffusion_prior as dp  # noqa: E402
+from core.latent.density import fit_density  # noqa: E402
+from core.latent.encoding import encode_split  # noqa: E402
+from core.training.checkpoint import LoadedModel, load_model  # noqa: E402
+
+METRICS = ("fid_like", "precision", "recall", "conditional_accuracy", "sharpness", "hole_score")
+
+
+def train_mnist(epochs: int, device: str, out: Path) -> tuple[LoadedModel, float]:
+    """The `mnist` preset trained on the real digits; its last checkpoint and the training seconds."""
+    from real_mnist import real_mnist_dataset_name
+
+    from core.config import preset, with_overrides
+    from core.training.trainer import Trainer
+
+    cfg = preset("mnist")
+    train = {"device": device} | ({"epochs": epochs} if epochs else {})
+    cfg = cfg.replace(data=with_overrides(cfg.data, name=real_mnist_dataset_name()),
+                      train=with_overrides(cfg.train, **{k: str(v) for k, v in train.items()}))
+    started = time.perf_counter()
+    for _event in Trainer(cfg, run_dir=out).run():
+        pass
+    return load_model(out / "checkpoints" / "last.safetensors", device), time.perf_counter() - started
+
+
+def samples_per_second(model, sampler, n: int = 1000) -> float:
+    labels = torch.arange(n) % max(model.num_classes, 1)
+    device = next(model.parameters()).device
+    started = time.perf_counter()
+    with torch.no_grad():
+        z = sampler(labels, torch.Generator().manual_seed(0)) if sampler is not None else None
+        kw = {} if z is None else {"z": z}
+        model.sample(labels.to(device), generator=torch.Generator(device=device).manual_seed(0) if z is None
+                     else None, **kw)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return n / (time.perf_counter() - started)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", default=str(ROOT / "resources" / "digits-vae.safetensors"))
+    parser.add_argument("--mnist", action="store_true", help="train the mnist preset on real MNIST and bench it")
+    parser.add_argument("--epochs", type=int, default=0, help="with --mnist: epochs (0: the preset's)")
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--prior-steps", type=int, default=dp.DiffusionPriorSettings.train_steps)
+    parser.add_argument("--width", type=int, default=dp.DiffusionPriorSettings.width)
+    parser.add_argument("--blocks", type=int, default=dp.DiffusionPriorSettings.blocks)
+    parser.add_argument("--sample-steps", type=int, default=dp.DiffusionPriorSettings.sample_steps)
+    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--top-layer", action="store_true", help="a hierarchical VAE: also the top-layer fits")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, help="write the rows as JSON here")
+    parser.add_argument("--grids", type=Path, help="write a 10 x 10 PNG sample grid per sampler into this folder")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        train_s = None
+        if args.mnist:
+            loaded, train_s = train_mnist(args.epochs, args.device, Path(scratch))
+        else:
+            loaded = load_model(args.checkpoint, args.device)
+        return bench(loaded, args, train_s)
+
+
+def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
+    model = loaded.model.eval()
+    dataset = load_dataset(loaded.config.data, args.device)
+    judge = judge_for(loaded, dataset)
+    classes = max(model.num_classes, 1)
+    print(f"{loaded.meta.name}: {loaded.config.model.stochastic_layers}-layer VAE, latent {model.latent_dim}, "
+          f"{len(dataset.train)} training / {len(dataset.test)} test images; {args.per_class} samples per class, "
+          f"{args.seeds} seeds, device {args.device}" + (f"; trained in {train_s:.0f} s" if train_s else ""))
+    encode_split(model, dataset.train)               # warm-up: every fit below encodes the same way
+    test = encode_split(model, dataset.test)
+    data_latents = (test.mu, test.labels if model.num_classes else None)
+    sources: list[tuple[str, float, object]] = [("prior N(0, I)", 0.0, None)]
+    layers = [False, True] if args.top_layer else [False]
+    for top in layers:
+        suffix = " (top layer)" if top else ""
+        started = time.perf_counter()
+        density = fit_density(model, dataset.train, top_layer=top)
+        sources.append(("GMM 4 full" + suffix, time.perf_counter() - started, density.sample))
+        settings = dp.DiffusionPriorSettings(width=args.width, blocks=args.blocks, train_steps=args.prior_steps,
+                                             sample_steps=args.sample_steps, guidance=args.guidance, top_layer=top)
+        started = time.perf_counter()
+        prior = dp.fit_diffusion_prior(model, dataset.train, settings=settings, disk_cache=False)
+        sources.append(("diffusion prior" + suffix, time.perf_counter() - started, prior.sample))
+    header = f"{'source':<26} {'fit s':>6} {'samples/s':>9}" + "".join(f" {m:>21}" for m in METRICS)
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for name, fit_s, sampler in sources:
+        runs = [source_metrics(model, judge, dataset.test.images, classes, args.per_class, seed=seed,
+                               latent_sampler=sampler, data_latents=data_latents) for seed in range(args.seeds)]
+        rate = samples_per_second(model, sampler)
+        row = {"source": name, "fit_s": fit_s, "samples_per_s": rate}
+        cells = []
+        for m in METRICS:
+            values = [r[m] for r in runs if m in r]
+            sd = statistics.stdev(values) if len(values) > 1 else 0.0
+            row[m], row[m + "_sd"] = (statistics.mean(values), sd) if values else (None, None)
+            cells.append(f"{statistics.mean(values):>12.4f} ± {sd:<6.4f}" if values else f"{'—':>21}")
+        rows.append(row)
+        print(f"{name:<26} {fit_s:>6.1f} {rate:>9.0f}" + "".join(f" {c:>21}" for c in cells), flush=True)
+        if args.grids:
+            write_grid(model, sampler, args.grids / f"{loaded.meta.name.split('/')[-1]}-{slug(name)}.png")
+    if args.json:
+        args.json.write_text(json.dumps({"dataset": loaded.meta.name, "train_s": train_s, "rows": rows}, indent=2))
+    return 0
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def write_grid(model, sampler, path: Path) -> None:
+    from core.images import image_grid, save_png, to_uint8
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    labels = torch.arange(max(model.num_classes, 1)).repeat_interleave(10)
+    gen = torch.Generator().manual_seed(0)
+    device = next(model.parameters()).device
+    with torch.no_grad():
+        kw = {} if sampler is None else {"z": sampler(labels, gen)}
+        images = model.sample(labels.to(device), generator=None if kw else gen, **kw)
+    save_png(image_grid(to_uint8(images.cpu()), 10), str(path), scale=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
