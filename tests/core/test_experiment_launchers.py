@@ -216,3 +216,36 @@ def test_cli_parallel_experiment_stopped_then_continued(tmp_path, capsys, monkey
     assert main(["experiment", "beta-sweep", "--out", str(out), "--parallel", "2", "--quiet"]) == 0
     assert {run_status(out / n) for n in ("beta-1", "beta-3")} == {"completed"}
     assert (out / "report.html").is_file()
+
+
+def _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, where: str) -> None:
+    spec, serial = tiny_beta_sweep
+    spec = dataclasses.replace(spec, evaluate=False)       # the serial fixture's weights are what counts here
+    seen: list[ExperimentProgress] = []
+    events = list(run_experiment(spec, tmp_path, progress=seen.append, launcher=launcher))
+    assert events[-1].status == "completed", events[-1]
+    assert sum(where in e.message for e in seen) == len(spec.runs), [e.message for e in seen if e.message]
+    assert any(type(e.train_event).__name__ == "EpochSummary" for e in seen), "progress from metrics.jsonl"
+    for run in spec.runs:
+        assert_same_weights(tmp_path / run.name / "checkpoints" / "best.safetensors",
+                            serial / run.name / "checkpoints" / "best.safetensors")
+        assert not (tmp_path / run.name / ".lock").exists()
+
+
+def test_ray_tasks_on_a_local_instance_match_the_serial_runs(tmp_path, tiny_beta_sweep):
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    from core.experiments.launchers.ray_tasks import RayLauncher
+
+    launcher = RayLauncher(num_cpus=1, local_cpus=2)     # a local Ray instance with 2 CPU workers
+    _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, "a Ray task (1 CPU)")
+    import ray
+
+    assert not ray.is_initialized(), "the local instance started for the experiment is shut down"
+
+
+def test_slurm_jobs_through_submitits_local_executor_match_the_serial_runs(tmp_path, tiny_beta_sweep):
+    pytest.importorskip("submitit", reason="the slurm extra is not installed")
+    from core.experiments.launchers.slurm_jobs import SlurmLauncher
+
+    launcher = SlurmLauncher(tmp_path / ".launch" / "submitit", cluster="local", time_min=5, cpus=1)
+    _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, "submitit local job")
