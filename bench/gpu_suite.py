@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--budget-s", type=float, default=420.0, help="seconds for the whole suite (default: 420)")
     ap.add_argument("--parts", default=None, help="comma-separated subset of the parts (default: all)")
     ap.add_argument("--out", default=None, help="folder for gpu_suite.json and gpu_suite.txt (default: $OUT or .)")
+    ap.add_argument("--timed-steps", type=int, default=150, help="timed steps of each throughput row (default: 150)")
     ap.add_argument("--part", help=argparse.SUPPRESS)            # internal: run one part in this process
     ap.add_argument("--rows-file", help=argparse.SUPPRESS)
     ap.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
@@ -77,7 +78,8 @@ def _run_parts(args: argparse.Namespace, parts: list[str], out: Path) -> dict[st
     end = t_start + args.budget_s
     rows_file = out / "gpu_suite_rows.jsonl"
     rows_file.unlink(missing_ok=True)
-    shares = {p: PARTS[p][1] for p in parts}
+    total_share = sum(PARTS[p][1] for p in parts)
+    shares = {p: PARTS[p][1] / total_share for p in parts}   # a subset of the parts shares the whole budget
     spent_share = 0.0
     notes = []
     for p in parts:
@@ -104,7 +106,8 @@ def _run_parts(args: argparse.Namespace, parts: list[str], out: Path) -> dict[st
 def _spawn_part(args: argparse.Namespace, part: str, allowed: float, rows_file: Path) -> list[str]:
     deadline_wall = time.time() + allowed
     cmd = [sys.executable, str(Path(__file__).resolve()), "--part", part, "--device", args.device,
-           "--rows-file", str(rows_file), "--deadline", str(deadline_wall)] + (["--tiny"] if args.tiny else [])
+           "--rows-file", str(rows_file), "--deadline", str(deadline_wall),
+           "--timed-steps", str(args.timed_steps)] + (["--tiny"] if args.tiny else [])
     before = _count_rows(rows_file)
     t0 = time.monotonic()
     try:
@@ -127,7 +130,7 @@ def _run_part(args: argparse.Namespace) -> int:
     dev = torch.device(args.device)
     deadline = time.monotonic() + (args.deadline - time.time())
     s = Settings(device=dev, tiny=args.tiny, deadline=deadline, rows_file=Path(args.rows_file),
-                 peak_tflops=peak_tflops_for(dev))
+                 peak_tflops=peak_tflops_for(dev), timed_steps=args.timed_steps)
     PARTS[args.part][0](s)
     return 0
 

@@ -43,6 +43,7 @@ class Settings:
     deadline: float          # time.monotonic() by which the part must end
     rows_file: Path
     peak_tflops: float | None
+    timed_steps: int = 150
 
     @property
     def cuda(self) -> bool:
@@ -53,7 +54,7 @@ class Settings:
 
     def steps(self) -> tuple[int, int]:
         """(warm-up steps, timed steps) of a throughput row."""
-        return (1, 2) if self.tiny else (30, 150)
+        return (1, 2) if self.tiny else (30, self.timed_steps)
 
 
 def emit(s: Settings, row: dict[str, Any]) -> None:
@@ -217,7 +218,9 @@ OPTION_ROWS: list[tuple[str, dict[str, Any], float]] = [
     ("+ channels_last", {**FP32, "channels_last": True}, 20),
     ("+ fused Adam", {**FP32, "fused_adam": True}, 20),
     ("+ cudnn.benchmark", {**FP32, "cudnn_benchmark": True}, 20),
+    ("fp32, every option off, no EMA", {**FP32, "ema_decay": 0.0}, 20),
     ("+ torch.compile (default)", {**FP32, "compile": "default"}, 90),
+    ("+ torch.compile (reduce-overhead: CUDA graphs)", {**FP32, "compile": "reduce-overhead"}, 90),
     ("bf16 + channels_last + fused", {"amp": True, "channels_last": True, "fused_adam": True}, 20),
     ("bf16 + channels_last + fused + cudnn.benchmark", {"amp": True, "channels_last": True, "fused_adam": True,
                                                           "cudnn_benchmark": True}, 20),
@@ -228,6 +231,12 @@ OPTION_ROWS: list[tuple[str, dict[str, Any], float]] = [
     ("bf16 + channels_last + fused + compile, batch 512 (lr x2)", {"amp": True, "channels_last": True,
                                                                    "fused_adam": True, "compile": "default",
                                                                    "batch_size": 512, "lr_scale": 2.0}, 90),
+    ("bf16 + channels_last + fused + reduce-overhead, batch 512 (lr x2)", {"amp": True, "channels_last": True,
+                                                                            "fused_adam": True, "batch_size": 512,
+                                                                            "compile": "reduce-overhead",
+                                                                            "lr_scale": 2.0}, 90),
+    ("channels_last + compile, batch 512 (lr x2), fp32", {**FP32, "channels_last": True, "compile": "default",
+                                                          "batch_size": 512, "lr_scale": 2.0}, 90),
     ("bf16 + channels_last + fused + compile max-autotune-no-cudagraphs",
      {"amp": True, "channels_last": True, "fused_adam": True, "compile": "max-autotune-no-cudagraphs"}, 200),
 ]
@@ -251,8 +260,12 @@ def part_options(s: Settings) -> None:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=cfg.train.lr * lr_scale))
         _reset_memory(s)
         torch._dynamo.reset() if hasattr(torch, "_dynamo") else None
-        with cudnn_benchmark(bench_cudnn):
-            r = trainer_rate(cfg, ds)
+        try:
+            with cudnn_benchmark(bench_cudnn):
+                r = trainer_rate(cfg, ds)
+        except Exception as e:  # noqa: BLE001 - one failing option is a result (said in its row), not the part's end
+            emit(s, {"part": "options", "row": name, "error": f"{type(e).__name__}: {str(e)[:300]}"})
+            continue
         base = base or r
         row(s, "options", name, r, flops, vs_fp32=round(r / base, 3), options=_options(cfg.train))
 
@@ -360,7 +373,13 @@ def part_torchrun(s: Settings) -> None:
         emit(s, {"part": "torchrun", "row": "torchrun, 1 process, mnist preset, 1 epoch", "seconds": round(dt, 2),
                  "exit": proc.returncode, "saved": saved, "backend": "nccl" if s.cuda else "gloo",
                  "images_per_s": round(statistics.median(rates), 1) if rates else None,
-                 "stderr_tail": proc.stderr[-600:] if proc.returncode else ""})
+                 "stderr_tail": _error_lines(proc.stdout + proc.stderr) if proc.returncode else ""})
+
+
+def _error_lines(text: str) -> str:
+    """What a failed child said about why: its error lines (torchrun's own summary at the end names none)."""
+    lines = [ln for ln in text.splitlines() if "Error" in ln or "error:" in ln or "vae-explorer" in ln]
+    return "\n".join(lines[:8])[-1500:]
 
 
 def _logged_rates(path: Path) -> list[float]:

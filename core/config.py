@@ -27,7 +27,7 @@ def opt(default: Any, help: str, *, low: float | None = None, high: float | None
     return field(default=default, metadata=meta, **kw)
 
 
-COMPILE_MODES = ("off", "default", "max-autotune-no-cudagraphs")
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune-no-cudagraphs")
 
 
 @dataclass(frozen=True)
