@@ -338,15 +338,21 @@ class RestorePanel(QWidget):
         """Open an image file, converted to the models' channels and resized to their size. When that changes the
         image, the panel says so, shows the converted image as the clean reference, and the scores are marked as
         computed on it."""
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image, ImageOps, UnidentifiedImageError
+
+        # What core's folder reader does with each image of a folder dataset (core.data.sources): EXIF orientation,
+        # 16-bit greyscale scaled (not clipped white), alpha composited on black, then a centre crop to a square.
+        from core.data.sources import _upright_in_mode
 
         channels, size = self._target_shape()
         try:
             with Image.open(path) as im:
                 (w, h), mode = im.size, im.mode
-                im = im.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.LANCZOS)
+                target = "L" if channels == 1 else "RGB"
+                im.draft(target, (size, size))
+                im = ImageOps.fit(_upright_in_mode(im, target), (size, size), Image.Resampling.BILINEAR)
                 arr = np.asarray(im, dtype=np.float32) / 255.0
-        except (OSError, UnidentifiedImageError) as e:
+        except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as e:
             raise UserError(f"could not read {path} as an image ({e}); choose a PNG, JPEG or similar file") from None
         self._file_image = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
         self._file_path = path
@@ -359,7 +365,7 @@ class RestorePanel(QWidget):
                 return MODE_NAMES.get(m, m)
 
             note = (f"converted from {w}x{h} {colour(mode)} to {size}x{size} {colour(target_mode)} for this model"
-                    + (" (stretched to a square)" if w != h else "")
+                    + (" (centre-cropped to a square)" if w != h else "")
                     + ": the restorers see, and the scores compare against, the converted image shown as clean.")
             self.conversion.setText(note)
             self.conversion.show()

@@ -212,7 +212,7 @@ def test_a_colour_photo_opened_into_a_grey_model_says_what_the_model_sees(qtbot,
     panel.load_image_file(str(path))
     assert not panel.conversion.isHidden()
     note = panel.conversion.text()
-    assert "converted from 64x48 RGB to 16x16 grey for this model" in note and "stretched" in note
+    assert "converted from 64x48 RGB to 16x16 grey for this model" in note and "centre-cropped" in note
     # the clean reference shown is the converted image the models see and the scores compare against
     clean = panel.cells["clean"]
     assert "converted" in clean.title.text() and clean.image.shape == (1, 16, 16)
@@ -231,3 +231,39 @@ def test_a_colour_photo_opened_into_a_grey_model_says_what_the_model_sees(qtbot,
     panel.load_image_file(str(path))
     panel.index.setValue(3)
     assert panel.conversion.isHidden() and panel.source_label.text() == "test image 3"
+
+
+def test_an_opened_image_file_is_read_as_a_folder_dataset_reads_it(panel, tmp_path):
+    """"Open image" converts as core's folder reader does: 16-bit grey scaled (not clipped to white), EXIF orientation
+    applied, transparency on black, and a non-square image centre-cropped (not stretched)."""
+    sixteen = tmp_path / "scan.png"
+    Image.fromarray(np.full((16, 16), 30_000, np.uint16)).save(sixteen)
+    panel.load_image_file(str(sixteen))
+    np.testing.assert_allclose(panel.clean_image(), round(30_000 * 255 / 65535) / 255, atol=1 / 255)
+
+    # a wide image: a white square between two black bands; cropped, the bands go and the square fills the image
+    wide = np.zeros((32, 64), np.uint8)
+    wide[:, 16:48] = 255
+    Image.fromarray(wide).save(tmp_path / "wide.png")
+    panel.load_image_file(str(tmp_path / "wide.png"))
+    img = panel.clean_image()[0]
+    assert img[:, 1:-1].min() > 0.95 and img.mean() > 0.95   # stretched, a quarter of each side would be black
+
+    # transparent pixels are black whatever colour they store
+    rgba = np.zeros((16, 16, 4), np.uint8)
+    rgba[..., :3] = 255                 # white, but fully transparent ...
+    rgba[:8, :, 3] = 255                # ... except the top half
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    panel.load_image_file(str(tmp_path / "alpha.png"))
+    img = panel.clean_image()[0]
+    assert img[:8].min() > 0.95 and img[8:].max() < 0.05
+
+    # EXIF "rotate 90°": the top row of the stored pixels becomes a column, as viewers show it
+    stored = np.zeros((16, 16), np.uint8)
+    stored[0, :] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6                    # orientation: rotate 90° clockwise to display
+    Image.fromarray(stored).save(tmp_path / "phone.png", exif=exif)
+    panel.load_image_file(str(tmp_path / "phone.png"))
+    img = panel.clean_image()[0]
+    assert img[:, -1].min() > 0.95 and img[0, :8].max() < 0.05
