@@ -171,7 +171,7 @@ def train_process(process: VectorDiffusion, x: torch.Tensor, y: torch.Tensor, se
     for step in range(settings.train_steps):
         if should_stop is not None and should_stop():
             return None
-        idx = torch.randint(len(x), (batch,), generator=g)
+        idx = torch.randint(len(x), (batch,), generator=g).to(x.device)
         loss = process.loss(x[idx], y[idx], generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -190,8 +190,10 @@ def train_process(process: VectorDiffusion, x: torch.Tensor, y: torch.Tensor, se
 def fit_to_latents(mu: np.ndarray, labels: np.ndarray, num_classes: int, settings: DiffusionPriorSettings, *,
                    latent_dim: int | None = None, model_key: str = "", layer: str = "",
                    progress: Progress | None = None, should_stop: ShouldStop | None = None,
-                   progress_offset: int = 0, progress_total: int | None = None) -> DiffusionPrior | None:
-    """A diffusion prior fitted to latents mu (N, d) with labels (N,) (ignored when num_classes is 0)."""
+                   progress_offset: int = 0, progress_total: int | None = None,
+                   device: torch.device | str = "cpu") -> DiffusionPrior | None:
+    """A diffusion prior fitted to latents mu (N, d) with labels (N,) (ignored when num_classes is 0), trained on
+    `device` (the VAE's)."""
     settings.check()
     started = time.perf_counter()
     mu = np.asarray(mu, dtype=np.float32)
@@ -199,11 +201,11 @@ def fit_to_latents(mu: np.ndarray, labels: np.ndarray, num_classes: int, setting
         raise UserError("the diffusion prior needs at least two encoded images to fit")
     mean = mu.mean(0)
     std = np.maximum(mu.std(0), 1e-3)
-    x = torch.from_numpy((mu - mean) / std)
-    y = torch.as_tensor(labels if num_classes else np.zeros(len(mu)), dtype=torch.long)
+    x = torch.from_numpy((mu - mean) / std).to(device)
+    y = torch.as_tensor(labels if num_classes else np.zeros(len(mu)), dtype=torch.long).to(device)
     with torch.random.fork_rng():
         torch.manual_seed(settings.seed)
-        process = build_process(mu.shape[1], num_classes, settings)
+        process = build_process(mu.shape[1], num_classes, settings).to(device)
     process = train_process(process, x, y, settings, progress=progress, should_stop=should_stop,
                             progress_offset=progress_offset, progress_total=progress_total)
     if process is None:
@@ -263,7 +265,8 @@ def fit_diffusion_prior(model: LatentVariableModel, split, *, settings: Diffusio
             return None
         prior = fit_to_latents(latents.mu[:, :fitted], latents.labels, model.num_classes, settings,
                                latent_dim=model.latent_dim, model_key=key, layer=layer, progress=progress,
-                               should_stop=should_stop, progress_offset=len(split), progress_total=total)
+                               should_stop=should_stop, progress_offset=len(split), progress_total=total,
+                               device=next(model.parameters()).device)
         if prior is None:
             return None
         if path is not None:
