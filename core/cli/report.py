@@ -9,6 +9,7 @@ from pathlib import Path
 
 from core.cli.common import PROG
 from core.errors import UserError
+from core.files import check_output_file, printable
 
 
 def report_command(args: argparse.Namespace) -> int:
@@ -16,21 +17,17 @@ def report_command(args: argparse.Namespace) -> int:
     from core.runs.report import write_report
 
     runs = [Path(r) for r in args.runs]
+    out = check_output_file(args.out, flag="--out", suffixes=(".html", ".htm"))
     for run in runs:
         if not run.exists():
-            raise UserError(f"no such run folder: {run}")
-    out = Path(args.out)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give the HTML file to write, e.g. {out / 'report.html'}")
-    if not out.parent.is_dir():
-        raise UserError(f"--out: the folder {out.parent} does not exist")
+            raise UserError(f"no such run folder: {printable(str(run))}")
     for run in runs:   # still in the report, with the reason
         summary = read_run(run)
         if summary.status == "unreadable":
-            print(f"{PROG}: warning: {run}: {summary.reason}", file=sys.stderr)
+            print(f"{PROG}: warning: {printable(str(run))}: {printable(summary.reason)}", file=sys.stderr)
     try:
         write_report(runs, out, title=args.title)
     except OSError as e:
-        raise UserError(f"--out: cannot write {out} ({e.strerror or type(e).__name__})") from None
-    print(f"wrote {out}")
+        raise UserError(f"--out: cannot write {printable(str(out))} ({e.strerror or type(e).__name__})") from None
+    print(f"wrote {printable(str(out))}")
     return 0

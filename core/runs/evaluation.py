@@ -11,7 +11,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+from core.files import FileRefused, read_regular
+
 EVAL_FILE = "eval.json"
+MAX_EVAL_BYTES = 1 << 20     # a few kB of numbers
 
 # (key in eval.json, label): what a table of evaluated runs shows, in this order.
 EVAL_METRICS = (
@@ -31,8 +34,8 @@ SOURCE_METRICS = ("conditional_accuracy", "fid_like", "precision", "recall", "sh
 def read_eval(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's eval.json as a dict, or None when it is missing or unreadable."""
     try:
-        data = json.loads((Path(run_dir) / EVAL_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        data = json.loads(read_regular(Path(run_dir) / EVAL_FILE, MAX_EVAL_BYTES, within=run_dir))
+    except (OSError, ValueError, RecursionError, FileRefused):   # missing, damaged, a FIFO, too big
         return None
     return data if isinstance(data, dict) else None
 

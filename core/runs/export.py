@@ -21,17 +21,23 @@ RUN_COLUMNS = ("name", "status", "kind", "dataset", "subset", "epochs_done", "ep
 SERIES_COLUMNS = ("run", "series", "step", "epoch", "time", "value")
 
 
+# A cell a spreadsheet would run as a formula (OWASP, "CSV Injection"): text starting with one of these, including their
+# full-width forms, which some spreadsheets read the same.
+_FORMULA_START = tuple("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+
+
 def cell(value: Any) -> str:
-    """One CSV cell: "" for missing or NaN, repr for numbers, JSON for lists and dicts."""
+    """One CSV cell: "" for missing or NaN, repr for numbers, JSON for lists and dicts. Text (a run's name, its
+    reason, a setting's value: all from files anyone may have written) that a spreadsheet would run as a formula is
+    neutralised the way OWASP advises, with a leading apostrophe; numbers are written as numbers."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bool):
         return str(value).lower()
-    if isinstance(value, float):
+    if isinstance(value, (int, float)):
         return repr(value)
-    if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value)
-    return str(value)
+    text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 def _write_rows(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:

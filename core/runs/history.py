@@ -14,16 +14,17 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from core.config import Config
 from core.errors import UserError
-from core.training.events import EpochSummary, RunEnded, RunStarted, StepMetrics, from_record
+from core.files import FileRefused, open_regular, read_regular, size_text
+from core.training.events import EpochSummary, RecordError, RunEnded, RunStarted, StepMetrics, decode_record
 
 STATUSES = ("running", "completed", "stopped", "failed", "early_stopped", "unfinished", "unreadable")
 _ENDED = {"completed", "stopped", "failed", "early_stopped"}
@@ -47,6 +48,7 @@ class RunSummary:
     headline: dict[str, float]     # the last epoch's validation metrics
     config: dict | None            # Config.to_dict() form (JSON types)
     reason: str                    # why unreadable, or what was skipped; the end record's reason otherwise
+    damaged: int = 0               # lines of metrics.jsonl skipped as unreadable (said in `reason`)
 
 
 @dataclass
@@ -59,19 +61,51 @@ class Series:
 
 
 # ------------------------------------------------------------------------------------------------ reading files
-def _lines(path: Path) -> tuple[list[bytes], bytes]:
-    """The complete lines of a file and its unfinished tail (a line still being written)."""
-    data = path.read_bytes()
-    *lines, tail = data.split(b"\n")
-    return lines, tail
+MAX_METRICS_BYTES = 1 << 30     # 1 GiB: ~4 million records; a bigger metrics.jsonl is not a run's (a 10 GB sparse file)
+MAX_CONFIG_BYTES = 1 << 20      # config.json is a few kB
+MAX_LINE_BYTES = 1 << 20        # the longest record (a start record with its config) is a few kB
+_CHUNK = 1 << 20
 
 
-def _parse(line: bytes) -> Any:
-    """The event of one line, or None when the line is not a record we can read."""
+class _Lines:
+    """The complete lines of a file read in chunks (memory stays bounded whatever its size): None for a line longer
+    than MAX_LINE_BYTES (not kept); after the iteration, `tail` is the unfinished last line (one being written)."""
+
+    def __init__(self, f: BinaryIO, limit: int) -> None:
+        self.f, self.limit, self.tail, self.read = f, limit, b"", 0
+
+    def __iter__(self) -> Iterator[bytes | None]:
+        buf, skipping = b"", False   # skipping: inside a line already too long, until its newline
+        while self.read <= MAX_METRICS_BYTES:   # the file may grow while it is read: stop at the cap all the same
+            chunk = self.f.read(_CHUNK)
+            if not chunk:
+                break
+            self.read += len(chunk)
+            if skipping:
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    continue
+                yield None
+                chunk, skipping = chunk[nl + 1:], False
+            *lines, buf = (buf + chunk).split(b"\n")
+            for line in lines:
+                yield line if len(line) <= self.limit else None
+            if len(buf) > self.limit:
+                buf, skipping = b"", True
+        self.tail = b"(a line too long to keep)" if skipping else buf
+
+
+def _parse(line: bytes) -> tuple[Any, str]:
+    """The event of one line, or None and why the line cannot be read."""
     try:
-        return from_record(json.loads(line))
+        record = json.loads(line)
     except (ValueError, RecursionError):   # JSON or UTF-8 errors (both ValueErrors), absurd nesting
-        return None
+        return None, "not a JSON record"
+    try:
+        event = decode_record(record)
+    except RecordError as e:
+        return None, str(e)
+    return (event, "") if event is not None else (None, "a record of an unknown type")
 
 
 def _normal_config(raw: Any) -> dict | None:
@@ -81,20 +115,21 @@ def _normal_config(raw: Any) -> dict | None:
         return None
     try:
         return json.loads(Config.from_dict(raw).to_json())
-    except (UserError, TypeError, ValueError):
+    except (UserError, TypeError, ValueError, KeyError, AttributeError, OverflowError, RecursionError):
         pass
     return raw if all(isinstance(raw.get(s), dict) for s in ("data", "model", "train")) else None
 
 
 def _read_config(path: Path) -> tuple[dict | None, str]:
     """config.json as a dict, or None and why not."""
-    file = path / "config.json"
     try:
-        raw = json.loads(file.read_bytes())
+        raw = json.loads(read_regular(path / "config.json", MAX_CONFIG_BYTES, within=path))
     except FileNotFoundError:
         return None, "no config.json"
     except OSError as e:
         return None, f"cannot read config.json ({e.strerror or type(e).__name__})"
+    except FileRefused as e:
+        return None, str(e)
     except (ValueError, RecursionError):
         return None, "config.json is not JSON"
     config = _normal_config(raw)
@@ -121,6 +156,12 @@ class _Scan:
     step: int = 0
     records: int = 0
     skipped: int = 0
+    problems: list[str] = field(default_factory=list)   # the first few skipped lines: "line 7: why"
+
+    def skip(self, number: int, why: str) -> None:
+        self.skipped += 1
+        if len(self.problems) < 3:
+            self.problems.append(f"line {number}: {why}")
 
     def add(self, event: Any) -> None:
         self.records += 1
@@ -144,23 +185,26 @@ class _Scan:
             self.best = float(event.best_val)
 
 
-def _scan(lines: list[bytes]) -> _Scan:
+def _scan(lines: Iterable[bytes | None]) -> _Scan:
     scan = _Scan()
     last_step: tuple[int, bytes] | None = None   # parsed at the end: only the newest step record matters here
-    for i, line in enumerate(lines):
+    for number, line in enumerate(lines, 1):
+        if line is None:
+            scan.skip(number, f"longer than {size_text(MAX_LINE_BYTES)}")
+            continue
         if not line.strip():
             continue
         if line.startswith(_STEP_PREFIX):
-            last_step = (i, line)
+            last_step = (number, line)
             scan.end = None
             continue
-        event = _parse(line)
+        event, why = _parse(line)
         if event is None:
-            scan.skipped += 1
+            scan.skip(number, why)
             continue
         scan.add(event)
     if last_step is not None:
-        event = _parse(last_step[1])
+        event, why = _parse(last_step[1])
         if isinstance(event, StepMetrics):
             scan.records += 1
             scan.step = max(scan.step, event.step)
@@ -168,7 +212,7 @@ def _scan(lines: list[bytes]) -> _Scan:
                 scan.last_time = event.time
             scan.first_time = scan.first_time if scan.first_time is not None else event.time
         else:
-            scan.skipped += 1
+            scan.skip(last_step[0], why or "not a step record")
     return scan
 
 
@@ -210,10 +254,19 @@ def read_run(path: str | Path, *, running_within_s: float = 120.0) -> RunSummary
     an end record that is the newest record ends a run."""
     path = Path(path)
     try:
+        return _read_run(path, running_within_s)
+    except Exception as e:  # noqa: BLE001 - the promise of this module: one folder, however damaged, is a row saying
+        # why (here: what went wrong, e.g. MemoryError), never an exception that hides every other run
+        return _unreadable(path, f"cannot be read ({type(e).__name__}: {str(e)[:200]})")
+
+
+def _read_run(path: Path, running_within_s: float) -> RunSummary:
+    try:
         if not path.is_dir():
             return _unreadable(path, "not a folder" if path.exists() else "no such folder")
         metrics = path / "metrics.jsonl"
-        has_metrics, has_config = metrics.exists(), (path / "config.json").exists()
+        has_metrics = metrics.exists() or metrics.is_symlink()
+        has_config = (path / "config.json").exists() or (path / "config.json").is_symlink()
     except OSError as e:
         return _unreadable(path, f"cannot read the folder ({e.strerror or type(e).__name__})")
     if not has_metrics and not has_config:
@@ -223,10 +276,15 @@ def read_run(path: str | Path, *, running_within_s: float = 120.0) -> RunSummary
     scan, tail = _Scan(), b""
     if has_metrics:
         try:
-            lines, tail = _lines(metrics)
+            with open_regular(metrics, MAX_METRICS_BYTES, within=path) as f:
+                lines = _Lines(f, MAX_LINE_BYTES)
+                scan = _scan(lines)
+                tail = lines.tail
         except OSError as e:
             return _unreadable(path, f"cannot read metrics.jsonl ({e.strerror or type(e).__name__})", config=config)
-        scan = _scan(lines)
+        except FileRefused as e:
+            return _unreadable(path, str(e), config=config, kind=_str_or_none(_section_value(config, "model",
+                                                                                                   "kind")))
     else:
         notes.append("no metrics.jsonl yet")
     if config is None:
@@ -236,11 +294,12 @@ def read_run(path: str | Path, *, running_within_s: float = 120.0) -> RunSummary
         config = scan.config
         notes.append(f"{config_problem}; settings from metrics.jsonl")
     if scan.records == 0 and scan.skipped:
-        return _unreadable(path, f"metrics.jsonl has no readable record ({scan.skipped} damaged line(s): garbage "
-                                 "bytes or not run records)", config=config, kind=_section_value(config, "model",
-                                                                                                  "kind"))
+        return _unreadable(path, f"metrics.jsonl has no readable record ({scan.skipped} damaged line(s): "
+                                 f"{'; '.join(scan.problems)})", config=config,
+                           kind=_str_or_none(_section_value(config, "model", "kind")))
     if scan.skipped:
-        notes.append(f"skipped {scan.skipped} unreadable line(s) of metrics.jsonl")
+        notes.append(f"skipped {scan.skipped} unreadable line(s) of metrics.jsonl ({'; '.join(scan.problems)}"
+                     f"{' ...' if scan.skipped > len(scan.problems) else ''})")
     return _summary(path, config, scan, tail, notes, running_within_s)
 
 
@@ -270,7 +329,7 @@ def _summary(path: Path, config: dict, scan: _Scan, tail: bytes, notes: list[str
         epochs_total=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
         step=scan.step, best_val=scan.best,
         headline={k: float(v) for k, v in (last.val.items() if last is not None else ())},
-        config=config, reason="; ".join(n for n in notes if n))
+        config=config, reason="; ".join(n for n in notes if n), damaged=scan.skipped)
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -307,33 +366,35 @@ def find_runs(folders: Sequence[str | Path], *, running_within_s: float = 120.0)
 
 
 # ------------------------------------------------------------------------------------------------ curves
+def _add_points(points: dict[str, list[tuple[int, int, float, float]]], event: Any) -> None:
+    def add(name: str, step: int, epoch: int, when: float | None, value: float) -> None:
+        points.setdefault(name, []).append((step, epoch, math.nan if when is None else when, float(value)))
+
+    if isinstance(event, StepMetrics):
+        for key, value in event.metrics.items():
+            add(str(key), event.step, event.epoch, event.time, value)
+        add("lr", event.step, event.epoch, event.time, event.lr)
+    elif isinstance(event, EpochSummary):
+        for key, value in event.val.items():
+            add(f"val {key}", event.step, event.epoch, event.time, value)
+    elif isinstance(event, RunStarted) and event.start_step > 0:   # resumed: drop what is redone from here
+        for series in points.values():
+            while series and series[-1][0] > event.start_step:
+                series.pop()
+
+
 def load_series(path: str | Path) -> dict[str, Series]:
     """A run's curves: each step metric ("loss", "recon", "kl", "lr" ...) per step record and each validation metric
     ("val loss", "val elbo" ...) per epoch. A resumed run's records from before its restart point that were redone are
     replaced by the redone ones. Unreadable lines are skipped; an unreadable folder has no series ({})."""
-    try:
-        lines, _ = _lines(Path(path) / "metrics.jsonl")
-    except OSError:
-        return {}
     points: dict[str, list[tuple[int, int, float, float]]] = {}
-
-    def add(name: str, step: int, epoch: int, when: float | None, value: Any) -> None:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            points.setdefault(name, []).append((step, epoch, math.nan if when is None else when, float(value)))
-
-    for line in lines:
-        event = _parse(line) if line.strip() else None
-        if isinstance(event, StepMetrics):
-            for key, value in event.metrics.items():
-                add(str(key), event.step, event.epoch, event.time, value)
-            add("lr", event.step, event.epoch, event.time, event.lr)
-        elif isinstance(event, EpochSummary):
-            for key, value in event.val.items():
-                add(f"val {key}", event.step, event.epoch, event.time, value)
-        elif isinstance(event, RunStarted) and event.start_step > 0:   # resumed: drop what is redone from here
-            for series in points.values():
-                while series and series[-1][0] > event.start_step:
-                    series.pop()
+    try:
+        with open_regular(Path(path) / "metrics.jsonl", MAX_METRICS_BYTES, within=path) as f:
+            for line in _Lines(f, MAX_LINE_BYTES):
+                event = _parse(line)[0] if line is not None and line.strip() else None
+                _add_points(points, event)
+    except (OSError, FileRefused):
+        return {}
     out = {}
     for name, rows in points.items():
         if not rows:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core.files import atomic_write_text
+from core.files import FileRefused, atomic_write_text, read_regular
 from core.runs.evaluation import eval_numbers, read_eval
 from core.runs.history import RunSummary, Series, config_diff, flatten_config, load_series, read_run
 
@@ -120,11 +120,16 @@ def newest_sample_png(run: Path) -> Path | None:
     return max(pngs, key=lambda p: (p.name, p.stat().st_mtime), default=None)
 
 
+MAX_SAMPLE_PNG_BYTES = 32 << 20   # a preview grid is tens of kB; a bigger file is not one (a 10 GB sparse file)
+
+
 def png_img(path: Path, alt: str) -> str:
     try:
-        data = path.read_bytes()
+        data = read_regular(path, MAX_SAMPLE_PNG_BYTES, within=path.parent)
     except OSError:
         return "<p>(the sample grid cannot be read)</p>"
+    except FileRefused as e:
+        return f"<p>(the sample grid is not shown: {html.escape(str(e))})</p>"
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "<p>(the sample grid is not a PNG)</p>"
     encoded = base64.b64encode(data).decode("ascii")

@@ -11,12 +11,13 @@ process (it happens now), the record's time for one rebuilt from a line (absent 
 
 from __future__ import annotations
 
-import math
+import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Union
+from dataclasses import asdict, dataclass, field
+from typing import Annotated, Any, Union
 
+import msgspec
 import numpy as np
 
 
@@ -139,42 +140,104 @@ def to_record(event: Event) -> dict[str, Any] | None:
     return record
 
 
-def from_record(record: Mapping[str, Any]) -> Event | None:
-    """Rebuild an event from a metrics.jsonl line; None for a line of an unknown type (a newer writer) or one whose
-    fields do not have the types the event needs (a damaged or hand-edited line): followers skip those."""
+class RecordError(ValueError):
+    """A run record of a known type whose fields do not have the types and ranges its event needs; the message says
+    which field and why (e.g. "epoch record: Expected `int`, got `str` - at `$.epoch`")."""
+
+
+def decode_record(record: Any) -> Event | None:
+    """Rebuild an event from a metrics.jsonl record (a parsed line), each field decoded by its declared type and
+    range (msgspec): None for a record of an unknown type (a newer writer); RecordError for a known type with a
+    missing, wrong-typed, out-of-range or non-finite field. Metric values may be NaN or infinite (what a diverging
+    run measured); counters, times and rates may not. A time that is not a plausible epoch-seconds number is no time
+    (None), as in run folders older than record times."""
     if not isinstance(record, Mapping):
+        raise RecordError("not a JSON object")
+    name = record.get("type")
+    spec = _SPECS.get(name) if isinstance(name, str) else None
+    if spec is None:
         return None
-    cls = _RECORDED.get(str(record.get("type")))
-    if cls is None:
-        return None
-    values = {k: v for k, v in record.items() if k != "type" and k in cls.__dataclass_fields__}
-    if not _plausible(cls, values):
-        return None
-    when = values.get("time")   # the line's own time, or None (an older writer, or not a number): "now"
-    values["time"] = (float(when) if isinstance(when, (int, float)) and not isinstance(when, bool)
-                      and math.isfinite(when) else None)
-    if cls is EpochSummary and values.get("kl_per_dim") is not None:
-        values["kl_per_dim"] = np.asarray(values["kl_per_dim"], dtype=np.float32)
+    values = {k: v for k, v in record.items() if k not in ("type", "time")}
     try:
-        return cls(**values)
-    except (TypeError, ValueError):
+        decoded = msgspec.convert(values, spec, strict=True)
+    except msgspec.ValidationError as e:
+        raise RecordError(f"{name} record: {e}") from None
+    fields_ = msgspec.structs.asdict(decoded)
+    when = record.get("time")
+    fields_["time"] = (float(when) if type(when) in (int, float) and 0 <= when <= _MAX_TIME else None)
+    if spec is _Epoch and fields_["kl_per_dim"] is not None:
+        fields_["kl_per_dim"] = np.asarray(fields_["kl_per_dim"], dtype=np.float32)
+    return _RECORDED[name](**fields_)
+
+
+def from_record(record: Any) -> Event | None:
+    """`decode_record`, with None for a record it cannot read as well (followers skip those)."""
+    try:
+        return decode_record(record)
+    except RecordError:
         return None
 
 
-_NUMBER = {"int", "float"}
+# The typed form of each record (what decode_record checks). Unknown fields are ignored: a newer writer's extra ones.
+_MAX_TIME = 1e11                                               # epoch seconds: the year 5138
+_Count = Annotated[int, msgspec.Meta(ge=0, le=2**53)]          # steps, epochs: whole, exactly a float too
+_Finite = Annotated[float, msgspec.Meta(ge=-sys.float_info.max, le=sys.float_info.max)]   # NaN and inf fail both
+_Rate = Annotated[float, msgspec.Meta(ge=0, le=sys.float_info.max)]
+_Text = Annotated[str, msgspec.Meta(max_length=1_000_000)]
+_Metrics = Annotated[dict[str, float], msgspec.Meta(max_length=10_000)]
 
 
-def _plausible(cls: type, values: dict[str, Any]) -> bool:
-    """The numeric, text and mapping fields hold numbers, text and mappings (annotations are strings here)."""
-    for f in fields(cls):
-        if f.name not in values or f.name == "time":
-            continue
-        v, kind = values[f.name], str(f.type)
-        if kind in _NUMBER and (isinstance(v, bool) or not isinstance(v, (int, float))):
-            return False
-        if kind == "str" and not isinstance(v, str):
-            return False
-        if kind.startswith("Mapping[str, float]") and not (isinstance(v, Mapping) and all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v.values())):
-            return False
-    return True
+class _Start(msgspec.Struct):
+    config: dict[str, Any]
+    meta: dict[str, Any]
+    device: _Text
+    total_steps: _Count
+    steps_per_epoch: _Count
+    run_dir: _Text | None = None
+    start_step: _Count = 0
+
+
+class _Step(msgspec.Struct):
+    step: _Count
+    epoch: _Count
+    metrics: _Metrics
+    lr: _Rate
+    images_per_s: _Rate
+    eta_s: _Finite
+    progress: _Finite
+
+
+class _Epoch(msgspec.Struct):
+    epoch: _Count
+    step: _Count
+    train: _Metrics
+    val: _Metrics
+    is_best: bool
+    elapsed_s: _Rate
+    kl_per_dim: Annotated[list[float], msgspec.Meta(max_length=1_000_000)] | None = None
+
+
+class _Checkpoint(msgspec.Struct):
+    path: _Text
+    step: _Count
+    epoch: _Count
+    tag: _Text
+
+
+class _Log(msgspec.Struct):
+    level: _Text
+    message: _Text
+    step: _Count = 0
+
+
+class _End(msgspec.Struct):
+    status: _Text
+    reason: _Text
+    step: _Count
+    epoch: _Count
+    best_val: _Finite | None = None
+    last_checkpoint: _Text | None = None
+
+
+_SPECS: dict[str, type] = {"start": _Start, "step": _Step, "epoch": _Epoch, "checkpoint": _Checkpoint, "log": _Log,
+                           "end": _End}

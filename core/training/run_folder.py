@@ -25,17 +25,27 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from core.config import Config
 from core.errors import UserError
-from core.files import printable
+from core.files import FileRefused, open_regular, printable, size_text
 from core.images import image_grid, save_png, to_uint8
 from core.models.protocol import GenerativeModel, is_vae
 from core.paths import runs_dir
-from core.training.events import CheckpointSaved, Event, LogMessage, ModelSnapshot, Preview, RunEnded, from_record
+from core.training.events import (
+    CheckpointSaved,
+    Event,
+    LogMessage,
+    ModelSnapshot,
+    Preview,
+    RecordError,
+    RunEnded,
+    decode_record,
+)
 
 PREVIEW_PER_CLASS = 8
 PREVIEW_MAX_CLASSES = 10
@@ -481,6 +491,11 @@ class _CheckpointViewer:
         return self._split
 
 
+MAX_RECORD_BYTES = 1 << 20   # a record is a few kB at most: a longer line is skipped unread (a 50 MB line)
+_READ_CHUNK = 1 << 20
+_SKIPS_SAID = 3              # damaged lines said one by one; after that, a running count
+
+
 def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callable[[], bool] | None = None,
                models: bool = True) -> Iterator[Event]:
     """Tail `run_dir/metrics.jsonl` that another process writes: yield each event as its line appears.
@@ -490,6 +505,10 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
     Ends when the newest record read is a RunEnded (a resumed run appends after an earlier RunEnded, so an old end
     does not stop the tail) or when should_stop() is true. Half-written lines wait for their newline. Each event
     carries its record's `time` (when the writer wrote it; None in run folders written before records had times).
+
+    Never raises for what the file holds: a line that is not a record, a record with wrong-typed fields, or a line
+    over MAX_RECORD_BYTES is skipped, and said as a warning (the first few each, then how many so far). A
+    metrics.jsonl that is not a regular file (a FIFO, a device) is said as an error and not read.
     """
     run_dir = Path(run_dir)
     remove_leftovers(run_dir, min_age_s=FOLLOW_LEFTOVER_MIN_AGE_S)
@@ -497,36 +516,41 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
     should_stop = should_stop or (lambda: False)
     viewer = _CheckpointViewer(run_dir) if models else None
     newest: CheckpointSaved | None = None
-    while not path.exists():
+    while not (path.exists() or path.is_symlink()):
         if should_stop():
             return
         time.sleep(poll_s)
-    buffer = ""
+    try:
+        f = open_regular(path, sys.maxsize)
+    except (OSError, FileRefused) as e:
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        yield LogMessage("error", printable(f"cannot follow {path}: {reason}"), 0)
+        return
+    lines = _RecordLines(f)
     ended = False
-    # Garbage bytes (a damaged disk, a file that is not a run record) become replacement characters: their lines fail
-    # to parse and are skipped like any other unreadable line.
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with f:
         while True:
-            chunk = f.read()
-            if chunk:
-                buffer += chunk
-                *lines, buffer = buffer.split("\n")
-                for line in lines:
-                    if not line.strip():
-                        continue
-                    try:
-                        event = from_record(json.loads(line))
-                    except json.JSONDecodeError:
-                        continue
-                    if event is not None:
-                        ended = isinstance(event, RunEnded)
-                        if isinstance(event, CheckpointSaved):
-                            newest = event
-                        if ended and viewer is not None and newest is not None:   # RunEnded stays the last event
-                            yield from viewer.events(newest)
-                            newest = None
-                        yield event
+            got = False
+            for number, line in lines.read():
+                got = True
+                event, why = _decode_line(line)
+                if event is None:
+                    note = lines.skipped(number, why)
+                    if note:
+                        yield note
+                    continue
+                ended = isinstance(event, RunEnded)
+                if isinstance(event, CheckpointSaved):
+                    newest = event
+                if ended and viewer is not None and newest is not None:   # RunEnded stays the last event
+                    yield from viewer.events(newest)
+                    newest = None
+                yield event
+            if got:
                 continue
+            note = lines.count_note()
+            if note is not None:
+                yield note
             if viewer is not None and newest is not None:   # caught up: show the newest model
                 yield from viewer.events(newest)
                 newest = None
@@ -534,3 +558,61 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
             if ended or should_stop():
                 return
             time.sleep(poll_s)
+
+
+def _decode_line(line: bytes | None) -> tuple[Event | None, str]:
+    """The event of one line, or None and why not ("" for a blank line: nothing to say)."""
+    if line is None:
+        return None, f"longer than {size_text(MAX_RECORD_BYTES)}"
+    if not line.strip():
+        return None, ""
+    try:
+        record = json.loads(line)
+    except (ValueError, RecursionError):   # garbage bytes, not JSON, absurd nesting
+        return None, "not a JSON record"
+    try:
+        event = decode_record(record)
+    except RecordError as e:
+        return None, str(e)
+    return (event, "") if event is not None else (None, "a record of an unknown type")
+
+
+class _RecordLines:
+    """The complete lines appended to a file since the last look, read in bounded chunks: a line longer than
+    MAX_RECORD_BYTES comes out as None without being kept; a half-written last line waits for its newline."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.buffer, self.too_long, self.number = f, b"", False, 0
+        self.damaged, self.reported = 0, 0
+
+    def read(self) -> Iterator[tuple[int, bytes | None]]:
+        while chunk := self.f.read(_READ_CHUNK):
+            if self.too_long:   # inside a line already over the limit: drop up to its newline
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    continue
+                self.number += 1
+                yield self.number, None
+                chunk, self.too_long = chunk[nl + 1:], False
+            *complete, self.buffer = (self.buffer + chunk).split(b"\n")
+            for line in complete:
+                self.number += 1
+                yield self.number, line if len(line) <= MAX_RECORD_BYTES else None
+            if len(self.buffer) > MAX_RECORD_BYTES:
+                self.buffer, self.too_long = b"", True
+
+    def skipped(self, number: int, why: str) -> LogMessage | None:
+        if not why:
+            return None
+        self.damaged += 1
+        if self.damaged > _SKIPS_SAID:
+            return None
+        self.reported = self.damaged
+        return LogMessage("warning", printable(f"skipped line {number} of metrics.jsonl: {why[:300]}"), 0)
+
+    def count_note(self) -> LogMessage | None:
+        """When lines were skipped unsaid since the last note: how many damaged lines were skipped in all."""
+        if self.damaged == self.reported:
+            return None
+        self.reported = self.damaged
+        return LogMessage("warning", f"{self.damaged} damaged line(s) of metrics.jsonl skipped so far", 0)

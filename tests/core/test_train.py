@@ -389,8 +389,14 @@ def test_following_a_damaged_run_record_skips_what_it_cannot_read(tmp_path):
              json.dumps({"type": "epoch", "epoch": None}).encode(), b"null", b"",
              json.dumps(to_record(good[1])).encode()]
     (tmp_path / "metrics.jsonl").write_bytes(b"\n".join(lines) + b"\n" + b'{"type": "step", "st')   # half a line
-    seen = []
+    seen, said = [], []
     for ev in follow_run(tmp_path, poll_s=0.01, models=False, should_stop=lambda: len(seen) >= 2):
-        seen.append(ev)
+        (said if isinstance(ev, LogMessage) else seen).append(ev)
     assert [type(e) for e in seen] == [StepMetrics, StepMetrics]
     assert [e.step for e in seen] == [10, 20] and seen[1].metrics == {"loss": 1.2}
+    # Each skipped line is said (the first three with their line and reason), then how many in all.
+    assert [m.message for m in said] == [
+        "skipped line 2 of metrics.jsonl: not a JSON record",
+        "skipped line 3 of metrics.jsonl: not a JSON object",
+        "skipped line 4 of metrics.jsonl: step record: Expected `int`, got `str` - at `$.step`",
+        "6 damaged line(s) of metrics.jsonl skipped so far"]
