@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from core.config import Config
+from core.config import Config, VAEConfig
 from core.data.datasets import load_dataset
 from core.device import resolve_device
 from core.errors import UserError
@@ -65,6 +65,22 @@ def cosine_lr(base: float, step: int, total_steps: int) -> float:
 def batch_order_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator that shuffles epoch `epoch` (1-based): a function of (seed, epoch) only, for exact resume."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+
+
+def compile_mode(config: Config, device: torch.device, *, distributed: bool) -> str | None:
+    """The torch.compile mode of the training step, None for eager. Only on CUDA. "auto" means CUDA graphs
+    ("reduce-overhead", measured 1.66x on the cifar10 preset on an H200) where they are safe: one process (DDP's
+    hooks), no discriminator (its adaptive weight takes gradients inside the loss) and no KL warm-up (the step number
+    would change the graph each step)."""
+    mode = config.train.compile
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode != "auto":
+        return mode
+    m = config.model
+    if distributed or (isinstance(m, VAEConfig) and (m.adversarial_weight > 0 or m.kl_warmup_steps > 0)):
+        return None
+    return "reduce-overhead"
 
 
 class _MetricSums:
@@ -237,8 +253,11 @@ class Trainer:
         if ck is not None:
             self._restore(ck)
         self.loss_fn = model.loss if self.dist is None else self.dist.wrap(model)
-        if self.device.type == "cuda" and tc.compile != "off":   # the training step; validation stays eager
-            self.loss_fn = torch.compile(self.loss_fn, mode=None if tc.compile == "default" else tc.compile)
+        mode = compile_mode(self.config, self.device, distributed=self.dist is not None)
+        if mode is not None:   # the training step only; validation and previews stay eager
+            if tc.compile == "auto":   # a graph dynamo cannot take runs eagerly instead of failing the run
+                torch._dynamo.config.suppress_errors = True
+            self.loss_fn = torch.compile(self.loss_fn, mode=None if mode == "default" else mode)
         self._open_run_folder()
         self.steps_per_epoch = math.ceil(len(self.train_split) / tc.batch_size)
         self.total_steps = tc.epochs * self.steps_per_epoch

@@ -57,8 +57,8 @@ def test_out_of_range_values_are_refused_with_the_field_name(make):
 
 
 def test_overrides_convert_strings_like_a_command_line():
-    train = with_overrides(TrainConfig(), epochs="7", lr="0.01", amp="false")
-    assert (train.epochs, train.lr, train.amp) == (7, 0.01, False)
+    train = with_overrides(TrainConfig(), epochs="7", lr="0.01", amp="true", compile="off")
+    assert (train.epochs, train.lr, train.amp, train.compile) == (7, 0.01, True, "off")
     data = with_overrides(DataConfig(), classes="airplane, frog")
     assert data.classes == ("airplane", "frog")
     with pytest.raises(UserError, match="TrainConfig.epochs must be int"):
@@ -71,3 +71,28 @@ def test_invalid_json_is_a_user_error():
     with pytest.raises(UserError, match="not valid JSON"):
         Config.from_json("{nope")
     json.loads(Config().to_json())  # and the real thing is valid JSON
+
+
+def test_compile_mode_is_cuda_only_and_auto_picks_cuda_graphs_where_safe() -> None:
+    import dataclasses
+
+    import torch
+
+    from core.config import DiffusionConfig, preset
+    from core.training.trainer import compile_mode
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    cifar = preset("cifar10")
+    assert cifar.train.compile == "auto"
+    assert compile_mode(cifar, cpu, distributed=False) is None                  # the CPU never compiles
+    assert compile_mode(cifar, cuda, distributed=False) == "reduce-overhead"
+    assert compile_mode(cifar, cuda, distributed=True) is None                  # DDP: eager
+    assert compile_mode(preset("digits-vaegan"), cuda, distributed=False) is None   # a discriminator: eager
+    warm = dataclasses.replace(cifar, model=dataclasses.replace(cifar.model, kl_warmup_steps=100))
+    assert compile_mode(warm, cuda, distributed=False) is None                  # beta changes with the step
+    ddpm = dataclasses.replace(cifar, model=DiffusionConfig())
+    assert compile_mode(ddpm, cuda, distributed=False) == "reduce-overhead"
+    chosen = dataclasses.replace(warm, train=dataclasses.replace(cifar.train, compile="default"))
+    assert compile_mode(chosen, cuda, distributed=True) == "default"            # an explicit choice is kept
+    off = dataclasses.replace(cifar, train=dataclasses.replace(cifar.train, compile="off"))
+    assert compile_mode(off, cuda, distributed=False) is None
