@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self.panel_errors: dict[str, str] = {}
         self._workers: list[Worker] = []
         self._closing = False
-        self._wired: set[str] = set()
+        state.handedOff.connect(self._show_handed_off)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -123,7 +123,6 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - a panel that fails to build shows its error in its tab; the rest work
             return self._error_tab(title, exc)
         self.panels[module] = panel
-        self._wire_panels()
         return panel
 
     def _on_tab(self, _index: int = -1) -> None:
@@ -131,36 +130,13 @@ class MainWindow(QMainWindow):
         module = next((m for m, p in self.panels.items() if p is self.tabs.currentWidget()), None)
         self.header.show_view(self.views.get(module), PANEL_USES.get(module, ()))
 
-    def _wire_panels(self) -> None:
-        """Connect panel-to-panel hand-offs once both ends exist (panels may be built late, one by one)."""
-        train = self.panels.get("train")
-        if train is not None and "train" not in self._wired:   # the status bar says how a run ended
-            train.runFinished.connect(lambda status: self.state.statusMessage.emit(
-                f"training run {status.replace('_', ' ')}"))
-            self._wired.add("train")
-        if "selection" not in self._wired:   # a selection sent from the latent map goes to the panel it names
-            self.state.selectionSent.connect(self._deliver_selection)
-            self._wired.add("selection")
-        interpolate = self.panels.get("interpolate")
-        if interpolate is None:
+    def _show_handed_off(self, target: str) -> None:
+        """A hand-off was set for panel `target` (state.hand_off): show that panel; it takes the value itself."""
+        panel = self.panels.get(target)
+        if panel is None:
+            self.state.statusMessage.emit(f"the {target} panel is not available")
             return
-        for name in ("sampler", "latent_map"):
-            source = self.panels.get(name)
-            if source is None or name in self._wired:
-                continue
-            source.sendToInterpolation.connect(interpolate.receive_latent)
-            source.sendToInterpolation.connect(lambda *_: self.tabs.setCurrentWidget(interpolate))
-            self._wired.add(name)
-
-    def _deliver_selection(self, target: str) -> None:
-        from explorer.selection import deliver
-
-        selection = self.state.selection
-        if selection is None or target not in self.panels:
-            return
-        self.tabs.setCurrentWidget(self.panels[target])   # shown first: a hidden panel reloads when shown
-        self.state.statusMessage.emit(deliver(selection, target, self.panels))
-
+        self.tabs.setCurrentWidget(panel)   # shown first: a hidden panel reloads when shown
     def _error_tab(self, title: str, exc: BaseException) -> QWidget:
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self.panel_errors[title] = details

@@ -21,6 +21,17 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
 
+from explorer.handoffs import (
+    INTERPOLATE,
+    RESTORE,
+    SAMPLER,
+    TARGETS,
+    InterpolationEndpoints,
+    RestorationImage,
+    SamplerRegion,
+    endpoints_of_selection,
+)
+
 if TYPE_CHECKING:
     from core.data.datasets import Dataset, Split
     from core.models.protocol import LatentVariableModel
@@ -68,8 +79,12 @@ class AppState(QObject):
     modelsChanged = Signal()       # the models list changed: added, closed, renamed, a new snapshot or status
     imageSelected = Signal(str, int)   # (split name, index): a panel picked a dataset image for the others
     selectionChanged = Signal()    # state.selection (a set of dataset images picked in a panel) was replaced
-    selectionSent = Signal(str)    # the user sent state.selection to a panel: "sampler", "interpolate" or "restore"
     statusMessage = Signal(str)    # a short message for the status bar
+    # Hand-offs (explorer/handoffs.py): the panel they are for observes its signal; the window only shows that panel.
+    handedOff = Signal(str)        # a hand-off for "sampler", "interpolate" or "restore" was set (emitted first)
+    interpolationRequested = Signal()   # state.interpolation_request was set
+    restorationRequested = Signal()     # state.restoration_request was set
+    samplerRegionRequested = Signal()   # state.sampler_region was set
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -81,6 +96,9 @@ class AppState(QObject):
         self.follow_training = False   # show a new training run as soon as it has a model
         self.snapshot_update = False   # True while vaeChanged/diffusionChanged is a newer snapshot of the same run
         self.selection: ImageSelection | None = None   # the images picked on the latent map (lasso, search ...)
+        self.interpolation_request: InterpolationEndpoints | None = None   # the newest hand-off of each kind
+        self.restoration_request: RestorationImage | None = None
+        self.sampler_region: SamplerRegion | None = None
 
     @property
     def vae_model(self) -> LatentVariableModel | None:
@@ -97,9 +115,37 @@ class AppState(QObject):
         self.selectionChanged.emit()
 
     def send_selection(self, target: str) -> None:
-        """Ask for the current selection to be handed to panel `target` (the main window delivers it)."""
-        if self.selection is not None:
-            self.selectionSent.emit(target)
+        """Hand the current selection to panel `target` ("sampler": its region; "interpolate": its first two images;
+        "restore": its first image)."""
+        sel = self.selection
+        if sel is None:
+            return
+        if len(sel) == 0:
+            self.statusMessage.emit("the selection is empty")
+            return
+        if target == INTERPOLATE:
+            self.hand_off(endpoints_of_selection(sel))
+        elif target == RESTORE:
+            self.hand_off(RestorationImage(sel.splits[0], int(sel.indices[0]), sel.dataset,
+                                           f"the first of {len(sel)} selected"))
+        elif target == SAMPLER:
+            self.hand_off(SamplerRegion(sel))
+        else:
+            raise ValueError(f"unknown target {target!r}; one of {TARGETS}")
+
+    def hand_off(self, value: InterpolationEndpoints | RestorationImage | SamplerRegion) -> None:
+        """Hold `value` for the panel it is meant for: `handedOff(target)` first (the window shows that panel, which
+        reloads if it was hidden), then the value's own signal, which that panel observes."""
+        if isinstance(value, InterpolationEndpoints):
+            self.interpolation_request, target, signal = value, INTERPOLATE, self.interpolationRequested
+        elif isinstance(value, RestorationImage):
+            self.restoration_request, target, signal = value, RESTORE, self.restorationRequested
+        elif isinstance(value, SamplerRegion):
+            self.sampler_region, target, signal = value, SAMPLER, self.samplerRegionRequested
+        else:
+            raise TypeError(f"not a hand-off: {value!r}")
+        self.handedOff.emit(target)
+        signal.emit()
 
     # ---- the models list ----------------------------------------------------------------------------------------
     def add_model(self, loaded: LoadedModel, *, source: str, name: str | None = None, status: str = "",

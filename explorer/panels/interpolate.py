@@ -43,6 +43,7 @@ from core.images import image_grid, save_png
 from core.latent.encoding import Latents, decode_latents, encode_images, encode_split
 from core.latent.interpolation import active_dims, interpolate_images, traversal_order
 from core.latent.map_data import latent_layers
+from explorer.handoffs import Endpoint
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
@@ -79,6 +80,7 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         state.vaeChanged.connect(self.reload)
         state.datasetChanged.connect(self.reload)
         state.imageSelected.connect(self._on_image_selected)
+        state.interpolationRequested.connect(self._take_endpoints)
         self.reload()
 
     # ---- layout -----------------------------------------------------------------------------------------------------
@@ -304,6 +306,57 @@ class InterpolatePanel(WorkWhenShown, QWidget):
             self._load_endpoint(k)
         self._endpoints_changed()
 
+    def _take_endpoints(self) -> None:
+        """Endpoints sent here (state.interpolation_request): one fills the next end (A, then B ...), two set A and B.
+        Each is used in this panel's model: its latent when that model made it, else its image (a dataset image, or
+        the sender's decode of its latent) encoded by this panel's model. The status bar says what happened."""
+        request = self.state.interpolation_request
+        if request is None:
+            return
+        ends = request.endpoints
+        if len(ends) == 1:
+            slots = [self._next_external]
+            self._next_external = 1 - self._next_external
+        else:
+            slots = list(range(min(2, len(ends))))
+        encoded = False
+        for k, end in zip(slots, ends, strict=False):
+            problem, own = self._use_endpoint(k, end)
+            if problem:
+                self.status.setText(problem)
+                self.state.statusMessage.emit(problem)
+                return
+            encoded = encoded or not own
+        self.state.statusMessage.emit(f"interpolating with {request.description}"
+                                      + (" (encoded by the model this panel shows)" if encoded else ""))
+
+    def _use_endpoint(self, k: int, end: Endpoint) -> tuple[str, bool]:
+        """(why endpoint k cannot be `end`, or ""; whether its own latent was used as it is)."""
+        model = self.state.vae_model
+        if model is None:
+            return "load a VAE in Interpolation to use what was sent", False
+        if end.model is model:
+            self.set_endpoint(k, end.z, end.label)
+            return "", True
+        if end.is_image:
+            if end.dataset is not None and end.dataset is not self.state.dataset:
+                return ("the images were picked in another dataset than the one loaded now; select again in the "
+                        "latent map"), False
+            self.set_endpoint_image(k, end.split, end.index)
+            return "", False
+        if end.model is None:
+            return "the latent sent here does not say which model made it", False
+        # A latent of another model (a sample of a Sampler pinned elsewhere): what it shows there, encoded here.
+        image = decode_latents(end.model, end.z[None], end.label if end.model.num_classes else None)
+        meta = self.state.vae.meta
+        if image.shape[1:] != (meta.image_size, meta.image_size, meta.channels):
+            return (f"the latent sent here is of a model of {image.shape[2]}x{image.shape[1]}px images; this panel's "
+                    f"model takes {meta.image_size}x{meta.image_size}px: pin the same kind of model"), False
+        label = min(end.label, model.num_classes - 1) if model.num_classes else 0
+        z = encode_images(model, torch_images(image), [label])[0]
+        self.set_endpoint(k, z, label)
+        return "", False
+
     def receive_latent(self, z: np.ndarray, label: int) -> None:
         """Take a latent from another panel (sampler sample, map position); fills A, then B, then A again…"""
         k = self._next_external
@@ -503,3 +556,10 @@ class InterpolatePanel(WorkWhenShown, QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Export interpolation", name, filt)
         if path:
             (self.export_gif if kind == "gif" else self.export_strip_png)(path)
+
+
+def torch_images(images: np.ndarray):
+    """uint8 (M, H, W, C) images as the uint8 (M, C, H, W) tensor the encoders take."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))

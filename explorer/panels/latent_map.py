@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Signal
+from PySide6.QtCore import QPointF
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -56,6 +56,7 @@ from core.latent.map_data import (
 )
 from core.latent.positions import PositionMapper, points_in_polygon
 from core.latent.projection import ProjectionSettings, cached_projection, model_key, pca_2d_with_variance
+from explorer.handoffs import Endpoint, InterpolationEndpoints
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
 from explorer.selection import ImageSelection
@@ -107,8 +108,6 @@ class MapImages:
 
 
 class LatentMapPanel(WorkWhenShown, QWidget):
-    sendToInterpolation = Signal(object, int)   # (latent z as float32 numpy (D,), class label): wire to Interpolate
-
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
@@ -327,7 +326,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.latents = self.data = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
         self.selection_rows = self.found_rows = np.zeros(0, np.int64)
-        self.selection_grid.clear()
+        self._forget_selection()
         self.scatter.clear_points()
         self.scatter.set_title("")
         self.scatter.set_axes(None)
@@ -685,9 +684,17 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.bars.enableAutoRange()
 
     def _send(self) -> None:
-        if self._current_z is not None:
-            z, label = self._current_z
-            self.sendToInterpolation.emit(z.copy(), int(label))
+        """The latent in the side view to Interpolation (a hand-off through the state): a clicked image also says
+        which image it is, so an Interpolation showing another model encodes that image with its own model."""
+        if self._current_z is None:
+            return
+        z, label = self._current_z
+        where = {}
+        if self.selected is not None and self.data is not None:
+            split, index = self.data.origin(self.selected)
+            where = {"split": split, "index": int(index), "dataset": self.map_dataset}
+        end = Endpoint(z.copy(), int(label), self._map_model(), **where)
+        self.state.hand_off(InterpolationEndpoints((end,), "the latent map's " + ("image" if where else "position")))
 
     # ---- selection --------------------------------------------------------------------------------------------------
     def select_outline(self, outline: np.ndarray) -> None:
@@ -724,8 +731,7 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.scatter.mark_selection(self.selection_rows)
         self._selection_description = description
         if len(self.selection_rows) == 0 or self.latents is None:
-            self.selection_grid.clear()
-            self.state.set_selection(None)
+            self._forget_selection()
             return
         lat = self.latents
         self.selection_grid.set_selection(self.selection_rows, self._images.__getitem__, lat.labels, lat.recon_error,
@@ -733,6 +739,14 @@ class LatentMapPanel(WorkWhenShown, QWidget):
         self.side_tabs.setCurrentWidget(self.selection_grid)
         self.side_tabs.setTabText(1, f"selection ({len(self.selection_rows):,})")
         self._publish_selection()
+
+    def _forget_selection(self) -> None:
+        """The map's rows are about to mean other latents (another model, dataset or split): its selection goes,
+        everywhere it shows (grid, tab title, the app's selection); hand-offs already sent keep their images."""
+        self.selection_grid.clear()
+        self.side_tabs.setTabText(1, "selection")
+        if self.state.selection is not None and self.state.selection.source == "latent map":
+            self.state.set_selection(None)
 
     def _publish_selection(self) -> None:
         """The app's selection, in the grid's order (what "first two" and the exports mean)."""

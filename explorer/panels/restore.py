@@ -221,6 +221,7 @@ class RestorePanel(QWidget):
         self.index.valueChanged.connect(self._on_index)
         state.datasetChanged.connect(self._on_dataset)
         state.imageSelected.connect(self.select_image)
+        state.restorationRequested.connect(self._take_image)
         state.vaeChanged.connect(self._on_models)
         state.diffusionChanged.connect(self._on_models)
         for box in (self.strength, self.seed, self.refine_steps, self.diffusion_samples):
@@ -310,6 +311,19 @@ class RestorePanel(QWidget):
         self._forget_file()
         self._split = "test"
         self._show_clean()
+
+    def _take_image(self) -> None:
+        """An image sent here (state.restoration_request) becomes the clean image; the status bar says which."""
+        request = self.state.restoration_request
+        if request is None:
+            return
+        if request.dataset is not None and request.dataset is not self.state.dataset:
+            self.state.statusMessage.emit("the selection was made on another dataset than the one loaded now; "
+                                          "select again in the latent map")
+            return
+        self.select_image(request.split, request.index)
+        self.state.statusMessage.emit(f"{request.split} image {request.index} ({request.description}) in Denoise / "
+                                      "Enhance")
 
     @Slot(str, int)
     def select_image(self, split: str, index: int) -> None:

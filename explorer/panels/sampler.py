@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -41,7 +41,9 @@ from PySide6.QtWidgets import (
 
 from core.latent.density import DEFAULT_COMPONENTS, fit_density, fit_region, fit_region_of_images
 from core.latent.sampling import diffusion_grid, grid_latents, sample_grid
+from explorer.handoffs import Endpoint, InterpolationEndpoints
 from explorer.panels.tasks import PanelTasks
+from explorer.selection import ImageSelection
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView
@@ -51,8 +53,6 @@ PRIOR, DENSITY, REGION = range(3)
 
 
 class SamplerPanel(QWidget):
-    sendToInterpolation = Signal(object, int)   # (latent z float32 (D,), class label): wire to InterpolatePanel
-
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
@@ -77,6 +77,7 @@ class SamplerPanel(QWidget):
         state.vaeChanged.connect(self._on_vae_changed)
         state.diffusionChanged.connect(self._on_diffusion_changed)
         state.datasetChanged.connect(self._on_dataset_changed)
+        state.samplerRegionRequested.connect(self._on_region_requested)
         self._on_vae_changed()
         self._on_diffusion_changed()
 
@@ -306,7 +307,13 @@ class SamplerPanel(QWidget):
         return {"components": self.components.value(),
                 "covariance": "diag" if self.covariance.currentIndex() == 1 else "full"}
 
-    def use_selection(self, selection) -> str:
+    def _on_region_requested(self) -> None:
+        """A selection was sent here (state.sampler_region): sample its region; the status bar says how."""
+        request = self.state.sampler_region
+        if request is not None:
+            self.state.statusMessage.emit(self.use_selection(request.selection))
+
+    def use_selection(self, selection: ImageSelection) -> str:
         """Sample from the region of latent space that `selection` (images picked in the latent map) covers: a mixture
         fitted to their latents, with the selection's classes ticked. When this panel shows another model (a pin, a
         newer snapshot) than the one that encoded them, the images are encoded by this panel's model first (on a
@@ -455,7 +462,8 @@ class SamplerPanel(QWidget):
         if self.selected is None or self._z is None:
             return
         row = self.selected // self.columns.value()
-        self.sendToInterpolation.emit(self._z[self.selected].copy(), int(self.rows[row]))
+        end = Endpoint(self._z[self.selected].copy(), int(self.rows[row]), self.state.vae_model)
+        self.state.hand_off(InterpolationEndpoints((end,), "a sample of the Sampler"))
 
     # ---- diffusion comparison ---------------------------------------------------------------------------------------
     def _on_compare(self, on: bool) -> None:
@@ -526,6 +534,7 @@ def _same(a: tuple | None, b: tuple | None) -> bool:
 
 
 def _what(selection) -> str:
-    """The selection in words, for titles: "the 134 images selected in the latent map (lasso)"."""
-    return f"the {len(selection)} images selected in the {selection.source}" + \
+    """The selection in words, for titles: "the 134 images sent from the latent map (lasso)". Sent, not selected: the
+    map's selection may be gone (another model shown there) while this region, a hand-off, stays."""
+    return f"the {len(selection)} images sent from the {selection.source}" + \
         (f" ({selection.description})" if selection.description else "")

@@ -370,6 +370,7 @@ class TrainPanel(QWidget):
                                                   (self.last_status or "not followed any more").replace("_", " "))
         self._update_buttons()
         self.runFinished.emit(self.last_status or "stopped")
+        self.state.statusMessage.emit(f"training run {(self.last_status or 'stopped').replace('_', ' ')}")
 
     # ---- events -----------------------------------------------------------------------------------------------------
     @Slot(object)

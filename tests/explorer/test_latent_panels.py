@@ -120,9 +120,11 @@ def test_map_click_point_and_empty_space(qtbot, loaded, tmp_path):
     assert np.array_equal(panel.recon_view.image(), decode_latents(loaded[0].model, z, 7)[0])
 
     # send the current latent to interpolation
-    with qtbot.waitSignal(panel.sendToInterpolation, timeout=1000) as sent:
+    with qtbot.waitSignal(panel.state.interpolationRequested, timeout=1000):
         panel.send_btn.click()
-    assert sent.args[0].shape == (lat.mu.shape[1],) and sent.args[1] == 7
+    (sent,) = panel.state.interpolation_request.endpoints
+    assert sent.z.shape == (lat.mu.shape[1],) and sent.label == 7 and sent.model is loaded[0].model
+    assert not sent.is_image                    # a decoded position, not a dataset image
 
     # hover a point: thumbnail of image + reconstruction
     panel.scatter._on_move(panel.scatter.view.mapViewToScene(QPointF(*panel.xy[i])))
@@ -248,10 +250,11 @@ def test_sampler_grid_select_send_and_export(qtbot, loaded, tmp_path):
     qtbot.mouseClick(panel.grid, Qt.MouseButton.LeftButton, pos=rect.center())
     assert panel.selected == 13
     assert np.array_equal(panel.large.image(), panel.images[13])
-    with qtbot.waitSignal(panel.sendToInterpolation, timeout=1000) as sent:
+    with qtbot.waitSignal(panel.state.interpolationRequested, timeout=1000):
         panel.send_btn.click()
-    z, label = sent.args
-    assert label == 1 and z.shape == (loaded[0].model.latent_dim,)
+    (sent,) = panel.state.interpolation_request.endpoints
+    z, label = sent.z, sent.label
+    assert label == 1 and z.shape == (loaded[0].model.latent_dim,) and sent.model is loaded[0].model
     assert np.array_equal(decode_latents(loaded[0].model, z[None], label)[0], panel.images[13])
 
     screenshot(panel, "sampler.png")
@@ -408,21 +411,22 @@ def test_hidden_map_does_no_work_until_shown(qtbot, loaded):
     panel.shutdown()
 
 
-def test_main_window_sends_a_sampler_latent_to_interpolation(qtbot, monkeypatch):
-    """The hand-off between panels: 'send to interpolation' in the sampler reaches the interpolation panel."""
+def test_main_window_shows_the_panel_a_latent_is_handed_to(qtbot, monkeypatch):
+    """A hand-off through the state: the interpolation panel takes it (no panel calls another), the window only
+    switches to that panel."""
+    from explorer.handoffs import Endpoint, InterpolationEndpoints
     from explorer.main_window import MainWindow
+    from explorer.panels import interpolate as interpolate_module
     from explorer.state import AppState
 
     received = []
-    from explorer.panels import interpolate as interpolate_module
-
-    monkeypatch.setattr(interpolate_module.InterpolatePanel, "receive_latent",
-                        lambda self, z, label: received.append((z, label)))
+    monkeypatch.setattr(interpolate_module.InterpolatePanel, "_take_endpoints",
+                        lambda self: received.append(self.state.interpolation_request))
     window = MainWindow(AppState(), defer_panels=False)
     qtbot.addWidget(window)     # closed (panels shut down) and deleted after the test
-    z = np.zeros(4, np.float32)
-    window.panels["sampler"].sendToInterpolation.emit(z, 3)
-    assert len(received) == 1 and received[0][1] == 3
+    request = InterpolationEndpoints((Endpoint(np.zeros(4, np.float32), 3, None),), "a test latent")
+    window.state.hand_off(request)
+    assert received == [request]
     assert window.tabs.currentWidget() is window.panels["interpolate"]
 
 

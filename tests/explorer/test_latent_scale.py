@@ -235,9 +235,9 @@ def test_selection_is_sent_through_the_state_to_the_other_panels(qtbot, loaded):
     from explorer.panels.sampler import REGION
 
     assert sampler.source.currentIndex() == REGION
-    qtbot.waitUntil(lambda: not sampler.is_sampling() and "selected in the latent map" in sampler.vae_title.text(),
+    qtbot.waitUntil(lambda: not sampler.is_sampling() and "sent from the latent map" in sampler.vae_title.text(),
                     timeout=20_000)
-    assert "12 images selected in the latent map (test)" in sampler.vae_title.text()
+    assert "12 images sent from the latent map (test)" in sampler.vae_title.text()
     centre = sel.latents.mean(axis=0)
     spread = np.linalg.norm(sel.latents - centre, axis=1).mean()
     assert np.linalg.norm(sampler._z - centre, axis=1).mean() < np.linalg.norm(sampler._z, axis=1).mean()
@@ -305,6 +305,71 @@ def test_a_selection_reaches_panels_that_show_another_model_through_their_own_en
     qtbot.waitUntil(lambda: interp._path_ready(), timeout=20_000)
     np.testing.assert_allclose(interp.z[0], own[0], atol=1e-5)
     np.testing.assert_allclose(interp.z[1], own[1], atol=1e-5)
+    window.close()
+
+
+def test_another_model_shown_clears_the_maps_selection_everywhere_it_was_shown(qtbot, loaded):
+    """After another model is shown the map's rows mean other latents: its selection goes from the grid, the tab's
+    title and the app's state together; the Sampler's region (a hand-off) stays, named as sent, not as selected."""
+    from core.training.checkpoint import load_model
+
+    vae, dataset = loaded
+    state, window = open_window(qtbot)
+    state.set_vae(vae)
+    state.set_dataset(dataset)
+    panel = window.panels["latent_map"]
+    panel.method_box.setCurrentText("PCA")
+    window.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.xy is not None and not panel.tasks.busy(), timeout=60_000)
+    panel.set_selection(np.arange(50), "test")
+    assert panel.side_tabs.tabText(1) == "selection (50)" and len(state.selection) == 50
+    panel.send_selection("sampler")
+    sampler = window.panels["sampler"]
+    qtbot.waitUntil(lambda: not sampler.is_sampling() and sampler.region is not None, timeout=20_000)
+
+    window.tabs.setCurrentWidget(panel)
+    state.set_vae(load_model(vae.path))          # another model shown
+    qtbot.waitUntil(lambda: panel.xy is not None and not panel.tasks.busy(), timeout=60_000)
+    assert panel.selection_grid.sorted_rows().size == 0
+    assert panel.side_tabs.tabText(1) == "selection"
+    assert state.selection is None
+    qtbot.waitUntil(lambda: not sampler.is_sampling() and sampler._region_model is state.vae_model, timeout=20_000)
+    title = sampler.vae_title.text()
+    assert "50 images sent from the latent map" in title and "selected" not in title, title
+    window.close()
+
+
+def test_a_sampler_latent_reaches_an_interpolation_of_another_model_as_the_image_it_shows(qtbot, loaded):
+    """The Sampler pinned to model A, Interpolation to model B: a sample sent across is the image A drew, encoded by
+    B (A's latent decoded by B would be another picture), so the path starts at the image the user sent."""
+    from core.latent.encoding import decode_latents, encode_images
+    from core.training.checkpoint import load_model
+    from explorer.panels.interpolate import torch_images
+
+    vae, dataset = loaded
+    model_a = load_model(vae.path)
+    changed = copy.deepcopy(model_a.model)
+    with torch.no_grad():
+        changed.mu_head[-1].weight.mul_(0.5)
+        changed.mu_head[-1].bias.add_(0.5)
+    model_b = dataclasses.replace(model_a, model=changed, path=None)
+    state, window = open_window(qtbot)
+    state.set_dataset(dataset)
+    a = state.set_model(model_a)
+    b = state.set_model(model_b)
+    window.views["sampler"].pin("vae", a)
+    window.views["interpolate"].pin("vae", b)
+    sampler, interp = window.panels["sampler"], window.panels["interpolate"]
+    window.tabs.setCurrentWidget(sampler)
+    qtbot.waitUntil(lambda: sampler.images is not None and not sampler.is_sampling(), timeout=30_000)
+    sampler.select(3)
+    sampler.send_btn.click()
+    assert window.tabs.currentWidget() is interp
+    label = interp.y[0]
+    expected = encode_images(model_b.model, torch_images(sampler.images[3:4]), [label])[0]
+    np.testing.assert_allclose(interp.z[0], expected, atol=1e-5)
+    assert np.abs(interp.z[0] - sampler._z[3]).max() > 0.05     # not A's latent taken as B's
+    np.testing.assert_array_equal(decode_latents(model_a.model, sampler._z[3][None], label)[0], sampler.images[3])
     window.close()
 
 

@@ -55,9 +55,10 @@ def test_switching_the_source_changes_the_grid_and_its_title(qtbot, loaded):
     fitted = panel.density
     # "send to interpolation" hands over the density's z of the clicked cell
     panel.select(23)
-    with qtbot.waitSignal(panel.sendToInterpolation, timeout=1000) as sent:
+    with qtbot.waitSignal(panel.state.interpolationRequested, timeout=1000):
         panel.send_btn.click()
-    z, label = sent.args
+    (sent,) = panel.state.interpolation_request.endpoints
+    z, label = sent.z, sent.label
     assert label == 2 and np.array_equal(decode_latents(vae.model, z[None], label)[0], panel.images[23])
     OUT.mkdir(exist_ok=True)
     assert panel.grab().save(str(OUT / "sampler-density.png"), "PNG")
