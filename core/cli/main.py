@@ -233,25 +233,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm-local", action="store_true",
                    help="--launcher slurm: run the jobs with submitit's local executor (processes on this machine) "
                         "to try a submission where there is no Slurm")
-    p.add_argument("--parallel", type=int_in(1, 1024), default=None, metavar="N",
-                   help="train N runs at once, each in its own process: one GPU each (CUDA_VISIBLE_DEVICES) or an "
-                        "equal share of the CPU threads; with --launcher ray or slurm: at most N runs queued at once")
-    p.add_argument("--launcher", choices=("local", "ray", "slurm"), default=None,
-                   help="where the runs train: local processes (--parallel), Ray tasks (needs vae-explorer[ray]) or "
-                        "Slurm jobs through submitit (needs vae-explorer[slurm]); default: one after another here")
-    p.add_argument("--address", default=None, help="--launcher ray: the Ray cluster to use (ray://HOST:PORT, "
-                                                    "HOST:PORT or auto; default: a local Ray instance)")
-    p.add_argument("--cpus-per-run", type=float_in(0.01, 1024), default=None, metavar="C",
-                   help="--launcher ray or slurm: CPUs each run asks for (default: 1)")
-    p.add_argument("--gpus-per-run", type=float_in(0.0, 64), default=None, metavar="G",
-                   help="--launcher ray or slurm: GPUs each run asks for (default: Ray 1 when the cluster has GPUs, "
-                        "else 0; Slurm 0)")
-    p.add_argument("--partition", default=None, help="--launcher slurm: the Slurm partition")
-    p.add_argument("--time", default=None, metavar="DURATION",
-                   help="--launcher slurm: each job's time limit, e.g. 90m, 2h or 01:30:00 (default: 1h)")
-    p.add_argument("--slurm-local", action="store_true",
-                   help="--launcher slurm: run the jobs with submitit's local executor (processes on this machine) "
-                        "to try a submission where there is no Slurm")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 
     # ---- search
