@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import signal
 import sys
 from typing import Any, NoReturn, TextIO
 
@@ -164,3 +165,31 @@ def fit_sampler(name: str, loaded: Any, dataset: Any, quiet: bool, **settings: A
         return sampler.fit(loaded, dataset, progress=update)
     finally:
         bar.close()
+
+
+class StopOnSignals:
+    """Ctrl-C / SIGTERM: note the signal in `received` (the long work sees it and stops after its step, with its
+    checkpoint); a second one aborts at once. For commands that run many runs (experiment, search)."""
+
+    def __init__(self, received: list[int]) -> None:
+        self.received = received
+        self.previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.received:
+            raise KeyboardInterrupt
+        self.received.append(signum)
+        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        print(f"{what}: stopping after this step and saving a checkpoint (again to abort without saving)",
+              file=sys.stderr)
+
+    def __enter__(self) -> list[int]:
+        try:
+            self.previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:      # not the main thread: no handlers
+            self.previous = {}
+        return self.received
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)

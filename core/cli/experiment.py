@@ -12,12 +12,11 @@ those of the serial runs with the same seeds.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG
+from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG, StopOnSignals
 from core.errors import UserError
 from core.files import check_writable
 
@@ -31,6 +30,7 @@ def experiment_command(args: argparse.Namespace) -> int:
         raise UserError(f"unknown dataset {dataset!r}; known datasets: {', '.join(known_datasets())}")
     spec = experiment(args.name, dataset, args.scale)
     spec.configs()    # every run's settings checked before any work
+    spec.check_data()   # and its data: a missing image folder is said once, before any run starts
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file; give a folder for the experiment's runs")
@@ -42,7 +42,7 @@ def experiment_command(args: argparse.Namespace) -> int:
             launcher.close()
         raise
     received: list[int] = []
-    with _stop_on_signals(received):
+    with StopOnSignals(received):
         end = _drive(spec, out, received, quiet=args.quiet, torchrun=args.torchrun or 0, launcher=launcher)
     from core.experiments.report import write_experiment_report
 
@@ -133,31 +133,3 @@ def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool, torchrun: 
     finally:
         bar.close()
     return end
-
-
-class _stop_on_signals:
-    """Ctrl-C / SIGTERM: note the signal (the runner stops the current run after its step, with its checkpoint); a
-    second one aborts at once."""
-
-    def __init__(self, received: list[int]) -> None:
-        self.received = received
-        self.previous: dict[int, Any] = {}
-
-    def _on_signal(self, signum: int, frame: Any) -> None:
-        if self.received:
-            raise KeyboardInterrupt
-        self.received.append(signum)
-        what = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
-        print(f"{what}: stopping after this step and saving a checkpoint (again to abort without saving)",
-              file=sys.stderr)
-
-    def __enter__(self) -> list[int]:
-        try:
-            self.previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        except ValueError:      # not the main thread: no handlers
-            self.previous = {}
-        return self.received
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
