@@ -3,7 +3,7 @@ side on one VAE (issue 24).
 
     python bench/bench_priors.py [--checkpoint resources/digits-vae.safetensors] [--seeds 2] [--per-class 100]
                                  [--prior-steps 2000] [--width 256] [--blocks 3] [--sample-steps 25]
-                                 [--top-layer] [--device cpu] [--json FILE] [--grids DIR]
+                                 [--layers all,top] [--device cpu] [--json FILE] [--grids DIR]
     python bench/bench_priors.py --mnist [--epochs N] ...   # train the `mnist` preset on real MNIST first
 
 For the checkpoint's own data: encodes the training split once, then fits each sampler (timed, from scratch: no disk
@@ -89,7 +89,10 @@ def main() -> int:
     parser.add_argument("--blocks", type=int, default=dp.DiffusionPriorSettings.blocks)
     parser.add_argument("--sample-steps", type=int, default=dp.DiffusionPriorSettings.sample_steps)
     parser.add_argument("--guidance", type=float, default=1.0)
-    parser.add_argument("--top-layer", action="store_true", help="a hierarchical VAE: also the top-layer fits")
+    parser.add_argument("--layers", default="all", help="a hierarchical VAE: all (the whole code), top, or all,top")
+    parser.add_argument("--posterior-samples", action="store_true",
+                        help="the diffusion prior fits draws z ~ q(z|x) instead of the posterior means")
+    parser.add_argument("--sources", default="prior,density,diffusion", help="which of prior,density,diffusion")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--grids", type=Path, help="write a 10 x 10 PNG sample grid per sampler into this folder")
@@ -114,15 +117,20 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
     cached_encoding(loaded, "train", dataset.train)   # encoded once: the fit times below leave the encoding out
     test = encode_split(model, dataset.test)
     data_latents = (test.mu, test.labels if model.num_classes else None)
-    sources: list[tuple[str, float, object]] = [("prior N(0, I)", 0.0, None)]
-    layers = [False, True] if args.top_layer else [False]
+    wanted = set(args.sources.split(","))
+    sources: list[tuple[str, float, object]] = [("prior N(0, I)", 0.0, None)] if "prior" in wanted else []
+    layers = [name == "top" for name in args.layers.split(",")]
     for top in layers:
         suffix = " (top layer)" if top else ""
         started = time.perf_counter()
-        density = fit_density(model, dataset.train, top_layer=top, loaded=loaded)
-        sources.append(("GMM 4 full" + suffix, time.perf_counter() - started, density.sample))
+        if "density" in wanted:
+            density = fit_density(model, dataset.train, top_layer=top, loaded=loaded)
+            sources.append(("GMM 4 full" + suffix, time.perf_counter() - started, density.sample))
+        if "diffusion" not in wanted:
+            continue
         settings = dp.DiffusionPriorSettings(width=args.width, blocks=args.blocks, train_steps=args.prior_steps,
-                                             sample_steps=args.sample_steps, guidance=args.guidance, top_layer=top)
+                                             sample_steps=args.sample_steps, guidance=args.guidance, top_layer=top,
+                                             posterior_samples=args.posterior_samples)
         started = time.perf_counter()
         prior = dp.fit_diffusion_prior(model, dataset.train, settings=settings, loaded=loaded, disk_cache=False)
         sources.append(("diffusion prior" + suffix, time.perf_counter() - started, prior.sample))

@@ -55,6 +55,7 @@ class DiffusionPriorSettings:
     sample_steps: int = 25      # DPM-Solver++ steps
     guidance: float = 1.0       # 1: the conditional model alone
     top_layer: bool = False     # a hierarchical VAE: the top layer only (the layers below from their prior)
+    posterior_samples: bool = False   # fit to z ~ q(z|x) drawn afresh each step (the aggregate posterior), not means
     seed: int = 0
 
     def check(self) -> None:
@@ -152,9 +153,11 @@ def build_process(dim: int, num_classes: int, settings: DiffusionPriorSettings) 
 
 def train_process(process: VectorDiffusion, x: torch.Tensor, y: torch.Tensor, settings: DiffusionPriorSettings, *,
                   progress: Progress | None = None, should_stop: ShouldStop | None = None,
-                  progress_offset: int = 0, progress_total: int | None = None) -> VectorDiffusion | None:
-    """Fit the process to standardised vectors x (N, dim) with labels y (N,); the EMA weights are loaded into it at
-    the end. None when stopped. Its own generator: the fit is the same whatever the caller's RNG state."""
+                  progress_offset: int = 0, progress_total: int | None = None,
+                  x_std: torch.Tensor | None = None) -> VectorDiffusion | None:
+    """Fit the process to standardised vectors x (N, dim) with labels y (N,) (each row drawn from N(x, x_std^2) at
+    every step when `x_std` is given); the EMA weights are loaded into it at the end. None when stopped. Its own
+    generator: the fit is the same whatever the caller's RNG state."""
     import copy
 
     g = torch.Generator().manual_seed(settings.seed)
@@ -172,7 +175,10 @@ def train_process(process: VectorDiffusion, x: torch.Tensor, y: torch.Tensor, se
         if should_stop is not None and should_stop():
             return None
         idx = torch.randint(len(x), (batch,), generator=g).to(x.device)
-        loss = process.loss(x[idx], y[idx], generator=g)
+        xb = x[idx]
+        if x_std is not None:
+            xb = xb + x_std[idx] * torch.randn(xb.shape, generator=g).to(xb.device)
+        loss = process.loss(xb, y[idx], generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net_params, 1.0)
@@ -191,23 +197,27 @@ def fit_to_latents(mu: np.ndarray, labels: np.ndarray, num_classes: int, setting
                    latent_dim: int | None = None, model_key: str = "", layer: str = "",
                    progress: Progress | None = None, should_stop: ShouldStop | None = None,
                    progress_offset: int = 0, progress_total: int | None = None,
-                   device: torch.device | str = "cpu") -> DiffusionPrior | None:
+                   device: torch.device | str = "cpu", logvar: np.ndarray | None = None) -> DiffusionPrior | None:
     """A diffusion prior fitted to latents mu (N, d) with labels (N,) (ignored when num_classes is 0), trained on
-    `device` (the VAE's)."""
+    `device` (the VAE's). With `logvar` (N, d) and `settings.posterior_samples`, to draws from N(mu, exp(logvar))."""
     settings.check()
     started = time.perf_counter()
     mu = np.asarray(mu, dtype=np.float32)
     if mu.ndim != 2 or len(mu) < 2:
         raise UserError("the diffusion prior needs at least two encoded images to fit")
+    sampled = settings.posterior_samples and logvar is not None
+    spread = np.exp(0.5 * np.asarray(logvar, dtype=np.float32)) if sampled else None
     mean = mu.mean(0)
-    std = np.maximum(mu.std(0), 1e-3)
+    # the standardisation of what is fitted: means, or draws from the posteriors (their variance adds)
+    std = np.maximum(np.sqrt(mu.var(0) + (spread ** 2).mean(0)) if sampled else mu.std(0), 1e-3).astype(np.float32)
     x = torch.from_numpy((mu - mean) / std).to(device)
+    x_std = torch.from_numpy(spread / std).to(device) if sampled else None
     y = torch.as_tensor(labels if num_classes else np.zeros(len(mu)), dtype=torch.long).to(device)
     with torch.random.fork_rng():
         torch.manual_seed(settings.seed)
         process = build_process(mu.shape[1], num_classes, settings).to(device)
     process = train_process(process, x, y, settings, progress=progress, should_stop=should_stop,
-                            progress_offset=progress_offset, progress_total=progress_total)
+                            progress_offset=progress_offset, progress_total=progress_total, x_std=x_std)
     if process is None:
         return None
     return DiffusionPrior(process, mean, std, latent_dim=latent_dim or mu.shape[1], settings=settings,
@@ -266,7 +276,7 @@ def fit_diffusion_prior(model: LatentVariableModel, split, *, settings: Diffusio
         prior = fit_to_latents(latents.mu[:, :fitted], latents.labels, model.num_classes, settings,
                                latent_dim=model.latent_dim, model_key=key, layer=layer, progress=progress,
                                should_stop=should_stop, progress_offset=len(split), progress_total=total,
-                               device=next(model.parameters()).device)
+                               device=next(model.parameters()).device, logvar=latents.logvar[:, :fitted])
         if prior is None:
             return None
         if path is not None:

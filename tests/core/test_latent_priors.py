@@ -4,6 +4,7 @@ known, and on the bundled digits VAE through evaluate() and the CLI."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -92,6 +93,20 @@ def test_the_diffusion_prior_is_repeatable_and_saved_whole(tmp_path):
         dp.read_prior(tmp_path / "junk.safetensors")
     with pytest.raises(UserError, match="train steps must be"):
         dp.DiffusionPriorSettings(train_steps=0).check()
+
+
+def test_fitting_posterior_draws_widens_the_prior_by_the_posterior_spread():
+    """Means at ±2 with posterior std 1: the aggregate posterior has std sqrt(4 + 1); the means alone have 2."""
+    rng = np.random.default_rng(0)
+    mu = np.where(rng.random((1000, 1)) < 0.5, -2.0, 2.0).astype(np.float32)
+    logvar = np.zeros_like(mu)
+    settings = dp.DiffusionPriorSettings(width=64, blocks=2, train_steps=300, batch_size=128, lr=3e-3)
+    stds = {}
+    for sampled in (False, True):
+        prior = dp.fit_to_latents(mu, np.zeros(1000), 0, dataclasses.replace(settings, posterior_samples=sampled),
+                                  logvar=logvar)
+        stds[sampled] = float(prior.sample(torch.zeros(2000), torch.Generator().manual_seed(0)).std())
+    assert abs(stds[False] - 2.0) < 0.25 and abs(stds[True] - 5 ** 0.5) < 0.25
 
 
 def test_a_hierarchical_vae_s_top_layer_prior_leaves_the_layers_below_to_their_prior(digits_dataset):
