@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.config import MODEL_CONFIGS, PRESETS, Config, preset, with_overrides
@@ -76,6 +77,21 @@ class ExperimentSpec:
         """Every run's configuration by run name (raises UserError on the first bad delta)."""
         return {run.name: self.config(run) for run in self.runs}
 
+    def check_data(self) -> None:
+        """UserError, before any run starts, when a run's dataset is unknown or its image folder (folder:PATH) is not
+        there: said once instead of every run failing on it in turn."""
+        from core.data.datasets import LOADERS, known_datasets
+
+        for name in dict.fromkeys(c.data.name.strip() for c in self.configs().values()):
+            if name.lower().startswith("folder:"):
+                root = Path(name[len("folder:"):].strip()).expanduser()
+                if not name[len("folder:"):].strip() or not root.is_dir():
+                    raise UserError(f"experiment {self.name}: the image folder {root} does not exist; give "
+                                    "folder:PATH with one subfolder per class")
+            elif name.lower().replace("_", "-") not in LOADERS:
+                raise UserError(f"experiment {self.name}: unknown dataset {name!r}; known datasets: "
+                                f"{', '.join(known_datasets())}")
+
 
 def apply_delta(base: Config, delta: dict[str, Any]) -> Config:
     """`base` with the flattened settings of `delta`; "model.kind" first switches the model kind (defaults)."""
@@ -116,6 +132,13 @@ def _data_delta(dataset: str, base: str) -> dict[str, Any]:
 # Quick scale: small widths and few steps (a whole experiment on digits in a few CPU minutes).
 _QUICK_VAE = {"model.width": 8, "model.latent_dim": 16, "model.stages": 2, "train.ema_decay": 0.0,
               "train.early_stopping": 0, "train.preview_every": 100_000}   # a sample grid at the end only
+
+
+def _quick_vae(base: str) -> dict[str, Any]:
+    """The quick VAE delta for the preset `base`: its hierarchy shrinks with its stages (the mnist preset's three
+    stochastic layers need three stages; two are left, so are two layers)."""
+    layers = min(preset(base).model.stochastic_layers, _QUICK_VAE["model.stages"])
+    return {**_QUICK_VAE, "model.stochastic_layers": layers}
 _QUICK_DIFFUSION = {"model.base_channels": 8, "model.levels": 2, "model.sample_steps": 10, "train.ema_decay": 0.0,
                     "train.early_stopping": 0, "train.preview_every": 100_000}
 
@@ -129,7 +152,7 @@ def beta_sweep(dataset: str = "digits", scale: str = "quick",
     base = _base_preset(dataset)
     common = dict(_data_delta(dataset, base))
     if scale == "quick":
-        common.update(_QUICK_VAE, **{"train.epochs": 6, "model.kl_warmup_steps": 0})
+        common.update(_quick_vae(base), **{"train.epochs": 6, "model.kl_warmup_steps": 0})
     runs = tuple(RunSpec(f"beta-{b:g}", {**common, "model.beta": float(b)}) for b in betas)
     return ExperimentSpec("beta-sweep", f"beta-VAE sweep on {dataset} ({scale}): beta in "
                           f"{', '.join(f'{b:g}' for b in betas)}, every other setting fixed; rate (KL) against "
@@ -158,8 +181,8 @@ def reference_study(dataset: str = "digits", scale: str = "quick") -> Experiment
         ddpm.update({"train.epochs": 200, "train.batch_size": 128})      # the study's DDPM: 200 epochs
     if scale == "quick":
         # The study's recipe stays (batch 46, lr 1e-3, no residuals, BCE); only size and length shrink.
-        study.update(_QUICK_VAE, **{"train.epochs": 5})
-        ours.update(_QUICK_VAE, **{"train.epochs": 5})
+        study.update(_quick_vae("cifar10-seed2"), **{"train.epochs": 5})
+        ours.update(_quick_vae(base), **{"train.epochs": 5})
         ddpm.update(_QUICK_DIFFUSION, **{"train.epochs": 8})
     a, b = _study_classes(dataset)
     subsets: list[tuple[str, dict[str, Any], int]] = [   # (name, data delta, epochs multiplier for tiny subsets)
