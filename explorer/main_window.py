@@ -13,7 +13,7 @@ import shutil
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
@@ -33,8 +33,10 @@ from PySide6.QtWidgets import (
 from explorer import style
 from explorer.dataset_follower import DatasetFollower
 from explorer.memory import limit_malloc_arenas
+from explorer.panel import Panel
 from explorer.panel_view import PanelView
 from explorer.recent_files import RecentFiles
+from explorer.registry import PANELS, PanelEntry
 from explorer.startup import is_bundled, load_startup
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
@@ -43,20 +45,8 @@ from explorer.widgets.panel_header import PanelHeader
 from explorer.widgets.status_bar import StatusBar
 from explorer.worker import Worker
 
-# (tab title, module under explorer.panels, class name)
-PANELS: tuple[tuple[str, str, str], ...] = (
-    ("Train", "train", "TrainPanel"),
-    ("Latent map", "latent_map", "LatentMapPanel"),
-    ("Sampler", "sampler", "SamplerPanel"),
-    ("Interpolate", "interpolate", "InterpolatePanel"),
-    ("Denoise/Enhance", "restore", "RestorePanel"),
-    ("Runs", "runs", "RunsPanel"),
-    ("Experiments", "experiments", "ExperimentsPanel"),
-)
-# The model kinds each panel shows (the header offers a pin for each).
-PANEL_USES: dict[str, tuple[str, ...]] = {"latent_map": ("vae",), "sampler": ("vae", "diffusion"),
-                                          "interpolate": ("vae",), "restore": ("vae", "diffusion")}
-
+if TYPE_CHECKING:
+    from explorer.panels.train import TrainPanel
 
 class MainWindow(QMainWindow):
     def __init__(self, state: AppState, parent: QWidget | None = None, *, defer_panels: bool = False) -> None:
@@ -67,7 +57,7 @@ class MainWindow(QMainWindow):
         self.state = state
         self.setWindowTitle("VAE Explorer")
         self.settings = QSettings()
-        self.panels: dict[str, QWidget] = {}
+        self.panels: dict[str, Panel] = {}   # by registry key ("sampler"), each a Panel and a QWidget
         self.panel_errors: dict[str, str] = {}
         self._workers: list[Worker] = []
         self._closing = False
@@ -85,13 +75,13 @@ class MainWindow(QMainWindow):
         column.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.tabs.currentChanged.connect(self._on_tab)
-        self._deferred: list[tuple[str, str, str]] = []
-        for title, module, cls_name in PANELS:
-            if defer_panels and module != "train":
-                self._deferred.append((title, module, cls_name))
-                self.tabs.addTab(self._placeholder(f"Loading the {title} panel..."), title)
+        self._deferred: list[PanelEntry] = []
+        for entry in map(PanelEntry._make, PANELS):
+            if defer_panels and entry.key != "train":
+                self._deferred.append(entry)
+                self.tabs.addTab(self._placeholder(f"Loading the {entry.title} panel..."), entry.title)
             else:
-                self.tabs.addTab(self._make_panel(title, module, cls_name), title)
+                self.tabs.addTab(self._make_panel(entry), entry.title)
 
         self.models_list = ModelsList(state, self._save_entry_dialog)
         self.models_dock = QDockWidget("Models", self)
@@ -107,36 +97,39 @@ class MainWindow(QMainWindow):
         self._restore_settings()
 
     # ---- panels -----------------------------------------------------------------------------------------------------
-    def _make_panel(self, title: str, module: str, cls_name: str) -> QWidget:
-        full = f"explorer.panels.{module}"
+    def _make_panel(self, entry: PanelEntry) -> QWidget:
+        """Build the panel `entry` names: with its own PanelView when it declares `takes_view`, else with the app's
+        state (explorer/panel.py)."""
+        full = entry.import_name
         try:
-            mod = importlib.import_module(full)
-            if module in ("train", "runs", "experiments"):   # they train and open runs: they write to the app's state
-                panel = getattr(mod, cls_name)(self.state)
-            else:
-                view = self.views.setdefault(module, PanelView(self.state, self))
-                panel = getattr(mod, cls_name)(view)
+            cls = getattr(importlib.import_module(full), entry.cls_name)
+            if cls.takes_view:
+                panel = cls(self.views.setdefault(entry.key, PanelView(self.state, self)))
+            else:   # it trains or opens runs: it writes to the app's state
+                panel = cls(self.state)
         except ModuleNotFoundError as exc:
             if exc.name != full:
-                return self._error_tab(title, exc)
-            return self._placeholder(f"The {title} panel is not built yet.")
+                return self._error_tab(entry.title, exc)
+            return self._placeholder(f"The {entry.title} panel is not built yet.")
         except Exception as exc:  # noqa: BLE001 - a panel that fails to build shows its error in its tab; the rest work
-            return self._error_tab(title, exc)
-        self.panels[module] = panel
+            return self._error_tab(entry.title, exc)
+        self.panels[entry.key] = panel
         return panel
 
     def _on_tab(self, _index: int = -1) -> None:
         """The header names what the panel on screen shows (and offers its pins)."""
-        module = next((m for m, p in self.panels.items() if p is self.tabs.currentWidget()), None)
-        self.header.show_view(self.views.get(module), PANEL_USES.get(module, ()))
+        panel = self.tabs.currentWidget()
+        key = next((k for k, p in self.panels.items() if p is panel), None)
+        self.header.show_view(self.views.get(key), panel.uses if isinstance(panel, Panel) else ())
 
     def _show_handed_off(self, target: str) -> None:
-        """A hand-off was set for panel `target` (state.hand_off): show that panel; it takes the value itself."""
-        panel = self.panels.get(target)
+        """A hand-off was set for `target` (state.hand_off): show the panel that accepts it; it takes the value."""
+        panel = next((p for p in self.panels.values() if isinstance(p, Panel) and target in p.accepts), None)
         if panel is None:
-            self.state.statusMessage.emit(f"the {target} panel is not available")
+            self.state.statusMessage.emit(f"no panel takes this ({target}) here")
             return
         self.tabs.setCurrentWidget(panel)   # shown first: a hidden panel reloads when shown
+
     def _error_tab(self, title: str, exc: BaseException) -> QWidget:
         details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
         self.panel_errors[title] = details
@@ -152,11 +145,11 @@ class MainWindow(QMainWindow):
     def build_deferred_panels(self) -> None:
         """Replace the "Loading..." tabs with their panels (the start-up worker has imported torch by now)."""
         current = self.tabs.currentIndex()
-        for title, module, cls_name in self._deferred:
-            index = next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == title)
+        for entry in self._deferred:
+            index = next(i for i in range(self.tabs.count()) if self.tabs.tabText(i) == entry.title)
             old = self.tabs.widget(index)
             self.tabs.removeTab(index)
-            self.tabs.insertTab(index, self._make_panel(title, module, cls_name), title)
+            self.tabs.insertTab(index, self._make_panel(entry), entry.title)
             old.deleteLater()
         self._deferred = []
         self.tabs.setCurrentIndex(current)
@@ -174,8 +167,8 @@ class MainWindow(QMainWindow):
         return w
 
     @property
-    def train_panel(self) -> Any:
-        return self.panels.get("train")
+    def train_panel(self) -> TrainPanel | None:
+        return self.panels.get("train")   # type: ignore[return-value]
 
     # ---- menus ------------------------------------------------------------------------------------------------------
     def _action(self, menu: Any, text: str, slot: Any, shortcut: QKeySequence | str | None = None) -> QAction:
@@ -389,9 +382,9 @@ class MainWindow(QMainWindow):
             path += ".png"
         panel = self.tabs.currentWidget()
         try:
-            if hasattr(panel, "export_png"):
+            if isinstance(panel, Panel):
                 panel.export_png(path)
-            # A panel without export_png (or one that had nothing to export) is grabbed as shown.
+            # A placeholder tab (or a panel that had nothing to export) is grabbed as shown.
             if not Path(path).is_file() and not panel.grab().save(path, "PNG"):
                 raise OSError(f"could not write {path}")
         except Exception as exc:  # noqa: BLE001 - the dialog boundary: shown (UserError plainly, a bug with details)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
+from explorer.panel import Panel
 from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
 
@@ -50,7 +51,10 @@ def experiment_job(spec: Any, out_dir: str, should_stop: Any) -> Iterator[Any]:
         yield ("report", write_experiment_report(spec, out_dir))
 
 
-class ExperimentsPanel(QWidget):
+class ExperimentsPanel(Panel, QWidget):
+    title = "Experiments"
+    takes_view = False
+
     def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state

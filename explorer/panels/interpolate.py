@@ -43,7 +43,8 @@ from core.images import image_grid, save_png
 from core.latent.encoding import Latents, decode_latents, encode_images, encode_split
 from core.latent.interpolation import active_dims, interpolate_images, traversal_order
 from core.latent.map_data import latent_layers
-from explorer.handoffs import Endpoint
+from explorer.handoffs import INTERPOLATE, Endpoint
+from explorer.panel import Panel
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
@@ -55,7 +56,11 @@ TRAVERSE_RANGE = 3.0
 SLIDER_STEPS = 1000
 
 
-class InterpolatePanel(WorkWhenShown, QWidget):
+class InterpolatePanel(WorkWhenShown, Panel, QWidget):
+    title = "Interpolate"
+    uses = ("vae",)
+    accepts = (INTERPOLATE,)
+
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state

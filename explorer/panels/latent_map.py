@@ -1,4 +1,5 @@
 """The latent map: a split's latent means (or all splits', 70,000 for MNIST) in 2-D (PCA at once, UMAP when its worker
+
 is done), explorable by mouse.
 
 Hover a point: its image and reconstruction float next to the cursor. Click a point: the side view shows the image,
@@ -57,6 +58,7 @@ from core.latent.map_data import (
 from core.latent.positions import PositionMapper, points_in_polygon
 from core.latent.projection import ProjectionSettings, cached_projection, model_key, pca_2d_with_variance
 from explorer.handoffs import Endpoint, InterpolationEndpoints
+from explorer.panel import Panel
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
 from explorer.selection import ImageSelection
@@ -107,7 +109,10 @@ class MapImages:
         return out
 
 
-class LatentMapPanel(WorkWhenShown, QWidget):
+class LatentMapPanel(WorkWhenShown, Panel, QWidget):
+    title = "Latent map"
+    uses = ("vae",)
+
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state

@@ -41,6 +41,8 @@ from PySide6.QtWidgets import (
 from core.errors import UserError
 from core.images import to_uint8
 from core.restoration.corruptions import CORRUPTIONS, STRENGTHS
+from explorer.handoffs import RESTORE
+from explorer.panel import Panel
 from explorer.panels.restore_batch import BatchEvaluation
 from explorer.panels.tasks import PanelTasks
 from explorer.state import AppState
@@ -115,7 +117,11 @@ class _Cell(QWidget):
         self.info.setStyleSheet("color: #a05a00;" if stale else "")
 
 
-class RestorePanel(QWidget):
+class RestorePanel(Panel, QWidget):
+    title = "Denoise/Enhance"
+    uses = ("vae", "diffusion")
+    accepts = (RESTORE,)
+
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state

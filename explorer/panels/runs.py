@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 )
 
 from core.errors import UserError
+from explorer.panel import Panel
 from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.live_plot import COLORS
@@ -78,7 +79,10 @@ class _NumberItem(QTableWidgetItem):
         return self.key < getattr(other, "key", float("-inf"))
 
 
-class RunsPanel(QWidget):
+class RunsPanel(Panel, QWidget):
+    title = "Runs"
+    takes_view = False   # it opens runs into the app's models list
+
     def __init__(self, state: Any, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state

@@ -41,7 +41,8 @@ from PySide6.QtWidgets import (
 
 from core.latent.density import DEFAULT_COMPONENTS, fit_density, fit_region, fit_region_of_images
 from core.latent.sampling import diffusion_grid, grid_latents, sample_grid
-from explorer.handoffs import Endpoint, InterpolationEndpoints
+from explorer.handoffs import SAMPLER, Endpoint, InterpolationEndpoints
+from explorer.panel import Panel
 from explorer.panels.tasks import PanelTasks
 from explorer.selection import ImageSelection
 from explorer.state import AppState
@@ -52,7 +53,11 @@ SOURCES = ("prior N(0, I)", "fitted density (per-class GMM)", "region of the map
 PRIOR, DENSITY, REGION = range(3)
 
 
-class SamplerPanel(QWidget):
+class SamplerPanel(Panel, QWidget):
+    title = "Sampler"
+    uses = ("vae", "diffusion")
+    accepts = (SAMPLER,)
+
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from core.config import PRESETS, Config, DataConfig, DiffusionConfig, TrainConfig, VAEConfig
 from core.errors import UserError
 from core.training.events import CheckpointSaved, LogMessage, ModelSnapshot, RunEnded, RunStarted
+from explorer.panel import Panel
 from explorer.panels.dashboard import RunDashboard
 from explorer.panels.train_job import SnapshotLoaded, TrainJob
 from explorer.state import AppState
@@ -42,7 +43,10 @@ from explorer.worker import Worker
 KNOWN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")   # + folder:PATH (core.data is not imported here)
 
 
-class TrainPanel(QWidget):
+class TrainPanel(Panel, QWidget):
+    title = "Train"
+    takes_view = False   # it trains and follows runs: it writes to the app's models list
+
     runFinished = Signal(str)    # RunEnded.status, or "failed" when the worker raised
 
     def __init__(self, state: AppState, parent: QWidget | None = None) -> None:
