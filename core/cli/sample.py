@@ -40,6 +40,7 @@ def sample_command(args: argparse.Namespace) -> int:
     if args.classes is not None:
         classes = [match_class(c, meta.class_names) for c in args.classes] if conditional else [0]
     elif near is not None and conditional and (near[2] >= 0).any():
+        _check_near_labels(near[2], model.num_classes, args.near)
         classes = sorted({int(c) for c in near[2] if 0 <= c < model.num_classes})   # the selection's classes
     else:
         classes = list(range(model.num_classes)) if conditional else [0]
@@ -82,3 +83,9 @@ def sample_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_near_labels(labels, num_classes: int, path: str) -> None:
+    """A --near CSV's labels name classes of this model (-1: none given); one line naming the first that does not."""
+    beyond = [i for i, label in enumerate(labels.tolist()) if label >= num_classes]
+    if beyond:   # rows are lines 2, 3, ... (the header is line 1)
+        raise UserError(f"{path}, line {beyond[0] + 2}: label {labels[beyond[0]]} is not a class of this model (0 to "
+                        f"{num_classes - 1})")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 from core.errors import UserError
-from core.files import atomic_write
+from core.files import FileRefused, atomic_write, open_regular
 from core.latent.encoding import Latents, encode_split
 from core.latent.projection import model_key
 from core.paths import cache_dir
@@ -210,26 +211,38 @@ def write_selection_csv(path: str | Path, data: MapData, rows: np.ndarray, class
         raise UserError(f"could not write {path}: {exc.strerror or exc}; choose a writable folder") from exc
 
 
+MAX_SELECTION_CSV_BYTES = 256 << 20   # 70,000 rows are ~2 MB
+MAX_SELECTION_NUMBER = 2**62           # an index or label past this is no image's (and overflows int64 arithmetic)
+
+
 def read_selection_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(splits, indices, labels) of a selection CSV written by `write_selection_csv` (or by hand: the columns
-    "split" and "index" are required, "label" optional: -1 where missing). One UserError naming the line for
-    anything else."""
+    """(splits, indices, labels) of a selection CSV written by `write_selection_csv` (or by hand, or saved by a
+    spreadsheet, byte-order mark included: the columns "split" and "index" are required, "label" optional: -1 where
+    missing). Checked row by row: one UserError naming the line for anything else. Only a regular file is read (a
+    FIFO is refused, never waited on)."""
     path = Path(path)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
+        with open_regular(path, MAX_SELECTION_CSV_BYTES) as raw, \
+                io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as f:
             rows = list(csv.DictReader(f))
             fields = set(rows[0]) if rows else set()
     except FileNotFoundError:
         raise UserError(f"no selection file at {path}; export one from the latent map (Indices CSV...)") from None
+    except FileRefused as exc:
+        raise UserError(f"{path} is not a selection CSV: {exc}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise UserError(f"could not read {path} as a selection CSV: {exc}") from exc
+        raise UserError(f"could not read {path} as a selection CSV: {exc}") from None
     if not rows:
         raise UserError(f"{path} lists no images; it needs a header with 'split' and 'index' and one line per image")
     if not {"split", "index"} <= fields:
-        raise UserError(f"{path} needs the columns 'split' and 'index' (it has {', '.join(sorted(fields))}); "
+        raise UserError(f"{path} needs the columns 'split' and 'index' (it has {', '.join(sorted(map(str, fields)))}); "
                         "export it from the latent map (Indices CSV...)")
     splits, indices, labels = [], [], []
     for line, row in enumerate(rows, start=2):
+        short = None in row.values()
+        if short or None in row:   # fewer cells than the header, or more
+            raise UserError(f"{path}, line {line}: {'too few' if short else 'too many'} cells for the header's "
+                            f"{len(fields)} columns")
         split = (row["split"] or "").strip()
         if split not in ("train", "val", "test"):
             raise UserError(f"{path}, line {line}: split {split!r} is not train, val or test")
@@ -241,6 +254,9 @@ def read_selection_csv(path: str | Path) -> tuple[list[str], np.ndarray, np.ndar
                             "numbers") from None
         if index < 0:
             raise UserError(f"{path}, line {line}: index {index} is negative")
+        if index > MAX_SELECTION_NUMBER or not -1 <= label <= MAX_SELECTION_NUMBER:
+            raise UserError(f"{path}, line {line}: {'index' if index > MAX_SELECTION_NUMBER else 'label'} "
+                            f"{index if index > MAX_SELECTION_NUMBER else label} is out of range")
         splits.append(split)
         indices.append(index)
         labels.append(label)

@@ -133,14 +133,20 @@ class Checkpoint:
     discriminator_optimizer_state: dict | None = None
 
 
-def _check_file(path: Path) -> dict[str, str]:
-    """Validate the safetensors framing by hand and return its metadata; UserError with advice otherwise."""
+def _check_is_a_file(path: Path) -> None:
     if not path.exists():
         raise UserError(f"no checkpoint at {path}; check the path (checkpoints are *.safetensors files in a run "
                         "folder's checkpoints/)")
     if path.is_dir():
         example = path / "checkpoints" / "best.safetensors"
         raise UserError(f"{path} is a folder; give the checkpoint file, e.g. {example}")
+    if not path.is_file():   # a FIFO would block the read forever, a device (/dev/zero) never end
+        raise UserError(f"{path} is not a regular file (a FIFO, a device or a socket); give a checkpoint file")
+
+
+def _check_file(path: Path) -> dict[str, str]:
+    """Validate the safetensors framing by hand and return its metadata; UserError with advice otherwise."""
+    _check_is_a_file(path)
     size = path.stat().st_size
     with open(path, "rb") as f:
         head = f.read(9)
@@ -164,6 +170,9 @@ def _check_file(path: Path) -> dict[str, str]:
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UserError(f"{path} is not a safetensors checkpoint (its header is not JSON); use a .safetensors "
                             "file written by vae-explorer") from None
+        except RecursionError:
+            raise UserError(f"{path} is not a vae-explorer checkpoint (its header is nested too deeply to be one); "
+                            "use a .safetensors file written by vae-explorer") from None
     if not isinstance(header, dict):
         raise UserError(f"{path} is not a safetensors checkpoint (unexpected header)")
     end = max((_tensor_end(k, v, path) for k, v in header.items() if k != "__metadata__"), default=0)
@@ -211,12 +220,30 @@ def _json(meta: dict[str, str], key: str, path: Path, default: Any = None) -> An
     except json.JSONDecodeError:
         raise UserError(f"{path}: the '{key}' entry is not valid JSON; the checkpoint is damaged, use another one") \
             from None
+    except RecursionError:   # metadata nested thousands deep: no checkpoint of ours, and a bomb for every reader
+        raise UserError(f"{path}: the '{key}' entry is nested too deeply; the checkpoint is damaged, use another "
+                        "one") from None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Read and check a checkpoint file (tensors on the CPU); UserError on a bad, truncated or foreign file."""
-
+    """Read and check a checkpoint file (tensors on the CPU); UserError on a bad, truncated or foreign file, and on
+    one that does not fit in memory (e.g. a 10 GB file under a shared cluster's `ulimit -v`)."""
     path = Path(path)
+    try:
+        return _load_checkpoint(path)
+    except MemoryError:
+        raise UserError(f"{path} does not fit in this machine's memory ({_size_of(path)}); close other programs, "
+                        "raise the memory limit (ulimit -v) or use a smaller checkpoint") from None
+
+
+def _size_of(path: Path) -> str:
+    try:
+        return f"{path.stat().st_size / 1e9:.1f} GB"
+    except OSError:
+        return "size unknown"
+
+
+def _load_checkpoint(path: Path) -> Checkpoint:
     meta_s = _check_file(path)
     try:
         config = Config.from_dict(_json(meta_s, "config", path))
