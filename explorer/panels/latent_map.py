@@ -29,10 +29,8 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QSpinBox,
@@ -43,25 +41,20 @@ from PySide6.QtWidgets import (
 )
 from superqt.utils import qthrottled
 
-from core.errors import UserError
-from core.images import image_grid, save_png
 from core.latent.encoding import Latents, decode_latents, nearest_neighbours
 from core.latent.map_data import (
     ALL_SPLITS,
     MapData,
     encode_for_map,
-    find_points,
     latent_layers,
-    worst_reconstructions,
-    write_selection_csv,
 )
-from core.latent.positions import PositionMapper, points_in_polygon
+from core.latent.positions import PositionMapper
 from core.latent.projection import ProjectionSettings, cached_projection, model_key, pca_2d_with_variance
 from explorer.handoffs import Endpoint, InterpolationEndpoints
 from explorer.panel import Panel
+from explorer.panels.map_selection import MapSelection
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
-from explorer.selection import ImageSelection
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid, array_to_qimage
 from explorer.widgets.latent_scatter import TOOLS, LatentScatter
@@ -72,7 +65,6 @@ SPLITS = ("test", "val", "train", "all")
 PROJECTIONS = {"UMAP": "umap", "PCA": "pca", "t-SNE": "tsne"}
 COLOUR_BY = ("class", "reconstruction error", "KL", "latent dimension")
 FAR_FROM_DATA = 3.0   # distance (in typical neighbour spacings) beyond which a decode is called an extrapolation
-PNG_LONGEST_SIDE = 8192   # an exported grid PNG is scaled up (small digits) but never past this many pixels
 
 
 def _project_job(loaded, mu: np.ndarray, method: str, split: str, seed: int, settings: ProjectionSettings | None = None,
@@ -125,10 +117,7 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.query: np.ndarray | None = None  # last decoded empty-space position
         self._images: MapImages | None = None
         self._split = "test"
-        self.selection_rows = np.zeros(0, np.int64)   # the map rows selected (lasso, search, worst N)
-        self.found_rows = np.zeros(0, np.int64)       # the rows the search box finds (orange rings)
         self.axis_labels: tuple[str, str] | None = None
-        self._selection_description = ""
         self._split_images: list[np.ndarray] = []
         self.tasks = PanelTasks(self)         # "encode" and "projection"; a reload cancels both, the newest wins
         self.tasks.busyChanged.connect(self._update_cancel)
@@ -137,6 +126,7 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.map_vae = None                   # the LoadedModel the map was encoded with (decodes use it too)
         self.map_dataset = None               # the Dataset it was encoded from
         self.newer_snapshot = None            # a newer snapshot of its run that arrived while a projection ran
+        self.selection_tools = MapSelection(self)   # lasso / rectangle / search / worst N, the grid, its exports
         self._build()
         # Drags decode at most every 16 ms, always ending on the latest position (superqt's throttle).
         self._sweep = qthrottled(self._decode_at, 16, parent=self)
@@ -206,14 +196,8 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.send_btn = QPushButton("Send to interpolation")
         self.send_btn.setEnabled(False)
         self.send_btn.clicked.connect(self._send)
-        self.scatter.outlined.connect(self.select_outline)
-        self.selection_grid = SelectionGrid()
-        self.selection_grid.clickedRow.connect(self.select_point)
-        self.selection_grid.sort_box.currentIndexChanged.connect(lambda _: self._publish_selection())
-        self.selection_grid.sendTo.connect(self.send_selection)
-        self.selection_grid.exportCsv.connect(self._ask_export_csv)
-        self.selection_grid.exportPng.connect(self._ask_export_png)
-        self.selection_grid.cleared.connect(lambda: self.set_selection(np.zeros(0, np.int64), ""))
+        self.scatter.outlined.connect(self.selection_tools.select_outline)
+        self.selection_tools.grid.clickedRow.connect(self.select_point)
 
         pair = QHBoxLayout()
         pair.addWidget(self.image_view)
@@ -231,7 +215,7 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         side_w.setLayout(side)
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(side_w, "point")
-        self.side_tabs.addTab(self.selection_grid, "selection")
+        self.side_tabs.addTab(self.selection_tools.grid, "selection")
         split = QSplitter()
         split.addWidget(self.scatter)
         split.addWidget(self.side_tabs)
@@ -273,17 +257,6 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.tool_box.setToolTip("what a left-drag does: decode under the cursor, or select with a lasso or a "
                                  "rectangle (Shift+drag is always the lasso)")
         self.tool_box.currentTextChanged.connect(self.scatter_tool)
-        self.search = QLineEdit()
-        self.search.setPlaceholderText("find: class or index (e.g. 7, train 123)")
-        self.search.setClearButtonEnabled(True)
-        self.search.textChanged.connect(self.find)
-        self.search.returnPressed.connect(self.select_found)
-        self.worst_n = QSpinBox()
-        self.worst_n.setRange(1, 100_000)
-        self.worst_n.setValue(50)
-        self.worst_btn = QPushButton("worst reconstructions")
-        self.worst_btn.setToolTip("select the N images the VAE reconstructs worst")
-        self.worst_btn.clicked.connect(lambda: self.select_worst(self.worst_n.value()))
         self._setting_labels = {}
         row = QHBoxLayout()
         for text, box in (("neighbours", self.neighbours_box), ("min dist", self.min_dist_box),
@@ -292,10 +265,10 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
             self._setting_labels[box] = label
             row.addWidget(label)
             row.addWidget(box)
-        for w in (self.layer_label, self.layer_box, self.shade_box, QLabel("drag"), self.tool_box, self.search,
-                  QLabel("show"), self.worst_n, self.worst_btn):
+        tools = self.selection_tools
+        for w in (self.layer_label, self.layer_box, self.shade_box, QLabel("drag"), self.tool_box, tools.search,
+                  QLabel("show"), tools.worst_n, tools.worst_btn):
             row.addWidget(w)
-        self.search.setMinimumWidth(120)
         self.layer_label.hide()
         self.layer_box.hide()
         self._show_settings()
@@ -330,8 +303,7 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self._split = self.split_box.currentText()
         self.latents = self.data = self.xy = self.mapper = self._images = None
         self.selected, self.query, self._current_z = None, None, None
-        self.selection_rows = self.found_rows = np.zeros(0, np.int64)
-        self._forget_selection()
+        self.selection_tools.reset()
         self.scatter.clear_points()
         self.scatter.set_title("")
         self.scatter.set_axes(None)
@@ -537,8 +509,8 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self._apply_colours()
         self._update_shading()
         self.scatter.mark_point(self.selected)
-        self.scatter.mark_selection(self.selection_rows)
-        self.scatter.mark_found(self.found_rows)
+        self.scatter.mark_selection(self.selection_tools.rows)
+        self.scatter.mark_found(self.selection_tools.found)
         if self.query is not None:      # the decoded position belonged to the old layout's coordinates
             self.query = None
             self.scatter.mark_query(None)
@@ -701,114 +673,27 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         end = Endpoint(z.copy(), int(label), self._map_model(), **where)
         self.state.hand_off(InterpolationEndpoints((end,), "the latent map's " + ("image" if where else "position")))
 
-    # ---- selection --------------------------------------------------------------------------------------------------
-    def select_outline(self, outline: np.ndarray) -> None:
-        """A finished lasso / rectangle (map coordinates): select the visible points inside it."""
-        if self.xy is None:
-            return
-        rows = points_in_polygon(self.xy, outline)
-        rows = rows[self.scatter.visible_mask()[rows]]     # a class hidden in the legend is not selected
-        self.set_selection(rows, "lasso" if len(outline) > 4 else "rectangle")
-
-    def select_worst(self, n: int) -> None:
-        """Select the n worst reconstructions, worst first."""
-        if self.data is not None:
-            rows = worst_reconstructions(self.data, n)
-            self.set_selection(rows, f"{len(rows)} worst reconstructions")
-
-    def find(self, text: str) -> None:
-        """Ring the points the search names (a class, an index); Enter selects them."""
-        if self.data is None or self.map_vae is None:
-            return
-        self.found_rows = find_points(text, self.data, self.map_vae.meta.class_names)
-        self.scatter.mark_found(self.found_rows)
-        if text.strip():
-            self.status.setText(f"search {text.strip()!r}: {len(self.found_rows):,} found"
-                                + ("; Enter selects them" if len(self.found_rows) else ""))
-
-    def select_found(self) -> None:
-        if len(self.found_rows):
-            self.set_selection(self.found_rows, f"search {self.search.text().strip()!r}")
-
+    # ---- selection (explorer/panels/map_selection.py) ----------------------------------------------------------------
     def set_selection(self, rows: np.ndarray, description: str) -> None:
-        """Make map rows `rows` the selection: rings on the map, the grid beside it, and the app's selection."""
-        self.selection_rows = np.asarray(rows, dtype=np.int64)
-        self.scatter.mark_selection(self.selection_rows)
-        self._selection_description = description
-        if len(self.selection_rows) == 0 or self.latents is None:
-            self._forget_selection()
-            return
-        lat = self.latents
-        self.selection_grid.set_selection(self.selection_rows, self._images.__getitem__, lat.labels, lat.recon_error,
-                                          self.map_vae.meta.class_names, what=f"selected ({description})")
-        self.side_tabs.setCurrentWidget(self.selection_grid)
-        self.side_tabs.setTabText(1, f"selection ({len(self.selection_rows):,})")
-        self._publish_selection()
+        self.selection_tools.set_rows(rows, description)
 
-    def _forget_selection(self) -> None:
-        """The map's rows are about to mean other latents (another model, dataset or split): its selection goes,
-        everywhere it shows (grid, tab title, the app's selection); hand-offs already sent keep their images."""
-        self.selection_grid.clear()
-        self.side_tabs.setTabText(1, "selection")
-        if self.state.selection is not None and self.state.selection.source == "latent map":
-            self.state.set_selection(None)
-
-    def _publish_selection(self) -> None:
-        """The app's selection, in the grid's order (what "first two" and the exports mean)."""
-        if len(self.selection_rows) == 0 or self.data is None:
-            return
-        rows = self.selection_grid.sorted_rows()
-        data = self.data
-        self.state.set_selection(ImageSelection(
-            source="latent map", splits=tuple(data.split_names[int(k)] for k in data.split_of[rows]),
-            indices=data.index_in_split[rows].copy(), labels=data.latents.labels[rows].copy(),
-            latents=data.latents.mu[rows].copy(), description=self._selection_description,
-            model=self.map_vae.model, dataset=self.map_dataset))
+    def select_outline(self, outline: np.ndarray) -> None:
+        self.selection_tools.select_outline(outline)
 
     def send_selection(self, target: str) -> None:
-        self._publish_selection()
-        self.state.send_selection(target)
+        self.selection_tools.send(target)
 
-    def export_selection_csv(self, path: str) -> None:
-        """The selection's split, index, class and errors, one line per image, in the grid's order."""
-        if self.data is None or len(self.selection_rows) == 0:
-            raise UserError("select some points first (lasso, search or worst reconstructions)")
-        write_selection_csv(path, self.data, self.selection_grid.sorted_rows(), self.map_vae.meta.class_names)
+    def image_of(self, rows: np.ndarray | int) -> np.ndarray:
+        """The dataset images of map rows `rows` (uint8 HWC), read from their splits."""
+        return self._images[rows]
 
-    def export_selection_png(self, path: str) -> tuple[int, int]:
-        """All selected images as one grid PNG (core.images), in the grid's order; returns (columns, scale)."""
-        if self.data is None or len(self.selection_rows) == 0:
-            raise UserError("select some points first (lasso, search or worst reconstructions)")
-        images = self._images[self.selection_grid.sorted_rows()]
-        columns = int(np.ceil(np.sqrt(len(images))))
-        grid = image_grid(images, columns, padding=1, pad_value=255)
-        scale = max(1, min(64 // max(images.shape[1:3]), PNG_LONGEST_SIDE // max(grid.shape[:2])))
-        try:
-            save_png(grid, str(path), scale=scale)
-        except OSError as exc:
-            raise UserError(f"could not write {path}: {exc}; choose a writable folder") from exc
-        return columns, scale
+    @property
+    def selection_grid(self) -> SelectionGrid:
+        return self.selection_tools.grid
 
-    def _ask_export_csv(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the selection's indices", "selection.csv", "CSV (*.csv)")
-        if path:
-            self._guarded(self.export_selection_csv, path)
-
-    def _ask_export_png(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export the selection as an image grid", "selection.png",
-                                              "PNG (*.png)")
-        if path:
-            self._guarded(self.export_selection_png, path)
-
-    def _guarded(self, fn, *args) -> None:
-        try:
-            fn(*args)
-            self.status.setText(f"saved {args[0]}")
-        except UserError as exc:
-            from explorer.widgets.dialogs import show_error
-
-            self.status.setText(f"failed: {exc}")
-            show_error(self, str(exc), "")
+    @property
+    def selection_rows(self) -> np.ndarray:
+        return self.selection_tools.rows
 
     # ---- export -----------------------------------------------------------------------------------------------------
     def export_png(self, path: str) -> None:

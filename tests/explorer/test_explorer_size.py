@@ -13,7 +13,7 @@ CLASS_LINES, CLASS_METHODS, FUNCTION_LINES = 300, 25, 60
 
 # name -> (lines, methods) for classes, lines for functions: today's size, a ceiling until they are split
 OVER_CLASSES = {
-    "explorer/panels/latent_map.py::LatentMapPanel": (707, 59),
+    "explorer/panels/latent_map.py::LatentMapPanel": (600, 52),   # 707 / 59 before map_selection.py
     "explorer/panels/interpolate.py::InterpolatePanel": (505, 41),
     "explorer/panels/sampler.py::SamplerPanel": (476, 32),
     "explorer/panels/restore.py::RestorePanel": (433, 33),
@@ -27,7 +27,7 @@ OVER_FUNCTIONS = {
     "explorer/panels/sampler.py::SamplerPanel._build": 123,
     "explorer/panels/restore.py::RestorePanel.__init__": 112,
     "explorer/panels/interpolate.py::InterpolatePanel._build": 104,
-    "explorer/panels/latent_map.py::LatentMapPanel._build": 98,
+    "explorer/panels/latent_map.py::LatentMapPanel._build": 92,
     "explorer/panels/runs.py::RunsPanel._build": 87,
     "explorer/screenshots.py::main": 86,
     "explorer/panels/train.py::TrainPanel._build_controls": 66,

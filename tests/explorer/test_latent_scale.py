@@ -151,37 +151,37 @@ def test_lasso_selects_the_points_inside_and_fills_the_sortable_grid(qtbot, load
 def test_search_highlights_and_enter_selects(qtbot, loaded):
     state, panel = open_map(qtbot, *loaded, split="all")
     lat, data = panel.latents, panel.data
-    panel.search.setText("3")
+    panel.selection_tools.search.setText("3")
     threes = np.flatnonzero(lat.labels == 3)
-    np.testing.assert_array_equal(np.sort(panel.found_rows), threes)
+    np.testing.assert_array_equal(np.sort(panel.selection_tools.found), threes)
     assert panel.scatter.ringed("found") == len(threes) and f"{len(threes):,} found" in panel.status.text()
-    panel.search.setText("val 4")
-    assert len(panel.found_rows) == 1 and data.origin(int(panel.found_rows[0])) == ("val", 4)
-    qtbot.keyClick(panel.search, Qt.Key.Key_Return)
-    assert panel.selection_rows.tolist() == panel.found_rows.tolist()
+    panel.selection_tools.search.setText("val 4")
+    assert len(panel.selection_tools.found) == 1 and data.origin(int(panel.selection_tools.found[0])) == ("val", 4)
+    qtbot.keyClick(panel.selection_tools.search, Qt.Key.Key_Return)
+    assert panel.selection_rows.tolist() == panel.selection_tools.found.tolist()
     assert state.selection.splits == ("val",) and state.selection.indices.tolist() == [4]
-    panel.search.setText("no such thing")
-    assert len(panel.found_rows) == 0 and panel.scatter.ringed("found") == 0
+    panel.selection_tools.search.setText("no such thing")
+    assert len(panel.selection_tools.found) == 0 and panel.scatter.ringed("found") == 0
     panel.shutdown()
 
 
 def test_worst_reconstructions_and_exports(qtbot, loaded, tmp_path):
     state, panel = open_map(qtbot, *loaded, split="all")
     lat, data = panel.latents, panel.data
-    panel.worst_n.setValue(30)
-    panel.worst_btn.click()
+    panel.selection_tools.worst_n.setValue(30)
+    panel.selection_tools.worst_btn.click()
     worst = np.argsort(-lat.recon_error, kind="stable")[:30]
     assert panel.selection_rows.tolist() == worst.tolist()
     assert "30 worst reconstructions" in panel.selection_grid.title.text()
 
     out = tmp_path / "selection.csv"
-    panel.export_selection_csv(str(out))
+    panel.selection_tools.export_csv(str(out))
     lines = list(csv.DictReader(open(out)))
     assert [(r["split"], int(r["index"])) for r in lines] == [data.origin(int(r)) for r in worst]
     assert [float(r["reconstruction_error"]) for r in lines] == pytest.approx(lat.recon_error[worst], rel=1e-4)
 
     png = tmp_path / "selection.png"
-    columns, scale = panel.export_selection_png(str(png))
+    columns, scale = panel.selection_tools.export_png(str(png))
     h, w = panel._images[worst].shape[1:3]
     rows = -(-30 // columns)
     assert columns == 6
@@ -194,7 +194,7 @@ def test_worst_reconstructions_and_exports(qtbot, loaded, tmp_path):
 
     panel.set_selection(np.zeros(0, np.int64), "")
     with pytest.raises(UserError):
-        panel.export_selection_csv(str(tmp_path / "empty.csv"))
+        panel.selection_tools.export_csv(str(tmp_path / "empty.csv"))
     panel.shutdown()
 
 
