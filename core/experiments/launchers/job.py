@@ -2,9 +2,10 @@
 from checkpoints/last.safetensors when there is one, skipping training when it already ended "completed"), then
 evaluates it (eval.json beside it), exactly as the experiment's own process would.
 
-Every launcher runs this: the local one as `python -m core.experiments.launchers.job JOB.json` (a process per run),
-Ray as a task, submitit as a Slurm job. The launch's own files (job, log, stop request) live in the experiment's
-`.launch/` folder, never in the run folder, which holds only what its one writer, the Trainer, puts there.
+Every launcher runs this: the local one in its slot processes (`python -m core.experiments.launchers.job`, which
+runs the jobs whose files it reads on stdin), Ray as a task, submitit as a Slurm job. The launch's own files (job,
+outcome, logs, stop request) live in the experiment's `.launch/` folder, never in the run folder, which holds only
+what its one writer, the Trainer, puts there.
 The job stops after its current step, with a checkpoint, when
 - its stop file appears (`stop_file`, beside the run folder: the driver asks, from any machine that sees the disk),
 - it gets SIGTERM or SIGINT (Ctrl-C in the driver's terminal, Slurm's time limit), or
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-LAUNCH_DIR = ".launch"            # in the experiment folder: <run>.json (the job), <run>.log, <run>.stop
+LAUNCH_DIR = ".launch"            # in the experiment folder: <run>.json (the job), its .outcome.json, <run>.stop
 _WATCH_S = 0.25
 
 
@@ -83,13 +84,14 @@ class _StopWatch:
         self.stopped = threading.Event()
         self._target: Any = None
         self._done = threading.Event()
+        self._previous: dict[int, Any] = {}
         self._thread = threading.Thread(target=self._watch, name="job-stop-watch", daemon=True)
 
     def start(self) -> _StopWatch:
         self._thread.start()
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                signal.signal(sig, lambda *_: self.trigger())
+            self._previous = {sig: signal.signal(sig, lambda *_: self.trigger())
+                              for sig in (signal.SIGTERM, signal.SIGINT)}
         return self
 
     def attach(self, trainer: Any) -> None:
@@ -110,6 +112,9 @@ class _StopWatch:
 
     def close(self) -> None:
         self._done.set()
+        for sig, handler in self._previous.items():     # between jobs a signal ends the (idle) process
+            signal.signal(sig, handler)
+        self._previous = {}
 
 
 def run_job(job: RunJob) -> JobOutcome:
@@ -169,22 +174,27 @@ def _train_and_evaluate(job: RunJob, run_dir: Path, watch: _StopWatch) -> JobOut
     return JobOutcome(status, "", True)
 
 
-def main(argv: list[str]) -> int:
-    """`python -m core.experiments.launchers.job JOB_FILE`: exit 0 when the run is trained (and evaluated), 3 when it
-    stopped (to be resumed), 4 when another process writes its folder, 1 when it failed; the last line on stderr
-    says why."""
-    if len(argv) != 1:
-        print("usage: python -m core.experiments.launchers.job JOB.json", file=sys.stderr)
-        return 2
-    job = RunJob.from_json(Path(argv[0]).read_text(encoding="utf-8"))
-    outcome = run_job(job)
-    if outcome.message:
-        print(f"{job.name}: {outcome.status}: {outcome.message.splitlines()[0]}", file=sys.stderr)
-    from core.experiments.runner import FINISHED
+def outcome_file(job_file: Path) -> Path:
+    return job_file.with_suffix(".outcome.json")
 
-    return 0 if outcome.status in FINISHED else 3 if outcome.status == "stopped" else 4 if outcome.status == "busy" \
-        else 1
+
+def serve(lines: Any = None) -> int:
+    """`python -m core.experiments.launchers.job`: a local launcher's slot. Reads one job file path per line on stdin,
+    runs the job and writes its outcome beside the job file (JOB.outcome.json); ends at the end of its input (the
+    driver closed it, or is gone). One process runs many jobs, so torch is imported once per slot, not per run."""
+    for line in lines if lines is not None else sys.stdin:
+        job_file = Path(line.strip())
+        if not line.strip():
+            continue
+        job = RunJob.from_json(job_file.read_text(encoding="utf-8"))
+        outcome = run_job(job)
+        if outcome.message:
+            print(f"{job.name}: {outcome.status}: {outcome.message.splitlines()[0]}", file=sys.stderr, flush=True)
+        from core.files import atomic_write_text
+
+        atomic_write_text(outcome_file(job_file), json.dumps(asdict(outcome)))
+    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(serve())
