@@ -92,6 +92,8 @@ def main() -> int:
     parser.add_argument("--layers", default="all", help="a hierarchical VAE: all (the whole code), top, or all,top")
     parser.add_argument("--posterior-samples", action="store_true",
                         help="the diffusion prior fits draws z ~ q(z|x) instead of the posterior means")
+    parser.add_argument("--no-whiten", action="store_true", help="the diffusion prior standardises each dimension "
+                                                                  "instead of whitening the latents (PCA)")
     parser.add_argument("--sources", default="prior,density,diffusion", help="which of prior,density,diffusion")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
@@ -130,7 +132,7 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
             continue
         settings = dp.DiffusionPriorSettings(width=args.width, blocks=args.blocks, train_steps=args.prior_steps,
                                              sample_steps=args.sample_steps, guidance=args.guidance, top_layer=top,
-                                             posterior_samples=args.posterior_samples)
+                                             posterior_samples=args.posterior_samples, whiten=not args.no_whiten)
         started = time.perf_counter()
         prior = dp.fit_diffusion_prior(model, dataset.train, settings=settings, loaded=loaded, disk_cache=False)
         sources.append(("diffusion prior" + suffix, time.perf_counter() - started, prior.sample))

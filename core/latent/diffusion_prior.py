@@ -38,7 +38,7 @@ from core.paths import cache_dir
 from core.training.checkpoint import LoadedModel
 
 FORMAT = "vae-explorer latent diffusion prior"
-VERSION = 1
+VERSION = 2   # 2: a whitening basis instead of per-dimension scales
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,10 @@ class DiffusionPriorSettings:
     label_dropout: float = 0.1  # trains the "no label" embedding, for classifier-free guidance
     sample_steps: int = 25      # DPM-Solver++ steps
     guidance: float = 1.0       # 1: the conditional model alone
+    stochastic: bool = False    # sample with SDE-DPM-Solver++ (fresh noise each step) instead of the ODE
     top_layer: bool = False     # a hierarchical VAE: the top layer only (the layers below from their prior)
     posterior_samples: bool = False   # fit to z ~ q(z|x) drawn afresh each step (the aggregate posterior), not means
+    whiten: bool = True         # fit in PCA-whitened coordinates (the linear correlations removed) or per-dimension
     seed: int = 0
 
     def check(self) -> None:
@@ -71,20 +73,20 @@ class DiffusionPriorSettings:
             raise UserError(f"the diffusion prior's guidance must be 0..50, not {self.guidance}")
 
     def digest(self) -> str:
-        """The settings that change the fitted weights (not sample_steps or guidance)."""
-        fitted = {k: v for k, v in asdict(self).items() if k not in ("sample_steps", "guidance")}
+        """The settings that change the fitted weights (not how it is sampled)."""
+        fitted = {k: v for k, v in asdict(self).items() if k not in ("sample_steps", "guidance", "stochastic")}
         return hashlib.blake2b(json.dumps(fitted, sort_keys=True).encode(), digest_size=5).hexdigest()
 
 
 class DiffusionPrior:
     """A fitted latent prior: `sample(labels, generator)` -> z (B, latent_dim) like `LatentDensity.sample`."""
 
-    def __init__(self, process: VectorDiffusion, mean: np.ndarray, std: np.ndarray, *, latent_dim: int,
+    def __init__(self, process: VectorDiffusion, mean: np.ndarray, basis: np.ndarray, *, latent_dim: int,
                  settings: DiffusionPriorSettings, model_key: str, n_images: int, layer: str = "",
                  fit_seconds: float = 0.0) -> None:
         self.process = process.eval()
         self.mean = torch.as_tensor(mean, dtype=torch.float32)
-        self.std = torch.as_tensor(std, dtype=torch.float32)
+        self.basis = torch.as_tensor(basis, dtype=torch.float32)   # z = x @ basis + mean (x: the model's space)
         self.latent_dim = int(latent_dim)
         self.fitted = int(len(self.mean))   # z[:, :fitted] comes from the diffusion model, the rest from N(0, I)
         self.settings = settings
@@ -117,20 +119,26 @@ class DiffusionPrior:
         noise = torch.randn(len(labels), self.latent_dim, generator=generator) * float(temperature)
         if not len(labels):
             return noise
+        step_noise = None
+        if self.settings.stochastic:   # the step noise also comes from `generator`, on the network's device
+            device = next(self.process.net.parameters()).device
+            seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
+            step_noise = torch.Generator(device=device).manual_seed(seed)
         x = self.process.sample(labels, noise[:, :self.fitted], steps=self.settings.sample_steps,
-                                guidance=self.settings.guidance).float().cpu()
+                                guidance=self.settings.guidance, generator=step_noise).float().cpu()
         z = noise.clone()
-        z[:, :self.fitted] = x * self.std + self.mean
+        z[:, :self.fitted] = x @ self.basis + self.mean
         return z
 
-    def with_sampling(self, *, sample_steps: int | None = None, guidance: float | None = None) -> DiffusionPrior:
-        """The same fitted prior sampled with other steps or guidance."""
+    def with_sampling(self, *, sample_steps: int | None = None, guidance: float | None = None,
+                      stochastic: bool | None = None) -> DiffusionPrior:
+        """The same fitted prior sampled with other steps, guidance or sampler."""
         from dataclasses import replace
 
-        settings = replace(self.settings, **{k: v for k, v in (("sample_steps", sample_steps),
-                                                                ("guidance", guidance)) if v is not None})
+        settings = replace(self.settings, **{k: v for k, v in (("sample_steps", sample_steps), ("guidance", guidance),
+                                                                ("stochastic", stochastic)) if v is not None})
         settings.check()
-        return DiffusionPrior(self.process, self.mean.numpy(), self.std.numpy(), latent_dim=self.latent_dim,
+        return DiffusionPrior(self.process, self.mean.numpy(), self.basis.numpy(), latent_dim=self.latent_dim,
                               settings=settings, model_key=self.model_key, n_images=self.n_images, layer=self.layer,
                               fit_seconds=self.fit_seconds)
 
@@ -154,10 +162,11 @@ def build_process(dim: int, num_classes: int, settings: DiffusionPriorSettings) 
 def train_process(process: VectorDiffusion, x: torch.Tensor, y: torch.Tensor, settings: DiffusionPriorSettings, *,
                   progress: Progress | None = None, should_stop: ShouldStop | None = None,
                   progress_offset: int = 0, progress_total: int | None = None,
-                  x_std: torch.Tensor | None = None) -> VectorDiffusion | None:
-    """Fit the process to standardised vectors x (N, dim) with labels y (N,) (each row drawn from N(x, x_std^2) at
-    every step when `x_std` is given); the EMA weights are loaded into it at the end. None when stopped. Its own
-    generator: the fit is the same whatever the caller's RNG state."""
+                  spread: tuple[torch.Tensor, torch.Tensor] | None = None) -> VectorDiffusion | None:
+    """Fit the process to vectors x (N, dim) with labels y (N,); the EMA weights are loaded into it at the end.
+    `spread` (s (N, dim), M (dim, dim)): each row is drawn afresh at every step as x + (s * eps) @ M (a posterior's
+    standard deviations in latent units, mapped by the whitening M). None when stopped. Its own generator: the fit
+    is the same whatever the caller's RNG state."""
     import copy
 
     g = torch.Generator().manual_seed(settings.seed)
@@ -176,8 +185,8 @@ def train_process(process: VectorDiffusion, x: torch.Tensor, y: torch.Tensor, se
             return None
         idx = torch.randint(len(x), (batch,), generator=g).to(x.device)
         xb = x[idx]
-        if x_std is not None:
-            xb = xb + x_std[idx] * torch.randn(xb.shape, generator=g).to(xb.device)
+        if spread is not None:
+            xb = xb + (spread[0][idx] * torch.randn(xb.shape, generator=g).to(xb.device)) @ spread[1]
         loss = process.loss(xb, y[idx], generator=g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -191,6 +200,22 @@ def train_process(process: VectorDiffusion, x: torch.Tensor, y: torch.Tensor, se
             progress(progress_offset + step + 1, total)
     net.load_state_dict(ema.state_dict())
     return process.eval()
+
+
+def whitening(centered: np.ndarray, extra_var: np.ndarray | None, full: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(to_white, basis) with x = centered @ to_white of unit covariance and centered = x @ basis: a full whitening
+    (PCA; the eigenvalues floored at 1e-6 of the largest) or per-dimension standardisation. `extra_var` (dim,): the
+    mean posterior variance, added to the diagonal when posterior draws are fitted."""
+    if not full:
+        var = centered.var(0) + (0 if extra_var is None else extra_var)
+        std = np.maximum(np.sqrt(var), 1e-3)
+        return np.diag(1 / std).astype(np.float32), np.diag(std).astype(np.float32)
+    cov = np.atleast_2d(np.cov(centered.astype(np.float64), rowvar=False))
+    if extra_var is not None:
+        cov = cov + np.diag(extra_var)
+    evals, evecs = np.linalg.eigh(cov)
+    evals = np.maximum(evals, 1e-6 * max(float(evals.max()), 1e-12))
+    return (evecs / np.sqrt(evals)).astype(np.float32), (evecs * np.sqrt(evals)).T.astype(np.float32)
 
 
 def fit_to_latents(mu: np.ndarray, labels: np.ndarray, num_classes: int, settings: DiffusionPriorSettings, *,
@@ -208,19 +233,18 @@ def fit_to_latents(mu: np.ndarray, labels: np.ndarray, num_classes: int, setting
     sampled = settings.posterior_samples and logvar is not None
     spread = np.exp(0.5 * np.asarray(logvar, dtype=np.float32)) if sampled else None
     mean = mu.mean(0)
-    # the standardisation of what is fitted: means, or draws from the posteriors (their variance adds)
-    std = np.maximum(np.sqrt(mu.var(0) + (spread ** 2).mean(0)) if sampled else mu.std(0), 1e-3).astype(np.float32)
-    x = torch.from_numpy((mu - mean) / std).to(device)
-    x_std = torch.from_numpy(spread / std).to(device) if sampled else None
+    to_white, basis = whitening(mu - mean, None if spread is None else (spread ** 2).mean(0), settings.whiten)
+    x = torch.from_numpy((mu - mean) @ to_white).to(device)
+    noise = None if spread is None else (torch.from_numpy(spread).to(device), torch.from_numpy(to_white).to(device))
     y = torch.as_tensor(labels if num_classes else np.zeros(len(mu)), dtype=torch.long).to(device)
     with torch.random.fork_rng():
         torch.manual_seed(settings.seed)
         process = build_process(mu.shape[1], num_classes, settings).to(device)
     process = train_process(process, x, y, settings, progress=progress, should_stop=should_stop,
-                            progress_offset=progress_offset, progress_total=progress_total, x_std=x_std)
+                            progress_offset=progress_offset, progress_total=progress_total, spread=noise)
     if process is None:
         return None
-    return DiffusionPrior(process, mean, std, latent_dim=latent_dim or mu.shape[1], settings=settings,
+    return DiffusionPrior(process, mean, basis, latent_dim=latent_dim or mu.shape[1], settings=settings,
                           model_key=model_key, n_images=len(mu), layer=layer,
                           fit_seconds=time.perf_counter() - started)
 
@@ -255,7 +279,8 @@ def fit_diffusion_prior(model: LatentVariableModel, split, *, settings: Diffusio
     with _CACHE_LOCK:
         found = _CACHE.get(model, {}).get(key_of_data)
     if found is not None:
-        return found.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance)
+        return found.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance,
+                                   stochastic=settings.stochastic)
     key = encoding_key(loaded) if loaded is not None else _weights_key(model)
     path = prior_cache_path(key, split_name, split, settings) if disk_cache and loaded is not None else None
     prior = _read_cached(path, key) if path is not None else None
@@ -283,7 +308,8 @@ def fit_diffusion_prior(model: LatentVariableModel, split, *, settings: Diffusio
             save_prior(prior, path)
     with _CACHE_LOCK:
         _CACHE.setdefault(model, {})[key_of_data] = prior
-    return prior.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance)
+    return prior.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance,
+                               stochastic=settings.stochastic)
 
 
 def _read_cached(path: Path, key: str) -> DiffusionPrior | None:
@@ -302,7 +328,7 @@ def save_prior(prior: DiffusionPrior, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in prior.process.net.state_dict().items()}
-    tensors["mean"], tensors["std"] = prior.mean.contiguous(), prior.std.contiguous()
+    tensors["mean"], tensors["basis"] = prior.mean.contiguous(), prior.basis.contiguous()
     net = prior.process.net
     meta = {"format": FORMAT, "version": str(VERSION), "model_key": prior.model_key,
             "settings": json.dumps(asdict(prior.settings)), "latent_dim": str(prior.latent_dim),
@@ -328,6 +354,8 @@ def read_prior(path: str | Path, *, expect_key: str | None = None) -> DiffusionP
         raise UserError(f"{path} is not a readable safetensors file ({e})") from None
     if meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a diffusion prior (a model checkpoint? give it as the CHECKPOINT)")
+    if meta.get("version") != str(VERSION):
+        raise UserError(f"the diffusion prior {path.name} was written by another version of this program; fit it again")
     if expect_key is not None and meta.get("model_key") != expect_key:
         raise UserError(f"the diffusion prior {path.name} was fitted to another model ({meta.get('model_key')}), "
                         f"not this checkpoint ({expect_key}); fit one to this model (drop --prior or name a new file)")
@@ -335,11 +363,11 @@ def read_prior(path: str | Path, *, expect_key: str | None = None) -> DiffusionP
         known = {f.name for f in fields(DiffusionPriorSettings)}
         settings = DiffusionPriorSettings(**{k: v for k, v in json.loads(meta["settings"]).items() if k in known})
         settings.check()
-        mean, std = tensors.pop("mean"), tensors.pop("std")
+        mean, basis = tensors.pop("mean"), tensors.pop("basis")
         state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         process = build_process(len(mean), int(meta["num_classes"]), settings)
         process.net.load_state_dict(state)
-        return DiffusionPrior(process, mean.numpy(), std.numpy(), latent_dim=int(meta["latent_dim"]),
+        return DiffusionPrior(process, mean.numpy(), basis.numpy(), latent_dim=int(meta["latent_dim"]),
                               settings=settings, model_key=meta.get("model_key", ""), n_images=int(meta["n_images"]),
                               layer=meta.get("layer", ""), fit_seconds=float(meta.get("fit_seconds", 0)))
     except (KeyError, ValueError, TypeError, RuntimeError, UserError) as e:

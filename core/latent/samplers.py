@@ -163,7 +163,8 @@ class DiffusionPriorSampler:
             if prior.latent_dim != loaded.model.latent_dim:
                 raise UserError(f"the diffusion prior {self.prior_file} covers {prior.latent_dim} latent dimensions, "
                                 f"the model has {loaded.model.latent_dim}")
-            self.prior = prior.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance)
+            self.prior = prior.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance,
+                                             stochastic=settings.stochastic)
             return self
         self.prior = dp.fit_diffusion_prior(loaded.model, dataset.train, settings=settings, loaded=loaded,
                                             progress=progress, should_stop=should_stop)

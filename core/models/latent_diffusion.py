@@ -100,22 +100,26 @@ class VectorDiffusion(nn.Module):
             y = torch.where(drop, torch.full_like(y, self.null_label), y)
         return F.mse_loss(self.net(x_t, t, y), target)
 
-    def make_sampler(self, steps: int) -> Any:
-        """DPM-Solver++ (2nd order, multistep) on the training schedule, with `steps` steps."""
+    def make_sampler(self, steps: int, *, stochastic: bool = False) -> Any:
+        """DPM-Solver++ (2nd order, multistep) on the training schedule, with `steps` steps; `stochastic`: its SDE
+        form (fresh noise at each step), else the deterministic ODE."""
         from diffusers import DPMSolverMultistepScheduler
 
-        sampler = DPMSolverMultistepScheduler.from_config(self.scheduler.config, algorithm_type="dpmsolver++",
+        algorithm = "sde-dpmsolver++" if stochastic else "dpmsolver++"
+        sampler = DPMSolverMultistepScheduler.from_config(self.scheduler.config, algorithm_type=algorithm,
                                                           solver_order=2, prediction_type="v_prediction")
         sampler.set_timesteps(int(steps))
         return sampler
 
     @torch.no_grad()
-    def sample(self, labels: Tensor, noise: Tensor, *, steps: int = 20, guidance: float = 1.0) -> Tensor:
+    def sample(self, labels: Tensor, noise: Tensor, *, steps: int = 20, guidance: float = 1.0,
+               generator: torch.Generator | None = None) -> Tensor:
         """Vectors (B, dim) for `labels` (B,), starting from standard-normal `noise` (B, dim) (scaled by the
-        caller's temperature). guidance 1: the conditional model alone; > 1: classifier-free guidance."""
+        caller's temperature). guidance 1: the conditional model alone; > 1: classifier-free guidance. With a
+        `generator` (on the network's device), the stochastic sampler draws its step noise from it."""
         assert steps >= 1, f"the sampler needs at least one step, got {steps}"
         device = next(self.net.parameters()).device
-        sampler = self.make_sampler(steps)
+        sampler = self.make_sampler(steps, stochastic=generator is not None)
         x = noise.to(device, torch.float32) * sampler.init_noise_sigma
         y = labels.to(device, torch.long).reshape(-1)
         null = torch.full_like(y, self.null_label)
@@ -125,5 +129,5 @@ class VectorDiffusion(nn.Module):
             if guidance != 1.0:
                 unconditional = self.net(x, tt, null)
                 v = unconditional + guidance * (v - unconditional)
-            x = sampler.step(v, t, x).prev_sample
+            x = sampler.step(v, t, x, generator=generator).prev_sample
         return x

@@ -83,6 +83,10 @@ def test_the_diffusion_prior_is_repeatable_and_saved_whole(tmp_path):
     b = dp.fit_to_latents(x, np.zeros(300), 0, settings, model_key="m1")
     draw = [p.sample(torch.zeros(8), torch.Generator().manual_seed(3)) for p in (a, b)]
     torch.testing.assert_close(draw[0], draw[1])
+    sde = a.with_sampling(stochastic=True)     # SDE-DPM-Solver++: its step noise also comes from the generator
+    draws = [sde.sample(torch.zeros(8), torch.Generator().manual_seed(3)) for _ in range(2)]
+    torch.testing.assert_close(draws[0], draws[1])
+    assert not torch.allclose(draws[0], draw[0])
     path = dp.save_prior(a, tmp_path / "prior.safetensors")
     again = dp.read_prior(path, expect_key="m1")
     torch.testing.assert_close(again.sample(torch.zeros(8), torch.Generator().manual_seed(3)), draw[0])
