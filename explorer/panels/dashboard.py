@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
 )
 
 from core.training.events import CheckpointSaved, EpochSummary, LogMessage, Preview, RunEnded, RunStarted, StepMetrics
+from explorer.panels.curve_set import CurveSet
+from explorer.widgets.curve_tools import CurveControls
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.live_plot import BarPlot, LivePlot
 
@@ -38,7 +40,6 @@ REDRAW_MS = 33
 ROW_3_CURVES = {"d_loss": "adversarial", "g_adv": "adversarial", "adv_weight": "adv_weight",
                 "perceptual": "perceptual"}
 ROW_3 = ("kl_layers", "adversarial", "adv_weight", "perceptual")   # shown only for the runs that log their curves
-EMA = 0.2   # smoothing of the per-step curves (weight of the newest point; short runs must not lag much)
 
 
 def format_eta(seconds: float) -> str:
@@ -91,8 +92,10 @@ class RunDashboard(QWidget):
         self.shown_note.setVisible(False)
         lay.addWidget(self.shown_note)
         lay.addLayout(self._build_progress_row())
+        lay.addWidget(self.curve_controls)
         vsplit = QSplitter(Qt.Orientation.Vertical)
         vsplit.addWidget(self._build_plots())
+        self.curves = CurveSet(self.plots, self.curve_controls, self, self._schedule_redraw)   # smoothing, x, baseline
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
         self.log_view.setMaximumBlockCount(5000)
@@ -125,8 +128,9 @@ class RunDashboard(QWidget):
         self.progress.setTextVisible(False)
         self.progress_label = QLabel("not started")
         self.log_scale = QCheckBox("Log scale")
-        self.log_scale.setToolTip("Logarithmic y axis on the loss plots")
+        self.log_scale.setToolTip("Logarithmic y axis on the loss plots (each plot also has its own 'log' button)")
         self.log_scale.toggled.connect(self.set_log_scale)
+        self.curve_controls = CurveControls()
         row.addWidget(self.progress, 1)
         row.addWidget(self.progress_label)
         row.addWidget(self.log_scale)
@@ -135,7 +139,7 @@ class RunDashboard(QWidget):
     def _build_plots(self) -> QWidget:
         self.plots: dict[str, LivePlot] = {
             "loss": LivePlot("Loss (nats/image)"),
-            "terms": LivePlot("Recon and KL"),
+            "terms": LivePlot("Recon and KL (right axis)"),
             "val": LivePlot("Validation loss", x_label="epoch"),
             "lr": LivePlot("Learning rate"),
             "kl_layers": LivePlot("KL per layer"),
@@ -143,16 +147,16 @@ class RunDashboard(QWidget):
             "adv_weight": LivePlot("Adaptive adversarial weight"),
             "perceptual": LivePlot("Perceptual loss"),
         }
-        self.plots["loss"].add_curve("loss", ema=EMA)
-        self.plots["terms"].add_curve("recon", ema=EMA)
-        self.plots["terms"].add_curve("kl", ema=EMA)
+        self.plots["loss"].add_curve("loss", smooth=True)
+        self.plots["terms"].add_curve("recon", smooth=True)
+        self.plots["terms"].add_curve("kl", smooth=True, right_axis=True)   # a few nats beside recon's tens
         self.plots["val"].add_curve("val loss")
         self.plots["val"].add_curve("train loss")
         self.plots["lr"].add_curve("lr")
-        self.plots["adversarial"].add_curve("d_loss", ema=EMA)
-        self.plots["adversarial"].add_curve("g_adv", ema=EMA)
-        self.plots["adv_weight"].add_curve("adv_weight", ema=EMA)
-        self.plots["perceptual"].add_curve("perceptual", ema=EMA)
+        self.plots["adversarial"].add_curve("d_loss", smooth=True)
+        self.plots["adversarial"].add_curve("g_adv", smooth=True)
+        self.plots["adv_weight"].add_curve("adv_weight", smooth=True)
+        self.plots["perceptual"].add_curve("perceptual", smooth=True)
         # The learning rate spans decades under schedules, and a constant rate would sit on a ±0.5 axis otherwise.
         self.plots["lr"].set_log_y(True)
         self.kl_bars = BarPlot("KL per dimension (val)")
@@ -219,28 +223,31 @@ class RunDashboard(QWidget):
         self.log(f"run started on {ev.device}: {ev.total_steps} steps, {ev.steps_per_epoch} per epoch{resumed}",
                  at=ev.time)
         self._position = f"step {ev.start_step}/{ev.total_steps}"
+        for plot in self.plots.values():    # wall time counts from the run's start (a resumed run: this start)
+            plot.time_origin = ev.time if ev.time is not None else time.time()
         self._set_progress(ev.start_step / max(1, ev.total_steps), self._position)
 
     def _on_step(self, ev: StepMetrics) -> None:
         m = ev.metrics
+        at = {"epoch": ev.epoch, "time": ev.time if ev.time is not None else time.time()}
         if "loss" in m:
-            self.plots["loss"].append("loss", ev.step, float(m["loss"]))
+            self.plots["loss"].append("loss", ev.step, float(m["loss"]), **at)
         for key in ("recon", "kl"):
             if key in m:
-                self.plots["terms"].append(key, ev.step, float(m[key]))
+                self.plots["terms"].append(key, ev.step, float(m[key]), **at)
         for key, value in m.items():
             if key.startswith("kl_"):     # a hierarchical VAE's KL of each layer (kl_z1, kl_z2, ...)
                 plot = "kl_layers"
                 if key not in self.plots[plot].series:
-                    self.plots[plot].add_curve(key, ema=EMA)
+                    self.plots[plot].add_curve(key, smooth=True)
             elif key in ROW_3_CURVES:
                 plot = ROW_3_CURVES[key]
             else:
                 continue
             if plot not in self._row_3_shown:
                 self._show_row_3(self._row_3_shown | {plot})
-            self.plots[plot].append(key, ev.step, float(value))
-        self.plots["lr"].append("lr", ev.step, float(ev.lr))
+            self.plots[plot].append(key, ev.step, float(value), **at)
+        self.plots["lr"].append("lr", ev.step, float(ev.lr), **at)
         epochs, total = self.epochs, self.total_steps
         self._position = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
                           f"{'/' + str(total) if total else ''}")
@@ -264,10 +271,11 @@ class RunDashboard(QWidget):
         return self._position or "waiting for the first step"
 
     def _on_epoch(self, ev: EpochSummary) -> None:
+        at = {"step": ev.step, "time": ev.time if ev.time is not None else time.time()}
         if "loss" in ev.val:
-            self.plots["val"].append("val loss", ev.epoch, float(ev.val["loss"]))
+            self.plots["val"].append("val loss", ev.epoch, float(ev.val["loss"]), **at)
         if "loss" in ev.train:
-            self.plots["val"].append("train loss", ev.epoch, float(ev.train["loss"]))
+            self.plots["val"].append("train loss", ev.epoch, float(ev.train["loss"]), **at)
         if ev.kl_per_dim is not None:
             self.kl_bars.set_values(ev.kl_per_dim)
         val = ", ".join(f"{k} {v:.4g}" for k, v in ev.val.items())
@@ -314,6 +322,7 @@ class RunDashboard(QWidget):
         """The run's events are over: draw what is left and stop the timer."""
         self.redraw()
         self._redraw_timer.stop()
+        self.curves.shutdown()
 
     def _show_row_3(self, shown: set[str]) -> None:
         """Show these plots of the third row side by side from the left (the others hidden and out of the grid; the row
@@ -330,6 +339,10 @@ class RunDashboard(QWidget):
     def set_log_scale(self, on: bool) -> None:
         for key in ("loss", "terms", "val", "kl_layers"):
             self.plots[key].set_log_y(on)
+
+    def _schedule_redraw(self) -> None:
+        if not self._redraw_timer.isActive():
+            self._redraw_timer.start()
 
     def set_following(self, run_dir: str | None) -> None:
         """Show (a folder) or hide (None) the read-only banner of a followed run."""
