@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import qthrottled
+from superqt.utils import qthrottled, signals_blocked
 
 from core.errors import UserError
 from core.images import image_grid, save_png
@@ -211,12 +211,10 @@ class InterpolatePanel(WorkWhenShown, Panel, QWidget):
         vae, split = found
         self._images = split.images.permute(0, 2, 3, 1).cpu().numpy().copy()
         for box in self.index:
-            box.blockSignals(True)
-            box.setRange(0, len(split) - 1)
-            box.blockSignals(False)
-        self.index[1].blockSignals(True)
-        self.index[1].setValue(min(1, len(split) - 1))
-        self.index[1].blockSignals(False)
+            with signals_blocked(box):
+                box.setRange(0, len(split) - 1)
+        with signals_blocked(self.index[1]):
+            self.index[1].setValue(min(1, len(split) - 1))
         self.status.setText(f"encoding the {self._split} split…")
         self.tasks.start("encode", encode_split, vae.model, split, batch_size=256, on_result=self._on_encoded,
                          status=self.status.setText)
@@ -238,13 +236,12 @@ class InterpolatePanel(WorkWhenShown, Panel, QWidget):
         vae = self.state.vae
         names = list(vae.meta.class_names) if vae is not None and vae.model.num_classes else []
         for k, box in enumerate(self.cls):
-            box.blockSignals(True)
-            box.clear()
-            box.addItems(names)
-            if names:
-                box.setCurrentIndex(min(k * (len(names) - 1), len(names) - 1))
-            box.setEnabled(bool(names))
-            box.blockSignals(False)
+            with signals_blocked(box):
+                box.clear()
+                box.addItems(names)
+                if names:
+                    box.setCurrentIndex(min(k * (len(names) - 1), len(names) - 1))
+                box.setEnabled(bool(names))
 
     def _on_encoded(self, lat: Latents | None) -> None:
         if lat is None:
@@ -282,9 +279,8 @@ class InterpolatePanel(WorkWhenShown, Panel, QWidget):
     def _show_class(self, k: int) -> None:
         """The class box of endpoint k shows its class (without feeding back)."""
         if 0 <= self.y[k] < self.cls[k].count():
-            self.cls[k].blockSignals(True)
-            self.cls[k].setCurrentIndex(self.y[k])
-            self.cls[k].blockSignals(False)
+            with signals_blocked(self.cls[k]):
+                self.cls[k].setCurrentIndex(self.y[k])
 
     def _index_changed(self, k: int) -> None:
         self._external[k] = False
@@ -300,12 +296,9 @@ class InterpolatePanel(WorkWhenShown, Panel, QWidget):
         """A panel picked a dataset image: it becomes endpoint B, the old B becomes A (so two clicks set both)."""
         if split != self._split or self.latents is None or not 0 <= index < len(self.latents):
             return
-        for k in range(2):
-            self.index[k].blockSignals(True)
-        self.index[0].setValue(self.index[1].value())
-        self.index[1].setValue(index)
-        for k in range(2):
-            self.index[k].blockSignals(False)
+        with signals_blocked(self.index[0]), signals_blocked(self.index[1]):
+            self.index[0].setValue(self.index[1].value())
+            self.index[1].setValue(index)
         self._external = [False, False]
         for k in range(2):
             self._load_endpoint(k)
@@ -390,13 +383,12 @@ class InterpolatePanel(WorkWhenShown, Panel, QWidget):
         """The layer picker lists the model's latent layers; shown only when there is more than one."""
         model = self.state.vae_model
         layers = model.latent_layers if model is not None else ()
-        self.layer.blockSignals(True)
-        self.layer.clear()
-        self.layer.addItem("all layers")
-        for name, size in layers:
-            self.layer.addItem(f"{name} ({size} dims)")
-        self.layer.setCurrentIndex(0)
-        self.layer.blockSignals(False)
+        with signals_blocked(self.layer):
+            self.layer.clear()
+            self.layer.addItem("all layers")
+            for name, size in layers:
+                self.layer.addItem(f"{name} ({size} dims)")
+            self.layer.setCurrentIndex(0)
         self._form.setRowVisible(self.layer, len(layers) > 1)
 
     def layer_slice(self) -> slice | None:
@@ -521,9 +513,8 @@ class InterpolatePanel(WorkWhenShown, Panel, QWidget):
 
     def reset_offsets(self) -> None:
         for _, slider, _lab in self._dim_sliders:
-            slider.blockSignals(True)
-            slider.setValue(0)
-            slider.blockSignals(False)
+            with signals_blocked(slider):
+                slider.setValue(0)
             _lab.setText("+0.00")
         self.offsets[:] = 0
         self._traverse.cancel()

@@ -39,7 +39,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt.utils import qthrottled
+from superqt.utils import qthrottled, signals_blocked
 
 from core.latent.encoding import Latents, decode_latents, nearest_neighbours
 from core.latent.map_data import (
@@ -335,11 +335,10 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
     def _fill_layers(self) -> None:
         """The layer box lists a hierarchical VAE's latent layers (hidden for a one-layer VAE)."""
         self.layers = latent_layers(self.map_vae.model)
-        self.layer_box.blockSignals(True)
-        self.layer_box.clear()
-        for name, cols in self.layers:
-            self.layer_box.addItem(f"{name} ({cols.stop - cols.start}-D)")
-        self.layer_box.blockSignals(False)
+        with signals_blocked(self.layer_box):
+            self.layer_box.clear()
+            for name, cols in self.layers:
+                self.layer_box.addItem(f"{name} ({cols.stop - cols.start}-D)")
         many = len(self.layers) > 1
         self.layer_box.setVisible(many)
         self.layer_label.setVisible(many)
@@ -359,17 +358,16 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
             self._show_and_project()
 
     def _fill_decode_as(self) -> None:
-        self.decode_as.blockSignals(True)
-        self.decode_as.clear()
-        vae = self.state.vae
-        if vae is not None and vae.model.num_classes:
-            self.decode_as.addItem("nearest class")
-            self.decode_as.addItems(list(vae.meta.class_names))
-            self.decode_as.setEnabled(True)
-        else:
-            self.decode_as.addItem("(unconditional)")
-            self.decode_as.setEnabled(False)
-        self.decode_as.blockSignals(False)
+        with signals_blocked(self.decode_as):
+            self.decode_as.clear()
+            vae = self.state.vae
+            if vae is not None and vae.model.num_classes:
+                self.decode_as.addItem("nearest class")
+                self.decode_as.addItems(list(vae.meta.class_names))
+                self.decode_as.setEnabled(True)
+            else:
+                self.decode_as.addItem("(unconditional)")
+                self.decode_as.setEnabled(False)
 
     def _on_encoded(self, data: MapData | None) -> None:
         if data is None:

@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from core.errors import UserError
 from core.images import to_uint8
@@ -339,10 +340,9 @@ class RestorePanel(Panel, QWidget):
             return
         self._forget_file()
         self._split = split
-        self.index.blockSignals(True)
-        self.index.setRange(0, max(0, len(ds.split(split)) - 1))
-        self.index.setValue(index)
-        self.index.blockSignals(False)
+        with signals_blocked(self.index):
+            self.index.setRange(0, max(0, len(ds.split(split)) - 1))
+            self.index.setValue(index)
         self._show_clean()
 
     def _target_shape(self) -> tuple[int, int]:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from core.errors import UserError
 from explorer.panel import Panel
@@ -229,25 +230,25 @@ class RunsPanel(Panel, QWidget):
         selected = {r.path for r in self.selected_runs()}
         self.runs = list(runs)
         self.table.setSortingEnabled(False)
-        self.table.blockSignals(True)
-        self.table.setRowCount(len(self.runs))
-        for row, r in enumerate(self.runs):
-            started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else ""
-            epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
-            headline = ", ".join(f"{k} {v:.4g}" for k, v in list(r.headline.items())[:3])
-            cells = [QTableWidgetItem(r.name), _NumberItem(started, r.started or 0.0), QTableWidgetItem(r.kind or ""),
-                     QTableWidgetItem(r.dataset or ""), QTableWidgetItem(r.subset), QTableWidgetItem(r.status),
-                     _NumberItem(epochs, r.epochs_done),
-                     _NumberItem("" if r.best_val is None else f"{r.best_val:.4g}",
-                                 r.best_val if r.best_val is not None else float("-inf")),
-                     QTableWidgetItem(headline), QTableWidgetItem(r.reason)]
-            cells[0].setData(Qt.ItemDataRole.UserRole, str(r.path))
-            cells[0].setToolTip(str(r.path))
-            for col, item in enumerate(cells):
-                self.table.setItem(row, col, item)
-        self.table.setSortingEnabled(True)
-        self._select_rows_of({str(p) for p in selected})
-        self.table.blockSignals(False)
+        with signals_blocked(self.table):
+            self.table.setRowCount(len(self.runs))
+            for row, r in enumerate(self.runs):
+                started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r.started)) if r.started else ""
+                epochs = f"{r.epochs_done}/{r.epochs_total}" if r.epochs_total else str(r.epochs_done)
+                headline = ", ".join(f"{k} {v:.4g}" for k, v in list(r.headline.items())[:3])
+                cells = [QTableWidgetItem(r.name), _NumberItem(started, r.started or 0.0),
+                         QTableWidgetItem(r.kind or ""), QTableWidgetItem(r.dataset or ""),
+                         QTableWidgetItem(r.subset), QTableWidgetItem(r.status),
+                         _NumberItem(epochs, r.epochs_done),
+                         _NumberItem("" if r.best_val is None else f"{r.best_val:.4g}",
+                                     r.best_val if r.best_val is not None else float("-inf")),
+                         QTableWidgetItem(headline), QTableWidgetItem(r.reason)]
+                cells[0].setData(Qt.ItemDataRole.UserRole, str(r.path))
+                cells[0].setToolTip(str(r.path))
+                for col, item in enumerate(cells):
+                    self.table.setItem(row, col, item)
+            self.table.setSortingEnabled(True)
+            self._select_rows_of({str(p) for p in selected})
         self.table.resizeColumnsToContents()
         self._apply_filter()
         live = sum(r.status == "running" for r in self.runs)
@@ -333,11 +334,10 @@ class RunsPanel(Panel, QWidget):
     def _fill_series_box(self) -> None:
         names = sorted({n for s in self._series.values() for n in s})
         current = self.series_box.currentText() or "loss"
-        self.series_box.blockSignals(True)
-        self.series_box.clear()
-        self.series_box.addItems(names)
-        self.series_box.setCurrentText(current if current in names else (names[0] if names else ""))
-        self.series_box.blockSignals(False)
+        with signals_blocked(self.series_box):
+            self.series_box.clear()
+            self.series_box.addItems(names)
+            self.series_box.setCurrentText(current if current in names else (names[0] if names else ""))
 
     def _draw_curves(self) -> None:
         if not self.compared:

@@ -38,6 +38,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt.utils import signals_blocked
 
 from core.latent.density import DEFAULT_COMPONENTS, fit_density, fit_region, fit_region_of_images
 from core.latent.sampling import diffusion_grid, grid_latents, sample_grid
@@ -212,19 +213,18 @@ class SamplerPanel(Panel, QWidget):
 
     # ---- state ------------------------------------------------------------------------------------------------------
     def _on_vae_changed(self) -> None:
-        self.class_list.blockSignals(True)
-        self.class_list.clear()
-        vae = self.state.vae
-        conditional = vae is not None and vae.model.num_classes > 0
-        if conditional:
-            for name in vae.meta.class_names:
-                item = QListWidgetItem(name)
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-                item.setCheckState(Qt.CheckState.Checked)
-                self.class_list.addItem(item)
-        self.class_list.setVisible(conditional)
-        self.same_noise.setEnabled(conditional)
-        self.class_list.blockSignals(False)
+        with signals_blocked(self.class_list):
+            self.class_list.clear()
+            vae = self.state.vae
+            conditional = vae is not None and vae.model.num_classes > 0
+            if conditional:
+                for name in vae.meta.class_names:
+                    item = QListWidgetItem(name)
+                    item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+                    item.setCheckState(Qt.CheckState.Checked)
+                    self.class_list.addItem(item)
+            self.class_list.setVisible(conditional)
+            self.same_noise.setEnabled(conditional)
         self.regenerate(new_seed=False)
 
     def _on_dataset_changed(self) -> None:
@@ -252,9 +252,8 @@ class SamplerPanel(Panel, QWidget):
     # ---- sampling ---------------------------------------------------------------------------------------------------
     def regenerate(self, *, new_seed: bool = False) -> None:
         if new_seed:
-            self.seed.blockSignals(True)
-            self.seed.setValue(self.seed.value() + 1)
-            self.seed.blockSignals(False)
+            with signals_blocked(self.seed):
+                self.seed.setValue(self.seed.value() + 1)
         model = self.state.vae_model
         if model is None:
             self.grid.clear()
@@ -330,14 +329,13 @@ class SamplerPanel(Panel, QWidget):
         if len(selection) < 2:
             return "select at least two images to sample from their region"
         classes = sorted({int(c) for c in selection.labels}) if model.num_classes else []
-        self.class_list.blockSignals(True)
-        for i in range(self.class_list.count()):
-            self.class_list.item(i).setCheckState(Qt.CheckState.Checked if i in classes else Qt.CheckState.Unchecked)
-        self.class_list.blockSignals(False)
+        with signals_blocked(self.class_list):
+            for i in range(self.class_list.count()):
+                ticked = Qt.CheckState.Checked if i in classes else Qt.CheckState.Unchecked
+                self.class_list.item(i).setCheckState(ticked)
         self.source.model().item(REGION).setEnabled(True)
-        self.source.blockSignals(True)
-        self.source.setCurrentIndex(REGION)
-        self.source.blockSignals(False)
+        with signals_blocked(self.source):
+            self.source.setCurrentIndex(REGION)
         self._show_density_settings()
         self._region_selection = selection
         self.region, self._region_model = None, None

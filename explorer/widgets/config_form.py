@@ -13,6 +13,7 @@ from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QLineEdit, QSpinBox, QWidget
+from superqt.utils import signals_blocked
 
 from core.config import from_mapping
 from core.errors import UserError
@@ -98,19 +99,18 @@ class ConfigForm(QWidget):
     def set_values(self, obj: Any) -> None:
         for name, w in self.editors.items():
             value = getattr(obj, name)
-            w.blockSignals(True)
-            if isinstance(w, QCheckBox):
-                w.setChecked(bool(value))
-            elif isinstance(w, QComboBox):
-                if w.findText(str(value)) < 0 and w.isEditable():
-                    w.setEditText(str(value))
+            with signals_blocked(w):
+                if isinstance(w, QCheckBox):
+                    w.setChecked(bool(value))
+                elif isinstance(w, QComboBox):
+                    if w.findText(str(value)) < 0 and w.isEditable():
+                        w.setEditText(str(value))
+                    else:
+                        w.setCurrentText(str(value))
+                elif isinstance(w, QSpinBox):
+                    w.setValue(int(value))
                 else:
-                    w.setCurrentText(str(value))
-            elif isinstance(w, QSpinBox):
-                w.setValue(int(value))
-            else:
-                w.setText(_fmt(value))
-            w.blockSignals(False)
+                    w.setText(_fmt(value))
         self._on_changed()
 
     def value(self) -> Any:

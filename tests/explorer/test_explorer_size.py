@@ -13,13 +13,13 @@ CLASS_LINES, CLASS_METHODS, FUNCTION_LINES = 300, 25, 60
 
 # name -> (lines, methods) for classes, lines for functions: today's size, a ceiling until they are split
 OVER_CLASSES = {
-    "explorer/panels/latent_map.py::LatentMapPanel": (600, 52),   # 707 / 59 before map_selection.py
-    "explorer/panels/interpolate.py::InterpolatePanel": (505, 41),
-    "explorer/panels/sampler.py::SamplerPanel": (476, 32),
-    "explorer/panels/restore.py::RestorePanel": (433, 33),
+    "explorer/panels/latent_map.py::LatentMapPanel": (598, 52),   # 707 / 59 before map_selection.py
+    "explorer/panels/interpolate.py::InterpolatePanel": (496, 41),
+    "explorer/panels/sampler.py::SamplerPanel": (473, 32),
+    "explorer/panels/restore.py::RestorePanel": (432, 33),
     "explorer/main_window.py::MainWindow": (400, 35),
     "explorer/panels/train.py::TrainPanel": (391, 30),
-    "explorer/panels/runs.py::RunsPanel": (380, 29),
+    "explorer/panels/runs.py::RunsPanel": (379, 29),
     "explorer/panels/dashboard.py::RunDashboard": (360, 28),   # room for the curve-tools change in progress
     "explorer/widgets/latent_scatter.py::LatentScatter": (313, 26),
 }

@@ -408,6 +408,7 @@ def test_projection_settings_reach_the_job_and_pca_names_its_variance(qtbot, loa
     panel.shutdown()
 
 
+@pytest.mark.slow   # a real UMAP / a training: `make test-fast` leaves it out
 def test_a_layered_model_maps_one_layer_and_a_2d_layer_on_its_own_axes(qtbot, loaded):
     from core.latent.encoding import decode_latents
 

@@ -245,6 +245,7 @@ def _records(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.endswith("}")]
 
 
+@pytest.mark.slow   # a real UMAP / a training: `make test-fast` leaves it out
 def test_following_a_cli_run_shows_its_settings_its_log_times_and_only_stop_following(panel, qtbot, tmp_path):
     """A run another process writes (`python -m core.cli train`): the greyed form shows that run's settings, each
     past log line has the time its record was written, and only "Stop following" is offered; stopping following
@@ -332,6 +333,7 @@ def test_follow_can_be_stopped_before_the_run_ends(panel, qtbot, tmp_path):
     assert panel.mode == "idle"
 
 
+@pytest.mark.slow   # a real UMAP / a training: `make test-fast` leaves it out
 def test_screenshots_while_training(qtbot):
     """Window screenshots in the light and the dark look, mid-training (look at them: test-output/)."""
     from explorer.main_window import MainWindow
