@@ -18,8 +18,11 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import signal
+import socket
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +57,8 @@ class Case:
     after: object = None                                     # a callable(code) -> str: "" or what was lost
     signal_after_s: float | None = None                      # send SIGTERM/SIGINT this long after the start
     signum: int = signal.SIGTERM
+    shows: tuple[str, ...] = ()                              # what stdout must name (runs still listed)
+    runner: object = None                                    # a callable() -> (code, out, err) instead of cli.main
 
 
 def digest(path: Path) -> str:
@@ -209,6 +214,9 @@ def argument_cases(work: Path) -> list[Case]:
         ["sample", ck, "--sampler", "euler"], ["sample", ck, "--device", "cuda"], ["sample", ck, "--out", "x.jpg"],
         ["eval", ck, "--split", "nope"], ["eval", ck, "--iwae-k", "-1"], ["eval", ck, "--iwae-k", "10000000"],
         ["eval", ck, "--samples-per-class", "0"], ["eval", ck, "--data-root", "/no/such/root"],
+        ["sample", ck, "--prior", ck], ["sample", ck, "--from", "diffusion-prior", "--prior", ck],
+        ["sample", ck, "--from", "diffusion-prior", "--steps", "0"], ["eval", ck, "--prior-train-steps", "5"],
+        ["sample", ck, "--from", "diffusion-prior", "--near", ck], ["eval", ck, "--from", "flow"],
         ["restore-eval"], ["restore-eval", "--vae", ck, "--corruptions", "fog"],
         ["restore-eval", "--vae", ck, "--corruptions", ","], ["restore-eval", "--vae", ck, "--strengths", "1e9"],
         ["restore-eval", "--vae", ck, "--strengths", "-1"], ["restore-eval", "--vae", ck, "--strengths", "x"],
@@ -313,8 +321,277 @@ def stop_cases(work: Path) -> list[Case]:
     return cases
 
 
+def run_folder_cases(work: Path) -> list[Case]:
+    """One writer per run folder; a finished run is never overwritten without --overwrite (which moves it aside)."""
+    finished = work / "finished-run"
+    assert cli.main(["train", *TINY, "--out", str(finished)]) == 0
+    files = [p for p in finished.rglob("*") if p.is_file()]
+    cases = [Case("run folder", f"train again into a finished run {' '.join(extra)}".strip(),
+                  ["train", *TINY, *extra, "--out", str(finished)], ok_codes=(2,), keep=files)
+             for extra in ([], ["--epochs", "2"], ["--preset", "digits"], ["--model", "diffusion"])]
+    cases.append(Case("run folder", "train --resume --overwrite of the same run",
+                      ["train", "--resume", str(finished / "checkpoints" / "last.safetensors"), "--overwrite",
+                       "--quiet"], ok_codes=(2,), keep=files))
+    other = work / "not-a-run"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    cases.append(Case("run folder", "train into a folder holding other files", ["train", *TINY, "--out", str(other)],
+                      ok_codes=(2,), keep=[other / "notes.txt"]))
+    held = work / "held-run"
+    cases.append(Case("run folder", "train into a folder another writer holds", ["train", *TINY, "--out", str(held)],
+                      ok_codes=(2,), runner=_while_held(held, ["train", *TINY, "--out", str(held)])))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name, content in (("dead-writer", json.dumps({"host": socket.gethostname(), "pid": dead.pid,
+                                                       "started": time.time() - 60, "command": "x"})),
+                          ("garbage-lock", "\x00\xff not json")):
+        folder = work / name
+        folder.mkdir()
+        (folder / ".lock").write_text(content)
+        os.utime(folder / ".lock", (time.time() - 60, time.time() - 60))
+        cases.append(Case("run folder", f"a stale lock ({name}) is taken over", ["train", *TINY, "--out",
+                                                                                 str(folder)], ok_codes=(0,)))
+    replaced = work / "replaced-run"
+    shutil.copytree(finished, replaced)
+    before = {p.relative_to(replaced): digest(p) for p in replaced.rglob("*") if p.is_file()}
+
+    def moved_aside(code: int) -> str:
+        (moved,) = [p for p in work.iterdir() if p.name.startswith("replaced-run.replaced-")] or [None]
+        if moved is None:
+            return "the earlier run was not moved aside"
+        after = {p.relative_to(moved): digest(p) for p in moved.rglob("*") if p.is_file()}
+        return "" if after == before else "the moved-aside run differs from the earlier one"
+
+    cases.append(Case("run folder", "train --overwrite moves the finished run aside", ["train", *TINY, "--overwrite",
+                                                                                      "--out", str(replaced)],
+                      ok_codes=(0,), after=moved_aside))
+    twice = work / "twice"
+    cases.append(Case("run folder", "two real train processes into one folder", [], ok_codes=(0,),
+                      runner=_two_processes(twice), after=lambda code: _one_run_logged(twice)))
+    sighup = work / "sighup"
+    cases.append(Case("stop", "SIGHUP (the terminal closed) during training", [], ok_codes=(129,),
+                      runner=_signalled_process(sighup, signal.SIGHUP), after=_kept(sighup)))
+    return cases
+
+
+def _while_held(folder: Path, argv: list[str]):
+    def run() -> tuple[int | None, str, str]:
+        from core.training.run_folder import acquire_run_folder
+
+        with acquire_run_folder(folder, command="bad_inputs"):
+            return run_case(Case("", "", argv))
+    return run
+
+
+def _train_process(folder: Path, epochs: str = "200") -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.Popen([sys.executable, "-m", "core.cli", "train", *TINY, "--epochs", epochs, "--out",
+                             str(folder)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _wait_for_a_step(folder: Path, proc: subprocess.Popen) -> None:
+    metrics, deadline = folder / "metrics.jsonl", time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and not (
+            metrics.is_file() and '"type": "step"' in metrics.read_text(errors="replace")):
+        time.sleep(0.1)
+
+
+def _two_processes(folder: Path):
+    """Both start at once: one trains, the other is refused (exit 2, one line); returns the refused one's."""
+    def run() -> tuple[int | None, str, str]:
+        first, second = _train_process(folder, "3"), _train_process(folder, "3")
+        outs = [p.communicate(timeout=300) for p in (first, second)]
+        codes = sorted(p.returncode for p in (first, second))
+        err = next((e for p, (_, e) in zip((first, second), outs, strict=True) if p.returncode == 2), "")
+        if codes != [0, 2] or "is being written by process" not in err:
+            return 1, "", f"exit codes {codes}: {err or outs[0][1]}"
+        return 0, "", ""
+    return run
+
+
+def _one_run_logged(folder: Path) -> str:
+    starts = (folder / "metrics.jsonl").read_text().count('"type": "start"')
+    return "" if starts == 1 else f"{starts} runs interleaved in one metrics.jsonl"
+
+
+def _signalled_process(folder: Path, signum: int):
+    def run() -> tuple[int | None, str, str]:
+        proc = _train_process(folder)
+        _wait_for_a_step(folder, proc)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=300)
+        return proc.returncode, out, err
+    return run
+
+
+def _kept(run_dir: Path):
+    def check(code: int) -> str:
+        ck = run_dir / "checkpoints" / "last.safetensors"
+        if not ck.is_file():
+            return "no checkpoint after the stop"
+        try:
+            load_checkpoint(ck)
+        except Exception as e:  # noqa: BLE001 - any failure to load is data lost
+            return f"the checkpoint does not load: {e}"
+        return ""
+    return check
+
+
+def history_cases(work: Path) -> list[Case]:
+    """A runs folder with one damaged run beside a good one: `runs` and `report` list both (exit 0)."""
+    good = work / "history-good"
+    assert cli.main(["train", *TINY, "--set", "train.log_every=1", "--out", str(good)]) == 0
+    records = [json.loads(line) for line in (good / "metrics.jsonl").read_text().splitlines()]
+    damages: list[tuple[str, object]] = []
+    for kind, name, value in (
+            ("start", "config", "abc"), ("start", "meta", None), ("start", "total_steps", -1),
+            ("end", "best_val", [1]), ("end", "best_val", float("inf")), ("end", "best_val", float("nan")),
+            ("end", "status", 7), ("end", "step", "12"), ("end", "step", True), ("epoch", "kl_per_dim", {"a": 1}),
+            ("epoch", "epoch", 1e308), ("epoch", "epoch", -3), ("epoch", "epoch", 2**70), ("epoch", "val", [1]),
+            ("epoch", "val", {"loss": "x"}), ("epoch", "is_best", "yes"), ("checkpoint", "path", ["x"]),
+            ("checkpoint", "step", 1.5), ("step", "lr", "fast"), ("step", "metrics", None),
+            ("end", "time", 1e300), ("epoch", "time", float("-inf"))):
+        def damage(recs, kind=kind, name=name, value=value):
+            rec = next(r for r in recs if r["type"] == kind)
+            rec[name] = value
+            return "".join(json.dumps(r) + "\n" for r in recs).encode()
+        damages.append((f"{kind}.{name}={value!r}", damage))
+    damages += [("a 3 MB line", lambda recs: "".join(json.dumps(r) + "\n" for r in recs).encode()
+                 + b'{"type": "log", "message": "' + b"x" * (3 << 20) + b'"}\n'),
+                ("nesting 100,000 deep", lambda recs: b"[" * 100_000 + b"]" * 100_000 + b"\n"
+                 + "".join(json.dumps(r) + "\n" for r in recs).encode()),
+                ("not UTF-8", lambda recs: b"\xff\xfe\x00\x80\n"
+                 + "".join(json.dumps(r) + "\n" for r in recs).encode()),
+                ("only damaged records", lambda recs: b'{"type": "epoch", "epoch": "one"}\n')]
+    cases = []
+    for i, (what, damage) in enumerate(damages):
+        root = work / f"history-{i:02d}"
+        shutil.copytree(good, root / "good")
+        shutil.copytree(good, root / "damaged")
+        (root / "damaged" / "metrics.jsonl").write_bytes(damage(json.loads(json.dumps(records))))
+        keep = [root / "damaged" / "metrics.jsonl", root / "good" / "metrics.jsonl"]
+        cases.append(Case("run history", f"runs: {what}", ["runs", str(root)], ok_codes=(0,), keep=keep,
+                          shows=("good", "damaged")))
+        cases.append(Case("run history", f"report: {what}", ["report", str(root / "good"), str(root / "damaged"),
+                                                             "--out", str(work / f"report-{i:02d}.html")],
+                          ok_codes=(0,), keep=keep))
+    specials = []
+    if hasattr(os, "mkfifo"):
+        specials += [("metrics.jsonl is a FIFO", lambda m: (m.unlink(), os.mkfifo(m))),
+                     ("config.json is a FIFO", lambda m: ((m.parent / "config.json").unlink(),
+                                                          os.mkfifo(m.parent / "config.json")))]
+    specials += [("metrics.jsonl links to /dev/zero", lambda m: (m.unlink(), m.symlink_to("/dev/zero"))),
+                 ("metrics.jsonl links out of the run", lambda m: (m.unlink(), m.symlink_to(good / "metrics.jsonl"))),
+                 ("a 10 GB sparse metrics.jsonl", lambda m: os.truncate(m, 10 * 10**9)),
+                 ("10 GB sparse sample PNGs", lambda m: [os.truncate(p, 10 * 10**9)
+                                                         for p in (m.parent / "samples").glob("*.png")]),
+                 ("eval.json is a FIFO" if hasattr(os, "mkfifo") else "eval.json is garbage",
+                  lambda m: os.mkfifo(m.parent / "eval.json") if hasattr(os, "mkfifo")
+                  else (m.parent / "eval.json").write_bytes(b"\xff"))]
+    for i, (what, spoil) in enumerate(specials):
+        root = work / f"history-special-{i:02d}"
+        shutil.copytree(good, root / "good")
+        shutil.copytree(good, root / "damaged")
+        spoil(root / "damaged" / "metrics.jsonl")
+        cases.append(Case("run history", f"runs: {what}", ["runs", str(root)], ok_codes=(0,),
+                          keep=[root / "good" / "metrics.jsonl"], shows=("good", "damaged")))
+        cases.append(Case("run history", f"report: {what}", ["report", str(root / "good"), str(root / "damaged"),
+                                                             "--out", str(work / f"report-s{i:02d}.html")],
+                          ok_codes=(0,)))
+    evil = work / "history-names"
+    shutil.copytree(good, evil / "=HYPERLINK(\"x\")\x1b[2J")
+    cases.append(Case("run history", "a run named with a formula and an escape sequence",
+                      ["runs", str(evil), "--csv", str(work / "evil.csv")], ok_codes=(0,),
+                      after=lambda code: _neutralised(work / "evil.csv")))
+    return cases
+
+
+def _neutralised(csv_file: Path) -> str:
+    import csv
+
+    if not csv_file.is_file():
+        return "no CSV written"
+    with open(csv_file, newline="", encoding="utf-8") as f:
+        names = [row["name"] for row in csv.DictReader(f)]
+    return "" if names and all(n.startswith("'=") for n in names) else f"a formula cell was written raw: {names}"
+
+
+def output_guard_cases(work: Path) -> list[Case]:
+    """Outputs never overwrite a run's records; wrong suffixes and over-long names are one line before any work."""
+    run = work / "history-good"
+    ck = str(work / "good.safetensors")
+    records = [run / "metrics.jsonl", run / "config.json", *(run / "checkpoints").iterdir()]
+    long = "n" * 300
+    argvs = [
+        ["report", str(run), "--out", str(run / "metrics.jsonl")],
+        ["report", str(run), "--out", str(run / "config.json")],
+        ["report", str(run), "--out", str(run / "checkpoints" / "r.html")],
+        ["report", str(run), "--out", str(run / "samples" / "r.html")],
+        ["report", str(run), "--out", str(work / "report.txt")],
+        ["report", str(run), "--out", str(work / f"{long}.html")],
+        ["report", str(run), "--out", str(work / long / "r.html")],
+        ["runs", str(run), "--csv", str(run / "metrics.jsonl")],
+        ["runs", str(run), "--csv", str(run / "config.json")],
+        ["runs", str(run), "--csv", str(run / "samples" / "x.csv")],
+        ["runs", str(run), "--csv", str(work / "runs.txt")],
+        ["runs", str(run), "--csv", str(work / f"{'é' * 200}.csv")],
+        ["runs", str(run), "--csv", str(work)],
+        ["runs", str(run), "--csv", str(work / "no" / "such" / "x.csv")],
+        ["train", *TINY, "--out", str(work / long)],
+        ["sample", ck, "--out", str(work / f"{long}.png")],
+        ["experiment", "beta-sweep", "--out", str(work / long)],
+        ["experiment", "beta-sweep", "--dataset", f"folder:{work / 'no-such-images'}", "--out",
+         str(work / "exp")],
+    ]
+    return [Case("output", " ".join(a)[:90].replace(str(work), "WORK"), a, ok_codes=(2,), keep=records)
+            for a in argvs]
+
+
+def more_checkpoint_cases(work: Path) -> list[Case]:
+    """Checkpoint metadata nested 100,000 deep (each entry), FIFOs and devices as checkpoints, --near CSVs."""
+    good = work / "good.safetensors"
+    raw = good.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header, body = json.loads(raw[8:8 + n]), raw[8 + n:]
+    cases = []
+    for key in ("config", "meta", "metrics", "train_state", "optim"):
+        h = json.loads(json.dumps(header))
+        h["__metadata__"][key] = "[" * 100_000 + "]" * 100_000
+        p = write_safetensors(work / f"deep-{key}.safetensors", h, body)
+        cases.append(Case("checkpoint", f"sample: {key} nested 100,000 deep",
+                          ["sample", str(p), "--out", str(work / "o.png")], ok_codes=(2,), keep=[p]))
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(work / "fifo.safetensors")
+        cases.append(Case("checkpoint", "sample: a FIFO", ["sample", str(work / "fifo.safetensors"), "--out",
+                                                          str(work / "o.png")], ok_codes=(2,)))
+    (work / "zero.safetensors").symlink_to("/dev/zero")
+    cases.append(Case("checkpoint", "sample: a link to /dev/zero", ["sample", str(work / "zero.safetensors"),
+                                                                   "--out", str(work / "o.png")], ok_codes=(2,)))
+    near_files = {
+        "too few cells": "split,index,label\ntrain,0,1\ntrain\n", "too many cells": "split,index\ntrain,0,5,6\n",
+        "a huge index": "split,index\ntrain,99999999999999999999999\n",
+        "a label of -7": "split,index,label\ntrain,1,-7\n",
+        "a label past the classes": "split,index,label\ntrain,1,10\n", "no header": "train,0\n",
+        "a BOM and a bad index": "\ufeffsplit,index\ntrain,x\n", "semicolons": "split;index\ntrain;0\n",
+        "not UTF-8": "split,index\ntrain,\udcff\n", "empty": ""}
+    for i, (what, text) in enumerate(near_files.items()):
+        p = work / f"near-{i:02d}.csv"
+        p.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+        cases.append(Case("near csv", f"sample --near: {what}", ["sample", str(good), "--near", str(p), "--out",
+                                                                 str(work / "near.png")], ok_codes=(2,), keep=[p]))
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(work / "near-fifo.csv")
+        cases.append(Case("near csv", "sample --near: a FIFO", ["sample", str(good), "--near",
+                                                                str(work / "near-fifo.csv"), "--out",
+                                                                str(work / "near.png")], ok_codes=(2,)))
+    return cases
+
+
 def run_case(case: Case) -> tuple[int | None, str, str]:
     """(exit code or None when an exception escaped, stdout, stderr + any traceback)."""
+    if case.runner is not None:
+        return case.runner()
     out, err = io.StringIO(), io.StringIO()
     timer = None
     if case.signal_after_s is not None:
@@ -342,10 +619,11 @@ def main() -> int:
         work = Path(tmp)
         os.environ["VAE_EXPLORER_HOME"] = str(work / "home")
         cases = (checkpoint_cases(work) + config_cases(work) + argument_cases(work) + output_cases(work)
-                 + folder_cases(work) + stop_cases(work))
+                 + folder_cases(work) + stop_cases(work) + run_folder_cases(work) + history_cases(work)
+                 + output_guard_cases(work) + more_checkpoint_cases(work))
         if args.kind:
             cases = [c for c in cases if c.kind == args.kind]
-        counts = {"tried": 0, "tracebacks": 0, "wrong exit codes": 0, "data lost": 0}
+        counts = {"tried": 0, "tracebacks": 0, "wrong exit codes": 0, "data lost": 0, "runs hidden": 0}
         by_kind: dict[str, int] = {}
         t0 = time.perf_counter()
         for case in cases:
@@ -363,6 +641,10 @@ def main() -> int:
             elif code == 2 and len([x for x in err.splitlines() if x.strip()]) != 1:
                 counts["wrong exit codes"] += 1
                 problems.append("exit 2 without exactly one line")
+            hidden = [name for name in case.shows if name not in out]
+            if hidden and code is not None:
+                counts["runs hidden"] += 1
+                problems.append(f"not listed: {', '.join(hidden)}")
             lost = [str(p) for p in case.keep if digest(p) != before[p]]
             if case.after is not None and code is not None:
                 why = case.after(code)
@@ -377,7 +659,7 @@ def main() -> int:
                       f"{', '.join(problems)} | {last}")
         print(f"\nkinds: {', '.join(f'{k} {v}' for k, v in by_kind.items())}")
         print(" / ".join(f"{k} {v}" for k, v in counts.items()) + f"  ({time.perf_counter() - t0:.0f} s)")
-        return 1 if counts["tracebacks"] or counts["wrong exit codes"] or counts["data lost"] else 0
+        return 1 if any(v for k, v in counts.items() if k != "tried") else 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Each command lives in its own module and is imported only when it runs, so `--he
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 from dataclasses import fields
@@ -33,6 +34,7 @@ from core.cli.common import (
 )
 from core.config import MAX_SEED, MODEL_CONFIGS, PRESETS, Config
 from core.errors import UserError
+from core.files import printable
 from core.latent.samplers import SAMPLERS
 
 # command -> (module, function): imported when the command runs.
@@ -287,6 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG:
+            raise
+        # Checking a path the user gave (exists(), is_dir()) already fails on a name over 255 bytes: their mistake.
+        name = printable(str(e.filename or "a path"))
+        fail(f"{name[:80]}{'...' if len(name) > 80 else ''}: a file or folder name is too long (at most 255 bytes "
+             "each); choose a shorter one")
+        return EXIT_USAGE
 
 
 

@@ -177,6 +177,9 @@ def test_an_overlong_line_is_skipped_and_the_rest_read(good_run, tmp_path):
     ["runs", "{run}", "--csv", "{tmp}/" + "é" * 200 + ".csv"],
     ["runs", "{run}", "--csv", "{tmp}/no/such/folder/x.csv"],
     ["runs", "{run}", "--csv", "{tmp}"],
+    ["train", "--out", "{tmp}/" + "n" * 300],
+    ["sample", "{run}/checkpoints/last.safetensors", "--out", "{tmp}/" + "n" * 300 + ".png"],
+    ["experiment", "beta-sweep", "--out", "{tmp}/" + "n" * 300],
 ])
 def test_outputs_never_overwrite_a_runs_records_and_bad_names_are_one_line(good_run, tmp_path, capsys, argv):
     root = runs_folder(good_run, tmp_path)
