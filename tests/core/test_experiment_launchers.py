@@ -6,9 +6,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -232,15 +234,21 @@ def _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, where: str) -> No
         assert not (tmp_path / run.name / ".lock").exists()
 
 
-def test_ray_tasks_on_a_local_instance_match_the_serial_runs(tmp_path, tiny_beta_sweep):
+def test_ray_tasks_on_a_local_instance_match_the_serial_runs(tmp_path, tiny_beta_sweep, monkeypatch):
     pytest.importorskip("ray", reason="the ray extra is not installed")
     from core.experiments.launchers.ray_tasks import RayLauncher
 
-    launcher = RayLauncher(num_cpus=1, local_cpus=2)     # a local Ray instance with 2 CPU workers
-    _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, "a Ray task (1 CPU)")
-    import ray
+    # Ray keeps its session files (sockets: a short path) under RAY_TMPDIR, /tmp/ray otherwise: removed afterwards.
+    ray_tmp = tempfile.mkdtemp(prefix="vx-ray-")
+    monkeypatch.setenv("RAY_TMPDIR", ray_tmp)
+    try:
+        launcher = RayLauncher(num_cpus=1, local_cpus=2)     # a local Ray instance with 2 CPU workers
+        _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, "a Ray task (1 CPU)")
+        import ray
 
-    assert not ray.is_initialized(), "the local instance started for the experiment is shut down"
+        assert not ray.is_initialized(), "the local instance started for the experiment is shut down"
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
 
 
 def test_slurm_jobs_through_submitits_local_executor_match_the_serial_runs(tmp_path, tiny_beta_sweep):
