@@ -160,11 +160,19 @@ def fit_sampler(name: str, loaded: Any, dataset: Any, quiet: bool, **settings: A
     from core.latent.samplers import make_sampler
 
     sampler = make_sampler(name, **settings)
-    bar, update = progress_bar(f"fitting the {name}" if name != "density" else "fitting the latent density", quiet)
+    opened: list[Any] = []   # the bar opens at the first progress: a refused input prints its one line alone
+
+    def update(done: int, total: int) -> None:
+        if not opened:
+            opened.append(progress_bar("fitting the latent density" if name == "density" else f"fitting the {name}",
+                                       quiet))
+        opened[0][1](done, total)
+
     try:
         return sampler.fit(loaded, dataset, progress=update)
     finally:
-        bar.close()
+        if opened:
+            opened[0][0].close()
 
 
 class StopOnSignals:
