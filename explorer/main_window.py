@@ -40,6 +40,7 @@ from explorer.registry import PANELS, PanelEntry
 from explorer.startup import is_bundled, load_startup
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
+from explorer.widgets.help_menu import add_help_menu
 from explorer.widgets.models_list import ModelsList
 from explorer.widgets.panel_header import PanelHeader
 from explorer.widgets.status_bar import StatusBar
@@ -191,14 +192,13 @@ class MainWindow(QMainWindow):
         file.addSeparator()
         self._action(file, "&Quit", self.close, "Ctrl+Q")
         self.recent = RecentFiles(self.settings, recent_menu, self.open_path)
-
         run = bar.addMenu("&Run")
         self.train_action = self._action(run, "&Train / pause", self._toggle_train, "Ctrl+T")
-
+        self._action(run, "&Stop", lambda: self.train_panel is not None and self.train_panel.stop(), "Ctrl+.")
         view = bar.addMenu("&View")
-        for i in range(min(5, self.tabs.count())):
+        for i in range(self.tabs.count()):     # every tab; Ctrl+1..9 for the first nine
             self._action(view, f"&{i + 1} {self.tabs.tabText(i)}", lambda _=False, i=i: self.tabs.setCurrentIndex(i),
-                         f"Ctrl+{i + 1}")
+                         f"Ctrl+{i + 1}" if i < 9 else None)
         view.addSeparator()
         view.addAction(self.models_dock.toggleViewAction())
         view.addSeparator()
@@ -209,6 +209,7 @@ class MainWindow(QMainWindow):
             act.setCheckable(True)
             group.addAction(act)
             self.theme_actions[name] = act
+        add_help_menu(self)
 
     def _toggle_train(self) -> None:
         if self.train_panel is not None:
