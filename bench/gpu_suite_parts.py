@@ -357,7 +357,8 @@ def part_torchrun(s: Settings) -> None:
         if s.tiny:
             cmd += ["--set", "model.width=8"]
         root_path = str(Path(__file__).resolve().parent.parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root_path, os.environ.get("PYTHONPATH")) if p)}
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root_path, os.environ.get("PYTHONPATH")) if p),
+               "TMPDIR": tmp}   # torchrun's own torchelastic_* folders go with the rest
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=max(s.left(), 5))
         dt = time.perf_counter() - t0
