@@ -72,11 +72,15 @@ def test_mode_collapse_lowers_recall_but_not_precision(digits, judge, test_featu
     assert precision > 0.9 and recall < 0.02
 
 
-def test_noise_images_have_no_precision(judge, test_features):
+def test_noise_images_have_no_precision(digits, judge, test_features):
     g = torch.Generator().manual_seed(0)
     noise = torch.randint(0, 256, (300, 1, 16, 16), generator=g, dtype=torch.uint8)
     precision, recall = precision_recall(test_features, judge.features(noise))
-    assert precision < 0.05 and recall < 0.05
+    # Held-out real digits score high on both; noise next to nothing. (The absolute bound was 0.05: on our 2-core
+    # machines the same seeded judge now gives noise a precision of 0.06 at the base commit too, 18 of 300 images.)
+    real_p, real_r = precision_recall(test_features, judge.features(digits.val.images))
+    assert real_p > 0.8 and real_r > 0.8
+    assert precision < 0.1 and recall < 0.05 and precision < real_p / 8
 
 
 def test_precision_recall_refuses_mismatched_or_too_small_sets(test_features):
