@@ -65,6 +65,22 @@ def _settings_epilog() -> str:
     return "\n".join(lines)
 
 
+def _add_source_settings(p: argparse.ArgumentParser) -> None:
+    """The settings of a fitted source of z (--from density / diffusion-prior), shared by sample and eval."""
+    p.add_argument("--components", type=int_in(1, 64), default=None,
+                   help="with --from density: Gaussian components per class, 1..64 (default: 4)")
+    p.add_argument("--covariance", choices=("full", "diag"), default=None,
+                   help="with --from density: full or diagonal covariances (default: full)")
+    p.add_argument("--top-layer", action="store_true", default=None,
+                   help="with --from density or diffusion-prior on a hierarchical VAE: fit the top latent layer only "
+                        "(the layers below from their prior)")
+    p.add_argument("--prior", metavar="FILE", default=None,
+                   help="with --from diffusion-prior: a .safetensors file that keeps the fitted prior: read when it "
+                        "exists (it must be this model's), else fitted and written there")
+    p.add_argument("--prior-train-steps", type=int_in(1, 1_000_000), default=None,
+                   help="with --from diffusion-prior: optimiser steps of the prior's fit (default: 2000)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,18 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--near", metavar="CSV", default=None,
                    help="VAE: sample z from a Gaussian mixture fitted to the images a CSV lists (split,index columns: "
                         "a selection exported from the latent map), \"more like these\"; rows default to their classes")
-    p.add_argument("--components", type=int_in(1, 64), default=None,
-                   help="with --from density: Gaussian components per class, 1..64 (default: 4)")
-    p.add_argument("--covariance", choices=("full", "diag"), default=None,
-                   help="with --from density: full or diagonal covariances (default: full)")
-    p.add_argument("--top-layer", action="store_true", default=None,
-                   help="with --from density or diffusion-prior on a hierarchical VAE: fit the top latent layer only "
-                        "(the layers below from their prior)")
-    p.add_argument("--prior", metavar="FILE", default=None,
-                   help="with --from diffusion-prior: a .safetensors file that keeps the fitted prior: read when it "
-                        "exists (it must be this model's), else fitted and written there")
-    p.add_argument("--prior-train-steps", type=int_in(1, 1_000_000), default=None,
-                   help="with --from diffusion-prior: optimiser steps of the prior's fit (default: 2000)")
+    _add_source_settings(p)
     p.add_argument("--seed", type=int_in(0, MAX_SEED), default=0, help="random seed (default: 0)")
     p.add_argument("--out", default="samples.png", help="output PNG (default: samples.png)")
     p.add_argument("--scale", type=int_in(1, 64), default=1, help="enlarge each pixel this many times (1..64)")
@@ -152,18 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="VAE: judge samples with z from " + "; ".join(f"{k} = {c.summary}" for k, c in SAMPLERS.items())
                         + "; both = prior and density; all = every one (the numbers of the second and later carry "
                           "their name, e.g. 'density_recall'; default: prior)")
-    p.add_argument("--components", type=int_in(1, 64), default=None,
-                   help="with --from density: Gaussian components per class, 1..64 (default: 4)")
-    p.add_argument("--covariance", choices=("full", "diag"), default=None,
-                   help="with --from density: full or diagonal covariances (default: full)")
-    p.add_argument("--top-layer", action="store_true", default=None,
-                   help="with --from density or diffusion-prior on a hierarchical VAE: fit the top latent layer only "
-                        "(the layers below from their prior)")
-    p.add_argument("--prior", metavar="FILE", default=None,
-                   help="with --from diffusion-prior: a .safetensors file that keeps the fitted prior: read when it "
-                        "exists (it must be this model's), else fitted and written there")
-    p.add_argument("--prior-train-steps", type=int_in(1, 1_000_000), default=None,
-                   help="with --from diffusion-prior: optimiser steps of the prior's fit (default: 2000)")
+    _add_source_settings(p)
     p.add_argument("--fid", choices=("auto", "inception", "judge", "fetch"), default="auto",
                    help="the Fréchet score: auto = the Inception FID when torch-fidelity and its weights are here "
                         "(never downloads), else our classifier's; inception = require it; judge = classifier only; "
