@@ -183,6 +183,15 @@ def _load_cifar10(cfg: DataConfig, _arg: str) -> Source:
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N")
 
 
+def fit_square(im: PILImage, mode: str, size: int) -> PILImage:
+    """An opened image as a folder dataset's images reach the models: upright (EXIF), in `mode` ("L" or "RGB"; 16-bit
+    grey scaled, alpha on black), centre-cropped to size x size. Also what the GUI does with a single opened file."""
+    from PIL import Image, ImageOps
+
+    im.draft(mode, (size, size))  # JPEGs decode at a reduced scale: much faster for big photos
+    return ImageOps.fit(_upright_in_mode(im, mode), (size, size), Image.Resampling.BILINEAR)
+
+
 def _upright_in_mode(im: PILImage, mode: str) -> PILImage:
     """A Pillow image the way a viewer shows it, as 8-bit `mode` ("L" or "RGB") pixels: EXIF orientation applied,
     16-bit greyscale scaled down, transparency composited on black. Pillow's own conversions do the rest (palette,
@@ -211,7 +220,7 @@ def _upright_in_mode(im: PILImage, mode: str) -> PILImage:
 def load_folder(cfg: DataConfig, path_text: str) -> Source:
     """One subfolder per class, any image Pillow reads, each resized and centre-cropped to cfg.image_size. Read into
     memory whole: that suits the thousands of images a desktop user trains on."""
-    from PIL import Image, ImageOps
+    from PIL import Image
     root = Path(path_text).expanduser()
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist; give folder:PATH with one subfolder per class")
@@ -233,8 +242,7 @@ def load_folder(cfg: DataConfig, path_text: str) -> Source:
         for path in files:
             try:
                 with Image.open(path) as im:
-                    im.draft(mode, (size, size))  # JPEGs decode at a reduced scale: much faster for big photos
-                    im = ImageOps.fit(_upright_in_mode(im, mode), (size, size), Image.Resampling.BILINEAR)
+                    im = fit_square(im, mode, size)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
                 skipped.append(str(path))  # not an image, truncated, or unreadable: the Trainer reports it
                 continue

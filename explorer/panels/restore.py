@@ -358,19 +358,18 @@ class RestorePanel(Panel, QWidget):
         """Open an image file, converted to the models' channels and resized to their size. When that changes the
         image, the panel says so, shows the converted image as the clean reference, and the scores are marked as
         computed on it."""
-        from PIL import Image, ImageOps, UnidentifiedImageError
+        from PIL import Image, UnidentifiedImageError
 
-        # What core's folder reader does with each image of a folder dataset (core.data.sources): EXIF orientation,
-        # 16-bit greyscale scaled (not clipped white), alpha composited on black, then a centre crop to a square.
-        from core.data.sources import _upright_in_mode
+        # What core's folder reader does with each image of a folder dataset: EXIF orientation, 16-bit greyscale
+        # scaled (not clipped white), alpha composited on black, then a centre crop to a square.
+        from core.data.sources import fit_square
 
         channels, size = self._target_shape()
         try:
             with Image.open(path) as im:
                 (w, h), mode = im.size, im.mode
                 target = "L" if channels == 1 else "RGB"
-                im.draft(target, (size, size))
-                im = ImageOps.fit(_upright_in_mode(im, target), (size, size), Image.Resampling.BILINEAR)
+                im = fit_square(im, target, size)
                 arr = np.asarray(im, dtype=np.float32) / 255.0
         except (OSError, ValueError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as e:
             raise UserError(f"could not read {path} as an image ({e}); choose a PNG, JPEG or similar file") from None
