@@ -252,7 +252,7 @@ def part_options(s: Settings) -> None:
         cfg = bench_config("cifar10", s, **opts)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=cfg.train.lr * lr_scale))
         _reset_memory(s)
-        torch._dynamo.reset() if hasattr(torch, "_dynamo") else None
+        torch._dynamo.reset()   # each row compiles afresh: no row reuses another's graphs
         try:
             with cudnn_benchmark(bench_cudnn):
                 r = trainer_rate(cfg, ds)
