@@ -16,6 +16,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["VAE_EXPLORER_HOME"] = _HOME = tempfile.mkdtemp(prefix="vae-explorer-test-home-")
 # Removed when the session ends (each session's home holds ~90 MB of runs and caches; left behind they fill the disk).
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+# Screenshots the GUI tests save to be looked at: under that home (gone with it) unless a folder is named to keep them.
+os.environ.setdefault("VAE_EXPLORER_TEST_SHOTS", str(Path(_HOME) / "test-output"))
 # ... except numba's compiled code, which no test result depends on: kept between runs in the checkout (ignored by
 # git; `make clean` removes it), so the UMAP tests compile umap's kernels once (~30 s) instead of every run.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parent.parent / ".cache" / "numba"))

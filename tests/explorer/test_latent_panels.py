@@ -1,9 +1,10 @@
 """The latent map, sampler and interpolation panels, driven offscreen with a real (bundled or briefly trained) VAE.
 
-Screenshots land in test-output/ (look at them)."""
+Screenshots land in $VAE_EXPLORER_TEST_SHOTS (look at them)."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from core.models import build_model
 from core.training.checkpoint import LoadedModel
 from explorer.state import AppState
 
-OUT = Path(__file__).resolve().parents[2] / "test-output"
+OUT = Path(os.environ["VAE_EXPLORER_TEST_SHOTS"])  # under the session's test home (tests/conftest.py)
 
 
 def check_classes(panel, classes: list[int]) -> None:
@@ -56,7 +57,7 @@ def wait_idle(qtbot, panel, timeout=60000):
 
 
 def screenshot(widget, name: str) -> Path:
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / name
     assert widget.grab().save(str(path), "PNG")
     return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ from core.data.datasets import load_dataset
 from core.training.events import StepMetrics
 from core.training.trainer import Trainer
 
-OUT = Path(__file__).resolve().parents[2] / "test-output"
+OUT = Path(os.environ["VAE_EXPLORER_TEST_SHOTS"])  # under the session's test home (tests/conftest.py)
 
 
 def test_dashboard_draws_the_perceptual_loss_of_a_run_that_logs_it(qtbot):
@@ -38,7 +39,7 @@ def test_dashboard_draws_the_perceptual_loss_of_a_run_that_logs_it(qtbot):
     loss = dash.plots["loss"].geometry()
     assert plot.geometry().left() == loss.left() and plot.geometry().top() > loss.bottom()
     assert abs(plot.height() - loss.height()) <= 2
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     assert dash.grab().save(str(OUT / "dashboard-perceptual.png"), "PNG")
     dash.clear()
     assert not dash.plots["perceptual"].isVisible()

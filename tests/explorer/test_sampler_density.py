@@ -1,11 +1,12 @@
 """The Sampler's source switch: z from the prior or from the per-class GMM fitted to the encoded training set (on a
 worker), with the grid marked out of date while the density of a new model is fitted. Driven offscreen with the
-bundled digits VAE; the screenshot lands in test-output/ (look at it)."""
+bundled digits VAE; the screenshot lands in $VAE_EXPLORER_TEST_SHOTS (look at it)."""
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from core.data.datasets import load_dataset
 from core.latent.encoding import decode_latents
 from explorer.state import AppState
 
-OUT = Path(__file__).resolve().parents[2] / "test-output"
+OUT = Path(os.environ["VAE_EXPLORER_TEST_SHOTS"])  # under the session's test home (tests/conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_switching_the_source_changes_the_grid_and_its_title(qtbot, loaded):
     (sent,) = panel.state.interpolation_request.endpoints
     z, label = sent.z, sent.label
     assert label == 2 and np.array_equal(decode_latents(vae.model, z[None], label)[0], panel.images[23])
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     assert panel.grab().save(str(OUT / "sampler-density.png"), "PNG")
 
     panel.source.setCurrentIndex(0)              # back to the prior: the same grid as before, no refit later

@@ -20,7 +20,7 @@ from explorer.panels.train import TrainPanel
 from explorer.state import AppState
 
 ROOT = Path(__file__).resolve().parents[2]
-OUT = ROOT / "test-output"
+OUT = Path(os.environ["VAE_EXPLORER_TEST_SHOTS"])  # under the session's test home (tests/conftest.py)
 
 
 def tiny(panel: TrainPanel, *, epochs: int = 2, max_steps: int = 0) -> None:
@@ -335,10 +335,10 @@ def test_follow_can_be_stopped_before_the_run_ends(panel, qtbot, tmp_path):
 
 @pytest.mark.slow   # a real UMAP / a training: `make test-fast` leaves it out
 def test_screenshots_while_training(qtbot):
-    """Window screenshots in the light and the dark look, mid-training (look at them: test-output/)."""
+    """Window screenshots in the light and the dark look, mid-training (look at them: $VAE_EXPLORER_TEST_SHOTS)."""
     from explorer.main_window import MainWindow
 
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     win = MainWindow(AppState())
     qtbot.addWidget(win)
     win.resize(1400, 900)

@@ -1,9 +1,10 @@
 """The panels with a hierarchical VAE-GAN trained for a few steps: the interpolation panel's layer picker moves one
 layer's slice, and the dashboard draws the KL of each layer and the adversarial curves. Screenshots land in
-test-output/ (look at them)."""
+$VAE_EXPLORER_TEST_SHOTS (look at them)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from core.training.events import ModelSnapshot, StepMetrics
 from core.training.trainer import Trainer
 from explorer.state import AppState
 
-OUT = Path(__file__).resolve().parents[2] / "test-output"
+OUT = Path(os.environ["VAE_EXPLORER_TEST_SHOTS"])  # under the session's test home (tests/conftest.py)
 DATA = DataConfig("digits", image_size=16, per_class=20)
 MODEL = VAEConfig(latent_dim=4, width=8, stochastic_layers=3, layer_channels=2, adversarial_weight=0.5,
                   adversarial_start=3)
@@ -59,7 +60,7 @@ def test_interpolation_picks_a_layer_and_moves_only_its_slice(qtbot, trained):
     panel.t_slider.setValue(500)
     panel._live.flush()
     assert panel.current is not None and panel.strip.shape[0] == panel.steps.value()
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     qtbot.wait(50)     # the other layers' sliders are deleted by the event loop
     assert panel.grab().save(str(OUT / "interpolate-hvae-layer.png"), "PNG")
     # a traversal slider of that layer changes the picture
@@ -105,7 +106,7 @@ def test_dashboard_draws_the_kl_of_each_layer_and_the_adversarial_curves(qtbot, 
     for key, plot in (("d_loss", "adversarial"), ("g_adv", "adversarial"), ("adv_weight", "adv_weight")):
         np.testing.assert_allclose(dash.plots[plot].series[key].ys, [e.metrics[key] for e in steps])
     assert dash.plots["adv_weight"].series["adv_weight"].ys[-1] > 0      # on after adversarial_start
-    OUT.mkdir(exist_ok=True)
+    OUT.mkdir(parents=True, exist_ok=True)
     assert dash.grab().save(str(OUT / "dashboard-hvae-gan.png"), "PNG")
     dash.clear()          # a new run: its own layers (or none), no adversarial row until it logs one
     assert not dash.plots["kl_layers"].series
