@@ -16,6 +16,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["VAE_EXPLORER_HOME"] = _HOME = tempfile.mkdtemp(prefix="vae-explorer-test-home-")
 # Removed when the session ends (each session's home holds ~90 MB of runs and caches; left behind they fill the disk).
 atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+# The tests' subprocesses (torchrun's torchelastic_* folders, training runs) keep their temporary files there too.
+os.makedirs(os.path.join(_HOME, "tmp"), exist_ok=True)
+os.environ["TMPDIR"] = os.path.join(_HOME, "tmp")
 # Screenshots the GUI tests save to be looked at: under that home (gone with it) unless a folder is named to keep them.
 os.environ.setdefault("VAE_EXPLORER_TEST_SHOTS", str(Path(_HOME) / "test-output"))
 # ... except numba's compiled code, which no test result depends on: kept between runs in the checkout (ignored by
