@@ -12,7 +12,6 @@ def load_startup(path: str | None) -> dict[str, Any]:
 
     A failure is collected, not raised, so that what did load still reaches the window."""
     import torch
-    import torchvision.utils  # noqa: F401 - image grids use its make_grid; importing it takes ~1.5 s, not on the GUI
 
     from core.config import DataConfig
     from core.data.datasets import load_dataset

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from sklearn.mixture import GaussianMixture
 
 from core.errors import UserError
 from core.latent.encoding import Progress, ShouldStop, encode_indices, encode_split
@@ -107,6 +106,8 @@ class LatentDensity:
 
 
 def _mixture(points: np.ndarray, components: int, covariance: str, seed: int) -> ClassDensity:
+    from sklearn.mixture import GaussianMixture  # on first fit: importing scikit-learn costs 66 MiB at launch
+
     k = max(1, min(components, len(points) // 2))   # at least two points per component
     gmm = GaussianMixture(k, covariance_type=covariance, reg_covar=REG_COVAR, random_state=seed, n_init=1)
     gmm.fit(points)

@@ -42,6 +42,20 @@ def test_image_grid_places_cells_row_major_with_padding():
     assert image_grid(np.zeros((2, 2, 2, 3), np.uint8), 2, scale=3).shape == (6, 12, 3)
 
 
+@pytest.mark.parametrize(("n", "columns", "padding", "channels"),
+                         [(7, 3, 0, 1), (7, 3, 2, 3), (5, 8, 1, 3), (12, 4, 1, 1), (2, 1, 3, 3)])
+def test_image_grid_lays_cells_out_as_torchvision_make_grid_does(n, columns, padding, channels):
+    """image_grid is our own numpy code (torchvision's import cost 164 MiB at launch): same layout as make_grid."""
+    from torchvision.utils import make_grid
+
+    imgs = np.random.default_rng(n).integers(0, 256, (n, 5, 6, channels), dtype=np.uint8)
+    ref = make_grid(torch.from_numpy(imgs).permute(0, 3, 1, 2), nrow=columns, padding=padding, pad_value=77)
+    assert np.array_equal(image_grid(imgs, columns, padding=padding, pad_value=77),
+                          ref[:channels].permute(1, 2, 0).numpy())
+    with pytest.raises(ValueError, match="N > 0"):
+        image_grid(imgs[:0], columns)
+
+
 def test_atomic_write_replaces_whole_files_and_leaves_nothing_behind_on_failure(tmp_path):
     target = tmp_path / "a.json"
     atomic_write_text(target, "old")
