@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from core.errors import UserError
-from core.latent.encoding import Progress, ShouldStop, encode_indices, encode_split
-from core.latent.map_data import cached_encoding, latent_layers
+from core.latent.encoding import Progress, ShouldStop, encode_indices
+from core.latent.map_data import encode_to_fit, latent_layers
 from core.models.protocol import LatentVariableModel
 from core.training.checkpoint import LoadedModel
 
@@ -222,15 +222,7 @@ def fit_density(model: LatentVariableModel, split, *, components: int = DEFAULT_
         return found
     n_classes = max(model.num_classes, 1)
     steps = len(split) + n_classes          # images encoded, then one unit per class fitted
-
-    def encode_progress(done: int, _total: int) -> None:
-        if progress is not None:
-            progress(done, steps)
-
-    if loaded is not None:
-        latents = cached_encoding(loaded, split_name, split, progress=encode_progress, should_stop=should_stop)
-    else:
-        latents = encode_split(model, split, progress=encode_progress, should_stop=should_stop)
+    latents = encode_to_fit(model, loaded, split_name, split, total=steps, progress=progress, should_stop=should_stop)
     if latents is None:
         return None
     mu = latents.mu.astype(np.float64)

@@ -30,8 +30,8 @@ import torch
 
 from core.errors import UserError
 from core.files import atomic_write
-from core.latent.encoding import Progress, ShouldStop, encode_split
-from core.latent.map_data import cached_encoding, encoding_cache_path, encoding_key, latent_layers
+from core.latent.encoding import Progress, ShouldStop
+from core.latent.map_data import encode_to_fit, encoding_cache_path, encoding_key, latent_layers
 from core.models.latent_diffusion import LatentDenoiser, VectorDiffusion
 from core.models.protocol import LatentVariableModel
 from core.paths import cache_dir
@@ -287,15 +287,8 @@ def fit_diffusion_prior(model: LatentVariableModel, split, *, settings: Diffusio
     if prior is None:
         layer, fitted = _top_layer(model, settings.top_layer)
         total = len(split) + settings.train_steps
-
-        def encode_progress(done: int, _total: int) -> None:
-            if progress is not None:
-                progress(done, total)
-
-        if loaded is not None:
-            latents = cached_encoding(loaded, split_name, split, progress=encode_progress, should_stop=should_stop)
-        else:
-            latents = encode_split(model, split, progress=encode_progress, should_stop=should_stop)
+        latents = encode_to_fit(model, loaded, split_name, split, total=total, progress=progress,
+                                should_stop=should_stop)
         if latents is None:
             return None
         prior = fit_to_latents(latents.mu[:, :fitted], latents.labels, model.num_classes, settings,

@@ -129,6 +129,20 @@ def cached_encoding(loaded: LoadedModel, split_name: str, split, *, key: str | N
     return lat
 
 
+def encode_to_fit(model, loaded: LoadedModel | None, split_name: str, split, *, total: int,
+                  progress: Progress | None = None, should_stop: ShouldStop | None = None) -> Latents | None:
+    """A split's latents for fitting a sampler (mixture, diffusion prior) to `model`: through the snapshot's disk
+    cache when `loaded` is given, encoded afresh otherwise; None when stopped. Progress is reported over `total`
+    steps (the encoding's images first; the fit reports the rest)."""
+    def step(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(done, total)
+
+    if loaded is not None:
+        return cached_encoding(loaded, split_name, split, progress=step, should_stop=should_stop)
+    return encode_split(model, split, progress=step, should_stop=should_stop)
+
+
 def encode_for_map(loaded: LoadedModel, splits: Sequence[tuple[str, object]], *, batch_size: int = 512,
                    progress: Progress | None = None, should_stop: ShouldStop | None = None) -> MapData | None:
     """Encode (or read from the cache) each (name, `core.data.Split`) and concatenate them in order; None when
