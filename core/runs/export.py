@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from core.files import atomic_write
+from core.files import atomic_write, check_output_file, run_folder_holding
 from core.runs.history import RunSummary, config_diff, load_series
 
 RUN_COLUMNS = ("name", "status", "kind", "dataset", "subset", "epochs_done", "epochs_total", "step", "best_val",
-               "started", "updated", "path", "reason")
+               "started", "updated", "path", "reason", "damaged", "tags", "note")
 SERIES_COLUMNS = ("run", "series", "step", "epoch", "time", "value")
 
 
@@ -38,6 +38,17 @@ def cell(value: Any) -> str:
         return repr(value)
     text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def check_export_file(path: str | Path, *, what: str, suffixes: Sequence[str]) -> Path:
+    """`path` when an export (the GUI's CSV or report) may write there: `core.files.check_output_file`, the CLI's
+    guard, with one change of order: a run's own record (its metrics.jsonl, config.json, anything in checkpoints/ or
+    samples/) is refused as such first, since "would overwrite the records of the run folder" says more than "the name
+    must end in .csv". A UserError (one line) otherwise."""
+    path = Path(path)
+    if run_folder_holding(path) is not None:   # the records guard speaks (the name's own suffix passes its first check)
+        check_output_file(path, flag=what, suffixes=(path.suffix.lower(),))
+    return check_output_file(path, flag=what, suffixes=tuple(suffixes))
 
 
 def _write_rows(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
@@ -61,7 +72,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[An
     rows = []
     for i, s in enumerate(summaries):
         rows.append([s.name, s.status, s.kind, s.dataset, s.subset, s.epochs_done, s.epochs_total, s.step,
-                     s.best_val, s.started, s.updated, str(s.path), s.reason,
+                     s.best_val, s.started, s.updated, str(s.path), s.reason, s.damaged, list(s.tags), s.note,
                      *(s.headline.get(k) for k in metrics), *(values[i] for values in diff.values())])
     return header, rows
 

@@ -2,8 +2,11 @@
 
 A run folder is what the Trainer writes: `config.json`, `metrics.jsonl` (one event record per line, the source of
 truth), `checkpoints/`, `samples/`. Reading one never raises: a folder that cannot be read is a summary with status
-"unreadable" and a reason, and a damaged line is skipped and counted in the reason. A half-written last line is a run
-being written, not damage. Runs are listed from many folders at once (the user's runs folder, a shared disk), so a
+"unreadable" and a reason, and a damaged line is skipped and counted in the reason (and in `damaged`). A blank line
+and a half-written last line are not damage (the last: a run being written). Lines are decoded by the follower's
+decoder (`core.training.run_folder.decode_line`), so the Runs tab and a followed run agree on what is damaged. A
+summary also carries the user's tags and note (`notes.json`, core.runs.tags).
+Runs are listed from many folders at once (the user's runs folder, a shared disk), so a
 summary reads the file once and parses only the lines it needs: step records, the bulk of the file, are only
 recognised by their first bytes, and the newest of them is parsed.
 """
@@ -15,7 +18,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -23,8 +26,10 @@ import numpy as np
 
 from core.config import Config
 from core.errors import UserError
-from core.files import FileRefused, open_regular, read_regular, size_text
-from core.training.events import EpochSummary, RecordError, RunEnded, RunStarted, StepMetrics, decode_record
+from core.files import FileRefused, open_regular, read_regular
+from core.runs.tags import read_notes
+from core.training.events import EpochSummary, RunEnded, RunStarted, StepMetrics
+from core.training.run_folder import MAX_RECORD_BYTES, decode_line
 
 STATUSES = ("running", "completed", "stopped", "failed", "early_stopped", "unfinished", "unreadable")
 _ENDED = {"completed", "stopped", "failed", "early_stopped"}
@@ -49,6 +54,8 @@ class RunSummary:
     config: dict | None            # Config.to_dict() form (JSON types)
     reason: str                    # why unreadable, or what was skipped; the end record's reason otherwise
     damaged: int = 0               # lines of metrics.jsonl skipped as unreadable (said in `reason`)
+    tags: tuple[str, ...] = ()     # the user's tags and note (notes.json, core.runs.tags)
+    note: str = ""
 
 
 @dataclass
@@ -63,7 +70,7 @@ class Series:
 # ------------------------------------------------------------------------------------------------ reading files
 MAX_METRICS_BYTES = 1 << 30     # 1 GiB: ~4 million records; a bigger metrics.jsonl is not a run's (a 10 GB sparse file)
 MAX_CONFIG_BYTES = 1 << 20      # config.json is a few kB
-MAX_LINE_BYTES = 1 << 20        # the longest record (a start record with its config) is a few kB
+MAX_LINE_BYTES = MAX_RECORD_BYTES   # the longest record (a start record with its config) is a few kB
 _CHUNK = 1 << 20
 
 
@@ -93,19 +100,6 @@ class _Lines:
             if len(buf) > self.limit:
                 buf, skipping = b"", True
         self.tail = b"(a line too long to keep)" if skipping else buf
-
-
-def _parse(line: bytes) -> tuple[Any, str]:
-    """The event of one line, or None and why the line cannot be read."""
-    try:
-        record = json.loads(line)
-    except (ValueError, RecursionError):   # JSON or UTF-8 errors (both ValueErrors), absurd nesting
-        return None, "not a JSON record"
-    try:
-        event = decode_record(record)
-    except RecordError as e:
-        return None, str(e)
-    return (event, "") if event is not None else (None, "a record of an unknown type")
 
 
 def _normal_config(raw: Any) -> dict | None:
@@ -189,22 +183,18 @@ def _scan(lines: Iterable[bytes | None]) -> _Scan:
     scan = _Scan()
     last_step: tuple[int, bytes] | None = None   # parsed at the end: only the newest step record matters here
     for number, line in enumerate(lines, 1):
-        if line is None:
-            scan.skip(number, f"longer than {size_text(MAX_LINE_BYTES)}")
-            continue
-        if not line.strip():
-            continue
-        if line.startswith(_STEP_PREFIX):
+        if line is not None and line.startswith(_STEP_PREFIX):
             last_step = (number, line)
             scan.end = None
             continue
-        event, why = _parse(line)
+        event, why = decode_line(line)
         if event is None:
-            scan.skip(number, why)
+            if why:       # "": a blank line, not damage
+                scan.skip(number, why)
             continue
         scan.add(event)
     if last_step is not None:
-        event, why = _parse(last_step[1])
+        event, why = decode_line(last_step[1])
         if isinstance(event, StepMetrics):
             scan.records += 1
             scan.step = max(scan.step, event.step)
@@ -254,10 +244,15 @@ def read_run(path: str | Path, *, running_within_s: float = 120.0) -> RunSummary
     an end record that is the newest record ends a run."""
     path = Path(path)
     try:
-        return _read_run(path, running_within_s)
+        summary = _read_run(path, running_within_s)
+        if not is_run_folder(path):    # not a run: no tags either
+            return summary
+        notes, problem = read_notes(path)
     except Exception as e:  # noqa: BLE001 - the promise of this module: one folder, however damaged, is a row saying
         # why (here: what went wrong, e.g. MemoryError), never an exception that hides every other run
         return _unreadable(path, f"cannot be read ({type(e).__name__}: {str(e)[:200]})")
+    reason = "; ".join(r for r in (summary.reason, problem) if r)
+    return replace(summary, tags=notes.tags, note=notes.note, reason=reason)
 
 
 def _read_run(path: Path, running_within_s: float) -> RunSummary:
@@ -295,7 +290,7 @@ def _read_run(path: Path, running_within_s: float) -> RunSummary:
         notes.append(f"{config_problem}; settings from metrics.jsonl")
     if scan.records == 0 and scan.skipped:
         return _unreadable(path, f"metrics.jsonl has no readable record ({scan.skipped} damaged line(s): "
-                                 f"{'; '.join(scan.problems)})", config=config,
+                                 f"{'; '.join(scan.problems)})", config=config, damaged=scan.skipped,
                            kind=_str_or_none(_section_value(config, "model", "kind")))
     if scan.skipped:
         notes.append(f"skipped {scan.skipped} unreadable line(s) of metrics.jsonl ({'; '.join(scan.problems)}"
@@ -391,7 +386,7 @@ def load_series(path: str | Path) -> dict[str, Series]:
     try:
         with open_regular(Path(path) / "metrics.jsonl", MAX_METRICS_BYTES, within=path) as f:
             for line in _Lines(f, MAX_LINE_BYTES):
-                event = _parse(line)[0] if line is not None and line.strip() else None
+                event = decode_line(line)[0]
                 _add_points(points, event)
     except (OSError, FileRefused):
         return {}

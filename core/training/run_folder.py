@@ -533,7 +533,7 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
             got = False
             for number, line in lines.read():
                 got = True
-                event, why = _decode_line(line)
+                event, why = decode_line(line)
                 if event is None:
                     note = lines.skipped(number, why)
                     if note:
@@ -560,15 +560,18 @@ def follow_run(run_dir: str | Path, *, poll_s: float = 0.5, should_stop: Callabl
             time.sleep(poll_s)
 
 
-def _decode_line(line: bytes | None) -> tuple[Event | None, str]:
-    """The event of one line, or None and why not ("" for a blank line: nothing to say)."""
+def decode_line(line: bytes | None) -> tuple[Event | None, str]:
+    """The event of one line of metrics.jsonl, or None and why not. The one decoder of run records read from a file:
+    the follower here and the run history (core.runs.history) both use it. `None` stands for a line longer than
+    MAX_RECORD_BYTES (dropped unread by the line reader). A blank line is not damage (an editor's trailing newline, an
+    interrupted write's empty line): None with "" as the reason, which callers skip without counting."""
     if line is None:
         return None, f"longer than {size_text(MAX_RECORD_BYTES)}"
     if not line.strip():
         return None, ""
     try:
         record = json.loads(line)
-    except (ValueError, RecursionError):   # garbage bytes, not JSON, absurd nesting
+    except (ValueError, RecursionError):   # garbage bytes (UTF-8 errors are ValueErrors), not JSON, absurd nesting
         return None, "not a JSON record"
     try:
         event = decode_record(record)
