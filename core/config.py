@@ -108,6 +108,42 @@ class DiffusionConfig:
 
 
 @dataclass(frozen=True)
+class VQVAEConfig:
+    codebook_size: int = opt(128, "codes in the codebook (K)", low=2, high=8192)
+    code_dim: int = opt(16, "size of each code vector", low=1, high=512)
+    width: int = opt(32, "channels of the first stage (doubled at each downsampling, at most 4x)", low=4, high=512)
+    stages: int = opt(2, "downsampling stages: the code grid is the image side / 2**stages", low=1, high=4)
+    blocks_per_stage: int = opt(1, "four-convolution residual blocks per stage", low=1, high=8)
+    conditional: bool = opt(True, "condition the code prior on the class label")
+    commitment: float = opt(0.25, "weight of the commitment loss (encoder outputs pulled towards their codes)",
+                            low=0.0, high=10.0)
+    codebook_decay: float = opt(0.99, "decay of the codebook's EMA updates", low=0.0, high=0.99999)
+    restarts: bool = opt(True, "re-seed dead codes (EMA usage below restart_threshold) from encoder outputs")
+    restart_threshold: float = opt(1.0, "EMA count of vectors per batch below which a code is dead", low=0.0,
+                                   high=1e6)
+    stage: str = opt("codes", "what this run trains: codes (the VQ-VAE) or prior (the autoregressive code prior, "
+                     "the VQ-VAE frozen; `train --prior-of CHECKPOINT`)", choices=("codes", "prior"))
+    first_stage: str = opt("", "stage prior: the VQ-VAE checkpoint whose codes the prior is fitted to")
+    prior_width: int = opt(64, "width of the code prior's causal transformer", low=8, high=1024)
+    prior_layers: int = opt(2, "layers of the code prior's causal transformer", low=1, high=24)
+    prior_heads: int = opt(4, "attention heads of the code prior (divides prior_width)", low=1, high=32)
+    prior_dropout: float = opt(0.1, "dropout in the code prior", low=0.0, high=0.9)
+    prior_epochs: int = opt(30, "epochs of the prior stage (what `train --prior-of` sets train.epochs to)", low=1,
+                            high=100000)
+
+    kind = "vqvae"
+
+    def __post_init__(self) -> None:
+        _check_bounds(self)
+        if self.prior_width % self.prior_heads:
+            raise UserError(f"VQVAEConfig.prior_width ({self.prior_width}) must be a multiple of prior_heads "
+                            f"({self.prior_heads})")
+        if self.stage == "prior" and not self.first_stage:
+            raise UserError("VQVAEConfig.stage=prior needs first_stage: the VQ-VAE checkpoint the prior is fitted to "
+                            "(use `vae-explorer train --prior-of CHECKPOINT`)")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: int = opt(20, "passes over the training set", low=1, high=100000)
     max_steps: int = opt(0, "stop after this many optimiser steps; 0 = no step budget", low=0)
@@ -140,8 +176,8 @@ class TrainConfig:
         _check_bounds(self)
 
 
-ModelConfig = Union[VAEConfig, DiffusionConfig]
-MODEL_CONFIGS: dict[str, type] = {"vae": VAEConfig, "diffusion": DiffusionConfig}
+ModelConfig = Union[VAEConfig, DiffusionConfig, VQVAEConfig]
+MODEL_CONFIGS: dict[str, type] = {"vae": VAEConfig, "diffusion": DiffusionConfig, "vqvae": VQVAEConfig}
 
 
 @dataclass(frozen=True)
@@ -331,6 +367,14 @@ PRESETS: dict[str, Config] = {
     # ~1500 steps: recognisable digits in ~5 CPU minutes on a quiet 2-core machine; previews cost ~1 s each.
     "digits-diffusion": Config(DataConfig("digits", image_size=16), DiffusionConfig(),
                                TrainConfig(epochs=70, batch_size=64, lr=2e-3, ema_decay=0.995, preview_every=10)),
+    # VQ-VAE (core/models/vqvae.py): 16 px digits -> a 4x4 grid of 128 codes; `train --prior-of` then fits the code
+    # prior (a small causal transformer) for model.prior_epochs. Numbers: bench/bench_vqvae.py.
+    "digits-vq": Config(DataConfig("digits", image_size=16), VQVAEConfig(codebook_size=128, width=16),
+                        TrainConfig(epochs=20, batch_size=64, lr=2e-3)),
+    # 28 px MNIST -> a 7x7 grid of 256 codes.
+    "mnist-vq": Config(DataConfig("mnist", image_size=28),
+                       VQVAEConfig(codebook_size=256, width=16, prior_width=128, prior_layers=4, prior_epochs=20),
+                       TrainConfig(epochs=15, batch_size=128, lr=2e-3, lr_schedule="cosine")),
 }
 
 

@@ -51,6 +51,9 @@ def format_eval(result: dict[str, Any]) -> str:
               ("bits_per_dim", "bits/dim"), ("iwae_nll", f"IWAE NLL, k={result.get('iwae_k')} (nats/image)"),
               ("iwae_bits_per_dim", "IWAE bits/dim"), ("loss", "loss"), ("ssim", "SSIM of reconstructions"),
               ("psnr", "PSNR of reconstructions (dB)"), ("active_units", "active latent units"),
+              ("code_grid", "code grid"), ("codebook_perplexity", "codebook perplexity (codes)"),
+              ("codebook_usage", "codebook usage"), ("prior_nll", "code prior NLL (nats/image)"),
+              ("prior_bits_per_code", "code prior bits/code"),
               ("conditional_accuracy", "conditional accuracy"), ("fid", "FID (Inception-v3)"),
               ("fid_like", "Fréchet score (our classifier's features)"), *SAMPLE_QUALITY,
               ("classifier_test_accuracy", "judge's test accuracy")]
@@ -60,6 +63,10 @@ def format_eval(result: dict[str, Any]) -> str:
         v = result[key]
         if key == "active_units":
             text = f"{v} / {result.get('latent_dim')}"
+        elif key == "codebook_usage":
+            text = f"{100 * v:.1f}% ({result.get('codebook_used')} of {result.get('codebook_size')})"
+        elif key == "prior_bits_per_code":
+            text = f"{v:.4f} (uniform: {result.get('uniform_bits_per_code'):.4f})"
         elif key in ("ssim", "psnr"):
             text = f"{v:.4f} ± {result[key + '_std']:.4f}"
         elif isinstance(v, str):
@@ -72,7 +79,8 @@ def format_eval(result: dict[str, Any]) -> str:
     rows += source_rows(result)
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}}  {text}" for label, text in rows]
-    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "fid_like_note", "fid_note", "hole_score_note",
+    lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "code_prior_note", "fid_like_note", "fid_note",
+                                             "hole_score_note",
                                              "latent_density", "latent_diffusion_prior") if k in result]
     return "\n".join(lines)
 

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override any setting, e.g. --set model.latent_dim=32 (repeatable; listed below)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder (default: a new timestamped folder under "
                                                     "the user's runs folder)")
+    p.add_argument("--prior-of", metavar="CHECKPOINT", default=None,
+                   help="train the code prior of a trained VQ-VAE (the second stage, the VQ-VAE frozen): its data "
+                        "and model settings, train.epochs = its model.prior_epochs; the run's checkpoints hold both")
     p.add_argument("--resume", metavar="CHECKPOINT", help="continue a run from its checkpoint "
                                                           "(e.g. RUN_DIR/checkpoints/last.safetensors)")
     p.add_argument("--overwrite", action="store_true", help="start over in an --out folder that already holds a "

@@ -40,7 +40,9 @@ def build_config(args: argparse.Namespace) -> Config:
     """The run's configuration: preset / --config / resumed checkpoint, then --model, the flags, then --set."""
     if args.config and args.preset:
         raise UserError("give either --preset or --config, not both")
-    if args.config:
+    if getattr(args, "prior_of", None):
+        cfg = _second_stage_config(args)
+    elif args.config:
         path = Path(args.config)
         if not path.is_file():
             raise UserError(f"no configuration file at {path}")
@@ -70,6 +72,27 @@ def build_config(args: argparse.Namespace) -> Config:
     return Config(data=with_overrides(cfg.data, **sections["data"]),
                   model=with_overrides(cfg.model, **sections["model"]),
                   train=with_overrides(cfg.train, **sections["train"]))
+
+
+def _second_stage_config(args: argparse.Namespace) -> Config:
+    """`--prior-of CHECKPOINT`: the VQ-VAE checkpoint's own settings, as the second stage that fits its code prior."""
+    from core.training.checkpoint import load_checkpoint
+
+    given = [flag for flag, value in (("--preset", args.preset), ("--config", args.config), ("--resume", args.resume),
+                                      ("--model", args.model)) if value]
+    if given:
+        raise UserError(f"--prior-of takes the data and model settings from its checkpoint; leave out {given[0]} "
+                        "(to continue an interrupted prior run, give only --resume)")
+    path = Path(args.prior_of)
+    ck = load_checkpoint(path)
+    if ck.config.model.kind != "vqvae":
+        raise UserError(f"--prior-of {path} holds a {ck.config.model.kind} model; a code prior is fitted to a VQ-VAE "
+                        "checkpoint (train one with --model vqvae or --preset digits-vq)")
+    if ck.config.model.stage != "codes":
+        raise UserError(f"--prior-of {path} already holds a code prior (it is a prior run's checkpoint); give the "
+                        "VQ-VAE's own checkpoint (its first stage: model.first_stage in its config.json)")
+    model = with_overrides(ck.config.model, stage="prior", first_stage=str(path.resolve()))
+    return Config(ck.config.data, model, with_overrides(ck.config.train, epochs=model.prior_epochs))
 
 
 def _is_oom(reason: str) -> bool:

@@ -19,6 +19,7 @@ import torch
 
 from core.data.datasets import Dataset, DatasetMeta, Split
 from core.errors import UserError
+from core.evaluation.codes import code_terms
 from core.evaluation.diversity import DEFAULT_K, precision_recall
 from core.evaluation.frechet import fid_like
 from core.evaluation.holes import hole_score
@@ -26,7 +27,7 @@ from core.evaluation.image_quality import ssim_psnr_per_image
 from core.evaluation.judge import Classifier, get_classifier
 from core.evaluation.sharpness import sharpness_ratio
 from core.images import as_float
-from core.models.protocol import DenoisingModel, GenerativeModel, LatentVariableModel
+from core.models.protocol import DenoisingModel, GenerativeModel, LatentVariableModel, is_vqvae
 from core.training.checkpoint import LoadedModel
 
 Progress = Callable[[int, int], None]
@@ -143,7 +144,7 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
         raise UserError(f"the {split} split of {meta.name} is empty; nothing to evaluate")
     device = _model_device(model)
     if n_per_class is None:
-        n_per_class = 100 if kind == "vae" or device.type != "cpu" else 30
+        n_per_class = 100 if kind in ("vae", "vqvae") or device.type != "cpu" else 30
     conditional = model.num_classes > 0
     n_batches = math.ceil(len(data) / batch_size)
     n_chunks = math.ceil(n_per_class * max(meta.num_classes, 1) / 500)
@@ -166,11 +167,17 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
         torch.manual_seed(seed)
         gen = torch.Generator().manual_seed(seed)
         split_latents: list[torch.Tensor] = []   # the split's posterior means: the hole score's data
-        ok = (_vae_terms(loaded, data, meta, batch_size, device, gen, conditional, iwae_k, ticker, result,
-                         split_latents)
-              if kind == "vae" else _diffusion_loss(model, data, batch_size, device, conditional, ticker, result))
+        if is_vqvae(model):
+            ok = code_terms(model, data, batch_size, device, conditional, ticker.tick, ticker.stopped, result)
+        elif kind == "vae":
+            ok = _vae_terms(loaded, data, meta, batch_size, device, gen, conditional, iwae_k, ticker, result,
+                            split_latents)
+        else:
+            ok = _diffusion_loss(model, data, batch_size, device, conditional, ticker, result)
         if not ok or ticker.stopped():
             return None
+        if is_vqvae(model) and not model.has_prior:   # a first stage: nothing draws its samples yet
+            return result
         ticker.tick()
         drawn: list[torch.Tensor] = []
         samples = class_samples(model, max(meta.num_classes, 1), n_per_class, gen, sample_kw=sample_kw,

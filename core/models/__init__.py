@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.config import DiffusionConfig, VAEConfig
+from core.config import DiffusionConfig, VAEConfig, VQVAEConfig
 from core.errors import UserError
 from core.models.protocol import GenerativeModel
 
@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from core.data.datasets import DatasetMeta
 
 
-def build_model(model_cfg: VAEConfig | DiffusionConfig, meta: DatasetMeta) -> GenerativeModel:
-    """The model for `model_cfg.kind` ("vae" or "diffusion") shaped for the dataset described by `meta`."""
+def build_model(model_cfg: VAEConfig | DiffusionConfig | VQVAEConfig, meta: DatasetMeta) -> GenerativeModel:
+    """The model for `model_cfg.kind` ("vae", "diffusion" or "vqvae") shaped for the dataset described by `meta`."""
     if isinstance(model_cfg, VAEConfig):
         if model_cfg.stochastic_layers > 1:
             from core.models.hierarchical import HierarchicalVAE
@@ -30,4 +30,9 @@ def build_model(model_cfg: VAEConfig | DiffusionConfig, meta: DatasetMeta) -> Ge
         from core.models.diffusion import ConditionalDiffusion
 
         return ConditionalDiffusion(model_cfg, meta)
-    raise UserError(f"unknown model settings {type(model_cfg).__name__}; choose a 'vae' or 'diffusion' model")
+    if isinstance(model_cfg, VQVAEConfig):
+        from core.models.vqvae import VQVAE
+
+        return VQVAE(model_cfg, meta)
+    raise UserError(f"unknown model settings {type(model_cfg).__name__}; choose a 'vae', 'diffusion' or 'vqvae' "
+                    "model")

@@ -28,7 +28,7 @@ ShouldStop = Callable[[], bool] | None
 class GenerativeModel(Protocol):
     """Every model. Also an `nn.Module` (parameters, eval, to, state_dict)."""
 
-    kind: str                       # "vae" or "diffusion": what a checkpoint's metadata and the panels name it
+    kind: str                       # "vae", "diffusion" or "vqvae": what a checkpoint's metadata and the panels name it
     num_classes: int                # 0: unconditional
     class_names: tuple[str, ...]    # one per class; () when unconditional
     channels: int
@@ -112,7 +112,54 @@ class DenoisingModel(GenerativeModel, Protocol):
         ...
 
 
+@runtime_checkable
+class DiscreteCodeModel(GenerativeModel, Protocol):
+    """A VQ-VAE: images <-> (grid, grid) grids of indices into a codebook of `codebook_size` vectors, and an
+    autoregressive prior over the grids (`has_prior`: False for a first-stage model, which has none yet)."""
+
+    codebook_size: int
+    grid: int
+
+    @property
+    def has_prior(self) -> bool: ...
+
+    def encode_codes(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """The code grid of each image, (B, grid, grid) long."""
+        ...
+
+    def decode_codes(self, codes: Tensor, y: Tensor | None = None) -> Tensor:
+        """Images in [0, 1] (B, C, H, W) from code grids (B, grid, grid)."""
+        ...
+
+    def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor: ...
+
+    def prior_nll(self, codes: Tensor, y: Tensor | None = None) -> Tensor:
+        """-log p(codes | y) per image (B,), nats, under the code prior."""
+        ...
+
+
+@runtime_checkable
+class SecondStageModel(GenerativeModel, Protocol):
+    """A model whose run may be a second stage: it trains on top of a frozen first stage whose weights come from a
+    checkpoint (core/training/second_stage.py loads them when the run starts)."""
+
+    @property
+    def first_stage(self) -> str | None:
+        """The first stage's checkpoint; None when this run trains the first stage itself."""
+        ...
+
+    def load_first_stage(self, state: dict[str, Tensor], source_config: Any) -> None:
+        """Take the first stage's weights from its checkpoint's state dict (its config `source_config`); UserError
+        when they do not fit."""
+        ...
+
+
 def is_vae(model: GenerativeModel | None) -> TypeGuard[LatentVariableModel]:
     """True for a model that encodes and decodes (what the latent tools and the VAE restorers need)."""
     return model is not None and model.kind == "vae"
+
+
+def is_vqvae(model: GenerativeModel | None) -> TypeGuard[DiscreteCodeModel]:
+    """True for a VQ-VAE (discrete code grids and a code prior)."""
+    return model is not None and model.kind == "vqvae"
 

@@ -37,7 +37,7 @@ from core.files import atomic_write_text
 from core.images import as_float
 from core.models import build_model
 from core.models.protocol import AdversarialModel, GenerativeModel, is_vae
-from core.training import distributed
+from core.training import distributed, second_stage
 from core.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.training.ema import EMA
 from core.training.events import (
@@ -283,6 +283,8 @@ class Trainer:
         discriminator's) optimiser."""
         tc = self.config.train
         model = build_model(self.config.model, meta).to(self.device)
+        if self.resume_path is None:   # a second stage starts from its frozen first stage (resuming: its own ck)
+            second_stage.start(model, self.config)
         cuda = self.device.type == "cuda"
         if cuda and tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
