@@ -1,11 +1,19 @@
-"""The Experiments panel: run a built-in experiment (the reference study, a beta sweep) with one click.
+"""The Experiments panel: run a built-in experiment (the reference study, a beta sweep), follow one started elsewhere,
+or search for good settings (the "Settings search" page, study_view.py).
 
-Pick the experiment, the dataset and the scale ("quick": minutes on a CPU; "full": the presets' own settings), then
-Start. The runs train one after another on a worker (core.experiments.runner), each an ordinary run folder under the
-output folder; the panel shows which run is training, the overall progress and ETA, and a log. Stop keeps what is done
-(the interrupted run keeps its checkpoint): Start again continues where it stopped and retrains nothing finished. At
-the end the HTML report is written; "Open report" shows it in the browser. The output folder joins the Runs tab's
-folders, and each finished run's best checkpoint joins the models list.
+Pick the experiment, the dataset (a list) and the scale ("quick": minutes on a CPU; "full": the presets' own
+settings) and how many runs train at once, then Start. With one at a time the runs train one after another on a
+worker (core.experiments.runner); with more, each in its own process (core.experiments.launchers.local: one GPU
+each, or an equal share of the CPU cores). Each run is an ordinary run folder under the output folder. Stop keeps
+what is done (an interrupted run keeps its checkpoint): Start again continues and retrains nothing finished. At the
+end the HTML report is written. The output folder joins the Runs tab's folders, and each finished run's best
+checkpoint joins the models list.
+
+"Follow a folder…" watches an experiment folder that another process fills (`vae-explorer experiment` in a
+terminal, --parallel, Ray or Slurm runs on shared storage): the table reads its run folders every few seconds.
+
+The table (experiment_table.py) fills in as runs finish, with the report's columns and a scatter of a setting
+against a number; the time left is estimated from the finished runs' durations (experiment_rows.TimeLeft).
 """
 
 from __future__ import annotations
@@ -15,35 +23,42 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QUrl
+from PySide6.QtCore import QSettings, QTimer, QUrl
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
-    QComboBox,
     QFileDialog,
-    QFormLayout,
     QHBoxLayout,
     QLabel,
-    QLineEdit,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from core.errors import UserError
 from explorer.panel import Panel
+from explorer.panels.experiment_form import ExperimentForm
+from explorer.panels.experiment_rows import ExperimentReader, ExperimentSnapshot, TimeLeft, describe_seconds
+from explorer.panels.experiment_table import ExperimentTable
+from explorer.panels.study_view import StudyView
 from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
 
+POLL_MS = 2000      # how often a watched experiment folder is read
 
-def experiment_job(spec: Any, out_dir: str, should_stop: Any) -> Iterator[Any]:
-    """The experiment's events, then ("report", path) when it completed (run on the worker)."""
+
+def experiment_job(spec: Any, out_dir: str, parallel: int, should_stop: Any) -> Iterator[Any]:
+    """The experiment's events, then ("report", path) when it completed (run on the worker). With `parallel` > 1 the
+    runs train in that many processes at once (the local launcher)."""
+    from core.experiments.launchers import make_launcher
     from core.experiments.report import write_experiment_report
     from core.experiments.runner import ExperimentEnded, run_experiment
 
+    launcher = make_launcher("local", parallel=parallel) if parallel > 1 else None
     ended = None
-    for ev in run_experiment(spec, out_dir, should_stop=should_stop):
+    for ev in run_experiment(spec, out_dir, should_stop=should_stop, launcher=launcher):
         if isinstance(ev, ExperimentEnded):
             ended = ev
         yield ev
@@ -62,89 +77,60 @@ class ExperimentsPanel(Panel, QWidget):
         self.report_path: Path | None = None
         self.spec: Any = None
         self._out = Path()
-        self._started_at = 0.0
+        self.watched: Path | None = None                       # the folder the table reads
+        self._planned: dict[str, dict[str, Any]] | None = None  # its runs (ours), or None: whatever it holds
+        self._run_progress: dict[str, float] = {}               # training progress of our running runs
+        self._read_again = False                                # the folder changed while it was being read
+        self.reader = ExperimentReader()
+        self.time_left = TimeLeft()
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self.poll)
         self._build()
 
     def _build(self) -> None:
-        from core.experiments.spec import EXPERIMENTS
-
-        self.name_box = QComboBox()
-        self.name_box.addItems(list(EXPERIMENTS))
-        self.dataset = QLineEdit("digits")
-        self.dataset.setToolTip("digits, mnist, fashion-mnist, cifar10 or folder:PATH")
-        self.scale_box = QComboBox()
-        self.scale_box.addItems(["quick", "full"])
-        self.scale_box.setToolTip("quick: small models and few epochs (minutes on a CPU); full: the presets' settings")
-        self.out = QLineEdit()
-        self.out.setPlaceholderText("(a folder under the runs folder, named after the experiment)")
-        choose = QPushButton("Choose...")
-        choose.clicked.connect(self._ask_out)
-        out_row = QHBoxLayout()
-        out_row.addWidget(self.out, 1)
-        out_row.addWidget(choose)
-        form = QFormLayout()
-        form.addRow("Experiment", self.name_box)
-        form.addRow("Dataset", self.dataset)
-        form.addRow("Scale", self.scale_box)
-        form.addRow("Output folder", out_row)
-        self.description = QLabel()
-        self.description.setWordWrap(True)
-        self.name_box.currentTextChanged.connect(lambda _: self._describe())
-
+        self.form = ExperimentForm()
         self.start_button = QPushButton("Start")
-        self.start_button.clicked.connect(self.start)
+        self.start_button.clicked.connect(lambda: self.start())
         self.stop_button = QPushButton("Stop")
         self.stop_button.clicked.connect(self.stop)
+        self.follow_button = QPushButton("Follow a folder…")
+        self.follow_button.setToolTip("Show the runs of an experiment folder another process fills (a terminal, "
+                                      "--parallel, Ray or Slurm runs on shared storage) as they finish")
+        self.follow_button.clicked.connect(self._ask_follow)
         self.report_button = QPushButton("Open report")
         self.report_button.clicked.connect(self.open_report)
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.report_button):
+        for b in (self.start_button, self.stop_button, self.follow_button, self.report_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
-        self.status = QLabel("Pick an experiment and press Start.")
+        self.status = QLabel("Pick an experiment and press Start, or follow an experiment folder.")
         self.status.setWordWrap(True)   # a long line wraps; it never widens the window
+        self.eta = QLabel("")
+        self.table = ExperimentTable()
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
-        lay = QVBoxLayout(self)
-        lay.addLayout(form)
-        lay.addWidget(self.description)
+        views = QTabWidget()
+        views.addTab(self.table, "Runs")
+        views.addTab(self.log_view, "Log")
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.addWidget(self.form)
         lay.addLayout(buttons)
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
-        lay.addWidget(self.log_view, 1)
-        self._describe()
+        lay.addWidget(self.eta)
+        lay.addWidget(views, 1)
+        self.study = StudyView(self.state)
+        self.pages = QTabWidget()
+        self.pages.addTab(page, "Experiment")
+        self.pages.addTab(self.study, "Settings search")
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(self.pages)
         self._update_buttons()
-
-    def _describe(self) -> None:
-        try:
-            spec = self.make_spec()
-        except UserError as e:
-            self.description.setText(str(e))
-            return
-        self.description.setText(f"{spec.description} ({len(spec.runs)} runs: "
-                                 f"{', '.join(r.name for r in spec.runs)})")
-
-    def make_spec(self) -> Any:
-        from core.experiments.spec import experiment
-
-        return experiment(self.name_box.currentText(), self.dataset.text().strip() or "digits",
-                          self.scale_box.currentText())
-
-    def out_dir(self, spec: Any) -> Path:
-        """The folder given, or one under the runs folder named after the experiment, dataset and scale."""
-        if self.out.text().strip():
-            return Path(self.out.text().strip()).expanduser()
-        from core.paths import runs_dir
-
-        slug = (self.dataset.text().strip() or "digits").replace("folder:", "folder-").replace("/", "-")
-        return runs_dir() / "experiments" / f"{spec.name}-{slug}-{self.scale_box.currentText()}"
-
-    def _ask_out(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Output folder for the experiment's runs")
-        if folder:
-            self.out.setText(folder)
 
     # ---- running --------------------------------------------------------------------------------------------------
     def start(self, spec: Any = None) -> bool:
@@ -152,20 +138,24 @@ class ExperimentsPanel(Panel, QWidget):
         if self.tasks.busy("experiment"):
             return False
         try:
-            self.spec = spec or self.make_spec()
-            out = self._out = self.out_dir(self.spec)   # kept: editing the form while it runs changes nothing
+            self.spec = spec or self.form.make_spec()
+            self.spec.check_data()
+            out = self._out = self.form.out_dir(self.spec)   # kept: editing the form while it runs changes nothing
             from core.files import check_writable
 
             check_writable(out, f"the output folder {out}")
         except UserError as e:
             show_error(self, str(e))
             return False
+        parallel = self.form.parallel.value()
         self.report_path = None
-        self._started_at = time.perf_counter()
-        self._log(f"{self.spec.name}: {len(self.spec.runs)} runs into {out}")
+        self._log(f"{self.spec.name}: {len(self.spec.runs)} runs into {out}"
+                  + (f", {parallel} at once" if parallel > 1 else ""))
         self._add_runs_folder(out)
-        self.tasks.start("experiment", experiment_job, self.spec, str(out), iterate=True, on_event=self._on_event,
-                         on_finished=lambda stopped: self._finished(stopped), status=self.status.setText)
+        self._watch(out, {r.name: r.delta for r in self.spec.runs}, slots=parallel)
+        self.tasks.start("experiment", experiment_job, self.spec, str(out), parallel, iterate=True,
+                         on_event=self._on_event, on_finished=lambda stopped: self._finished(stopped),
+                         status=self.status.setText)
         self._update_buttons()
         return True
 
@@ -178,15 +168,16 @@ class ExperimentsPanel(Panel, QWidget):
 
     def _on_event(self, ev: Any) -> None:
         from core.experiments.runner import ExperimentEnded, ExperimentProgress
+        from core.training.events import StepMetrics
 
         if isinstance(ev, ExperimentProgress):
             self.progress.setValue(int(1000 * ev.fraction))
-            elapsed = time.perf_counter() - self._started_at
-            eta = elapsed * (1 - ev.fraction) / ev.fraction if ev.fraction > 0.01 else None
-            self.status.setText(f"run {ev.index + 1} of {ev.total}: {ev.run} ({ev.stage})"
-                                + (f" · about {eta / 60:.0f} min left" if eta is not None else ""))
+            self.status.setText(f"run {ev.index + 1} of {ev.total}: {ev.run} ({ev.stage})")
+            if isinstance(ev.train_event, StepMetrics):
+                self._run_progress[ev.run] = ev.train_event.progress
             if ev.train_event is None and ev.message:
                 self._log(ev.message)
+                self.poll()            # a run started, finished or failed: the table shows it now
             if ev.stage == "done":
                 self._add_model(ev.run)
         elif isinstance(ev, ExperimentEnded):
@@ -199,6 +190,7 @@ class ExperimentsPanel(Panel, QWidget):
     def _finished(self, stopped: bool) -> None:
         if stopped:
             self.status.setText("stopped: Start continues where it stopped")
+        self.poll()
         self._update_buttons()
 
     def _add_model(self, run: str) -> None:
@@ -224,18 +216,70 @@ class ExperimentsPanel(Panel, QWidget):
         if str(out) not in extra:
             settings.setValue("runs/folders", [*extra, str(out)])
 
+    # ---- the live table -------------------------------------------------------------------------------------------
+    def _ask_follow(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "An experiment folder (one run folder per run)")
+        if folder:
+            self.follow(Path(folder))
+
+    def follow(self, folder: Path) -> None:
+        """Show the runs of an experiment folder that another process fills, as they finish."""
+        if self.is_running():
+            return
+        self._log(f"following {folder}")
+        self.status.setText(f"following {folder}: its runs appear as they start and finish")
+        self._add_runs_folder(folder)
+        self._watch(folder, None, slots=1)
+
+    def _watch(self, folder: Path, planned: dict[str, dict[str, Any]] | None, *, slots: int) -> None:
+        self.watched, self._planned, self._run_progress = folder, planned, {}
+        self.time_left = TimeLeft(slots)
+        self.poll()
+        self.timer.start()
+
+    def poll(self) -> None:
+        """Read the watched folder on a worker (a read still running finishes first, then another follows)."""
+        if self.watched is None:
+            return
+        if self.tasks.busy("read"):
+            self._read_again = True
+            return
+        self._read_again = False
+        self.tasks.start("read", self.reader.read, self.watched, self._planned, on_result=self._on_snapshot,
+                         error_dialog=False)
+
+    def _on_snapshot(self, snapshot: ExperimentSnapshot) -> None:
+        if self._read_again:
+            QTimer.singleShot(0, self.poll)
+        if snapshot.folder != self.watched:
+            return
+        self.table.show_snapshot(snapshot)
+        running = self.is_running() or snapshot.count("training") > 0
+        if self._planned is None:        # a followed folder: as many at once as it shows running
+            self.time_left.slots = max(1, snapshot.count("training"))
+            done = snapshot.count("done", "trained")
+            self.progress.setValue(int(1000 * done / len(snapshot.rows)) if snapshot.rows else 0)
+        seconds = self.time_left.seconds(snapshot.rows, progress=self._run_progress)
+        self.eta.setText(describe_seconds(seconds) if running and seconds != 0 else "")
+        if not running and not self.is_running() and self._planned is not None:
+            self.timer.stop()            # our experiment ended: nothing changes any more
+
     def open_report(self) -> None:
-        if self.report_path is not None:
-            QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path)))
+        if self.report_path is not None and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path))):
+            self._log(f"no browser opened the report; it is {self.report_path}")
+            self.status.setText(f"report: {self.report_path}")
 
     def _update_buttons(self) -> None:
         running = self.tasks.busy("experiment")
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
+        self.follow_button.setEnabled(not running)
         self.report_button.setEnabled(self.report_path is not None and not running)
 
     def _log(self, text: str) -> None:
         self.log_view.appendPlainText(f"{time.strftime('%H:%M:%S')}  {text}")
 
     def shutdown(self) -> None:
+        self.timer.stop()
         self.tasks.shutdown()
+        self.study.shutdown()

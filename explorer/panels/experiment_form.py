@@ -1,0 +1,104 @@
+"""The Experiments tab's settings: which experiment, on which dataset (a list), at which scale, into which folder, and
+how many runs train at once (core.experiments.launchers.local: one process per run, one GPU each when there are GPUs,
+else an equal share of the CPU cores)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.errors import UserError
+from core.experiments.spec import ExperimentSpec
+from explorer.panels.experiment_dataset import DatasetChoice
+
+
+def most_at_once() -> tuple[int, str]:
+    """How many runs may train at once here, and why: one per visible GPU, else one per CPU core."""
+    from core.experiments.launchers.local import available_cpus, visible_gpus
+
+    gpus = len(visible_gpus())
+    if gpus:
+        return gpus, f"{gpus} GPU{'s' if gpus > 1 else ''}: one run on each"
+    cpus = available_cpus()
+    return cpus, f"{cpus} CPU core{'s' if cpus > 1 else ''}, shared equally between the runs"
+
+
+class ExperimentForm(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        from core.experiments.spec import EXPERIMENTS
+
+        self.name_box = QComboBox()
+        self.name_box.addItems(list(EXPERIMENTS))
+        self.dataset = DatasetChoice()
+        self.scale_box = QComboBox()
+        self.scale_box.addItems(["quick", "full"])
+        self.scale_box.setToolTip("quick: small models and few epochs (minutes on a CPU); full: the presets' settings")
+        self.out = QLineEdit()
+        self.out.setPlaceholderText("(a folder under the runs folder, named after the experiment)")
+        choose = QPushButton("Choose...")
+        choose.clicked.connect(self._ask_out)
+        out_row = QHBoxLayout()
+        out_row.addWidget(self.out, 1)
+        out_row.addWidget(choose)
+        most, why = most_at_once()
+        self.parallel = QSpinBox()
+        self.parallel.setRange(1, max(1, most))
+        self.parallel.setValue(1)
+        self.parallel.setToolTip(f"Runs trained at once, each in its own process (at most {most}: {why}). 1: one "
+                                 "after another in this window's process.")
+        form = QFormLayout()
+        form.addRow("Experiment", self.name_box)
+        form.addRow("Dataset", self.dataset)
+        form.addRow("Scale", self.scale_box)
+        form.addRow("Output folder", out_row)
+        form.addRow("Runs at once", self.parallel)
+        self.description = QLabel()
+        self.description.setWordWrap(True)
+        for box in (self.name_box, self.dataset, self.scale_box):
+            box.currentTextChanged.connect(lambda _: self._describe())
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(form)
+        lay.addWidget(self.description)
+        self._describe()
+
+    def _describe(self) -> None:
+        try:
+            spec = self.make_spec()
+        except UserError as e:
+            self.description.setText(str(e))
+            return
+        self.description.setText(f"{spec.description} ({len(spec.runs)} runs: "
+                                 f"{', '.join(r.name for r in spec.runs)})")
+
+    def make_spec(self) -> ExperimentSpec:
+        from core.experiments.spec import experiment
+
+        return experiment(self.name_box.currentText(), self.dataset.dataset(), self.scale_box.currentText())
+
+    def out_dir(self, spec: ExperimentSpec) -> Path:
+        """The folder given, or one under the runs folder named after the experiment, dataset and scale."""
+        if self.out.text().strip():
+            return Path(self.out.text().strip()).expanduser()
+        from core.paths import runs_dir
+
+        slug = self.dataset.dataset().replace("folder:", "folder-").replace("/", "-")
+        return runs_dir() / "experiments" / f"{spec.name}-{slug}-{self.scale_box.currentText()}"
+
+    def _ask_out(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder for the experiment's runs")
+        if folder:
+            self.out.setText(folder)

@@ -1,0 +1,186 @@
+"""The live experiment table: one row per run (status, the settings the runs vary, the report's numbers, duration),
+filled in as runs finish, and a scatter of a setting (or a number) against a number, one labelled point per
+evaluated run. It knows nothing of where the runs train: the panel hands it `ExperimentSnapshot`s."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt.utils import signals_blocked
+
+from explorer.panels.experiment_rows import FINISHED, METRIC_COLUMNS, ExperimentSnapshot, RunRow
+
+_STATUS_COLOURS = {"done": "#2e7d32", "trained": "#558b2f", "training": "#1565c0", "failed": "#c62828",
+                   "stopped": "#ef6c00", "unfinished": "#ef6c00"}
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.4g}" if math.isfinite(value) else "—"
+    return str(value)
+
+
+def _short(key: str) -> str:
+    return key.split(".", 1)[-1].replace("_", " ")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+class ExperimentTable(QWidget):
+    """The table above, the scatter below (its axes chosen in two combo boxes)."""
+
+    snapshotShown = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.snapshot: ExperimentSnapshot | None = None
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.x_box, self.y_box = QComboBox(), QComboBox()
+        for box in (self.x_box, self.y_box):
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+            box.currentIndexChanged.connect(lambda _: self._draw_scatter())
+        self.plot = pg.PlotWidget()
+        self.plot.setMinimumHeight(160)
+        self.plot.showGrid(x=True, y=True, alpha=0.25)
+        self.points = pg.ScatterPlotItem(size=10, brush=pg.mkBrush("#1f77b4"), pen=pg.mkPen("w"))
+        self.plot.addItem(self.points)
+        self._labels: list[pg.TextItem] = []
+        self.hint = QLabel("No run has finished yet: each run appears here as it finishes.")
+        axes = QHBoxLayout()
+        axes.addWidget(QLabel("Scatter:"))
+        axes.addWidget(self.y_box)
+        axes.addWidget(QLabel("against"))
+        axes.addWidget(self.x_box)
+        axes.addStretch(1)
+        lower = QWidget()
+        lower_lay = QVBoxLayout(lower)
+        lower_lay.setContentsMargins(0, 0, 0, 0)
+        lower_lay.addLayout(axes)
+        lower_lay.addWidget(self.plot, 1)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(lower)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.hint)
+        lay.addWidget(split, 1)
+
+    # ---- the table ------------------------------------------------------------------------------------------------
+    def columns(self) -> list[str]:
+        keys = self.snapshot.setting_keys if self.snapshot is not None else ()
+        return ["run", "status", *[_short(k) for k in keys], *[h for _, h in METRIC_COLUMNS], "duration"]
+
+    def show_snapshot(self, snapshot: ExperimentSnapshot) -> None:
+        self.snapshot = snapshot
+        headers = self.columns()
+        self.table.setColumnCount(len(headers))
+        self.table.setHorizontalHeaderLabels(headers)
+        self.table.setRowCount(len(snapshot.rows))
+        for i, row in enumerate(snapshot.rows):
+            self._fill(i, row, snapshot.setting_keys)
+        done = snapshot.count(*FINISHED)
+        self.hint.setText(f"{done} of {len(snapshot.rows)} runs finished" if snapshot.rows else
+                          "No runs in this folder yet.")
+        self._update_axes(snapshot)
+        self._draw_scatter()
+        self.snapshotShown.emit()
+
+    def _fill(self, i: int, row: RunRow, keys: tuple[str, ...]) -> None:
+        cells = [row.name, row.status, *[_cell(row.settings.get(k)) for k in keys],
+                 *[_cell(row.metrics.get(k)) for k, _ in METRIC_COLUMNS], _duration(row.duration_s)]
+        for j, text in enumerate(cells):
+            item = self.table.item(i, j)
+            if item is None:
+                item = QTableWidgetItem()
+                self.table.setItem(i, j, item)
+            item.setText(text)
+            if j == 1 and row.status in _STATUS_COLOURS:
+                item.setForeground(QColor(_STATUS_COLOURS[row.status]))
+            if j == 1 and row.note:
+                item.setToolTip(row.note)
+
+    def finished_rows(self) -> int:
+        return 0 if self.snapshot is None else self.snapshot.count(*FINISHED)
+
+    def text(self, row: int, column: str) -> str:
+        """The cell's text by column header (tests and exports read the table this way)."""
+        j = self.columns().index(column)
+        item = self.table.item(row, j)
+        return "" if item is None else item.text()
+
+    # ---- the scatter ----------------------------------------------------------------------------------------------
+    def _update_axes(self, snapshot: ExperimentSnapshot) -> None:
+        xs = [(_short(k), ("setting", k)) for k in snapshot.setting_keys] + \
+             [(h, ("metric", k)) for k, h in METRIC_COLUMNS]
+        ys = [(h, ("metric", k)) for k, h in METRIC_COLUMNS]
+        for box, items, default in ((self.x_box, xs, 0), (self.y_box, ys, 2)):   # default: ELBO against a setting
+            if [box.itemData(i) for i in range(box.count())] == [d for _, d in items]:
+                continue
+            current = box.currentData()
+            with signals_blocked(box):
+                box.clear()
+                for text, data in items:
+                    box.addItem(text, data)
+                at = box.findData(current) if current is not None else -1
+                box.setCurrentIndex(at if at >= 0 else min(default, box.count() - 1))
+
+    def _value(self, row: RunRow, which: Any) -> float | None:
+        if not which:
+            return None
+        kind, key = which
+        value = row.settings.get(key) if kind == "setting" else row.metrics.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return None
+        return float(value)
+
+    def scatter_points(self) -> list[tuple[str, float, float]]:
+        """(run, x, y) of each run that has both numbers."""
+        if self.snapshot is None:
+            return []
+        out = []
+        for row in self.snapshot.rows:
+            x, y = self._value(row, self.x_box.currentData()), self._value(row, self.y_box.currentData())
+            if x is not None and y is not None:
+                out.append((row.name, x, y))
+        return out
+
+    def _draw_scatter(self) -> None:
+        for label in self._labels:
+            self.plot.removeItem(label)
+        self._labels = []
+        points = self.scatter_points()
+        self.points.setData(np.array([p[1] for p in points]), np.array([p[2] for p in points]))
+        self.plot.setLabel("bottom", self.x_box.currentText())
+        self.plot.setLabel("left", self.y_box.currentText())
+        for name, x, y in points:
+            label = pg.TextItem(name, anchor=(0, 1), color="#888")
+            label.setPos(x, y)
+            self.plot.addItem(label)
+            self._labels.append(label)
