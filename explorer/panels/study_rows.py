@@ -51,10 +51,16 @@ def read_study(settings: Any, out: str | Path) -> StudySnapshot:
     study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(settings, Path(out)))
     rows = []
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        values = tuple(float(v) for v in (t.values or ()) if v is not None and math.isfinite(v))
+        state = t.state.name.lower()
+        # Optuna gives a pruned trial its last reported value; only a complete trial has a value of the objective.
+        values = tuple(float(v) for v in (t.values or ()) if v is not None and math.isfinite(v)) \
+            if state == "complete" else ()
         seconds = t.duration.total_seconds() if t.duration is not None else None
         note = str(t.user_attrs.get("why") or ("the preset's settings" if t.user_attrs.get("preset") else ""))
-        rows.append(TrialRow(t.number, t.state.name.lower(), dict(t.params), values, seconds,
+        if state == "pruned" and t.intermediate_values:
+            epoch = max(t.intermediate_values)
+            note = f"pruned at epoch {epoch}: {t.intermediate_values[epoch]:.4g} was below the median"
+        rows.append(TrialRow(t.number, state, dict(t.params), values, seconds,
                              str(t.user_attrs.get("run", "")), note))
     return StudySnapshot(Path(out), tuple(settings.objectives), tuple(rows), best_trial_numbers(study))
 
