@@ -26,9 +26,12 @@ EVAL_METRICS = (
     ("precision", "precision"),
     ("recall", "recall"),
     ("sharpness", "sharpness"),
+    ("hole_score", "hole score"),
+    ("codebook_perplexity", "codebook perplexity"),
+    ("prior_bits_per_code", "code prior bits/code"),
 )
 # Sample metrics that evaluate() also reports for a second source of latents ("density_precision" ...).
-SOURCE_METRICS = ("conditional_accuracy", "fid_like", "precision", "recall", "sharpness")
+SOURCE_METRICS = ("conditional_accuracy", "fid_like", "precision", "recall", "sharpness", "hole_score")
 
 
 def read_eval(run_dir: str | Path) -> dict[str, Any] | None:

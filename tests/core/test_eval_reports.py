@@ -50,3 +50,10 @@ def test_beta_sweep_table_and_runs_report_show_precision_recall_and_sharpness(sw
     table = table[:table.index("</table>")]
     assert "<th>precision</th>" in table and "<th>recall</th>" in table and "<th>sharpness</th>" in table
     assert f"{first['recall']:.4g}" in table and spec.runs[1].name in table
+
+
+def test_the_hole_score_and_a_vq_vaes_numbers_are_named_for_every_source():
+    numbers = eval_numbers({"hole_score": 0.2, "density_hole_score": 0.05, "density_fid_like": 3.0,
+                            "codebook_perplexity": 100.5, "prior_bits_per_code": 3.9, "hole_score_note": "text"})
+    assert numbers == {"hole score": 0.2, "codebook perplexity": 100.5, "code prior bits/code": 3.9,
+                       "Fréchet score (judge), z from density": 3.0, "hole score, z from density": 0.05}
