@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from core.models.protocol import DenoisingModel, LatentVariableModel
+from core.models.protocol import DenoisingModel, DiscreteCodeModel, LatentVariableModel
 from core.restoration.corruptions import check_name, downsample_factor, forward_operator, keep_known, observation
 
 Progress = Callable[[int, int], None] | None
@@ -58,6 +58,21 @@ def restore_vae(vae: LatentVariableModel, x_corrupted: torch.Tensor, mask: torch
             best = torch.where(better.view(-1, 1, 1, 1), out, best)
             best_err = torch.minimum(err, best_err)
     return keep_known(best, x, mask).cpu()
+
+
+@torch.no_grad()
+def restore_codes(model: DiscreteCodeModel, x_corrupted: torch.Tensor, mask: torch.Tensor | None = None, *,
+                  rounds: int = 3) -> torch.Tensor:
+    """A VQ-VAE as a restorer: the image through its nearest codes (noise and small defects that no code holds are
+    dropped; no label needed). With a mask, `rounds` times: the missing pixels are filled with the decode and the
+    image is coded again, so the codes around a hole settle on what the known pixels say."""
+    device = next(model.parameters()).device
+    x = x_corrupted.to(device).float()
+    m = mask.to(device) if mask is not None else None
+    out = x
+    for _ in range(rounds if m is not None else 1):
+        out = keep_known(model.decode_codes(model.encode_codes(out)), x, m)
+    return out.cpu()
 
 
 def restore_vae_refined(vae: LatentVariableModel, x_corrupted: torch.Tensor, name: str, strength: float,

@@ -160,3 +160,21 @@ def test_the_presets_build():
     for name in ("digits-vq", "mnist-vq"):
         cfg = preset(name)
         assert cfg.model.kind == "vqvae" and Config.from_json(cfg.to_json()) == cfg
+
+
+def test_the_vq_vae_restores_noisy_and_masked_digits(stages, dataset):
+    from core.restoration.corruptions import corrupt
+    from core.restoration.learned import restore_codes
+
+    model = load_model(stages[0] / "checkpoints" / "best.safetensors").model
+    x = as_float(dataset.test.images[:64])
+    gen = torch.Generator().manual_seed(0)
+    noisy, _ = corrupt(x, "gaussian", 0.3, generator=gen)
+    restored = restore_codes(model, noisy)
+    assert float((restored - x).pow(2).mean()) < 0.5 * float((noisy - x).pow(2).mean())
+    holed, mask = corrupt(x, "mask-box", 0.3, generator=gen)
+    filled = restore_codes(model, holed, mask)
+    known = mask.expand_as(x) < 0.5
+    assert torch.equal(filled[known], holed[known])          # the known pixels are untouched
+    hole = ~known
+    assert float((filled - x)[hole].pow(2).mean()) < float((holed - x)[hole].pow(2).mean())
