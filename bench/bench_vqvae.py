@@ -1,0 +1,92 @@
+"""Benchmark: the `digits-vq` preset (VQ-VAE, then its code prior as a second stage) against the flat VAE.
+
+Trains both stages through the Trainer (as `vae-explorer train --preset digits-vq` then `train --prior-of`), then
+evaluates on the 359 test digits with `core.evaluation.evaluate` (the same judge classifier, the same seed, 100 samples
+per class) beside the bundled flat VAE (resources/digits-vae.safetensors, the `digits` preset), and prints:
+reconstruction SSIM/PSNR, codebook perplexity and usage, the prior's bits per code (uniform: log2 K), bits/dim of
+-ELBO, conditional accuracy, Fréchet (judge features), precision, recall, training time of each stage and samples/s.
+
+    .venv/bin/python bench/bench_vqvae.py [--threads 2] [--seeds 0,1] [--no-restarts]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.config import preset, with_overrides
+from core.data.datasets import load_dataset
+from core.evaluation.evaluate import evaluate
+from core.paths import bundled_model
+from core.training.checkpoint import load_model
+from core.training.trainer import Trainer
+
+KEYS = (("ssim", "SSIM (recon)", "{:.4f}"), ("psnr", "PSNR dB", "{:.2f}"),
+        ("codebook_perplexity", "perplexity", "{:.1f}"), ("codebook_usage", "usage", "{:.3f}"),
+        ("prior_bits_per_code", "prior bits/code", "{:.3f}"), ("bits_per_dim", "bits/dim (-ELBO)", "{:.4f}"),
+        ("conditional_accuracy", "cond. accuracy", "{:.3f}"), ("fid_like", "Fréchet (judge)", "{:.2f}"),
+        ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"), ("sharpness", "sharpness", "{:.3f}"),
+        ("train_s", "train s (stage 1 + 2)", "{}"), ("samples_per_s", "samples/s", "{:.0f}"))
+
+
+def train(cfg, run_dir: Path, dataset) -> float:
+    t = time.perf_counter()
+    end = list(Trainer(cfg, run_dir=run_dir, dataset=dataset).run())[-1]
+    assert end.status == "completed", end.reason
+    return time.perf_counter() - t
+
+
+def samples_per_second(model, n: int = 500) -> float:
+    labels = torch.arange(n) % max(model.num_classes, 1)
+    t = time.perf_counter()
+    with torch.no_grad():
+        model.sample(labels, generator=torch.Generator().manual_seed(0))
+    return n / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seeds", default="0")
+    ap.add_argument("--no-restarts", action="store_true", help="train the VQ-VAE without dead-code restarts")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    base = preset("digits-vq")
+    if args.no_restarts:
+        base = base.replace(model=dataclasses.replace(base.model, restarts=False))
+    dataset = load_dataset(base.data)
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in [int(s) for s in args.seeds.split(",")]:
+            cfg = base.replace(train=with_overrides(base.train, seed=seed, threads=args.threads))
+            t1 = train(cfg, Path(tmp) / f"vq{seed}", dataset)
+            first = Path(tmp) / f"vq{seed}" / "checkpoints" / "best.safetensors"
+            model = with_overrides(cfg.model, stage="prior", first_stage=str(first))
+            prior_cfg = cfg.replace(model=model, train=with_overrides(cfg.train, epochs=model.prior_epochs))
+            t2 = train(prior_cfg, Path(tmp) / f"prior{seed}", dataset)
+            loaded = load_model(Path(tmp) / f"prior{seed}" / "checkpoints" / "best.safetensors")
+            result = evaluate(loaded, dataset, "test", n_per_class=100, seed=seed, fid="judge")
+            result.update(train_s=f"{t1:.0f} + {t2:.0f}", samples_per_s=samples_per_second(loaded.model))
+            rows[f"digits-vq seed {seed}"] = result
+        flat = load_model(bundled_model("vae"))
+        result = evaluate(flat, dataset, "test", n_per_class=100, seed=0, fid="judge", iwae_k=0)
+        result.update(samples_per_s=samples_per_second(flat.model))
+        rows["flat VAE (digits, bundled)"] = result
+    names = list(rows)
+    width = max(len(label) for _, label, _ in KEYS)
+    print(f"{'':<{width}}  " + "  ".join(f"{n:>26}" for n in names))
+    for key, label, fmt in KEYS:
+        cells = [fmt.format(rows[n][key]) if key in rows[n] else "-" for n in names]
+        print(f"{label:<{width}}  " + "  ".join(f"{c:>26}" for c in cells))
+
+
+if __name__ == "__main__":
+    main()
