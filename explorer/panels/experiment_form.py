@@ -64,7 +64,11 @@ class ExperimentForm(QWidget):
         form.addRow("Dataset", self.dataset)
         form.addRow("Scale", self.scale_box)
         form.addRow("Output folder", out_row)
-        form.addRow("Runs at once", self.parallel)
+        self.parallel.setMaximumWidth(90)
+        at_once = QHBoxLayout()
+        at_once.addWidget(self.parallel)
+        at_once.addWidget(QLabel(f"(at most {most}: {why})"), 1)
+        form.addRow("Runs at once", at_once)
         self.description = QLabel()
         self.description.setWordWrap(True)
         for box in (self.name_box, self.dataset, self.scale_box):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from superqt.utils import signals_blocked
 
 from explorer.panels.experiment_rows import FINISHED, METRIC_COLUMNS, ExperimentSnapshot, RunRow
+from explorer.widgets.live_plot import style_plot
 
 _STATUS_COLOURS = {"done": "#2e7d32", "trained": "#558b2f", "training": "#1565c0", "failed": "#c62828",
                    "stopped": "#ef6c00", "unfinished": "#ef6c00"}
@@ -69,7 +70,9 @@ class ExperimentTable(QWidget):
         self.plot = pg.PlotWidget()
         self.plot.setMinimumHeight(160)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
-        self.points = pg.ScatterPlotItem(size=10, brush=pg.mkBrush("#1f77b4"), pen=pg.mkPen("w"))
+        self.plot.getPlotItem().getViewBox().setDefaultPadding(0.12)    # room for the points' labels
+        self._fg = style_plot(self.plot, "")              # the palette's colours: light and dark looks
+        self.points = pg.ScatterPlotItem(size=10, brush=pg.mkBrush("#1f77b4"), pen=pg.mkPen(self._fg))
         self.plot.addItem(self.points)
         self._labels: list[pg.TextItem] = []
         self.hint = QLabel("No run has finished yet: each run appears here as it finishes.")
@@ -87,6 +90,7 @@ class ExperimentTable(QWidget):
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.table)
         split.addWidget(lower)
+        split.setSizes([240, 300])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.hint)
@@ -172,15 +176,19 @@ class ExperimentTable(QWidget):
         return out
 
     def _draw_scatter(self) -> None:
+        """The points; a positive x spanning 20 times or more (beta 0.1 .. 4) on a log axis."""
         for label in self._labels:
             self.plot.removeItem(label)
         self._labels = []
         points = self.scatter_points()
-        self.points.setData(np.array([p[1] for p in points]), np.array([p[2] for p in points]))
-        self.plot.setLabel("bottom", self.x_box.currentText())
+        xs = np.array([p[1] for p in points])
+        log_x = len(xs) > 1 and xs.min() > 0 and xs.max() / xs.min() >= 20
+        self.plot.getAxis("bottom").setLogMode(bool(log_x))    # tick labels 10^x; the points are placed at log10
+        self.points.setData(np.log10(xs) if log_x else xs, np.array([p[2] for p in points]))
+        self.plot.setLabel("bottom", self.x_box.currentText() + (" (log scale)" if log_x else ""))
         self.plot.setLabel("left", self.y_box.currentText())
         for name, x, y in points:
-            label = pg.TextItem(name, anchor=(0, 1), color="#888")
-            label.setPos(x, y)
+            label = pg.TextItem(name, anchor=(0, 1), color=self._fg)
+            label.setPos(math.log10(x) if log_x else x, y)
             self.plot.addItem(label)
             self._labels.append(label)

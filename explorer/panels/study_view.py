@@ -61,6 +61,7 @@ class StudyView(QWidget):
         self.budget.setRange(1, 7 * 24 * 60)
         self.budget.setValue(10)
         self.budget.setSuffix(" min")
+        self.budget.setMaximumWidth(120)
         self.budget.setToolTip("The search's time budget: a trial still training when it runs out is stopped")
         self.objective = QComboBox()
         for name, o in OBJECTIVES.items():
@@ -136,6 +137,7 @@ class StudyView(QWidget):
             show_error(self, str(e))
             return False
         self.status.setText(f"searching {self.settings.dataset} into {out}")
+        self.progress.setFormat("%p% of the budget")
         self.tasks.start("search", search_job, self.settings, str(out), iterate=True, on_event=self._on_event,
                          on_finished=lambda stopped: self._update_buttons(), status=self.status.setText)
         self._update_buttons()
@@ -158,6 +160,7 @@ class StudyView(QWidget):
                 self.status.setText(ev.message)
         elif isinstance(ev, SearchEnded):
             self.progress.setValue(1000)
+            self.progress.setFormat(f"search {ev.status}")
             self.status.setText(f"search {ev.status}: {ev.message}")
 
     # ---- the trials -----------------------------------------------------------------------------------------------
@@ -171,7 +174,8 @@ class StudyView(QWidget):
         for i, r in enumerate(snapshot.rows):
             values = list(r.values) + [None] * (len(snapshot.objectives) - len(r.values))
             cells = [f"{r.number}{' ★' if r.number in snapshot.best else ''}", r.state,
-                     *[_value(r.params.get(k)) for k in keys], *[_value(v) for v in values], _value(r.duration_s),
+                     *[_value(r.params.get(k)) for k in keys], *[_value(v) for v in values],
+                     "—" if r.duration_s is None else f"{r.duration_s:.0f}",
                      r.note]
             for j, text in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(text))
