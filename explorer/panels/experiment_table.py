@@ -71,6 +71,8 @@ class ExperimentTable(QWidget):
         self.plot.setMinimumHeight(160)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.getPlotItem().getViewBox().setDefaultPadding(0.12)    # room for the points' labels
+        for axis in ("bottom", "left"):
+            self.plot.getAxis(axis).enableAutoSIPrefix(False)   # beta 0.1..0.3 is not "100..300 (x0.001)"
         self._fg = style_plot(self.plot, "")              # the palette's colours: light and dark looks
         self.points = pg.ScatterPlotItem(size=10, brush=pg.mkBrush("#1f77b4"), pen=pg.mkPen(self._fg))
         self.plot.addItem(self.points)

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -25,6 +26,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -33,6 +35,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import UserError
 from explorer.panels.experiment_dataset import DatasetChoice
+from explorer.panels.study_plot import StudyPlot
 from explorer.panels.study_rows import StudySnapshot, search_job
 from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
@@ -102,7 +105,12 @@ class StudyView(QWidget):
         lay.addWidget(self.progress)
         lay.addWidget(self.status)
         lay.addWidget(self.best)
-        lay.addWidget(self.table, 1)
+        self.plot = StudyPlot()
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.table)
+        split.addWidget(self.plot)
+        split.setSizes([320, 220])
+        lay.addWidget(split, 1)
         self._update_buttons()
 
     def make_settings(self) -> Any:
@@ -180,6 +188,9 @@ class StudyView(QWidget):
             for j, text in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.best.setText(self._describe_best(snapshot))
+        from core.experiments.search import OBJECTIVES
+
+        self.plot.show_snapshot(snapshot, tuple(OBJECTIVES[o].direction for o in snapshot.objectives))
         self._update_buttons()
 
     def _describe_best(self, snapshot: StudySnapshot) -> str:

@@ -54,6 +54,10 @@ def test_a_tiny_search_fills_the_trials_table_and_opens_the_best_model(qtbot, tm
     assert f"Best so far: trial {best.number}" in view.best.text()
     assert view.table.item(snap.rows.index(best), 0).text().endswith("★")
     assert view.progress.value() == 1000
+    # The plot: every complete trial's value by its number, the best so far never falling.
+    numbers, best_line = view.plot.best_line
+    assert list(numbers) == [r.number for r in complete]
+    assert best_line[-1] == pytest.approx(best.values[0]) and (best_line[1:] >= best_line[:-1]).all()
     # Open best model: the best trial's run joins the models list, shown.
     assert view.open_button.isEnabled()
     view.open_button.click()
