@@ -33,18 +33,19 @@ def test_compared_runs_show_their_evaluation(qtbot, sweep):
     panel.compare_selected()
 
     def rows() -> list[str]:
-        table = panel.metrics_table
+        table = panel.compare_view.metrics_table
         return [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
 
     qtbot.waitUntil(lambda: "test: precision" in rows(), timeout=30_000)
     names = rows()
     for label in ("test: recall", "test: sharpness", "test: conditional accuracy", "test: Fréchet score (judge)"):
         assert label in names
-    columns = [panel.metrics_table.horizontalHeaderItem(c).text() for c in range(panel.metrics_table.columnCount())]
+    table = panel.compare_view.metrics_table
+    columns = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
     for path in sweep:
         result = read_eval(path)
         column = columns.index(path.name)
         for key in ("precision", "recall", "sharpness"):
-            cell = panel.metrics_table.item(names.index(f"test: {key}"), column).text()
+            cell = panel.compare_view.metrics_table.item(names.index(f"test: {key}"), column).text()
             assert cell == f"{result[key]:.4g}"
     panel.shutdown()

@@ -1,0 +1,169 @@
+"""The Runs tab's comparison of the selected runs: their curves (runs_curves.py), the settings that differ, their
+newest sample grids side by side, their metrics (and each run's eval.json) in one table.
+
+Everything shown here was read on a worker (`read_compared`): curves, evaluations and the sample PNGs' bytes (with a
+size cap, regular files only), so a huge or odd file in a run folder never stalls the window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QScrollArea,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.files import printable
+from core.runs.history import RunSummary, Series
+from explorer.panels.runs_curves import CompareCurves
+
+MAX_SAMPLE_BYTES = 32 << 20     # a sample grid is a few hundred kB
+
+
+@dataclass
+class Compared:
+    """What a comparison shows, read on a worker."""
+
+    series: dict[Path, dict[str, Series]]
+    evals: dict[Path, dict[str, float]]
+    samples: list[tuple[str, str, bytes | None]]   # (run name, what, the newest sample PNG's bytes or None)
+
+
+def read_series(paths: Sequence[Path]) -> dict[Path, dict[str, Series]]:
+    from core.runs.history import load_series
+
+    return {Path(p): load_series(p) for p in paths}
+
+
+def _newest_sample(run: Path) -> tuple[str, bytes | None]:
+    from core.files import FileRefused, read_regular
+
+    try:
+        pngs = sorted(p for p in (run / "samples").iterdir() if p.suffix.lower() == ".png")
+    except OSError:
+        return "no samples yet", None
+    if not pngs:
+        return "no samples yet", None
+    try:
+        return pngs[-1].name, read_regular(pngs[-1], MAX_SAMPLE_BYTES, within=run)
+    except (OSError, FileRefused) as e:
+        return f"{pngs[-1].name}: {e}", None
+
+
+def read_compared(paths: Sequence[Path]) -> Compared:
+    """The curves, evaluations (eval.json, label -> number) and newest sample grid of each run."""
+    from core.runs.evaluation import eval_numbers, read_eval
+
+    paths = [Path(p) for p in paths]
+    samples = [(p.name, *_newest_sample(p)) for p in paths]
+    return Compared(read_series(paths), {p: eval_numbers(read_eval(p)) for p in paths}, samples)
+
+
+def run_label(run: RunSummary, diff: dict[str, list[Any]], i: int) -> str:
+    """The legend's name of a run: its name and up to three settings that differ."""
+    parts = [f"{k.split('.')[-1]}={values[i]}" for k, values in list(diff.items())[:3]]
+    return f"{run.name[:20]}" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def diff_text(runs: Sequence[RunSummary], diff: dict[str, list[Any]]) -> str:
+    if not diff:
+        return "The runs' settings are the same."
+    lines = [f"{'setting':<28}" + "".join(f"{r.name[:24]:>26}" for r in runs)]
+    lines += [f"{k:<28}" + "".join(f"{str(v)[:24]:>26}" for v in values) for k, values in diff.items()]
+    return "\n".join(lines)
+
+
+class CompareView(QTabWidget):
+    """Curves, settings that differ, samples, metrics of the compared runs."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.runs: list[RunSummary] = []
+        self.evals: dict[Path, dict[str, float]] = {}
+        self.curves_view = CompareCurves()
+        self.diff_view = QPlainTextEdit()
+        self.diff_view.setReadOnly(True)
+        self.samples_row = QWidget()
+        self.samples_layout = QHBoxLayout(self.samples_row)
+        samples = QScrollArea()
+        samples.setWidgetResizable(True)
+        samples.setWidget(self.samples_row)
+        self.metrics_table = QTableWidget(0, 0)
+        self.metrics_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.addTab(self.curves_view, "Curves")
+        self.addTab(self.diff_view, "Settings that differ")
+        self.addTab(samples, "Samples")
+        self.addTab(self.metrics_table, "Metrics")
+
+    def show_runs(self, runs: Sequence[RunSummary], diff: dict[str, list[Any]]) -> None:
+        """New runs to compare: what is known at once (settings, metrics); curves and samples follow (`show_read`)."""
+        self.runs, self.evals = list(runs), {}
+        self.curves_view.set_runs(runs, {r.path: run_label(r, diff, i) for i, r in enumerate(runs)})
+        self.diff_view.setPlainText(diff_text(runs, diff))
+        self.show_metrics()
+
+    def update_runs(self, runs: Sequence[RunSummary]) -> None:
+        """The same runs, newer summaries (a refresh while they train)."""
+        self.runs = list(runs)
+        self.show_metrics()
+
+    def show_read(self, compared: Compared) -> None:
+        self.evals = compared.evals
+        self.curves_view.set_series(compared.series)
+        self.show_samples(compared.samples)
+        self.show_metrics()
+
+    def show_series(self, series: dict[Path, dict[str, Series]]) -> None:
+        self.curves_view.set_series(series)
+
+    def show_samples(self, samples: Sequence[tuple[str, str, bytes | None]]) -> None:
+        while self.samples_layout.count():
+            w = self.samples_layout.takeAt(0).widget()
+            if w is not None:
+                w.deleteLater()
+        for name, what, data in samples:
+            box = QWidget()
+            bl = QVBoxLayout(box)
+            bl.addWidget(QLabel(printable(f"{name}\n{what}")))
+            pixmap = QPixmap()
+            if data is not None and pixmap.loadFromData(data):
+                pic = QLabel()
+                pic.setPixmap(pixmap.scaled(pixmap.width() * 3, pixmap.height() * 3,
+                                            Qt.AspectRatioMode.KeepAspectRatio,
+                                            Qt.TransformationMode.FastTransformation))
+                bl.addWidget(pic)
+            bl.addStretch(1)
+            self.samples_layout.addWidget(box)
+
+    def show_metrics(self) -> None:
+        runs = self.runs
+        keys = sorted({k for r in runs for k in r.headline})
+        evals = [self.evals.get(Path(r.path), {}) for r in runs]
+        eval_keys: list[str] = []
+        for e in evals:
+            eval_keys += [k for k in e if k not in eval_keys]
+        rows = ["status", "epochs", "best val", "tags", *keys, *(f"test: {k}" for k in eval_keys)]
+        self.metrics_table.setRowCount(len(rows))
+        self.metrics_table.setColumnCount(len(runs))
+        self.metrics_table.setHorizontalHeaderLabels([r.name for r in runs])
+        self.metrics_table.setVerticalHeaderLabels(rows)
+        for c, r in enumerate(runs):
+            values = [r.status, str(r.epochs_done), "" if r.best_val is None else f"{r.best_val:.4g}",
+                      ", ".join(r.tags), *(f"{r.headline[k]:.4g}" if k in r.headline else "" for k in keys),
+                      *(f"{evals[c][k]:.4g}" if k in evals[c] else "" for k in eval_keys)]
+            for row, text in enumerate(values):
+                self.metrics_table.setItem(row, c, QTableWidgetItem(text))
+        self.metrics_table.resizeColumnsToContents()
