@@ -109,6 +109,7 @@ class RunsTable(QWidget):
         self.filter.setToolTip("Rows holding every word (name, dataset, status, note ...) and every tag:NAME "
                                "(a tag starting with NAME)")
         self.filter.setClearButtonEnabled(True)
+        self.filter.setMinimumWidth(240)
         self.filter.textChanged.connect(self.apply_filter)
         top = QHBoxLayout()
         top.addWidget(self.folders_label, 1)
@@ -132,6 +133,7 @@ class RunsTable(QWidget):
         table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         table.setSelectionMode(QTableWidget.SelectionMode.ExtendedSelection)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        table.setWordWrap(False)          # one line a run; long texts are elided, whole in their tooltips
         table.setSortingEnabled(True)
         table.horizontalHeader().setStretchLastSection(True)
         table.itemSelectionChanged.connect(self.selectionChanged)
@@ -158,7 +160,7 @@ class RunsTable(QWidget):
             self.table.setSortingEnabled(True)
             self._select_rows_of(selected)
         self.table.resizeColumnsToContents()
-        for col in (COLUMNS.index("note"), COLUMNS.index("headline")):
+        for col in (COLUMNS.index("note"), COLUMNS.index("headline"), COLUMNS.index("reason")):
             self.table.setColumnWidth(col, min(self.table.columnWidth(col), 260))
         self.apply_filter()
         text, tip = damage_text(self.runs)
