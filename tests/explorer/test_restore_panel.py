@@ -52,13 +52,13 @@ def test_panel_runs_a_restoration_and_shows_the_row(qtbot, panel, tmp_path):
     for key in ("clean", "corrupted", "vae", "vae-refined", "diffusion", "classical"):
         cell = panel.cells[key]
         assert cell.image is not None and cell.image.shape == (1, 16, 16), key
-        assert cell.grid.count() == 1
+        assert cell.view.count() == 1
     assert "PSNR" in panel.cells["diffusion"].info.text() and " s" in panel.cells["diffusion"].info.text()
     assert "tv" in panel.cells["classical"].title.text()
     assert panel.status.text() == "done" and panel.run_button.isEnabled()
-    before = panel.cells["vae"].grid.to_image()
+    before = panel.cells["vae"].view.to_image()
     panel.diff_toggle.setChecked(True)
-    assert panel.cells["vae"].grid.to_image() != before
+    assert panel.cells["vae"].view.to_image() != before
     out = tmp_path / "row.png"
     panel.export_png(str(out))
     assert Image.open(out).size[0] > 200
@@ -150,7 +150,7 @@ def test_changing_the_corruption_marks_the_shown_results_out_of_date(qtbot, pane
     for key in RESULT_CELLS:
         cell = panel.cells[key]
         assert cell.stale and cell.info.text() == STALE_TEXT, key
-        assert cell.grid.graphicsEffect().isEnabled(), key    # greyed
+        assert cell.view.faded, key    # greyed
     assert not panel.cells["clean"].stale
     header = panel.row_header.text()
     assert "Out of date" in header and "corruption" in header and "computed for gaussian" in header
