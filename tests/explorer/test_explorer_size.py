@@ -16,7 +16,6 @@ OVER_CLASSES = {
     "explorer/panels/latent_map.py::LatentMapPanel": (598, 52),   # 707 / 59 before map_selection.py
     "explorer/panels/interpolate/panel.py::InterpolatePanel": (496, 41),
     "explorer/panels/sampler/panel.py::SamplerPanel": (473, 32),
-    "explorer/panels/restore.py::RestorePanel": (432, 33),
     "explorer/main_window.py::MainWindow": (400, 35),
     "explorer/panels/train.py::TrainPanel": (391, 30),
     "explorer/panels/dashboard.py::RunDashboard": (360, 28),   # room for the curve-tools change in progress
@@ -24,7 +23,6 @@ OVER_CLASSES = {
 }
 OVER_FUNCTIONS = {
     "explorer/panels/sampler/panel.py::SamplerPanel._build": 123,
-    "explorer/panels/restore.py::RestorePanel.__init__": 112,
     "explorer/panels/interpolate/panel.py::InterpolatePanel._build": 104,
     "explorer/panels/latent_map.py::LatentMapPanel._build": 92,
     "explorer/screenshots.py::main": 86,
