@@ -26,7 +26,7 @@ class StudyPlot(pg.PlotWidget):
         self.addItem(self.best)
         self.best_line: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
 
-    def show_snapshot(self, snapshot: StudySnapshot, directions: tuple[str, ...]) -> None:
+    def show_snapshot(self, snapshot: StudySnapshot) -> None:
         done = [r for r in snapshot.rows if r.state == "complete" and len(r.values) == len(snapshot.objectives)]
         if len(snapshot.objectives) == 2:
             front = [r for r in done if r.number in snapshot.best]
@@ -38,7 +38,7 @@ class StudyPlot(pg.PlotWidget):
         else:
             numbers = np.array([r.number for r in done], dtype=float)
             values = np.array([r.values[0] for r in done], dtype=float)
-            sign = 1.0 if directions[0] == "maximize" else -1.0
+            sign = 1.0 if snapshot.directions[:1] != ("minimize",) else -1.0
             best = sign * np.maximum.accumulate(sign * values) if len(values) else values
             self.trials.setData(numbers, values)
             self.best_line = (numbers, best)

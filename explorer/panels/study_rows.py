@@ -30,6 +30,7 @@ class StudySnapshot:
     objectives: tuple[str, ...]
     rows: tuple[TrialRow, ...]
     best: tuple[int, ...]           # the best trial's number (one objective) or the Pareto front's
+    directions: tuple[str, ...] = ()   # "maximize" / "minimize" per objective
 
     def row(self, number: int) -> TrialRow | None:
         return next((r for r in self.rows if r.number == number), None)
@@ -45,10 +46,22 @@ def storage_url(settings: Any, out: Path) -> str:
 
 def read_study(settings: Any, out: str | Path) -> StudySnapshot:
     """The study's trials now, newest last."""
+    return read_study_at(storage_url(settings, Path(out)), out)
+
+
+def read_study_at(storage: str, out: str | Path) -> StudySnapshot:
+    """The trials of the search study in `storage` (whoever runs it: this window, the CLI, other machines); its
+    objectives are the ones it was made for. UserError when there is no search study there."""
+    from core.errors import UserError
     from core.experiments.search import STUDY_NAME, best_trial_numbers, import_optuna
 
     optuna = import_optuna()
-    study = optuna.load_study(study_name=STUDY_NAME, storage=storage_url(settings, Path(out)))
+    try:
+        study = optuna.load_study(study_name=STUDY_NAME, storage=storage)
+    except (KeyError, ValueError, ImportError) as e:
+        raise UserError(f"no settings search in {storage} ({str(e).splitlines()[0]}); choose the folder a search "
+                        "wrote (it holds study.db)") from None
+    objectives = tuple(study.user_attrs.get("objectives") or ("value",) * len(study.directions))
     rows = []
     for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         state = t.state.name.lower()
@@ -62,7 +75,18 @@ def read_study(settings: Any, out: str | Path) -> StudySnapshot:
             note = f"pruned at epoch {epoch}: {t.intermediate_values[epoch]:.4g} was below the median"
         rows.append(TrialRow(t.number, state, dict(t.params), values, seconds,
                              str(t.user_attrs.get("run", "")), note))
-    return StudySnapshot(Path(out), tuple(settings.objectives), tuple(rows), best_trial_numbers(study))
+    return StudySnapshot(Path(out), objectives, tuple(rows), best_trial_numbers(study),
+                         tuple(d.name.lower() for d in study.directions))
+
+
+def read_study_folder(out: str | Path) -> StudySnapshot:
+    """The search study of a folder (OUT/study.db), as `vae-explorer search --out OUT` writes it."""
+    from core.errors import UserError
+
+    db = Path(out) / "study.db"
+    if not db.is_file():
+        raise UserError(f"{out} holds no study.db; choose the folder a search wrote (its --out)")
+    return read_study_at(f"sqlite:///{db.resolve()}", out)
 
 
 def search_job(settings: Any, out: str, should_stop: Callable[[], bool]) -> Iterator[Any]:

@@ -14,10 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QFormLayout,
     QHBoxLayout,
     QHeaderView,
@@ -36,9 +37,11 @@ from PySide6.QtWidgets import (
 from core.errors import UserError
 from explorer.panels.experiment_dataset import DatasetChoice
 from explorer.panels.study_plot import StudyPlot
-from explorer.panels.study_rows import StudySnapshot, search_job
+from explorer.panels.study_rows import StudySnapshot, read_study_folder, search_job
 from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
+
+POLL_MS = 3000      # how often a followed study is read
 
 
 def _value(v: Any) -> str:
@@ -54,6 +57,10 @@ class StudyView(QWidget):
         self.tasks = PanelTasks(self)
         self.snapshot: StudySnapshot | None = None
         self.settings: Any = None
+        self.followed: Path | None = None      # a study folder another process fills, read every few seconds
+        self.timer = QTimer(self)
+        self.timer.setInterval(POLL_MS)
+        self.timer.timeout.connect(self._read_followed)
         self._build()
 
     def _build(self) -> None:
@@ -84,8 +91,12 @@ class StudyView(QWidget):
         self.open_button = QPushButton("Open best model")
         self.open_button.setToolTip("Put the best trial's run into the models list")
         self.open_button.clicked.connect(self.open_best)
+        self.follow_button = QPushButton("Follow a study folder…")
+        self.follow_button.setToolTip("Show the trials of a search another process runs (vae-explorer search --out "
+                                      "FOLDER, here or on machines sharing the folder) as they start and end")
+        self.follow_button.clicked.connect(self._ask_follow)
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.open_button):
+        for b in (self.start_button, self.stop_button, self.follow_button, self.open_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.progress = QProgressBar()
@@ -144,6 +155,8 @@ class StudyView(QWidget):
         except UserError as e:
             show_error(self, str(e))
             return False
+        self.timer.stop()
+        self.followed = None
         self.status.setText(f"searching {self.settings.dataset} into {out}")
         self.progress.setFormat("%p% of the budget")
         self.tasks.start("search", search_job, self.settings, str(out), iterate=True, on_event=self._on_event,
@@ -171,6 +184,31 @@ class StudyView(QWidget):
             self.progress.setFormat(f"search {ev.status}")
             self.status.setText(f"search {ev.status}: {ev.message}")
 
+    # ---- following a study run elsewhere ----------------------------------------------------------------------------
+    def _ask_follow(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "A search's folder (it holds study.db)")
+        if folder:
+            self.follow(Path(folder))
+
+    def follow(self, folder: Path) -> None:
+        """Show the trials of the search in `folder` (its study.db), re-read every few seconds."""
+        if self.is_running():
+            return
+        self.followed = folder
+        self.status.setText(f"following the search in {folder}")
+        self._read_followed()
+        self.timer.start()
+
+    def _read_followed(self) -> None:
+        if self.followed is None or self.tasks.busy("read"):
+            return
+        self.tasks.start("read", read_study_folder, self.followed, on_result=self.show_snapshot, status=self._failed,
+                         on_failed=lambda _message, _details: self.timer.stop())
+
+    def _failed(self, text: str) -> None:
+        if text.startswith("failed: "):
+            self.status.setText(text)
+
     # ---- the trials -----------------------------------------------------------------------------------------------
     def show_snapshot(self, snapshot: StudySnapshot) -> None:
         self.snapshot = snapshot
@@ -188,9 +226,7 @@ class StudyView(QWidget):
             for j, text in enumerate(cells):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.best.setText(self._describe_best(snapshot))
-        from core.experiments.search import OBJECTIVES
-
-        self.plot.show_snapshot(snapshot, tuple(OBJECTIVES[o].direction for o in snapshot.objectives))
+        self.plot.show_snapshot(snapshot)
         self._update_buttons()
 
     def _describe_best(self, snapshot: StudySnapshot) -> str:
@@ -232,7 +268,9 @@ class StudyView(QWidget):
         running = self.tasks.busy("search")
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
+        self.follow_button.setEnabled(not running)
         self.open_button.setEnabled(self.best_run() is not None)
 
     def shutdown(self) -> None:
+        self.timer.stop()
         self.tasks.shutdown()

@@ -66,3 +66,17 @@ def test_a_tiny_search_fills_the_trials_table_and_opens_the_best_model(qtbot, tm
     assert entry.name == f"search/{best.run}" and entry.source == "run folder"
     assert state.vae is entry.loaded and entry.loaded.config.train.lr == 0.002
     view.shutdown()
+
+    # Another window follows the study folder (a search run elsewhere): the same trials and best, from study.db.
+    other = StudyView(AppState())
+    qtbot.addWidget(other)
+    other.follow(tmp_path / "study")
+    qtbot.waitUntil(lambda: other.snapshot is not None, timeout=30_000)
+    assert other.snapshot.rows == snap.rows and other.snapshot.best == snap.best
+    assert other.snapshot.objectives == ("elbo",) and other.timer.isActive()
+    assert f"Best so far: trial {best.number}" in other.best.text() and other.open_button.isEnabled()
+    # A folder without a study: one line, and it stops reading.
+    other.follow(tmp_path)
+    qtbot.waitUntil(lambda: not other.timer.isActive(), timeout=30_000)
+    assert other.status.text().startswith("failed: ") and "holds no study.db" in other.status.text()
+    other.shutdown()
