@@ -63,7 +63,7 @@ class StudyView(QWidget):
         self.timer.timeout.connect(self._read_followed)
         self._build()
 
-    def _build(self) -> None:
+    def _build_form(self) -> QFormLayout:
         from core.experiments.search import OBJECTIVES
 
         self.dataset = DatasetChoice()
@@ -84,6 +84,10 @@ class StudyView(QWidget):
         form.addRow("Budget", self.budget)
         form.addRow("Objective", self.objective)
         form.addRow("Study folder", self.out)
+        return form
+
+    def _build(self) -> None:
+        form = self._build_form()
         self.start_button = QPushButton("Start search")
         self.start_button.clicked.connect(lambda: self.start())
         self.stop_button = QPushButton("Stop")
