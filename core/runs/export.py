@@ -1,7 +1,8 @@
 """Runs as CSV: one row per run (a comparison's table), and every run's curves in long format (one row per point).
 
 Both are written atomically and read back with the `csv` module as they were written: numbers are written with
-`repr` (they round-trip exactly), missing values are empty cells, list settings are JSON (e.g. `["0", "1"]`).
+`repr` (they round-trip exactly), missing values are empty cells, list settings are JSON (e.g. `["0", "1"]`). A run's
+start and last update are written twice: epoch seconds (exact) and UTC text (what a spreadsheet shows as a time).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from core.files import atomic_write, check_output_file, run_folder_holding
 from core.runs.history import RunSummary, config_diff, load_series
 
 RUN_COLUMNS = ("name", "status", "kind", "dataset", "subset", "epochs_done", "epochs_total", "step", "best_val",
-               "started", "updated", "path", "reason", "damaged", "tags", "note")
+               "started", "updated", "started_utc", "updated_utc", "path", "reason", "damaged", "tags", "note")
 SERIES_COLUMNS = ("run", "series", "step", "epoch", "time", "value")
 
 
@@ -38,6 +40,14 @@ def cell(value: Any) -> str:
         return repr(value)
     text = json.dumps(value) if isinstance(value, (list, tuple, dict)) else str(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def utc_text(seconds: float | None) -> str | None:
+    """Epoch seconds as a spreadsheet reads them: "2026-12-04 21:55:03Z" (UTC); None when there is no such time."""
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds)) if seconds is not None else None
+    except (OverflowError, OSError, ValueError):   # a time no calendar holds (a damaged record)
+        return None
 
 
 def check_export_file(path: str | Path, *, what: str, suffixes: Sequence[str]) -> Path:
@@ -72,7 +82,8 @@ def runs_table(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[An
     rows = []
     for i, s in enumerate(summaries):
         rows.append([s.name, s.status, s.kind, s.dataset, s.subset, s.epochs_done, s.epochs_total, s.step,
-                     s.best_val, s.started, s.updated, str(s.path), s.reason, s.damaged, list(s.tags), s.note,
+                     s.best_val, s.started, s.updated, utc_text(s.started), utc_text(s.updated), str(s.path),
+                     s.reason, s.damaged, list(s.tags), s.note,
                      *(s.headline.get(k) for k in metrics), *(values[i] for values in diff.values())])
     return header, rows
 

@@ -6,6 +6,7 @@ for a run's own records."""
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
 import subprocess
@@ -52,6 +53,8 @@ def test_tags_and_note_round_trip_into_the_summary_and_csv(run, tmp_path):
     with open(write_runs_csv([s], tmp_path / "runs.csv"), newline="", encoding="utf-8") as f:
         (row,) = csv.DictReader(f)
     assert json.loads(row["tags"]) == ["baseline", "beta-sweep"] and row["note"] == "first try\nlr too high"
+    started = datetime.datetime.strptime(row["started_utc"], "%Y-%m-%d %H:%M:%SZ").replace(tzinfo=datetime.UTC)
+    assert abs(started.timestamp() - s.started) < 1 and row["damaged"] == "0"
     write_notes(run, RunNotes((), ""))        # cleared
     assert read_run(run).tags == () and read_run(run).note == ""
 
