@@ -23,8 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QTimer, QUrl
-from PySide6.QtGui import QDesktopServices
+from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -45,6 +44,7 @@ from explorer.panels.experiment_table import ExperimentTable
 from explorer.panels.study_view import StudyView
 from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
+from explorer.widgets.path_dialog import open_or_show_path
 
 POLL_MS = 2000      # how often a watched experiment folder is read
 
@@ -265,9 +265,9 @@ class ExperimentsPanel(Panel, QWidget):
             self.timer.stop()            # our experiment ended: nothing changes any more
 
     def open_report(self) -> None:
-        if self.report_path is not None and not QDesktopServices.openUrl(QUrl.fromLocalFile(str(self.report_path))):
-            self._log(f"no browser opened the report; it is {self.report_path}")
-            self.status.setText(f"report: {self.report_path}")
+        """In the browser; without one (a remote session), its path with a Copy button."""
+        if self.report_path is not None:
+            open_or_show_path(self, self.report_path, what="the experiment's report")
 
     def _update_buttons(self) -> None:
         running = self.tasks.busy("experiment")

@@ -91,10 +91,12 @@ def read_study_folder(out: str | Path) -> StudySnapshot:
 
 def search_job(settings: Any, out: str, should_stop: Callable[[], bool]) -> Iterator[Any]:
     """Run the search (core.experiments.search.run_search) and yield its events, with a `StudySnapshot` after each
-    one that starts or ends a trial, and at the end."""
-    from core.experiments.search import SearchEnded, run_search
+    one that starts or ends a trial, and at the end; then ("report", OUT/search-report.html) as the CLI writes it."""
+    from core.experiments.search import SearchEnded, open_study, run_search
+    from core.experiments.search_report import write_search_report
 
     for ev in run_search(settings, out, should_stop=should_stop):
         yield ev
         if isinstance(ev, SearchEnded) or ev.stage in _TRIAL_CHANGES:
             yield read_study(settings, out)
+    yield ("report", write_search_report(open_study(settings, Path(out)), out))

@@ -40,6 +40,7 @@ from explorer.panels.study_plot import StudyPlot
 from explorer.panels.study_rows import StudySnapshot, read_study_folder, search_job
 from explorer.panels.tasks import PanelTasks
 from explorer.widgets.dialogs import show_error
+from explorer.widgets.path_dialog import open_or_show_path
 
 POLL_MS = 3000      # how often a followed study is read
 
@@ -57,6 +58,7 @@ class StudyView(QWidget):
         self.tasks = PanelTasks(self)
         self.snapshot: StudySnapshot | None = None
         self.settings: Any = None
+        self.report_path: Path | None = None
         self.followed: Path | None = None      # a study folder another process fills, read every few seconds
         self.timer = QTimer(self)
         self.timer.setInterval(POLL_MS)
@@ -99,8 +101,12 @@ class StudyView(QWidget):
         self.follow_button.setToolTip("Show the trials of a search another process runs (vae-explorer search --out "
                                       "FOLDER, here or on machines sharing the folder) as they start and end")
         self.follow_button.clicked.connect(self._ask_follow)
+        self.report_button = QPushButton("Open report")
+        self.report_button.setToolTip("The search's HTML report: the trials, best so far, parameter importances and "
+                                      "the best run's samples")
+        self.report_button.clicked.connect(self.open_report)
         buttons = QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.follow_button, self.open_button):
+        for b in (self.start_button, self.stop_button, self.follow_button, self.open_button, self.report_button):
             buttons.addWidget(b)
         buttons.addStretch(1)
         self.progress = QProgressBar()
@@ -160,7 +166,7 @@ class StudyView(QWidget):
             show_error(self, str(e))
             return False
         self.timer.stop()
-        self.followed = None
+        self.followed = self.report_path = None
         self.status.setText(f"searching {self.settings.dataset} into {out}")
         self.progress.setFormat("%p% of the budget")
         self.tasks.start("search", search_job, self.settings, str(out), iterate=True, on_event=self._on_event,
@@ -183,6 +189,9 @@ class StudyView(QWidget):
             self.progress.setValue(int(1000 * ev.fraction))
             if ev.message:
                 self.status.setText(ev.message)
+        elif isinstance(ev, tuple) and ev[0] == "report":
+            self.report_path = Path(ev[1])
+            self._update_buttons()
         elif isinstance(ev, SearchEnded):
             self.progress.setValue(1000)
             self.progress.setFormat(f"search {ev.status}")
@@ -268,11 +277,16 @@ class StudyView(QWidget):
         self.tasks.start("open", load_model, str(path), status=self.status.setText,
                          on_result=lambda loaded: self.state.add_model(loaded, source="run folder", name=name))
 
+    def open_report(self) -> None:
+        if self.report_path is not None:
+            open_or_show_path(self, self.report_path, what="the search's report")
+
     def _update_buttons(self) -> None:
         running = self.tasks.busy("search")
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         self.follow_button.setEnabled(not running)
+        self.report_button.setEnabled(self.report_path is not None and self.report_path.is_file() and not running)
         self.open_button.setEnabled(self.best_run() is not None)
 
     def shutdown(self) -> None:

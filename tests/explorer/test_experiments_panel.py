@@ -82,7 +82,8 @@ def test_a_tiny_beta_sweep_from_the_panel(qtbot, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_runs_at_once_from_the_panel_followed_by_another_window(qtbot, tmp_path):
+def test_two_runs_at_once_from_the_panel_followed_by_another_window(qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")     # the CPU's cores set the limit (a one-GPU machine allows 1)
     out = tmp_path / "parallel"
     _, panel = make_panel(qtbot)
     panel.form.out.setText(str(out))

@@ -18,7 +18,7 @@ TINY = {"model.width": 4, "model.latent_dim": 4, "model.stages": 1, "train.batch
 
 
 @pytest.mark.slow
-def test_a_tiny_search_fills_the_trials_table_and_opens_the_best_model(qtbot, tmp_path):
+def test_a_tiny_search_fills_the_trials_table_and_opens_the_best_model(qtbot, tmp_path, monkeypatch):
     state = AppState()
     view = StudyView(state)
     qtbot.addWidget(view)
@@ -58,6 +58,18 @@ def test_a_tiny_search_fills_the_trials_table_and_opens_the_best_model(qtbot, tm
     numbers, best_line = view.plot.best_line
     assert list(numbers) == [r.number for r in complete]
     assert best_line[-1] == pytest.approx(best.values[0]) and (best_line[1:] >= best_line[:-1]).all()
+    # The search's report, as the CLI writes it; without a browser its path is shown with a Copy button.
+    assert view.report_path == tmp_path / "study" / "search-report.html" and view.report_button.isEnabled()
+    assert f"Best trial {best.number}" in view.report_path.read_text()
+    from PySide6.QtGui import QDesktopServices
+
+    from explorer.widgets.path_dialog import PathDialog
+
+    monkeypatch.setattr(QDesktopServices, "openUrl", lambda url: False)
+    view.report_button.click()
+    dialog = view.findChild(PathDialog)
+    assert dialog is not None and dialog.path_edit.text() == str(view.report_path)
+    dialog.close()
     # Open best model: the best trial's run joins the models list, shown.
     assert view.open_button.isEnabled()
     view.open_button.click()
