@@ -129,6 +129,7 @@ class RestoreRow(QWidget):
     def clear(self) -> None:
         for cell in self.cells.values():
             cell.clear()
+        self.links.set_crosshair(math.nan, math.nan)    # its read-out was of the images just cleared
 
     def mark_stale(self, stale: bool) -> None:
         for key in RESULT_KEYS:

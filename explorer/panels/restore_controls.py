@@ -99,8 +99,6 @@ class RestoreControls(QWidget):
     def _lay_out(self) -> None:
         form = QFormLayout()
         form.addRow("Image", _hbox(self.index, self.open_button, self.source_label))
-        form.addRow("", self.conversion)
-        form.addRow("", self.domain_note)
         form.addRow("Corruption", _hbox(self.corruption, "strength", self.strength, self.strength_unit, "seed",
                                         self.seed))
         form.addRow("Restorers", _hbox("refinement steps", self.refine_steps, "diffusion samples",
@@ -111,6 +109,8 @@ class RestoreControls(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(form)
+        lay.addWidget(self.conversion)     # outside the form: a wrapped label there gets rows of blank space
+        lay.addWidget(self.domain_note)
         lay.addLayout(buttons)
 
     def _on_corruption(self, name: str) -> None:
