@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 from core.errors import UserError
 from core.experiments.spec import ExperimentSpec
 from explorer.panels.experiment_dataset import DatasetChoice
+from explorer.widgets.elided_label import ElidedLabel
 
 
 def most_at_once() -> tuple[int, str]:
@@ -69,8 +70,7 @@ class ExperimentForm(QWidget):
         at_once.addWidget(self.parallel)
         at_once.addWidget(QLabel(f"(at most {most}: {why})"), 1)
         form.addRow("Runs at once", at_once)
-        self.description = QLabel()
-        self.description.setWordWrap(True)
+        self.description = ElidedLabel()      # one line (the whole text in its tooltip): the window fits 700 px tall
         for box in (self.name_box, self.dataset, self.scale_box):
             box.currentTextChanged.connect(lambda _: self._describe())
         lay = QVBoxLayout(self)

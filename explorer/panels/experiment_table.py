@@ -68,7 +68,7 @@ class ExperimentTable(QWidget):
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
             box.currentIndexChanged.connect(lambda _: self._draw_scatter())
         self.plot = pg.PlotWidget()
-        self.plot.setMinimumHeight(160)
+        self.plot.setMinimumHeight(80)
         self.plot.showGrid(x=True, y=True, alpha=0.25)
         self.plot.getPlotItem().getViewBox().setDefaultPadding(0.12)    # room for the points' labels
         for axis in ("bottom", "left"):
