@@ -216,10 +216,10 @@ def test_sampler_grid_select_send_and_export(qtbot, loaded, tmp_path):
     size, ch = loaded[0].meta.image_size, loaded[0].meta.channels
     assert panel.images.shape == (100, size, size, ch)
     first = panel.images.copy()
-    panel.temperature.setValue(50)
+    panel.temperature.setValue(0.5)
     settle()
     assert not np.array_equal(first, panel.images)
-    panel.temperature.setValue(100)
+    panel.temperature.setValue(1.0)
     settle()
     np.testing.assert_array_equal(first, panel.images)          # same seed and temperature: same grid
     panel.regen_btn.click()
@@ -227,7 +227,7 @@ def test_sampler_grid_select_send_and_export(qtbot, loaded, tmp_path):
     assert panel.seed.value() == 1 and not np.array_equal(first, panel.images)
 
     # a burst of slider moves while a grid is being sampled ends with the grid of the newest value
-    for value in (20, 40, 60, 80, 100):
+    for value in (0.2, 0.4, 0.6, 0.8, 1.0):
         panel.temperature.setValue(value)
     settle()
     assert panel.status.text().startswith("seed 1, temperature 1.00")
@@ -383,7 +383,7 @@ def test_sampler_compare_with_diffusion(qtbot, loaded):
     first = panel.diff_grid.images.copy()
     # Temperature changes the VAE grid only; the diffusion grid stays as it is.
     vae_grid = panel.grid.images.copy()
-    panel.temperature.setValue(50)
+    panel.temperature.setValue(0.5)
     qtbot.waitUntil(lambda: not panel.is_sampling() and not np.array_equal(panel.grid.images, vae_grid),
                     timeout=60000)
     assert panel.diffusion_runs == 1 and "samples in" in panel.diff_title.text()
