@@ -89,6 +89,7 @@ class RestoreRow(QWidget):
         self.links = LinkedViews(self)
         self.difference = False
         self.readout = QLabel(POINTER_HINT)
+        self.readout.setWordWrap(True)       # seven values on a narrow screen take two lines, not a wider window
         self.readout.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.images = QWidget()
         row = QHBoxLayout(self.images)

@@ -28,6 +28,7 @@ from superqt.utils import signals_blocked
 
 from core.restoration.corruptions import CORRUPTIONS, STRENGTHS
 from explorer.panels.restore_cells import DIFF_GAIN
+from explorer.widgets.elided_label import ElidedLabel
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp);;All files (*)"
 NOTE_STYLE = "color: #a05a00;"
@@ -62,7 +63,7 @@ class RestoreControls(QWidget):
         self.index.setToolTip("index of the image in the dataset's test split")
         self.open_button = QPushButton("Open image…")
         self.open_button.setToolTip("an image file (or drop one onto this tab)")
-        self.source_label = QLabel("test image")
+        self.source_label = ElidedLabel("test image")    # a long file name never widens the window
         self.conversion = _note_label()    # what an image file became for the models (hidden when nothing changed)
         self.domain_note = _note_label()   # the image is unlike the training data (hidden when it is like it)
         self.corruption = QComboBox()
