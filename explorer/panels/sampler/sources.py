@@ -65,6 +65,9 @@ class LatentSources(QObject):
             if other != name:
                 self.cancel(other)
         if name == "region":
+            if self.selection is None:
+                self.outOfDate.emit("send a selection here from the latent map first (Send to → Sampler)")
+                return NOT_READY
             if self.region is None or self.region_model is not model:
                 # another model shown (a newer snapshot, another entry): the same images, encoded by it
                 if not (self.tasks.busy("region") and self._region_fitting is model):
