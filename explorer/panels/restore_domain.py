@@ -2,8 +2,9 @@
 
 For the shown VAE, the range of reconstruction errors on held-out images of its dataset is computed once (on a
 worker: `core.restoration.domain.reference_range`, a few seconds) and kept while that model lives; each chosen image's
-own error is computed on the worker too (the GUI thread runs no model). The note is empty when the image is within
-the range, when no VAE is shown, or when the loaded dataset is not the one the VAE was made for (no reference).
+own error is computed on the worker too (the GUI thread runs no model). Only while the tab is shown: a model replaced
+every epoch by a training run shown elsewhere costs nothing until the user comes here. The note is empty when the
+image is within the range, when no VAE is shown, or when the loaded dataset is not the one the VAE was made for.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QEvent, QObject, Signal
 from PySide6.QtWidgets import QWidget
 
 from core.data.datasets import Dataset
@@ -39,6 +40,9 @@ class DomainCheck(QObject):
     def __init__(self, panel: QWidget) -> None:
         super().__init__(panel)
         self.tasks = PanelTasks(panel)     # "domain"
+        self._panel = panel
+        self._pending: tuple[Any, ...] | None = None   # a check asked for while the tab was hidden
+        panel.installEventFilter(self)
         self._ranges: weakref.WeakKeyDictionary[Any, DomainRange] = weakref.WeakKeyDictionary()
         self.note = ""
         self.error: float | None = None        # the last checked image's reconstruction error
@@ -48,6 +52,11 @@ class DomainCheck(QObject):
         """Check `image` (float (C, H, W)) against `vae`'s training data (the loaded `dataset` if it is the VAE's)."""
         self._set("", None)
         self.tasks.cancel("domain")
+        self._pending = None
+        if not self._panel.isVisible():
+            # e.g. a training run's snapshot each epoch while another tab is shown: no work until this tab is
+            self._pending = (image, vae, dataset)
+            return
         if image is None or vae is None or dataset is None:
             return
         meta, data = vae.meta, dataset.meta
@@ -69,6 +78,11 @@ class DomainCheck(QObject):
         if note != self.note:
             self.note = note
             self.noteChanged.emit(note)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Show and self._pending is not None:
+            self.check(*self._pending)
+        return False
 
     def busy(self) -> bool:
         return self.tasks.busy("domain")

@@ -55,6 +55,7 @@ def trained_panel(qtbot, digits, bundled_vae):
     state.set_vae(bundled_vae)
     p = RestorePanel(state)
     qtbot.addWidget(p)
+    p.show()
     yield p
     p.shutdown()
 
@@ -228,4 +229,11 @@ def test_random_noise_gets_the_domain_note_and_a_held_out_digit_does_not(qtbot, 
     # ... and chosen in the dataset
     panel.index.setValue(3)
     assert _wait_for_domain(qtbot, panel) == "" and panel.domain.error is not None
+
+    # while the tab is hidden nothing is computed; shown again, the image is checked
+    panel.hide()
+    panel.load_image_file(str(tmp_path / "noise.png"))
+    assert not panel.domain.busy() and panel.domain.error is None
+    panel.show()
+    assert _wait_for_domain(qtbot, panel) == note
 
