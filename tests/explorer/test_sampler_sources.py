@@ -66,7 +66,7 @@ def test_the_diffusion_prior_is_a_sampler_source(qtbot, loaded):
     panel.source.setCurrentIndex(DIFFUSION_PRIOR)                 # fitted on a worker; the grid marked meanwhile
     assert panel.fit_steps.isVisible() and panel.solver_steps.isVisible()
     assert "out of date: fitting the diffusion prior…" in panel.vae_title.text()
-    assert panel.tasks.busy("diffusion-prior")
+    assert panel.status.text() == "fitting the diffusion prior…" and panel.tasks.busy("diffusion-prior")
     settle()
     title = panel.vae_title.text()
     assert "z from the diffusion prior" in title and "out of date" not in title

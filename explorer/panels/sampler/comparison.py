@@ -7,8 +7,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from PySide6.QtWidgets import QGridLayout, QProgressBar, QPushButton, QWidget
-from superqt import QElidingLabel
+from PySide6.QtWidgets import QGridLayout, QLabel, QProgressBar, QPushButton, QWidget
 
 from core.latent.sampling import diffusion_grid
 from explorer.panels.tasks import PanelTasks
@@ -24,7 +23,7 @@ class DiffusionComparison(QWidget):
         self.runs = 0                       # diffusion grids started (a test counts them)
         self._key: tuple | None = None      # settings of the diffusion grid shown or being sampled
         self.grid = ImageGrid()
-        self.title = QElidingLabel("diffusion")
+        self.title = QLabel("diffusion")
         self.title.setWordWrap(True)
         self.progress = QProgressBar()
         self.cancel_btn = QPushButton("Cancel")

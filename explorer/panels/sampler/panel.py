@@ -66,6 +66,8 @@ class SamplerPanel(Panel, QWidget):
 
     def _build(self) -> None:
         c, r, d = self.controls, self.results, self.comparison
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
         # the views' widgets that callers (and tests) reach through the panel
         self.columns, self.source, self.temperature, self.seed = c.columns, c.source, c.temperature, c.seed
         self.components, self.covariance, self.fit_steps, self.solver_steps = \
@@ -82,6 +84,7 @@ class SamplerPanel(Panel, QWidget):
         c.compareToggled.connect(self._on_compare)
         self.sources.fitted.connect(self.regenerate)
         self.sources.outOfDate.connect(r.mark_out_of_date)
+        self.sources.outOfDate.connect(self.status.setText)      # and on the status line below ("fitting …")
         r.grid.clicked.connect(self.select)
         self.picked.sendClicked.connect(self._send)
 
@@ -93,8 +96,6 @@ class SamplerPanel(Panel, QWidget):
         outer.addWidget(self.picked)
         outer.setStretchFactor(0, 4)
         outer.setStretchFactor(1, 1)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
         lay = QVBoxLayout(self)
         lay.addWidget(c)
         lay.addWidget(outer, 1)

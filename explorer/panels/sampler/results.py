@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QLabel, QPushButton, QVBoxLayout, QWidget
-from superqt import QElidingLabel
 
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView
@@ -15,12 +14,12 @@ OUT_OF_DATE_STYLE = "color: #a05a00;"
 
 
 class SampleGridView(QWidget):
-    """The VAE grid and its title. Titles and "out of date" notes wrap (the last line elided when there is no room);
-    they never widen the window."""
+    """The VAE grid and its title. Titles and "out of date" notes wrap; they never widen the window. (Not superqt's
+    QElidingLabel: in a layout its wrapped height stays one line, so the reason a grid is out of date was cut off.)"""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QElidingLabel("VAE")
+        self.title = QLabel("VAE")
         self.title.setWordWrap(True)
         self.grid = ImageGrid()
         self._shown = ""                # the title of the grid on screen (what it shows)
