@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -37,6 +38,8 @@ def most_at_once() -> tuple[int, str]:
 
 
 class ExperimentForm(QWidget):
+    changed = Signal()       # the experiment, dataset, scale or folder changed: what Start would run
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         from core.experiments.spec import EXPERIMENTS
@@ -73,6 +76,8 @@ class ExperimentForm(QWidget):
         self.description = ElidedLabel()      # one line (the whole text in its tooltip): the window fits 700 px tall
         for box in (self.name_box, self.dataset, self.scale_box):
             box.currentTextChanged.connect(lambda _: self._describe())
+            box.currentTextChanged.connect(lambda _: self.changed.emit())
+        self.out.editingFinished.connect(self.changed.emit)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(form)
@@ -106,3 +111,4 @@ class ExperimentForm(QWidget):
         folder = QFileDialog.getExistingDirectory(self, "Output folder for the experiment's runs")
         if folder:
             self.out.setText(folder)
+            self.changed.emit()

@@ -87,9 +87,11 @@ class ExperimentsPanel(Panel, QWidget):
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
         self._build()
+        self.preview()
 
     def _build(self) -> None:
         self.form = ExperimentForm()
+        self.form.changed.connect(self.preview)
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(lambda: self.start())
         self.stop_button = QPushButton("Stop")
@@ -216,6 +218,20 @@ class ExperimentsPanel(Panel, QWidget):
         if str(out) not in extra:
             settings.setValue("runs/folders", [*extra, str(out)])
 
+    def preview(self) -> None:
+        """Before Start: the runs Start would train, with those its folder already holds (an interrupted experiment
+        shows how far it got, and Start reads "Continue")."""
+        if self.is_running():
+            return
+        try:
+            spec = self.form.make_spec()
+            out = self.form.out_dir(spec)
+        except UserError:
+            return
+        self.timer.stop()
+        self.watched, self._planned = out, {r.name: r.delta for r in spec.runs}
+        self.poll()
+
     # ---- the live table -------------------------------------------------------------------------------------------
     def _ask_follow(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "An experiment folder (one run folder per run)")
@@ -263,6 +279,8 @@ class ExperimentsPanel(Panel, QWidget):
         self.eta.setText(describe_seconds(seconds) if running and seconds != 0 else "")
         if not running and not self.is_running() and self._planned is not None:
             self.timer.stop()            # our experiment ended: nothing changes any more
+            done = snapshot.count("done")
+            self.start_button.setText("Continue" if 0 < done < len(snapshot.rows) else "Start")
 
     def open_report(self) -> None:
         """In the browser; without one (a remote session), its path with a Copy button."""

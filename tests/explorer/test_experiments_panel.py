@@ -78,6 +78,17 @@ def test_a_tiny_beta_sweep_from_the_panel(qtbot, tmp_path):
     assert [other.table.text(i, "ELBO") for i in range(2)] == [panel.table.text(i, "ELBO") for i in range(2)]
     assert other.progress.value() == 1000
     other.shutdown()
+
+    # Before Start, the form's experiment in that folder: the quick sweep's 5 runs, beta-2 already done there.
+    _, again = make_panel(qtbot)
+    again.form.name_box.setCurrentText("beta-sweep")
+    again.form.out.setText(str(tmp_path / "sweep"))
+    again.form.out.editingFinished.emit()
+    qtbot.waitUntil(lambda: again.table.snapshot is not None and again.table.snapshot.folder == tmp_path / "sweep"
+                    and again.table.finished_rows() == 1, timeout=30_000)
+    assert [again.table.text(i, "status") for i in range(5)] == ["waiting", "waiting", "waiting", "done", "waiting"]
+    assert again.start_button.text() == "Continue"
+    again.shutdown()
     QSettings().remove("runs/folders")        # leave the Runs tab's folders as other tests expect them
 
 
