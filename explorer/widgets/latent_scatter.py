@@ -34,10 +34,41 @@ DENSITY_CELL_PX = 2      # screen pixels per density-image cell
 RINGS_AT_MOST = 2_000
 DIMMED = 0.18            # opacity factor of the unselected cells in that case
 TOOLS = ("decode", "lasso", "rectangle")
+OVERLAY_CELL_PX = 6      # screen pixels per cell of the overlay's density
+OVERLAY_ALPHA = 170      # the opacity of its densest cell
 
 
 def class_colour(i: int, n: int):
     return pg.mkColor(TAB10[i]) if n <= len(TAB10) else pg.intColor(i, hues=n)
+
+
+def _set_rings(marker: pg.ScatterPlotItem, xy: np.ndarray | None, rows: np.ndarray | None) -> None:
+    """Rings around points `rows` of `xy` (None or empty: none)."""
+    if rows is None or xy is None or len(rows) == 0:
+        marker.setData([], [])
+    else:
+        pts = xy[np.asarray(rows, dtype=np.int64)]
+        marker.setData(pts[:, 0], pts[:, 1])
+
+
+class HoverThumbnail(QLabel):
+    """The map's thumbnail "tooltip": a child label of the map that follows the cursor."""
+
+    def __init__(self, parent: QWidget) -> None:
+        super().__init__(parent)
+        self.setStyleSheet("background: white; border: 1px solid #888; padding: 2px;")
+        self.hide()
+
+    def show_at(self, image: QImage, x: int, y: int) -> None:
+        """`image` scaled up to ~64 px high, beside widget position (x, y), kept inside the parent."""
+        scale = max(1, 64 // max(1, image.height()))
+        self.setPixmap(QPixmap.fromImage(image).scaled(image.width() * scale, image.height() * scale))
+        self.adjustSize()
+        parent = self.parentWidget()
+        self.move(min(x + 14, max(0, parent.width() - self.width())),
+                  min(y + 14, max(0, parent.height() - self.height())))
+        self.show()
+        self.raise_()
 
 
 class _MapViewBox(pg.ViewBox):
@@ -76,6 +107,60 @@ class _MapViewBox(pg.ViewBox):
         self.sigOutline.emit(outline, bool(ev.isFinish()))
 
 
+class DensityImage(pg.ImageItem):
+    """Points drawn as an image: each screen cell the mean colour of its points, opacity by count (log scale: a dense
+    cluster does not hide the rest); `lit` (a mask over the points) keeps its cells bright and dims the others."""
+
+    def draw(self, xy: np.ndarray, colours: np.ndarray, x_range: tuple[float, float],
+             y_range: tuple[float, float], cells: tuple[int, int], lit: np.ndarray | None = None) -> None:
+        w, h = cells
+        ix = np.clip(((xy[:, 0] - x_range[0]) / max(x_range[1] - x_range[0], 1e-12) * w).astype(np.int64), 0, w - 1)
+        iy = np.clip(((xy[:, 1] - y_range[0]) / max(y_range[1] - y_range[0], 1e-12) * h).astype(np.int64), 0, h - 1)
+        cell = ix * h + iy
+        count = np.bincount(cell, minlength=w * h).astype(np.float32)
+        rgba = np.zeros((w * h, 4), np.float32)
+        filled = count > 0
+        for ch in range(3):
+            rgba[filled, ch] = np.bincount(cell, weights=colours[:, ch], minlength=w * h)[filled] / count[filled]
+        # one point is clearly visible; crowded cells are solid
+        rgba[:, 3] = np.where(filled, 0.55 + 0.45 * np.log1p(count) / np.log1p(max(count.max(), 2.0)), 0.0)
+        if lit is not None:
+            bright = np.zeros(w * h, bool)
+            bright[cell[lit]] = True
+            rgba[~bright, 3] *= DIMMED
+        self.setImage((rgba.reshape(w, h, 4) * 255).astype(np.uint8), autoLevels=False, levels=(0, 255))
+        self.setRect(float(x_range[0]), float(y_range[0]), float(x_range[1] - x_range[0]),
+                     float(y_range[1] - y_range[0]))
+
+
+class OverlayDensity(pg.ImageItem):
+    """A second set of points (a sampler's z on the map) as a smooth density of one colour over the view: a 2-D
+    histogram of `OVERLAY_CELL_PX` cells, blurred by one cell, opacity rising with the density."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.xy: np.ndarray | None = None
+        self.rgb = (0, 0, 0)
+
+    def draw(self, x_range: tuple[float, float], y_range: tuple[float, float], size: tuple[float, float]) -> None:
+        if self.xy is None or len(self.xy) == 0:
+            self.clear()
+            return
+        from scipy.ndimage import gaussian_filter
+
+        w = max(1, int(size[0] // OVERLAY_CELL_PX))
+        h = max(1, int(size[1] // OVERLAY_CELL_PX))
+        count, _, _ = np.histogram2d(self.xy[:, 0], self.xy[:, 1], bins=(w, h), range=(x_range, y_range))
+        density = gaussian_filter(count, 1.0)
+        top = max(float(density.max()), 1e-12)
+        rgba = np.zeros((w, h, 4), np.uint8)
+        rgba[..., :3] = self.rgb
+        rgba[..., 3] = (np.sqrt(density / top) * OVERLAY_ALPHA).astype(np.uint8)
+        self.setImage(rgba, autoLevels=False, levels=(0, 255))
+        self.setRect(float(x_range[0]), float(y_range[0]), float(x_range[1] - x_range[0]),
+                     float(y_range[1] - y_range[0]))
+
+
 class LatentScatter(pg.PlotWidget):
     clickedAt = Signal(object)          # QPointF in data coordinates: a left click on the map (not on the legend)
     sweptTo = Signal(object, bool)      # (QPointF in data coordinates, drag finished)
@@ -110,9 +195,12 @@ class LatentScatter(pg.PlotWidget):
             marker.setZValue(z)
             self.addItem(marker, ignoreBounds=True)
         # the density image that replaces the points while many are in view
-        self._density = pg.ImageItem()
+        self._density = DensityImage()
         self._density.setZValue(-5)
         self.addItem(self._density, ignoreBounds=True)
+        self._overlay = OverlayDensity()      # a second density layer (the prior overlay), over the data's
+        self._overlay.setZValue(-3)
+        self.addItem(self._overlay, ignoreBounds=True)
         self.density_shown = False
         self._colours = np.zeros((0, 3), np.float32)   # (N, 3) RGB of each point as drawn, for the density image
         self._selection = np.zeros(0, np.int64)        # rows of the selection (rings, or highlighted density cells)
@@ -123,9 +211,7 @@ class LatentScatter(pg.PlotWidget):
         self.view.sigOutline.connect(self._on_outline)
         self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
-        self.hover_label = QLabel(self)        # the thumbnail "tooltip": a child label that follows the cursor
-        self.hover_label.setStyleSheet("background: white; border: 1px solid #888; padding: 2px;")
-        self.hover_label.hide()
+        self.hover_label = HoverThumbnail(self)
 
     # ---- content ----------------------------------------------------------------------------------------------------
     def set_title(self, text: str) -> None:
@@ -143,6 +229,8 @@ class LatentScatter(pg.PlotWidget):
             marker.setData([], [])
         self._shade.clear()
         self._density.clear()
+        self._overlay.xy = None
+        self._overlay.clear()
         self.density_shown = False
         self._colours = np.zeros((0, 3), np.float32)
         self._selection = np.zeros(0, np.int64)
@@ -221,6 +309,13 @@ class LatentScatter(pg.PlotWidget):
                             float(y_range[1] - y_range[0]))
         self._shade.setVisible(visible)
 
+    def set_overlay(self, xy: np.ndarray | None, colour: str = "#000000") -> None:
+        """A second density layer in its own colour (where a sampler's z land), redrawn as the view moves (None:
+        none)."""
+        self._overlay.xy = None if xy is None else np.asarray(xy, dtype=np.float32)
+        self._overlay.rgb = pg.mkColor(colour).getRgb()[:3]
+        self._update_level_of_detail()
+
     def set_shade_visible(self, on: bool) -> None:
         self._shade.setVisible(on)
 
@@ -243,7 +338,7 @@ class LatentScatter(pg.PlotWidget):
         the image instead (`selection_in_image`)."""
         self._selection = np.zeros(0, np.int64) if rows is None or self.xy is None else \
             np.asarray(rows, dtype=np.int64)
-        self._set_rings(self._selection_marker, None if self.selection_in_image() else self._selection)
+        _set_rings(self._selection_marker, self.xy, None if self.selection_in_image() else self._selection)
         if self.density_shown:
             self._update_level_of_detail(force=True)
 
@@ -253,14 +348,7 @@ class LatentScatter(pg.PlotWidget):
 
     def mark_found(self, rows: np.ndarray | None) -> None:
         """Ring the points a search found, in orange (None or empty: none)."""
-        self._set_rings(self._found_marker, rows)
-
-    def _set_rings(self, marker: pg.ScatterPlotItem, rows: np.ndarray | None) -> None:
-        if rows is None or self.xy is None or len(rows) == 0:
-            marker.setData([], [])
-        else:
-            pts = self.xy[np.asarray(rows, dtype=np.int64)]
-            marker.setData(pts[:, 0], pts[:, 1])
+        _set_rings(self._found_marker, self.xy, rows)
 
     def ringed(self, which: str) -> int:
         """How many points carry the selection ("selection") or search ("found") rings."""
@@ -283,37 +371,19 @@ class LatentScatter(pg.PlotWidget):
             switched = dense != self.density_shown
             self.density_shown = dense
             if switched and len(self._selection) > RINGS_AT_MOST:   # rings <-> the image's highlight
-                self._set_rings(self._selection_marker, None if self.selection_in_image() else self._selection)
+                _set_rings(self._selection_marker, self.xy, None if self.selection_in_image() else self._selection)
+        size = self.view.size()
         if dense:
-            self._draw_density(in_view, (x0, x1), (y0, y1))
+            cells = (max(1, int(size.width() // DENSITY_CELL_PX)), max(1, int(size.height() // DENSITY_CELL_PX)))
+            lit = None
+            if self.selection_in_image():
+                chosen = np.zeros(len(self.xy), bool)
+                chosen[self._selection] = True
+                lit = chosen[in_view]
+            self._density.draw(self.xy[in_view], self._colours[in_view], (x0, x1), (y0, y1), cells, lit)
         else:
             self._density.clear()
-
-    def _draw_density(self, in_view: np.ndarray, x_range: tuple[float, float], y_range: tuple[float, float]) -> None:
-        size = self.view.size()
-        w = max(1, int(size.width() // DENSITY_CELL_PX))
-        h = max(1, int(size.height() // DENSITY_CELL_PX))
-        pts = self.xy[in_view]
-        ix = np.clip(((pts[:, 0] - x_range[0]) / max(x_range[1] - x_range[0], 1e-12) * w).astype(np.int64), 0, w - 1)
-        iy = np.clip(((pts[:, 1] - y_range[0]) / max(y_range[1] - y_range[0], 1e-12) * h).astype(np.int64), 0, h - 1)
-        cell = ix * h + iy
-        count = np.bincount(cell, minlength=w * h).astype(np.float32)
-        rgba = np.zeros((w * h, 4), np.float32)
-        filled = count > 0
-        colours = self._colours[in_view]
-        for ch in range(3):
-            rgba[filled, ch] = np.bincount(cell, weights=colours[:, ch], minlength=w * h)[filled] / count[filled]
-        # one point is clearly visible; crowded cells are solid (log scale: a dense cluster does not hide the rest)
-        rgba[:, 3] = np.where(filled, 0.55 + 0.45 * np.log1p(count) / np.log1p(max(count.max(), 2.0)), 0.0)
-        if self.selection_in_image():
-            chosen = np.zeros(len(self.xy), bool)
-            chosen[self._selection] = True
-            lit = np.zeros(w * h, bool)
-            lit[cell[chosen[in_view]]] = True
-            rgba[~lit, 3] *= DIMMED
-        self._density.setImage((rgba.reshape(w, h, 4) * 255).astype(np.uint8), autoLevels=False, levels=(0, 255))
-        self._density.setRect(float(x_range[0]), float(y_range[0]), float(x_range[1] - x_range[0]),
-                              float(y_range[1] - y_range[0]))
+        self._overlay.draw((x0, x1), (y0, y1), (size.width(), size.height()))
 
     # ---- pointing ---------------------------------------------------------------------------------------------------
     def set_tool(self, tool: str) -> None:
@@ -363,14 +433,8 @@ class LatentScatter(pg.PlotWidget):
 
     def show_hover(self, image: QImage, pos: QPointF) -> None:
         """Float `image` (scaled up to ~64 px high) beside the view position `pos`."""
-        scale = max(1, 64 // max(1, image.height()))
-        self.hover_label.setPixmap(QPixmap.fromImage(image).scaled(image.width() * scale, image.height() * scale))
-        self.hover_label.adjustSize()
         p = self.mapFromScene(self.view.mapViewToScene(pos))
-        self.hover_label.move(min(p.x() + 14, max(0, self.width() - self.hover_label.width())),
-                              min(p.y() + 14, max(0, self.height() - self.hover_label.height())))
-        self.hover_label.show()
-        self.hover_label.raise_()
+        self.hover_label.show_at(image, p.x(), p.y())
 
     def hide_hover(self) -> None:
         self.hover_label.hide()
