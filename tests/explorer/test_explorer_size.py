@@ -13,14 +13,11 @@ CLASS_LINES, CLASS_METHODS, FUNCTION_LINES = 300, 25, 60
 
 # name -> (lines, methods) for classes, lines for functions: today's size, a ceiling until they are split
 OVER_CLASSES = {
-    "explorer/panels/latent_map.py::LatentMapPanel": (598, 52),   # 707 / 59 before map_selection.py
     "explorer/main_window.py::MainWindow": (400, 35),
     "explorer/panels/train.py::TrainPanel": (391, 30),
     "explorer/panels/dashboard.py::RunDashboard": (360, 28),   # room for the curve-tools change in progress
-    "explorer/widgets/latent_scatter.py::LatentScatter": (313, 26),
 }
 OVER_FUNCTIONS = {
-    "explorer/panels/latent_map.py::LatentMapPanel._build": 92,
     "explorer/screenshots.py::main": 86,
     "explorer/panels/train.py::TrainPanel._build_controls": 66,
 }
