@@ -91,6 +91,18 @@ def test_the_diffusion_prior_is_a_sampler_source(qtbot, loaded):
     row = fitted.sample(np.full(4, 3), torch.Generator().manual_seed(0)).numpy()
     np.testing.assert_allclose(panel._z[12:16], row, atol=1e-5)
 
+    # another fit setting: the grid marked out of date while the prior is fitted again with it
+    panel.same_noise.setChecked(False)
+    settle()
+    shown = panel.images.copy()
+    panel.fit_steps.setValue(FIT_STEPS + 10)
+    assert "out of date: fitting the diffusion prior…" in panel.vae_title.text()
+    np.testing.assert_array_equal(panel.images, shown)            # the old grid stays until the new one is there
+    settle()
+    refit = panel.sources.fits["diffusion-prior"][1]
+    assert refit is not fitted and refit.prior.settings.train_steps == FIT_STEPS + 10
+    fitted = refit
+
     # a newer snapshot of the model: the grid is marked out of date while its own prior is fitted
     newer = copy.deepcopy(vae.model)
     with torch.no_grad():
