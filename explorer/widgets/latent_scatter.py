@@ -35,7 +35,7 @@ RINGS_AT_MOST = 2_000
 DIMMED = 0.18            # opacity factor of the unselected cells in that case
 TOOLS = ("decode", "lasso", "rectangle")
 OVERLAY_CELL_PX = 6      # screen pixels per cell of the overlay's density
-OVERLAY_ALPHA = 170      # the opacity of its densest cell
+OVERLAY_ALPHA = 210      # the opacity of its densest cell
 
 
 def class_colour(i: int, n: int):
