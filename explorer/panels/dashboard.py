@@ -15,15 +15,12 @@ import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
-    QGridLayout,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSizePolicy,
     QSplitter,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -31,15 +28,9 @@ from PySide6.QtWidgets import (
 from core.training.events import CheckpointSaved, EpochSummary, LogMessage, Preview, RunEnded, RunStarted, StepMetrics
 from explorer.panels.curve_set import CurveSet
 from explorer.widgets.curve_tools import CurveControls
-from explorer.widgets.image_grid import ImageGrid
-from explorer.widgets.live_plot import BarPlot, LivePlot
+from explorer.widgets.training_plots import TrainingPlots
 
 REDRAW_MS = 33
-# Step metrics with a plot of their own: a VAE-GAN's discriminator and generator losses, and its adaptive weight;
-# a VAE's perceptual loss (on its own axis: a few units beside recon's tens of nats).
-ROW_3_CURVES = {"d_loss": "adversarial", "g_adv": "adversarial", "adv_weight": "adv_weight",
-                "perceptual": "perceptual"}
-ROW_3 = ("kl_layers", "adversarial", "adv_weight", "perceptual")   # shown only for the runs that log their curves
 
 
 def format_eta(seconds: float) -> str:
@@ -137,60 +128,11 @@ class RunDashboard(QWidget):
         return row
 
     def _build_plots(self) -> QWidget:
-        self.plots: dict[str, LivePlot] = {
-            "loss": LivePlot("Loss (nats/image)"),
-            "terms": LivePlot("Recon and KL (right axis)"),
-            "val": LivePlot("Validation loss", x_label="epoch"),
-            "lr": LivePlot("Learning rate"),
-            "kl_layers": LivePlot("KL per layer"),
-            "adversarial": LivePlot("Adversarial (hinge)"),
-            "adv_weight": LivePlot("Adaptive adversarial weight"),
-            "perceptual": LivePlot("Perceptual loss"),
-        }
-        self.plots["loss"].add_curve("loss", smooth=True)
-        self.plots["terms"].add_curve("recon", smooth=True)
-        self.plots["terms"].add_curve("kl", smooth=True, right_axis=True)   # a few nats beside recon's tens
-        self.plots["val"].add_curve("val loss")
-        self.plots["val"].add_curve("train loss")
-        self.plots["lr"].add_curve("lr")
-        self.plots["adversarial"].add_curve("d_loss", smooth=True)
-        self.plots["adversarial"].add_curve("g_adv", smooth=True)
-        self.plots["adv_weight"].add_curve("adv_weight", smooth=True)
-        self.plots["perceptual"].add_curve("perceptual", smooth=True)
-        # The learning rate spans decades under schedules, and a constant rate would sit on a ±0.5 axis otherwise.
-        self.plots["lr"].set_log_y(True)
-        self.kl_bars = BarPlot("KL per dimension (val)")
-
-        box = QWidget()
-        grid = QGridLayout(box)
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.addWidget(self.plots["loss"], 0, 0)
-        grid.addWidget(self.plots["terms"], 0, 1)
-        grid.addWidget(self.plots["val"], 0, 2)
-        grid.addWidget(self.kl_bars, 1, 0)
-        grid.addWidget(self.plots["lr"], 1, 1)
-
-        previews = QTabWidget()
-        self.samples_grid = ImageGrid()
-        self.samples_grid.setToolTip("Class-conditional samples from the latest snapshot (one row per class)")
-        self.recon_grid = ImageGrid()
-        self.recon_grid.setToolTip("Validation images (top) and their reconstructions (bottom)")
-        previews.addTab(self.samples_grid, "Samples")
-        previews.addTab(self.recon_grid, "Reconstructions")
-        grid.addWidget(previews, 1, 2)
-        # A third row for a hierarchical VAE's KL per layer, a VAE-GAN's curves and a perceptual loss, each shown when
-        # a run logs them (`_show_row_3` places them).
-        for key in ROW_3:
-            self.plots[key].setParent(box)
-        self._plot_grid = grid
-        self._show_row_3(set())
-        # Equal cells: the previews must not grow at the plots' expense (an image grid would like to be large).
-        previews.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        for i in range(3):
-            grid.setColumnStretch(i, 1)
-        for i in range(2):
-            grid.setRowStretch(i, 1)
-        return box
+        self.training_plots = TrainingPlots()
+        tp = self.training_plots       # its parts by their names here too (the train panel and tests read them)
+        self.plots, self.kl_bars = tp.plots, tp.kl_bars
+        self.samples_grid, self.recon_grid = tp.samples_grid, tp.recon_grid
+        return tp
 
     # ---- events -------------------------------------------------------------------------------------------------
     def show_event(self, ev: Any) -> None:
@@ -223,31 +165,12 @@ class RunDashboard(QWidget):
         self.log(f"run started on {ev.device}: {ev.total_steps} steps, {ev.steps_per_epoch} per epoch{resumed}",
                  at=ev.time)
         self._position = f"step {ev.start_step}/{ev.total_steps}"
-        for plot in self.plots.values():    # wall time counts from the run's start (a resumed run: this start)
-            plot.time_origin = ev.time if ev.time is not None else time.time()
+        self.training_plots.set_time_origin(ev.time if ev.time is not None else time.time())
         self._set_progress(ev.start_step / max(1, ev.total_steps), self._position)
 
     def _on_step(self, ev: StepMetrics) -> None:
-        m = ev.metrics
-        at = {"epoch": ev.epoch, "time": ev.time if ev.time is not None else time.time()}
-        if "loss" in m:
-            self.plots["loss"].append("loss", ev.step, float(m["loss"]), **at)
-        for key in ("recon", "kl"):
-            if key in m:
-                self.plots["terms"].append(key, ev.step, float(m[key]), **at)
-        for key, value in m.items():
-            if key.startswith("kl_"):     # a hierarchical VAE's KL of each layer (kl_z1, kl_z2, ...)
-                plot = "kl_layers"
-                if key not in self.plots[plot].series:
-                    self.plots[plot].add_curve(key, smooth=True)
-            elif key in ROW_3_CURVES:
-                plot = ROW_3_CURVES[key]
-            else:
-                continue
-            if plot not in self._row_3_shown:
-                self._show_row_3(self._row_3_shown | {plot})
-            self.plots[plot].append(key, ev.step, float(value), **at)
-        self.plots["lr"].append("lr", ev.step, float(ev.lr), **at)
+        self.training_plots.append_step(ev.step, ev.metrics, ev.lr, epoch=ev.epoch,
+                                        time=ev.time if ev.time is not None else time.time())
         epochs, total = self.epochs, self.total_steps
         self._position = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
                           f"{'/' + str(total) if total else ''}")
@@ -271,26 +194,13 @@ class RunDashboard(QWidget):
         return self._position or "waiting for the first step"
 
     def _on_epoch(self, ev: EpochSummary) -> None:
-        at = {"step": ev.step, "time": ev.time if ev.time is not None else time.time()}
-        if "loss" in ev.val:
-            self.plots["val"].append("val loss", ev.epoch, float(ev.val["loss"]), **at)
-        if "loss" in ev.train:
-            self.plots["val"].append("train loss", ev.epoch, float(ev.train["loss"]), **at)
-        if ev.kl_per_dim is not None:
-            self.kl_bars.set_values(ev.kl_per_dim)
+        self.training_plots.append_epoch(ev, time=ev.time if ev.time is not None else time.time())
         val = ", ".join(f"{k} {v:.4g}" for k, v in ev.val.items())
         self.log(f"epoch {ev.epoch} (step {ev.step}, {ev.elapsed_s:.1f} s): val {val}{' — best' if ev.is_best else ''}",
                  at=ev.time)
 
     def _on_preview(self, ev: Preview) -> None:
-        labels = np.asarray(ev.sample_labels)
-        classes = list(dict.fromkeys(labels.tolist()))    # in order of appearance
-        per_class = max(1, len(labels) // max(1, len(classes)))
-        names = [self.class_names[c] if c < len(self.class_names) else str(c) for c in classes]
-        self.samples_grid.set_images(ev.samples, columns=per_class, row_labels=names)
-        if ev.originals is not None and ev.reconstructions is not None:
-            both = np.concatenate([ev.originals, ev.reconstructions])
-            self.recon_grid.set_images(both, columns=len(ev.originals), row_labels=["val", "recon"])
+        self.training_plots.show_preview(ev, self.class_names)
 
     def _on_ended(self, ev: RunEnded) -> None:
         self._paused = self._pause_reached = False
@@ -310,9 +220,7 @@ class RunDashboard(QWidget):
     # ---- drawing ------------------------------------------------------------------------------------------------
     def redraw(self) -> None:
         """Push what changed since the last tick to the plots (the redraw timer's slot)."""
-        for plot in self.plots.values():
-            plot.redraw()
-        self.kl_bars.redraw()
+        self.training_plots.redraw()
         if self._progress_dirty:
             self._progress_dirty = False
             self.progress.setValue(self._progress_value)
@@ -324,21 +232,8 @@ class RunDashboard(QWidget):
         self._redraw_timer.stop()
         self.curves.shutdown()
 
-    def _show_row_3(self, shown: set[str]) -> None:
-        """Show these plots of the third row side by side from the left (the others hidden and out of the grid; the row
-        takes no room when none is shown)."""
-        self._row_3_shown = shown
-        for key in ROW_3:
-            self._plot_grid.removeWidget(self.plots[key])
-        for column, key in enumerate(k for k in ROW_3 if k in shown):
-            self._plot_grid.addWidget(self.plots[key], 2, column)
-        for key in ROW_3:
-            self.plots[key].setVisible(key in shown)
-        self._plot_grid.setRowStretch(2, 1 if shown else 0)
-
     def set_log_scale(self, on: bool) -> None:
-        for key in ("loss", "terms", "val", "kl_layers"):
-            self.plots[key].set_log_y(on)
+        self.training_plots.set_log_scale(on)
 
     def _schedule_redraw(self) -> None:
         if not self._redraw_timer.isActive():
@@ -358,14 +253,7 @@ class RunDashboard(QWidget):
 
     def clear(self) -> None:
         self.shown_note.setVisible(False)
-        for plot in self.plots.values():
-            plot.clear_data()
-        for name in list(self.plots["kl_layers"].series):
-            self.plots["kl_layers"].remove_curve(name)   # the next run may have other layers, or none
-        self._show_row_3(set())
-        self.kl_bars.clear_data()
-        self.samples_grid.clear()
-        self.recon_grid.clear()
+        self.training_plots.clear()
         self._position, self._paused, self._pause_reached = "", False, False
         self.log_view.clear()       # a new run's log: lines of the run shown before would be read as this one's
         self._set_progress(0.0, "starting...")
