@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int_in(1, MAX_SAMPLES_PER_CLASS), default=8,
                    help=f"samples per class, at most {MAX_SAMPLES_PER_CLASS} (default: 8)")
     p.add_argument("--temperature", type=float_in(0.0, 10.0), default=None,
-                   help="VAE: scale of the latent noise, 0..10 (default: 1)")
+                   help="VAE: scale of the latent noise, 0..10 (default: 1); VQ-VAE: the code prior's temperature "
+                        "(default: its model.sample_temperature)")
     p.add_argument("--from", dest="source", choices=tuple(SAMPLERS), default="prior",
                    help="VAE: where z comes from: " + "; ".join(f"{k} = {c.summary}" for k, c in SAMPLERS.items())
                         + " (the fitted ones read the training data; default: prior)")

@@ -109,4 +109,4 @@ def _vqvae_options(args: argparse.Namespace, model) -> dict:
     if not model.has_prior:
         raise UserError(f"{args.checkpoint} is a VQ-VAE without a code prior; train its prior first: "
                         f"vae-explorer train --prior-of {args.checkpoint}")
-    return {"temperature": 1.0 if args.temperature is None else args.temperature}
+    return {"temperature": args.temperature}   # None: the model's own sample_temperature

@@ -270,12 +270,14 @@ class VQVAE(nn.Module):
                 "restarts": self.quantizer.restarted.float()}
 
     @torch.no_grad()
-    def sample(self, labels: Tensor, *, temperature: float = 1.0, generator: torch.Generator | None = None,
+    def sample(self, labels: Tensor, *, temperature: float | None = None, generator: torch.Generator | None = None,
                codes: Tensor | None = None) -> Tensor:
-        """Images for `labels` (B,) in [0, 1]: decoded code grids drawn from the prior (or the given `codes`).
-        Without a prior (a first-stage model) each cell's code is drawn independently from the codebook's use."""
+        """Images for `labels` (B,) in [0, 1]: decoded code grids drawn from the prior at `temperature` (None: the
+        config's sample_temperature), or the given `codes`. Without a prior (a first-stage model) each cell's code
+        is drawn independently from the codebook's use."""
         labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
         b = len(labels)
+        temperature = self.cfg.sample_temperature if temperature is None else temperature
         if codes is None and self.prior is not None:
             codes = self.prior.sample(self._labels(labels, b), b, temperature=temperature, generator=generator)
         elif codes is None:
