@@ -167,9 +167,10 @@ def run(argv: list[str] | None = None) -> int:
 
     from explorer.main_window import MainWindow
     from explorer.state import AppState
+    from explorer.workspace import default_workspace_path
 
     state = AppState()
-    window = MainWindow(state, defer_panels=True)
+    window = MainWindow(state, defer_panels=True, workspace=default_workspace_path())
     window.show()
     window.load_initial(paths[0] if paths else None)
     received, restore_signals = close_on_signals(window)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import gc
 import importlib
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -20,7 +19,6 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
     QDockWidget,
-    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -32,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from explorer import style
 from explorer.dataset_follower import DatasetFollower
+from explorer.file_actions import FileActions
 from explorer.memory import limit_malloc_arenas
 from explorer.panel import Panel
 from explorer.panel_view import PanelView
@@ -45,14 +44,18 @@ from explorer.widgets.models_list import ModelsList
 from explorer.widgets.panel_header import PanelHeader
 from explorer.widgets.status_bar import StatusBar
 from explorer.worker import Worker
+from explorer.workspace import WorkspaceSession
 
 if TYPE_CHECKING:
     from explorer.panels.train import TrainPanel
 
 class MainWindow(QMainWindow):
-    def __init__(self, state: AppState, parent: QWidget | None = None, *, defer_panels: bool = False) -> None:
+    def __init__(self, state: AppState, parent: QWidget | None = None, *, defer_panels: bool = False,
+                 workspace: str | Path | None = None) -> None:
         """`defer_panels`: build only the Train panel now and the others once `load_initial`'s worker has imported
-        torch (their modules import it at the top: seconds on a busy machine), so the window shows at once."""
+        torch (their modules import it at the top: seconds on a busy machine), so the window shows at once.
+        `workspace`: the file the session is restored from at launch and saved to on quit (explorer/workspace.py);
+        None (tests, screenshots) keeps nothing between launches."""
         super().__init__(parent)
         limit_malloc_arenas()       # before the panels' worker threads exist (explorer/memory.py says why)
         self.state = state
@@ -63,6 +66,8 @@ class MainWindow(QMainWindow):
         self._workers: list[Worker] = []
         self._closing = False
         state.handedOff.connect(self._show_handed_off)
+        self.files = FileActions(self)
+        self.session = WorkspaceSession(self, workspace)
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -73,6 +78,7 @@ class MainWindow(QMainWindow):
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(0)
         column.addWidget(self.header)
+        column.addWidget(self.session.notices)
         column.addWidget(self.tabs, 1)
         self.setCentralWidget(central)
         self.tabs.currentChanged.connect(self._on_tab)
@@ -80,11 +86,11 @@ class MainWindow(QMainWindow):
         for entry in map(PanelEntry._make, PANELS):
             if defer_panels and entry.key != "train":
                 self._deferred.append(entry)
-                self.tabs.addTab(self._placeholder(f"Loading the {entry.title} panel..."), entry.title)
+                self.tabs.addTab(placeholder(f"Loading the {entry.title} panel..."), entry.title)
             else:
                 self.tabs.addTab(self._make_panel(entry), entry.title)
 
-        self.models_list = ModelsList(state, self._save_entry_dialog)
+        self.models_list = ModelsList(state, self.files.save_entry_dialog)
         self.models_dock = QDockWidget("Models", self)
         self.models_dock.setObjectName("models")       # saveState/restoreState find it by name
         self.models_dock.setWidget(self.models_list)
@@ -110,10 +116,10 @@ class MainWindow(QMainWindow):
                 panel = cls(self.state)
         except ModuleNotFoundError as exc:
             if exc.name != full:
-                return self._error_tab(entry.title, exc)
-            return self._placeholder(f"The {entry.title} panel is not built yet.")
+                return error_tab(entry.title, exc, self.panel_errors)
+            return placeholder(f"The {entry.title} panel is not built yet.")
         except Exception as exc:  # noqa: BLE001 - a panel that fails to build shows its error in its tab; the rest work
-            return self._error_tab(entry.title, exc)
+            return error_tab(entry.title, exc, self.panel_errors)
         self.panels[entry.key] = panel
         return panel
 
@@ -131,18 +137,6 @@ class MainWindow(QMainWindow):
             return
         self.tabs.setCurrentWidget(panel)   # shown first: a hidden panel reloads when shown
 
-    def _error_tab(self, title: str, exc: BaseException) -> QWidget:
-        details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        self.panel_errors[title] = details
-        print(f"vae-explorer: the {title} panel failed to load:\n{details}", file=sys.stderr)
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        lay.addWidget(QLabel(f"The {title} panel failed to load: {type(exc).__name__}: {exc}"))
-        text = QPlainTextEdit(details)
-        text.setReadOnly(True)
-        lay.addWidget(text)
-        return w
-
     def build_deferred_panels(self) -> None:
         """Replace the "Loading..." tabs with their panels (the start-up worker has imported torch by now)."""
         current = self.tabs.currentIndex()
@@ -155,17 +149,6 @@ class MainWindow(QMainWindow):
         self._deferred = []
         self.tabs.setCurrentIndex(current)
         self._on_tab()
-
-    @staticmethod
-    def _placeholder(text: str) -> QWidget:
-        w = QWidget()
-        lay = QVBoxLayout(w)
-        label = QLabel(text)
-        label.setEnabled(False)
-        lay.addStretch(1)
-        lay.addWidget(label, 0, Qt.AlignmentFlag.AlignCenter)
-        lay.addStretch(1)
-        return w
 
     @property
     def train_panel(self) -> TrainPanel | None:
@@ -183,15 +166,17 @@ class MainWindow(QMainWindow):
     def _build_menus(self) -> None:
         bar = self.menuBar()
         file = bar.addMenu("&File")
-        self._action(file, "&Open checkpoint...", self.open_checkpoint_dialog, QKeySequence.StandardKey.Open)
-        self._action(file, "Open &run folder (follow live)...", self.open_run_folder_dialog, "Ctrl+Shift+O")
+        self._action(file, "&Open checkpoint...", self.files.open_checkpoint_dialog, QKeySequence.StandardKey.Open)
+        self._action(file, "Open &run folder (follow live)...", self.files.open_run_folder_dialog, "Ctrl+Shift+O")
         recent_menu = file.addMenu("Open &recent")
         file.addSeparator()
-        self._action(file, "&Save checkpoint as...", self.save_checkpoint_dialog, "Ctrl+Shift+S")
-        self._action(file, "&Export current view as PNG...", self.export_png_dialog, "Ctrl+E")
+        self._action(file, "&Save checkpoint as...", self.files.save_checkpoint_dialog, "Ctrl+Shift+S")
+        self._action(file, "&Export current view as PNG...", self.files.export_png_dialog, "Ctrl+E")
+        file.addSeparator()
+        self.session.add_menu_actions(file)
         file.addSeparator()
         self._action(file, "&Quit", self.close, "Ctrl+Q")
-        self.recent = RecentFiles(self.settings, recent_menu, self.open_path)
+        self.recent = RecentFiles(self.settings, recent_menu, self.files.open_path)
         run = bar.addMenu("&Run")
         self.train_action = self._action(run, "&Train / pause", self._toggle_train, "Ctrl+T")
         self._action(run, "&Stop", lambda: self.train_panel is not None and self.train_panel.stop(), "Ctrl+.")
@@ -270,130 +255,24 @@ class MainWindow(QMainWindow):
             from explorer.widgets.dialogs import show_exception
 
             show_exception(self, exc)
+        self.session.restore_at_launch()
         # What start-up loaded (torch, models, panels: ~0.5 million objects) lives as long as the app. Out of the
         # collector's generations, a full collection takes ~3 ms instead of pausing the GUI thread (and the training
         # thread, which holds the GIL meanwhile) for ~300 ms: measured by bench/bench_gui_responsiveness.py.
         gc.freeze()
 
-    # ---- file actions -----------------------------------------------------------------------------------------------
-    def _last_dir(self) -> str:
-        return str(self.settings.value("files/last_dir", str(Path.home())))
-
-    def open_checkpoint_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._last_dir(),
-                                              "Checkpoints (*.safetensors);;All files (*)")
-        if path:
-            self.open_checkpoint(path)
-
+    # ---- file actions (explorer/file_actions.py) -------------------------------------------------------------------
     def open_checkpoint(self, path: str) -> Worker:
-        self.settings.setValue("files/last_dir", str(Path(path).parent))
-
-        def load(p: str = path) -> Any:
-            from core.training.checkpoint import load_model
-
-            return load_model(p)
-
-        worker = self.run_worker(Worker(load, task="open"))
-        worker.result.connect(self._on_checkpoint_loaded)
-        return worker
-
-    @Slot(object)
-    def _on_checkpoint_loaded(self, loaded: Any) -> None:
-        self.state.set_model(loaded)
-        self.recent.add(str(loaded.path))
-        self.state.statusMessage.emit(f"opened {loaded.path}")
-
-    def open_run_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open run folder", self._last_dir())
-        if path:
-            self.open_run_folder(path)
+        return self.files.open_checkpoint(path)
 
     def open_run_folder(self, path: str) -> None:
-        if self.train_panel is None:
-            show_error(self, "The Train panel is not available, so run folders cannot be followed.")
-            return
-        if not (Path(path) / "metrics.jsonl").exists() and not (Path(path) / "config.json").exists():
-            show_error(self, f"{path} is not a run folder (no metrics.jsonl or config.json): choose the folder that "
-                             "`vae-explorer train --out` wrote.")
-            return
-        self.settings.setValue("files/last_dir", str(Path(path).parent))
-        self.recent.add(str(path))
-        self.tabs.setCurrentWidget(self.train_panel)
-        self.train_panel.follow_run(path)
-
-    def open_path(self, path: str) -> None:
-        if Path(path).is_dir():
-            self.open_run_folder(path)
-        elif Path(path).is_file():
-            self.open_checkpoint(path)
-        else:
-            show_error(self, f"{path} no longer exists.")
-
-    def save_checkpoint_dialog(self) -> None:
-        loaded = self._current_model()
-        if loaded is None:
-            show_error(self, "There is no model to save yet: open a checkpoint or train one.")
-            return
-        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint as", self._last_dir(),
-                                              "Checkpoints (*.safetensors)")
-        if path:
-            self.save_checkpoint(loaded, path)
-
-    def _save_entry_dialog(self, entry: Any) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, f"Save {entry.name} as", self._last_dir(),
-                                              "Checkpoints (*.safetensors)")
-        if path:
-            self.save_checkpoint(entry.loaded, path)
-
-    def _current_model(self) -> Any:
-        if self.tabs.currentWidget() is self.panels.get("restore") and self.state.diffusion is not None:
-            return self.state.diffusion
-        return self.state.vae or self.state.diffusion
+        self.files.open_run_folder(path)
 
     def save_checkpoint(self, loaded: Any, path: str) -> None:
-        if not path.endswith(".safetensors"):
-            path += ".safetensors"
-        try:
-            if loaded.path is not None and Path(loaded.path).is_file():
-                shutil.copyfile(loaded.path, path)
-            else:   # a snapshot from training: no file yet, write one
-                from core.training.checkpoint import save_checkpoint
-
-                save_checkpoint(path, model=loaded.model, config=loaded.config, meta=loaded.meta)
-        except OSError as exc:
-            show_error(self, f"Could not save {path}: {exc.strerror or exc}")
-            return
-        except Exception as exc:  # noqa: BLE001 - the dialog boundary: shown (UserError plainly, a bug with details)
-            from explorer.widgets.dialogs import show_exception
-
-            show_exception(self, exc)
-            return
-        self.recent.add(path)
-        self.state.statusMessage.emit(f"saved {path}")
-
-    def export_png_dialog(self) -> None:
-        title = self.tabs.tabText(self.tabs.currentIndex()).lower().replace("/", "-").replace(" ", "-")
-        path, _ = QFileDialog.getSaveFileName(self, "Export current view as PNG",
-                                              str(Path(self._last_dir()) / f"{title}.png"), "PNG images (*.png)")
-        if path:
-            self.export_png(path)
+        self.files.save_checkpoint(loaded, path)
 
     def export_png(self, path: str) -> None:
-        if not path.lower().endswith(".png"):
-            path += ".png"
-        panel = self.tabs.currentWidget()
-        try:
-            if isinstance(panel, Panel):
-                panel.export_png(path)
-            # A placeholder tab (or a panel that had nothing to export) is grabbed as shown.
-            if not Path(path).is_file() and not panel.grab().save(path, "PNG"):
-                raise OSError(f"could not write {path}")
-        except Exception as exc:  # noqa: BLE001 - the dialog boundary: shown (UserError plainly, a bug with details)
-            from explorer.widgets.dialogs import show_exception
-
-            show_exception(self, exc)
-            return
-        self.state.statusMessage.emit(f"exported {path}")
+        self.files.export_png(path)
 
     # ---- errors -----------------------------------------------------------------------------------------------------
     @Slot(str, str)
@@ -432,6 +311,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.status.stop()
         self._save_settings()
+        self.session.save_at_quit()
         for panel in self.panels.values():
             try:
                 panel.shutdown()
@@ -449,3 +329,29 @@ class MainWindow(QMainWindow):
                 print(f"vae-explorer: the {worker._task or 'background'} task did not stop within 60 s",
                       file=sys.stderr)
         event.accept()
+
+
+def placeholder(text: str) -> QWidget:
+    """A tab's stand-in: a panel not built yet, or still loading."""
+    w = QWidget()
+    lay = QVBoxLayout(w)
+    label = QLabel(text)
+    label.setEnabled(False)
+    lay.addStretch(1)
+    lay.addWidget(label, 0, Qt.AlignmentFlag.AlignCenter)
+    lay.addStretch(1)
+    return w
+
+
+def error_tab(title: str, exc: BaseException, errors: dict[str, str]) -> QWidget:
+    """A panel that failed to build shows its error in its tab (kept in `errors` by title); the rest work."""
+    details = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    errors[title] = details
+    print(f"vae-explorer: the {title} panel failed to load:\n{details}", file=sys.stderr)
+    w = QWidget()
+    lay = QVBoxLayout(w)
+    lay.addWidget(QLabel(f"The {title} panel failed to load: {type(exc).__name__}: {exc}"))
+    text = QPlainTextEdit(details)
+    text.setReadOnly(True)
+    lay.addWidget(text)
+    return w

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from core.training.checkpoint import LoadedModel
     from explorer.handoffs import InterpolationEndpoints, RestorationImage, SamplerRegion
     from explorer.selection import ImageSelection
+    from explorer.settings import PanelSettings
 
 
 class PanelView(QObject):
@@ -73,6 +74,12 @@ class PanelView(QObject):
     def snapshot_update(self) -> bool:
         """True while vaeChanged / diffusionChanged is a newer snapshot of the same run."""
         return self.state.snapshot_update
+
+    @property
+    def settings(self) -> PanelSettings:
+        """The panels' persisted choices: `settings.value("<panel>.<name>", default)`, `set_value(key, value)`;
+        saved with the workspace (explorer/settings.py)."""
+        return self.state.settings
 
     @property
     def imageSelected(self) -> SignalInstance:   # the app's signals, under their own names

@@ -31,6 +31,7 @@ from explorer.handoffs import (
     SamplerRegion,
     endpoints_of_selection,
 )
+from explorer.settings import PanelSettings
 
 if TYPE_CHECKING:
     from core.data.datasets import Dataset, Split
@@ -51,6 +52,7 @@ class ModelEntry:
     source: str                     # "bundled", "checkpoint", "training" or "run folder"
     status: str = ""
     run: str | None = None
+    folder: str | None = None       # the run folder of a training run or followed folder (the workspace keeps it)
     id: int = field(default_factory=lambda: next(_ids))
 
     @property
@@ -70,6 +72,15 @@ class ModelEntry:
         """Name and what state it is in, for the status bar and panel headers."""
         state = f"{self.status}, epoch {self.loaded.epoch}" if self.status else f"epoch {self.loaded.epoch}"
         return f"{self.name} ({state})"
+
+
+@dataclass(frozen=True)
+class ClosedEntry:
+    """A closed entry, where it was in the list and whether it was shown: what Undo needs."""
+
+    entry: ModelEntry
+    index: int
+    was_shown: bool
 
 
 class AppState(QObject):
@@ -99,6 +110,9 @@ class AppState(QObject):
         self.interpolation_request: InterpolationEndpoints | None = None   # the newest hand-off of each kind
         self.restoration_request: RestorationImage | None = None
         self.sampler_region: SamplerRegion | None = None
+        self.settings = PanelSettings(self)   # the panels' persisted choices (explorer/settings.py)
+        self._shown_order: list[ModelEntry] = []   # entries in the order they were shown, newest last
+        self.last_closed: ClosedEntry | None = None   # what "Undo" in the models list puts back
 
     @property
     def vae_model(self) -> LatentVariableModel | None:
@@ -197,13 +211,19 @@ class AppState(QObject):
         entry.name = name.strip() or entry.name
         self.modelsChanged.emit()
 
-    def close(self, entry: ModelEntry) -> None:
-        """Drop `entry` from the list; if it was shown, the newest other model of its kind is shown instead."""
+    def close(self, entry: ModelEntry, *, undoable: bool = True) -> None:
+        """Drop `entry` from the list; if it was shown, the model of its kind shown before it is shown instead (the
+        newest other one when none was). `undo_close()` puts it back."""
         if entry not in self.models:
             return
+        index = self.models.index(entry)
+        was_shown = self.shown.get(entry.kind) is entry
         self.models.remove(entry)
-        if self.shown.get(entry.kind) is entry:
-            others = [e for e in self.models if e.kind == entry.kind]
+        if undoable:
+            self.last_closed = ClosedEntry(entry, index, was_shown)
+        if was_shown:
+            previous = [e for e in self._shown_order if e.kind == entry.kind and e in self.models]
+            others = previous or [e for e in self.models if e.kind == entry.kind]
             if others:
                 self._set_shown(others[-1])
             else:
@@ -211,11 +231,24 @@ class AppState(QObject):
                 self._assign(entry.kind, None)
         self.modelsChanged.emit()
 
+    def undo_close(self) -> ModelEntry | None:
+        """Put the last closed entry back where it was (shown again if it was); None when there is nothing to undo."""
+        closed, self.last_closed = self.last_closed, None
+        if closed is None or closed.entry in self.models:
+            return None
+        self.models.insert(min(closed.index, len(self.models)), closed.entry)
+        if closed.was_shown:
+            self._set_shown(closed.entry)
+        self.modelsChanged.emit()
+        return closed.entry
+
     def _current(self, kind: str) -> LoadedModel | None:
         return self.diffusion if kind == "diffusion" else self.vae
 
     def _set_shown(self, entry: ModelEntry) -> None:
         self.shown[entry.kind] = entry
+        if not self._shown_order or self._shown_order[-1] is not entry:
+            self._shown_order = [e for e in self._shown_order if e is not entry and e in self.models] + [entry]
         self._assign(entry.kind, entry.loaded)
 
     def _assign(self, kind: str, loaded: LoadedModel | None) -> None:

@@ -38,11 +38,13 @@ from PySide6.QtWidgets import (
 
 from core.errors import UserError
 from explorer.panel import Panel
+from explorer.panels.experiment_dataset import FOLDER_ITEM
 from explorer.panels.experiment_form import ExperimentForm
 from explorer.panels.experiment_rows import ExperimentReader, ExperimentSnapshot, TimeLeft, describe_seconds
 from explorer.panels.experiment_table import ExperimentTable
 from explorer.panels.study_view import StudyView
 from explorer.panels.tasks import PanelTasks
+from explorer.settings import Persisted
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.path_dialog import open_or_show_path
 
@@ -87,6 +89,14 @@ class ExperimentsPanel(Panel, QWidget):
         self.timer.setInterval(POLL_MS)
         self.timer.timeout.connect(self.poll)
         self._build()
+        f, settings = self.form, state.settings   # chosen last time (explorer/settings.py): an unfinished experiment's
+        for key, box in (("name", f.name_box), ("scale", f.scale_box)):   # progress and "Continue" show again
+            Persisted(settings, f"experiments.{key}", box.currentText(), get=box.currentText, set_=box.setCurrentText,
+                      changed=box.currentTextChanged, owner=box)
+        Persisted(settings, "experiments.dataset", f.dataset.dataset(), get=f.dataset.dataset, changed=f.changed,
+                  set_=lambda d: f.dataset.set_dataset(d) if d != FOLDER_ITEM else None, owner=f.dataset)
+        Persisted(settings, "experiments.folder", "", get=lambda: f.out.text().strip(), set_=f.out.setText,
+                  changed=f.changed, owner=f.out)
         self.preview()
 
     def _build(self) -> None:

@@ -51,6 +51,7 @@ from explorer.panels.latent_map_view import COLOUR_BY, FAR_FROM_DATA, PROJECTION
 from explorer.panels.map_selection import MapSelection
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
+from explorer.settings import Persisted
 from explorer.state import AppState
 
 __all__ = ["COLOUR_BY", "FAR_FROM_DATA", "PROJECTIONS", "SPLITS", "LatentMapPanel", "MapImages"]
@@ -102,6 +103,10 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.tasks = PanelTasks(self)         # "encode", "projection" and "prior"; a reload cancels them all
         self.tasks.busyChanged.connect(lambda: self.cancel_btn.setEnabled(self.tasks.busy()))
         self.map_view = MapView(self.model, self)
+        box = self.map_view.method_box    # the method chosen last time (explorer/settings.py), before the first map
+        Persisted(state.settings, "latent_map.projection", "umap", get=self.map_view.method, owner=box,
+                  set_=lambda m: box.setCurrentText({v: t for t, v in PROJECTIONS.items()}.get(m, "UMAP")),
+                  changed=box.currentTextChanged)
         self.inspector = MapInspector(self.model, state, self)
         self.decoder = PositionDecoder(self.model, self.map_view.scatter, self.inspector, self)
         self.selection_tools = MapSelection(self.model, self.map_view.scatter, state, self)

@@ -40,6 +40,7 @@ from explorer.panels.restore_controls import RestoreControls
 from explorer.panels.restore_domain import DomainCheck
 from explorer.panels.restore_source import OpenedFile, read_image_file
 from explorer.panels.tasks import PanelTasks
+from explorer.settings import Persisted
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.file_drop import FileDrop
@@ -79,6 +80,9 @@ class RestorePanel(Panel, QWidget):
         self._shown_inputs: dict[str, Any] | None = None  # what the result cells were computed with
         self._run_inputs: dict[str, Any] | None = None    # what the running restoration computes
         self.controls = c = RestoreControls()
+        Persisted(self.state.settings, "restore.corruption", c.corruption.currentText(), get=c.corruption.currentText,
+                  set_=c.corruption.setCurrentText, changed=c.corruption.currentTextChanged,
+                  owner=c.corruption)     # the corruption chosen last time (explorer/settings.py)
         self.row_header = RowHeader()
         self.row = RestoreRow()
         self.cells = self.row.cells

@@ -2,8 +2,9 @@
 
 One row per `ModelEntry` of `AppState.models`: its name (editable: double-click to rename), kind, dataset, epoch,
 status and headline metric, and a mark on the VAE and the diffusion model the panels show. Clicking a row shows that
-model in every panel. "Save as..." writes the selected model as a checkpoint, "Close" drops it from the list, and
-"Follow training" shows a new training run as soon as it has a model (otherwise a run only adds its row).
+model in every panel. "Save as..." writes the selected model as a checkpoint, "Close" drops it from the list (the
+model shown before it is shown again, and "Undo" below the list puts it back), and "Follow training" shows a new
+training run as soon as it has a model (otherwise a run only adds its row).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -54,10 +56,21 @@ class ModelsList(QWidget):
         for w in (self.follow, self.save_button, self.close_button):
             buttons.addWidget(w)
         buttons.addStretch(1)
+        self.undo_bar = QWidget()      # after Close: what was closed, and Undo (until the next close or undo)
+        undo = QHBoxLayout(self.undo_bar)
+        undo.setContentsMargins(0, 0, 0, 0)
+        self.undo_label = QLabel("")
+        self.undo_button = QPushButton("Undo")
+        self.undo_button.setToolTip("Put the closed model back in the list (and show it again if it was shown)")
+        self.undo_button.clicked.connect(self.undo_close)
+        undo.addWidget(self.undo_label, 1)
+        undo.addWidget(self.undo_button)
+        self.undo_bar.hide()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.table, 1)
         lay.addLayout(buttons)
+        lay.addWidget(self.undo_bar)
         state.modelsChanged.connect(self.refresh)
         state.vaeChanged.connect(self.refresh)
         state.diffusionChanged.connect(self.refresh)
@@ -146,5 +159,15 @@ class ModelsList(QWidget):
 
     def _close_selected(self) -> None:
         entry = self._selected()
-        if entry is not None:
-            self.state.close(entry)
+        if entry is None:
+            return
+        self.state.close(entry)
+        self.undo_label.setText(f"Closed {entry.name}.")
+        self.undo_label.setToolTip(entry.describe())
+        self.undo_bar.show()
+
+    def undo_close(self) -> None:
+        entry = self.state.undo_close()
+        self.undo_bar.hide()
+        if entry is not None and self.state.shown.get(entry.kind) is entry:
+            self.select(entry)      # the highlight follows the model shown again

@@ -13,7 +13,6 @@ CLASS_LINES, CLASS_METHODS, FUNCTION_LINES = 300, 25, 60
 
 # name -> (lines, methods) for classes, lines for functions: today's size, a ceiling until they are split
 OVER_CLASSES = {
-    "explorer/main_window.py::MainWindow": (400, 35),
     "explorer/panels/train.py::TrainPanel": (391, 30),
 }
 OVER_FUNCTIONS = {

@@ -28,11 +28,12 @@ from core.latent.density import LatentDensity
 from explorer.handoffs import SAMPLER, Endpoint, InterpolationEndpoints
 from explorer.panel import Panel
 from explorer.panels.sampler.comparison import DiffusionComparison
-from explorer.panels.sampler.controls import SamplerControls
+from explorer.panels.sampler.controls import SOURCE_NAMES, SamplerControls
 from explorer.panels.sampler.results import SampleGridView, SelectedSample
 from explorer.panels.sampler.sources import NOT_READY, LatentSources, describe_selection, describe_source, draw_grid
 from explorer.panels.tasks import PanelTasks
 from explorer.selection import ImageSelection
+from explorer.settings import Persisted
 from explorer.state import AppState
 
 
@@ -51,7 +52,13 @@ class SamplerPanel(Panel, QWidget):
         self.selected: int | None = None
         self._resample = False                    # settings changed while a grid was being sampled
         self.tasks = PanelTasks(self)             # "grid"; the fits "density", "diffusion-prior", "region"; "diffusion"
-        self.controls = SamplerControls()
+        self.controls = c = SamplerControls()
+        # The temperature and source chosen last time (explorer/settings.py); a region needs a new selection first.
+        Persisted(state.settings, "sampler.temperature", 1.0, get=c.temperature.value, set_=c.temperature.setValue,
+                  changed=c.temperature.valueChanged, owner=c.temperature)
+        Persisted(state.settings, "sampler.source", "prior", get=c.source_name, changed=c.source.currentIndexChanged,
+                  set_=lambda s: c.source.setCurrentIndex(SOURCE_NAMES.index(s)) if s in SOURCE_NAMES[:-1] else None,
+                  owner=c.source)
         self.sources = LatentSources(state, self.tasks, self.controls.fit_progress)
         self.results = SampleGridView()
         self.comparison = DiffusionComparison(state, self.tasks)
