@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtWidgets import (
-    QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
@@ -53,6 +52,7 @@ from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
 from explorer.settings import Persisted
 from explorer.state import AppState
+from explorer.widgets.flow_toolbar import flow_toolbar
 
 __all__ = ["COLOUR_BY", "FAR_FROM_DATA", "PROJECTIONS", "SPLITS", "LatentMapPanel", "MapImages"]
 
@@ -144,22 +144,19 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.cancel_btn.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(180)
+        self.progress.setMinimumWidth(170)   # "umap 20% · ~85 s left" whole
         self.progress.setTextVisible(True)
         self.status = QLabel("")
         self.status.setWordWrap(True)   # a long line wraps; it never widens the window
-        top = QHBoxLayout()
-        for w in (QLabel("split"), v.split_box, QLabel("map"), v.method_box, QLabel("colour by"), v.colour_box,
-                  v.dim_box, QLabel("decode as"), self.decoder.decode_as, self.progress, self.cancel_btn):
-            top.addWidget(w)
-        top.addStretch(1)
-        second = QHBoxLayout()
-        for name, box in v.setting_boxes.items():
-            second.addWidget(v.setting_labels[name])
-            second.addWidget(box)
-        for w in (v.layer_label, v.layer_box, v.shade_box, QLabel("drag"), v.tool_box, sel.search, QLabel("show"),
-                  sel.worst_n, sel.worst_btn, QLabel("prior"), self.prior_overlay.source_box,
-                  self.prior_overlay.summary):
-            second.addWidget(w)
+        # Two toolbars that wrap (superqt's QFlowLayout) so the map fits a narrow window; a caption and its box wrap
+        # together.
+        top = flow_toolbar([(QLabel("split"), v.split_box), (QLabel("map"), v.method_box),
+                            (QLabel("colour by"), v.colour_box, v.dim_box),
+                            (QLabel("decode as"), self.decoder.decode_as), (self.progress, self.cancel_btn)])
+        second = flow_toolbar([*((v.setting_labels[name], box) for name, box in v.setting_boxes.items()),
+                               (v.layer_label, v.layer_box), (v.shade_box,), (QLabel("drag"), v.tool_box),
+                               (sel.search,), (QLabel("show"), sel.worst_n, sel.worst_btn),
+                               (QLabel("prior"), self.prior_overlay.source_box, self.prior_overlay.summary)])
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(self.inspector.widget, "point")
         self.side_tabs.addTab(sel.grid, "selection")
@@ -171,8 +168,8 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         split.setStretchFactor(1, 1)
         split.setSizes([700, 320])
         lay = QVBoxLayout(self)
-        lay.addLayout(top)
-        lay.addLayout(second)
+        lay.addWidget(top)
+        lay.addWidget(second)
         lay.addWidget(split, 1)
         lay.addWidget(self.status)
 

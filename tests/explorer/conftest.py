@@ -7,6 +7,10 @@ workers), then the test fails if a Worker thread, a QThreadPool thread or an act
 from __future__ import annotations
 
 import gc
+import sys
+import threading
+import traceback
+import weakref
 
 import pytest
 from PySide6.QtCore import QCoreApplication, QSettings, QThreadPool, QTimer
@@ -53,6 +57,19 @@ def _scan_timers(app: QApplication) -> list[str]:
     return sorted(set(found))
 
 
+_REPORTED: weakref.WeakSet = weakref.WeakSet()
+
+
+def _thread_stacks() -> str:
+    """The innermost frames of every thread but this one: where a thread that would not stop is stuck."""
+    main = threading.get_ident()
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        if ident != main:
+            parts.append(f"thread {ident}:\n" + "".join(traceback.format_stack(frame)[-6:]))
+    return "\n".join(parts)
+
+
 @pytest.fixture(autouse=True)
 def no_threads_or_timers_left(qapp: QApplication):
     yield
@@ -68,7 +85,11 @@ def no_threads_or_timers_left(qapp: QApplication):
         worker.join(10)
     QThreadPool.globalInstance().waitForDone(5000)
     qapp.processEvents()
-    leftovers = [f"worker thread {w._task!r}" for w in running_workers()]
+    leaked = [w for w in running_workers() if w not in _REPORTED]
+    _REPORTED.update(leaked)        # a leak fails the test that left it, once (not every test after it as well)
+    leftovers = [f"worker thread {w._task!r}" for w in leaked]
+    if leaked:
+        leftovers.append("where the threads are:\n" + _thread_stacks())
     if QThreadPool.globalInstance().activeThreadCount():
         leftovers.append(f"{QThreadPool.globalInstance().activeThreadCount()} QThreadPool thread(s)")
     leftovers += [f"timer {t}" for t in _active_timers(qapp)]
