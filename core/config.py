@@ -160,6 +160,8 @@ class TrainConfig:
     early_stopping: int = opt(0, "stop when validation has not improved for this many epochs; 0 = off", low=0)
     ema_decay: float = opt(0.0, "decay of the EMA weights; 0 = no EMA", low=0.0, high=1.0)
     grad_clip: float = opt(0.0, "clip the gradient norm to this; 0 = off", low=0.0)
+    grad_skip: float = opt(0.0, "skip a step whose gradient norm (before clipping) exceeds this, and count it; 0 = off",
+                           low=0.0)
     # CUDA defaults measured on an H200 (bench/gpu_suite.py, README "The CUDA core, measured"): the presets' models
     # are small enough that a step is bound by kernel launches, not arithmetic. CUDA graphs (compile "reduce-overhead")
     # took the cifar10 preset from 7,011 to 11,617 images/s; bf16 autocast was 5-12 % slower (it adds casts and saves

@@ -27,9 +27,9 @@ def build_model(model_cfg: VAEConfig | DiffusionConfig | VQVAEConfig, meta: Data
 
         return ConditionalVAE(model_cfg, meta)
     if isinstance(model_cfg, DiffusionConfig):
-        from core.models.diffusion import ConditionalDiffusion
+        from core.models.diffusion import ConditionalDiffusion, build_unet
 
-        return ConditionalDiffusion(model_cfg, meta)
+        return ConditionalDiffusion(build_unet(model_cfg, meta), model_cfg, meta)
     if isinstance(model_cfg, VQVAEConfig):
         from core.models.vqvae import VQVAE
 

@@ -2,8 +2,9 @@
 term with VQGAN's adaptive weight (Esser et al. 2021).
 
 The VAE owns the discriminator (`ConditionalVAE.discriminator`, present only when `adversarial_weight > 0`), so it
-moves, saves and loads with the model; the trainer finds it through the `AdversarialModel` protocol and gives it its
-own optimiser. Its weights are never averaged (EMA) and never used to sample: it only shapes the decoder's training.
+moves, saves and loads with the model; the VAE's `configure_optimizers` gives it an optimiser of its own
+(`gan_optimizers`), which the trainer steps like any other. Its weights are never averaged (EMA) and never used to
+sample: it only shapes the decoder's training.
 
 The generator term: L = L_rec + beta * KL + w * lambda * L_adv with L_adv = -mean D(x_hat) (hinge generator loss) and
 lambda = |grad_last L_rec| / (|grad_last L_adv| + 1e-4), clamped, both gradients taken at the decoder's last layer.
@@ -15,12 +16,15 @@ dataset.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+from core.config import TrainConfig
+from core.models.optimizers import ExtraObjective, Optimizers, adam
 
 MAX_ADAPTIVE_WEIGHT = 1e4   # VQGAN's clamp: an all-but-vanishing adversarial gradient must not blow the weight up
 
@@ -93,3 +97,19 @@ def discriminator_hinge_loss(discriminator: nn.Module, real: Tensor, fake: Tenso
     logits_fake = discriminator(fake.detach().float())
     d_loss = F.relu(1.0 - logits_real).mean() + F.relu(1.0 + logits_fake).mean()
     return {"d_loss": d_loss, "d_real": logits_real.mean().detach(), "d_fake": logits_fake.mean().detach()}
+
+
+def gan_optimizers(model: nn.Module, discriminator: nn.Module, discriminator_loss: Callable[..., dict[str, Tensor]],
+                   train_cfg: TrainConfig) -> Optimizers:
+    """A VAE-GAN's optimisers: Adam for the generator (every weight of `model` but the discriminator's, the ones the
+    EMA averages, whose gradient norm is logged and clipped) and a second Adam for the discriminator minimising
+    "d_loss" of `discriminator_loss` on the same batch, with the usual GAN betas (VQGAN's: a discriminator that
+    remembers less of its past gradients follows the moving generator better). The discriminator's EMA copy follows
+    the live one."""
+    disc = list(discriminator.parameters())
+    disc_ids = {id(p) for p in disc}
+    generator = [p for p in model.parameters() if id(p) not in disc_ids]
+    d_opt = torch.optim.Adam(disc, lr=train_cfg.lr, betas=(0.5, 0.9))
+    return Optimizers(adam(generator, train_cfg),
+                      extra=(ExtraObjective("discriminator", d_opt, discriminator_loss, "d_loss"),),
+                      averaged=tuple(generator))

@@ -1,7 +1,8 @@
 """Class-conditional DDPM with classifier-free guidance, fast samplers and diffusion-based restoration.
 
-Three layers, as in lucidrains' denoising-diffusion-pytorch: the network (diffusers' `UNet2DModel`, with one class
-embedding per label plus one "no label" embedding for classifier-free guidance), the diffusion process (diffusers'
+Three layers, as in lucidrains' denoising-diffusion-pytorch: the network (`build_unet`: diffusers' `UNet2DModel`,
+with one class embedding per label plus one "no label" embedding for classifier-free guidance), the diffusion process
+that takes it (`ConditionalDiffusion(network, cfg, meta)`, like lucidrains' `GaussianDiffusion(model, ...)`; diffusers'
 schedulers, all built from one scheduler config so that training noise and every sampler agree), and the model API
 the Trainer and the panels call: `loss`, `sample`, `restore`.
 
@@ -39,19 +40,46 @@ def _group_count(channels: int) -> int:
     return 1
 
 
+def build_unet(cfg: DiffusionConfig, meta: Any) -> nn.Module:
+    """The noise-prediction U-Net `cfg` describes for the dataset `meta` describes: `levels` resolution levels halve
+    the image size levels-1 times, so the image size must be divisible by 2**(levels-1) (16 px with 2 levels: 16 and
+    8; 32 px with 3 levels: 32, 16, 8). Conditional: one class embedding per label plus one for "no label"."""
+    from diffusers import UNet2DModel  # lazy: only diffusion models load diffusers
+
+    image_size, num_classes = int(meta.image_size), int(meta.num_classes) if cfg.conditional else 0
+    if image_size % (2 ** (cfg.levels - 1)):
+        raise UserError(f"a {cfg.levels}-level U-Net needs an image size divisible by {2 ** (cfg.levels - 1)}, "
+                        f"not {image_size}; change data.image_size or model.levels")
+    # Channels double once, then stay (base, 2 base, 2 base, ...): more doubling did not pay on 16-32 px images.
+    widths = tuple(cfg.base_channels * (1 if i == 0 else 2) for i in range(cfg.levels))
+    return UNet2DModel(
+        sample_size=image_size, in_channels=int(meta.channels), out_channels=int(meta.channels),
+        block_out_channels=widths, layers_per_block=1 if image_size <= 16 else 2,
+        down_block_types=("DownBlock2D",) * cfg.levels, up_block_types=("UpBlock2D",) * cfg.levels,
+        norm_num_groups=_group_count(cfg.base_channels),
+        num_class_embeds=num_classes + 1 if num_classes else None,
+    )
+
+
 class ConditionalDiffusion(nn.Module):
     """DDPM on [-1, 1] images predicting the noise; labels 0..K-1, label K means "no label" (guidance, unconditional).
 
-    `levels` resolution levels halve the image size levels-1 times, so the image size must be divisible by
-    2**(levels-1) (16 px with 2 levels: 16 and 8; 32 px with 3 levels: 32, 16, 8).
+    `network` is the denoiser (`build_unet` builds the one a config names): called as `network(x_t, t,
+    class_labels=labels)` (without `class_labels` for an unconditional model) with x_t (B, C, H, W) in [-1, 1] and
+    timesteps t (B,), it returns the predicted noise, a tensor like x_t or a diffusers output holding it as `.sample`.
+    A conditional model's network embeds num_classes + 1 labels (the last: "no label"). It is kept as `self.unet`,
+    the name its weights have in checkpoints.
     """
 
     kind = "diffusion"
 
-    def __init__(self, cfg: DiffusionConfig, meta: Any) -> None:
+    def __init__(self, network: nn.Module, cfg: DiffusionConfig, meta: Any) -> None:
         super().__init__()
-        from diffusers import DDPMScheduler, UNet2DModel  # lazy: only diffusion models load diffusers
+        from diffusers import DDPMScheduler  # lazy: only diffusion models load diffusers
 
+        if not isinstance(network, nn.Module):
+            raise TypeError(f"the diffusion process takes its denoiser network (an nn.Module), not "
+                            f"{type(network).__name__}")
         self.cfg = cfg
         self.meta = meta
         self.channels = int(meta.channels)
@@ -59,22 +87,16 @@ class ConditionalDiffusion(nn.Module):
         self.num_classes = int(meta.num_classes) if cfg.conditional else 0
         self.class_names = tuple(meta.class_names) if self.num_classes else ()
         self.null_label = self.num_classes            # the extra embedding index: "no label"
-        if self.image_size % (2 ** (cfg.levels - 1)):
-            raise UserError(f"a {cfg.levels}-level U-Net needs an image size divisible by {2 ** (cfg.levels - 1)}, "
-                            f"not {self.image_size}; change data.image_size or model.levels")
-        # Channels double once, then stay (base, 2 base, 2 base, ...): more doubling did not pay on 16-32 px images.
-        widths = tuple(cfg.base_channels * (1 if i == 0 else 2) for i in range(cfg.levels))
-        self.unet = UNet2DModel(
-            sample_size=self.image_size, in_channels=self.channels, out_channels=self.channels,
-            block_out_channels=widths, layers_per_block=1 if self.image_size <= 16 else 2,
-            down_block_types=("DownBlock2D",) * cfg.levels, up_block_types=("UpBlock2D",) * cfg.levels,
-            norm_num_groups=_group_count(cfg.base_channels),
-            num_class_embeds=self.num_classes + 1 if self.num_classes else None,
-        )
+        self.unet = network
         # Training noise and ancestral sampling; every other sampler is built `from_config` of this one.
         self.scheduler = DDPMScheduler(num_train_timesteps=cfg.timesteps, beta_schedule=cfg.schedule,
                                        prediction_type="epsilon", clip_sample=True, timestep_spacing="trailing")
         self.register_buffer("alphas_cumprod", self.scheduler.alphas_cumprod.clone().float(), persistent=False)
+
+    def _network(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The network's noise prediction (labels None: an unconditional model's call, without class_labels)."""
+        out = self.unet(x_t, t) if labels is None else self.unet(x_t, t, class_labels=labels)
+        return out if isinstance(out, torch.Tensor) else out.sample   # diffusers' networks wrap it in an output
 
     # ------------------------------------------------------------------ network
     def predict_noise(self, x_t: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None,
@@ -84,15 +106,15 @@ class ConditionalDiffusion(nn.Module):
             t = t.expand(x_t.shape[0])
         t = t.to(x_t.device)
         if not self.num_classes:
-            return self.unet(x_t, t).sample
+            return self._network(x_t, t, None)
         if labels is None:
             labels = torch.full((x_t.shape[0],), self.null_label, dtype=torch.long, device=x_t.device)
         labels = labels.to(x_t.device)
         unconditional = bool((labels == self.null_label).all())
         if guidance == 1.0 or unconditional:
-            return self.unet(x_t, t, class_labels=labels).sample
+            return self._network(x_t, t, labels)
         null = torch.full_like(labels, self.null_label)
-        eps = self.unet(torch.cat([x_t, x_t]), torch.cat([t, t]), class_labels=torch.cat([labels, null])).sample
+        eps = self._network(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([labels, null]))
         eps_c, eps_u = eps.chunk(2)
         # Rows without a label have eps_c == eps_u already; guidance only moves labelled rows.
         return eps_u + guidance * (eps_c - eps_u)
@@ -112,7 +134,7 @@ class ConditionalDiffusion(nn.Module):
             labels = torch.where(drop, torch.full_like(y, self.null_label), y)
         elif self.num_classes:
             labels = torch.full((b,), self.null_label, dtype=torch.long, device=x0.device)
-        pred = self.unet(x_t, t, class_labels=labels).sample if self.num_classes else self.unet(x_t, t).sample
+        pred = self._network(x_t, t, labels)
         mse = F.mse_loss(pred, noise)
         return {"loss": mse, "mse": mse.detach()}
 

@@ -6,7 +6,8 @@ also maps images to latents and back (`encode`, `decode`, `reconstruct`) and sco
 which the latent map, interpolation, the VAE restorers and the IWAE bound need. The diffusion model
 (`DenoisingModel`) restores images by running part of its reverse process. A new model kind plugs in by being an
 `nn.Module` that implements one of these, plus an entry in `build_model`; code asks `model.kind` or the protocol,
-never `getattr` with a default.
+never `getattr` with a default. How a model is optimised is its own business too (`ConfiguresOptimizers`, optional:
+the default is one Adam over all its weights), so the Trainer has no branch on a model's kind.
 
 All images are float (B, C, H, W) in [0, 1]; labels are int64 (B,), or None for an unconditional model
 (`num_classes == 0`).
@@ -15,10 +16,14 @@ All images are float (B, C, H, W) in [0, 1]; labels are int64 (B,), or None for 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, TypeGuard, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard, runtime_checkable
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from core.config import TrainConfig
+    from core.models.optimizers import Optimizers
 
 Progress = Callable[[int, int], None] | None
 ShouldStop = Callable[[], bool] | None
@@ -85,10 +90,21 @@ class LatentVariableModel(GenerativeModel, Protocol):
 
 
 @runtime_checkable
+class ConfiguresOptimizers(Protocol):
+    """A model that chooses its own optimisers (nanoGPT's `configure_optimizers`). Optional: a model without it is
+    trained by one Adam over all its parameters, all averaged (core/models/optimizers.py `default_optimizers`)."""
+
+    def configure_optimizers(self, train_cfg: TrainConfig) -> Optimizers:
+        """The model's optimiser, any extra objectives with optimisers of their own (a discriminator) and the
+        parameters the EMA averages; built for the model's parameters where they are now (its device)."""
+        ...
+
+
+@runtime_checkable
 class AdversarialModel(GenerativeModel, Protocol):
-    """A model that can train against a discriminator of its own (a VAE-GAN). The trainer gives the discriminator its
-    own optimiser, keeps it out of the EMA and checkpoints both optimisers; `loss` already holds the generator's
-    adversarial term."""
+    """A model that can train against a discriminator of its own (a VAE-GAN). Its `configure_optimizers` gives the
+    discriminator an optimiser of its own (an `ExtraObjective` minimising `discriminator_loss`) and keeps it out of
+    the EMA's averaging; `loss` already holds the generator's adversarial term."""
 
     def discriminator_parameters(self) -> list[torch.nn.Parameter]:
         """The discriminator's weights; empty when this model trains without one."""

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from core.config import VAEConfig
-from core.models.adversarial import PatchDiscriminator, discriminator_hinge_loss, generator_terms
+from core.config import TrainConfig, VAEConfig
+from core.models.adversarial import PatchDiscriminator, discriminator_hinge_loss, gan_optimizers, generator_terms
+from core.models.optimizers import Optimizers, default_optimizers
 from core.models.perceptual import PerceptualLoss
 
 
@@ -320,6 +321,12 @@ class ConditionalVAE(nn.Module):
         """The decoder's raw output for one posterior sample z ~ q(z | x, y)."""
         mu, logvar = self.encode(x, y)
         return self._decode_raw(mu + torch.randn_like(mu) * (0.5 * logvar).exp(), y)
+
+    def configure_optimizers(self, train_cfg: TrainConfig) -> Optimizers:
+        """One Adam over all the weights; a VAE-GAN's discriminator gets one of its own (`gan_optimizers`)."""
+        if self.discriminator is None:
+            return default_optimizers(self, train_cfg)
+        return gan_optimizers(self, self.discriminator, self.discriminator_loss, train_cfg)
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
         """The discriminator's weights (its own optimiser's); empty when adversarial training is off."""

@@ -1,7 +1,8 @@
 """One self-describing checkpoint file: safetensors tensors plus JSON metadata, never pickle.
 
-Tensors: `model.*` (weights), `ema.*` (EMA weights, optional), `optim.*` (optimizer state, flattened), `optim_d.*`
-(a VAE-GAN discriminator's optimizer state, optional), `rng.*` (random generator states as uint8 tensors).
+Tensors: `model.*` (weights), `ema.*` (EMA weights, optional), `optim.*` (the model's optimizer state, flattened),
+`optim_<key>.*` (the state of each other optimizer the model configured: `optim_d.*` for a VAE-GAN's discriminator),
+`rng.*` (random generator states as uint8 tensors).
 Metadata (str -> str, JSON values): the format name and version, the model kind, the run's Config, the DatasetMeta,
 the optimizers' structure, the train state (step, epoch, best, ...) and the latest validation metrics.
 `load_model(path)` rebuilds the model from this file alone.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from core.device import resolve_device
 from core.errors import UserError
 from core.files import atomic_write
 from core.models import build_model
+from core.models.optimizers import MODEL
 from core.models.protocol import GenerativeModel
 
 FORMAT = "vae-explorer-checkpoint"
@@ -52,11 +55,11 @@ class LoadedModel:
 # ---------------------------------------------------------------------------------------------------------- saving
 def save_checkpoint(path: str | Path, *, model: GenerativeModel, config: Config, meta: DatasetMeta,
                     ema: nn.Module | None = None,
-                    optimizer: torch.optim.Optimizer | None = None, train_state: dict | None = None,
-                    metrics: dict[str, float] | None = None,
-                    discriminator_optimizer: torch.optim.Optimizer | None = None) -> Path:
-    """Write `path` atomically. `train_state` is JSON data, except values that are tensors (RNG states), which are
-    stored as tensors `rng.<key>`; `load_checkpoint` gives them back in the same place."""
+                    optimizers: Mapping[str, torch.optim.Optimizer] | None = None, train_state: dict | None = None,
+                    metrics: dict[str, float] | None = None) -> Path:
+    """Write `path` atomically. `optimizers` by name (`Optimizers.named()`: "model" and any extra objective's).
+    `train_state` is JSON data, except values that are tensors (RNG states), which are stored as tensors
+    `rng.<key>`; `load_checkpoint` gives them back in the same place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, torch.Tensor] = {}
@@ -64,11 +67,8 @@ def save_checkpoint(path: str | Path, *, model: GenerativeModel, config: Config,
         if module is not None:
             for k, v in module.state_dict().items():
                 tensors[f"{prefix}.{k}"] = v.detach()
-    optim_structure = None
-    if optimizer is not None:
-        optim_structure = _flatten_optimizer(optimizer.state_dict(), tensors)
-    disc_structure = (_flatten_optimizer(discriminator_optimizer.state_dict(), tensors, prefix="optim_d")
-                      if discriminator_optimizer is not None else None)
+    optim_structures = {_optim_key(name): _flatten_optimizer(opt.state_dict(), tensors, prefix=_optim_key(name))
+                        for name, opt in (optimizers or {}).items()}
     state_json: dict[str, Any] = {}
     for k, v in (train_state or {}).items():
         if isinstance(v, torch.Tensor):
@@ -82,14 +82,28 @@ def save_checkpoint(path: str | Path, *, model: GenerativeModel, config: Config,
         "config": json.dumps(config.to_dict()), "meta": json.dumps(meta.to_dict()),
         "train_state": json.dumps(state_json), "metrics": json.dumps(metrics or {}),
     }
-    if optim_structure is not None:
-        metadata["optim"] = json.dumps(optim_structure)
-    if disc_structure is not None:
-        metadata["optim_d"] = json.dumps(disc_structure)
+    metadata.update({key: json.dumps(structure) for key, structure in optim_structures.items()})
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
 
 
-def _flatten_optimizer(sd: dict, tensors: dict[str, torch.Tensor], *, prefix: str = "optim") -> dict:
+# The metadata key (and tensor prefix) of an optimizer's state by its name: the model's is "optim", another's
+# "optim_<name>"; a VAE-GAN's discriminator's is "optim_d", the name checkpoints had before optimizers were named.
+_LEGACY_KEYS = {MODEL: "optim", "discriminator": "optim_d"}
+
+
+def _optim_key(name: str) -> str:
+    return _LEGACY_KEYS.get(name, f"optim_{name}")
+
+
+def _optim_name(key: str) -> str | None:
+    """The optimizer name a metadata key holds the state of; None for a key that is no optimizer's."""
+    for name, legacy in _LEGACY_KEYS.items():
+        if key == legacy:
+            return name
+    return key.removeprefix("optim_") if key.startswith("optim_") else None
+
+
+def _flatten_optimizer(sd: dict, tensors: dict[str, torch.Tensor], *, prefix: str) -> dict:
     """Optimizer state_dict -> JSON structure; its tensors go into `tensors` as <prefix>.<param>.<key>."""
     state: dict[str, dict[str, Any]] = {}
     for pid, pstate in sd["state"].items():
@@ -127,10 +141,14 @@ class Checkpoint:
     meta: DatasetMeta
     model_state: dict[str, torch.Tensor]
     ema_state: dict[str, torch.Tensor] | None
-    optimizer_state: dict | None
+    optimizer_states: dict[str, dict]     # by optimizer name ("model", "discriminator", ...); {} without
     train_state: dict[str, Any]
     metrics: dict[str, float]
-    discriminator_optimizer_state: dict | None = None
+
+    @property
+    def optimizer_state(self) -> dict | None:
+        """The model's own optimizer's state (None when the checkpoint holds none)."""
+        return self.optimizer_states.get(MODEL)
 
 
 def _check_is_a_file(path: Path) -> None:
@@ -261,8 +279,8 @@ def _load_checkpoint(path: Path) -> Checkpoint:
             keys = list(f.keys())
             model_state = {k[6:]: f.get_tensor(k) for k in keys if k.startswith("model.")}
             ema_state = {k[4:]: f.get_tensor(k) for k in keys if k.startswith("ema.")} or None
-            optim = _unflatten_optimizer(_json(meta_s, "optim", path), f) if "optim" in meta_s else None
-            optim_d = _unflatten_optimizer(_json(meta_s, "optim_d", path), f) if "optim_d" in meta_s else None
+            optim = {name: _unflatten_optimizer(_json(meta_s, key, path), f)
+                     for key in meta_s if (name := _optim_name(key)) is not None}
             train_state = _json(meta_s, "train_state", path, {})
             for k in keys:
                 if k.startswith("rng."):
@@ -272,7 +290,7 @@ def _load_checkpoint(path: Path) -> Checkpoint:
     except (SafetensorError, OSError, ValueError, KeyError, TypeError, RuntimeError) as e:  # a damaged body
         raise UserError(f"{path} could not be read ({e}); the checkpoint is damaged, use another one") from None
     _check_train_state(train_state, path)
-    return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state, metrics, optim_d)
+    return Checkpoint(path, config, meta, model_state, ema_state, optim, train_state, metrics)
 
 
 # train_state entries that are counters (whole numbers >= 0), and the one that may be None or a number.

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import torch
 
-from core.models.protocol import AdversarialModel
-
 
 class EMA:
-    """A frozen copy of `model` whose weights follow it: w_ema <- decay * w_ema + (1 - decay) * w after each step."""
+    """A frozen copy of `model` whose weights follow it: w_ema <- decay * w_ema + (1 - decay) * w after each step.
 
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+    `averaged` are the parameters averaged (None: all, the usual case); the model's other parameters are copied as
+    they are (like buffers), so the EMA checkpoint stays complete while the averaged weights are the ones the model
+    chose (`Optimizers.averaged`: a VAE-GAN's generator, not its discriminator)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float, *,
+                 averaged: Iterable[torch.nn.Parameter] | None = None) -> None:
         self.decay = decay
         self.module = copy.deepcopy(model).eval().requires_grad_(False)
-        # A VAE-GAN's discriminator is not averaged: its copy follows the live one (like a buffer), so the EMA
-        # checkpoint stays complete while the averaged weights are the generator's alone.
-        disc = {id(p) for p in model.discriminator_parameters()} if isinstance(model, AdversarialModel) else set()
-        self._copied = [id(p) in disc for p in model.parameters()]
+        chosen = None if averaged is None else {id(p) for p in averaged}
+        self._copied = [chosen is not None and id(p) not in chosen for p in model.parameters()]
 
     @torch.no_grad()
     def update(self, model: torch.nn.Module) -> None:

@@ -42,6 +42,10 @@ class StepMetrics:
     images_per_s: float
     eta_s: float
     progress: float                    # 0..1 of the whole run
+    # The model optimiser's gradient norm before clipping, mean over the window's applied steps (None: a run record
+    # from before it was logged), and the steps skipped so far in the run (non-finite, or above train.grad_skip).
+    grad_norm: float | None = None
+    skipped_steps: int = 0
     time: float | None = field(default=None, compare=False)   # when it was recorded (epoch s); None: now
 
 
@@ -205,6 +209,8 @@ class _Step(msgspec.Struct):
     images_per_s: _Rate
     eta_s: _Finite
     progress: _Finite
+    grad_norm: float | None = None     # NaN/inf allowed, like a metric; absent in older logs
+    skipped_steps: _Count = 0
 
 
 class _Epoch(msgspec.Struct):

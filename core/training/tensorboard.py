@@ -52,6 +52,8 @@ class TensorBoardSink:
             for name, value in event.metrics.items():
                 w.add_scalar(f"train/{name}", float(value), event.step)
             w.add_scalar("train/lr", float(event.lr), event.step)
+            if event.grad_norm is not None:
+                w.add_scalar("train/grad_norm", float(event.grad_norm), event.step)
         elif isinstance(event, EpochSummary):
             for name, value in event.val.items():
                 w.add_scalar(f"val/{name}", float(value), event.step)

@@ -3,9 +3,13 @@
 `Trainer(config).run()` yields RunStarted, StepMetrics (every `log_every` steps), EpochSummary (with validation),
 CheckpointSaved, Preview, ModelSnapshot (each epoch), LogMessage and, last, RunEnded. It never prints; the CLI shows a
 progress bar and the GUI forwards the events as signals. It is generic over models: anything with `loss(x, y, *, step)
--> dict` (key "loss" is minimised) and `sample(labels, *, generator)` trains here (the VAE and the diffusion model).
-A model with a discriminator (`AdversarialModel`, the VAE-GAN) gets a second optimiser for it, stepped on the same
-batch as the generator's; the discriminator stays out of the generator's optimiser, gradient norm and EMA averaging.
+-> dict` (key "loss" is minimised) and `sample(labels, *, generator)` trains here. The model configures its own
+optimisers and what its EMA averages (core/models/optimizers.py; a VAE-GAN's discriminator is an extra objective with
+an optimiser of its own): the Trainer steps what it is given and has no branch on a model's kind.
+
+Every step's gradient norm (the model optimiser's parameters, before clipping) is logged as `grad_norm`, the mean over
+a step record's window (vdvae); with `grad_skip` > 0 a step whose norm exceeds it is skipped like a non-finite one
+(nothing updated) and counted in `skipped_steps`, without ending the run.
 
 Exact resume: batch order depends only on (seed, epoch); the checkpoint stores the position inside the epoch, the
 global torch RNG states (the VAE's reparameterisation noise), the optimizers' states and the EMA weights. Validation and
@@ -36,7 +40,8 @@ from core.errors import UserError
 from core.files import atomic_write_text
 from core.images import as_float
 from core.models import build_model
-from core.models.protocol import AdversarialModel, GenerativeModel, is_vae
+from core.models.optimizers import MODEL, ExtraObjective, Optimizers, configure_optimizers
+from core.models.protocol import GenerativeModel, is_vae
 from core.training import distributed, second_stage
 from core.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from core.training.ema import EMA
@@ -84,29 +89,32 @@ def compile_mode(config: Config, device: torch.device, *, distributed: bool) -> 
 
 
 class _MetricSums:
-    """Running sums of a step's metrics on the device (no sync per step), for the log window and the epoch."""
+    """Running sums of a step's metrics and gradient norm on the device (no sync per step), for the log window and
+    the epoch."""
 
     def __init__(self) -> None:
         self.keys: list[str] | None = None
         self.window = self.epoch = None
         self.window_n = self.epoch_n = 0
 
-    def add(self, out: dict[str, torch.Tensor]) -> None:
+    def add(self, out: dict[str, torch.Tensor], grad_norm: torch.Tensor) -> None:
         if self.keys is None:
             self.keys = list(out)
-        vals = torch.stack([out[k].detach().float() for k in self.keys])
+        vals = torch.stack([*(out[k].detach().float() for k in self.keys), grad_norm.detach().float()])
         self.window = vals if self.window is None else self.window + vals
         self.epoch = vals if self.epoch is None else self.epoch + vals
         self.window_n += 1
         self.epoch_n += 1
 
-    def take_window(self) -> dict[str, float]:
-        means = dict(zip(self.keys, (self.window / self.window_n).tolist(), strict=True))
+    def take_window(self) -> tuple[dict[str, float], float]:
+        """(the window's mean metrics, its mean gradient norm)."""
+        *means, grad_norm = (self.window / self.window_n).tolist()
         self.window, self.window_n = None, 0
-        return means
+        return dict(zip(self.keys, means, strict=True)), grad_norm
 
     def take_epoch(self) -> dict[str, float]:
-        means = dict(zip(self.keys, (self.epoch / self.epoch_n).tolist(), strict=True)) if self.epoch_n else {}
+        means = (dict(zip(self.keys, (self.epoch[:-1] / self.epoch_n).tolist(), strict=True)) if self.epoch_n
+                 else {})
         self.epoch, self.epoch_n = None, 0
         return means
 
@@ -154,14 +162,13 @@ class Trainer:
         self._log_file = None
         self.model: torch.nn.Module | None = None
         self.ema: EMA | None = None
-        self.optimizer: torch.optim.Optimizer | None = None
-        self.disc_optimizer: torch.optim.Optimizer | None = None   # a VAE-GAN's discriminator's own optimiser
-        self.step = 0            # batches processed (skipped non-finite steps included)
+        self.optimizers: Optimizers | None = None   # what the model configured (core/models/optimizers.py)
+        self.step = 0            # batches processed (skipped steps included)
         self.epoch = 0           # completed epochs
         self.pos = 0             # batches done inside the current epoch
         self.best: float | None = None
         self.bad_epochs = 0      # epochs since validation last improved (early stopping)
-        self.skipped_steps = 0   # non-finite steps skipped in the whole run
+        self.skipped_steps = 0   # steps skipped in the whole run (non-finite, or gradient norm above grad_skip)
         self.last_checkpoint: str | None = None
 
     # ------------------------------------------------------------------------------------------- thread-safe control
@@ -279,28 +286,23 @@ class Trainer:
             yield self._emit(LogMessage("info", f"resumed from {ck.path} at step {self.step}", self.step))
 
     def _build_model_and_optimizers(self, meta: Any) -> torch.nn.Module:
-        """The model on the device (channels-last on CUDA), its EMA, and the generator's (and a VAE-GAN's
-        discriminator's) optimiser."""
+        """The model on the device (channels-last on CUDA), the optimisers it configures and its EMA."""
         tc = self.config.train
         model = build_model(self.config.model, meta).to(self.device)
         if self.resume_path is None:   # a second stage starts from its frozen first stage (resuming: its own ck)
             second_stage.start(model, self.config)
-        cuda = self.device.type == "cuda"
-        if cuda and tc.channels_last:
+        if self.device.type == "cuda" and tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
-        self.ema = EMA(model, tc.ema_decay) if tc.ema_decay > 0 else None
-        disc = model.discriminator_parameters() if isinstance(model, AdversarialModel) else []
-        if disc and self.dist is not None:
-            raise UserError("adversarial training (adversarial_weight > 0) runs in one process; start it without "
-                            "torchrun, or set model.adversarial_weight=0")
-        disc_ids = {id(p) for p in disc}
-        fused = {"fused": True} if cuda and tc.fused_adam else {}   # one kernel for all parameters (measured:
-        # bench/gpu_suite.py); the CPU keeps the default for-each implementation
-        self.optimizer = torch.optim.Adam([p for p in model.parameters() if id(p) not in disc_ids], lr=tc.lr, **fused)
-        # The usual GAN betas (VQGAN's): a discriminator that remembers less of its past gradients follows the
-        # moving generator better.
-        self.disc_optimizer = torch.optim.Adam(disc, lr=tc.lr, betas=(0.5, 0.9)) if disc else None
+        self.optimizers = configure_optimizers(model, tc)
+        if self.optimizers.extra and self.dist is not None:   # DDP wraps `loss` alone; extra objectives would not sync
+            names = ", ".join(e.name for e in self.optimizers.extra)
+            raise UserError(f"a model with an optimiser of its own for its {names} trains in one process; start it "
+                            "without torchrun (a VAE-GAN: or set model.adversarial_weight=0)")
+        self.ema = EMA(model, tc.ema_decay, averaged=self.optimizers.averaged) if tc.ema_decay > 0 else None
+        # The learning rate each param group was configured with: the cosine schedule decays it, and a resumed run
+        # keeps it (not the one in the checkpoint, so that a changed train.lr takes effect).
+        self._base_lrs = {name: [g["lr"] for g in opt.param_groups] for name, opt in self.optimizers.named().items()}
         return model
 
     def _restore(self, ck: Checkpoint) -> None:
@@ -318,14 +320,11 @@ class Trainer:
         self.model.load_state_dict(ck.model_state)
         if self.ema is not None:
             self.ema.module.load_state_dict(ck.ema_state or ck.model_state)
-        if ck.optimizer_state is not None:
-            self.optimizer.load_state_dict(ck.optimizer_state)
-            for g in self.optimizer.param_groups:
-                g["lr"] = tc.lr
-        if self.disc_optimizer is not None and ck.discriminator_optimizer_state is not None:
-            self.disc_optimizer.load_state_dict(ck.discriminator_optimizer_state)
-            for g in self.disc_optimizer.param_groups:
-                g["lr"] = tc.lr
+        for name, opt in self.optimizers.named().items():
+            if name in ck.optimizer_states:
+                opt.load_state_dict(ck.optimizer_states[name])
+                for g, lr in zip(opt.param_groups, self._base_lrs[name], strict=True):
+                    g["lr"] = lr
         st = ck.train_state
         self.step, self.epoch, self.pos = int(st.get("step", 0)), int(st.get("epoch", 0)), int(st.get("pos", 0))
         self.best, self.bad_epochs = st.get("best"), int(st.get("bad_epochs", 0))
@@ -360,7 +359,7 @@ class Trainer:
     def _run(self) -> Iterator[Event]:
         yield from self._setup()
         tc = self.config.train
-        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad]
+        params = [p for g in self.optimizers.model.param_groups for p in g["params"] if p.requires_grad]
         cuda = self.device.type == "cuda"
         autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda and tc.amp else contextlib.nullcontext
         sums = _MetricSums()
@@ -384,10 +383,12 @@ class Trainer:
                     yield self._emit(RunEnded("stopped", "stopped by the user", self.step, self.epoch, self.best,
                                               self.last_checkpoint))
                     return
-                out, applied = self._train_step(xb, yb, params, autocast, cuda)
-                if applied:
+                out, norm, skipped = self._train_step(xb, yb, params, autocast, cuda)
+                if skipped is None:
                     bad_run = 0
-                    sums.add(out)
+                    sums.add(out, norm)
+                elif skipped == "grad_skip":   # a gradient spike: skipped and counted, the run goes on (vdvae)
+                    yield self._skipped_spike(norm)
                 else:
                     bad_run += 1
                     if (yield from self._skipped_step(out["loss"], bad_run, i)):
@@ -395,7 +396,7 @@ class Trainer:
                 self.step += 1
                 self.pos = i + 1
                 if self.step % tc.log_every == 0 and sums.window_n:
-                    yield self._emit(self._step_metrics(epoch, sums.take_window(), clock))
+                    yield self._emit(self._step_metrics(epoch, *sums.take_window(), clock))
                 if self.step >= self.total_steps:
                     break
             self.epoch, self.pos = epoch, 0
@@ -412,10 +413,11 @@ class Trainer:
             yield self._emit(LogMessage("info", "resumed", self.step))
 
     def _train_step(self, xb: torch.Tensor, yb: torch.Tensor, params: list[torch.Tensor], autocast: Any,
-                    cuda: bool) -> tuple[dict[str, torch.Tensor], bool]:
-        """One optimisation step on a uint8 batch: (its metrics, whether it was applied). A step whose loss or
-        gradient is not finite is not applied (its gradients are dropped)."""
-        tc, opt = self.config.train, self.optimizer
+                    cuda: bool) -> tuple[dict[str, torch.Tensor], torch.Tensor, str | None]:
+        """One optimisation step on a uint8 batch: (its metrics, the gradient norm of `params` before clipping, why
+        it was skipped: None when applied, "non-finite" when a loss or the gradient is not finite, "grad_skip" when
+        the gradient norm exceeds train.grad_skip). A skipped step changes nothing (its gradients are dropped)."""
+        tc, opts = self.config.train, self.optimizers
         if self.dist is not None:
             xb, yb = self.dist.shard(xb, yb)
         x = as_float(xb)
@@ -424,47 +426,59 @@ class Trainer:
         with autocast():
             out = self.loss_fn(x, yb, step=self.step)
         loss = out["loss"]
-        opt.zero_grad(set_to_none=True)
+        opts.model.zero_grad(set_to_none=True)
         (loss if self.dist is None else self.dist.weighted(loss)).backward()
+        # clip_grad_norm_ in its two halves: the one norm it computes serves the log, the skip decision and the
+        # clipping (no second pass), and nothing is clipped before the step is known to be applied.
         norm = torch.nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
         if self.dist is not None:   # whole-batch metrics, and the stop flag all ranks act on
             out, self._stop_agreed = self.dist.reduce_step(out, self._stop.is_set())
             loss = out["loss"]
-        d_loss = self._discriminator_backward(x, yb, out, autocast) if self.disc_optimizer is not None else None
+        extra = self._extra_backward(x, yb, out, autocast)
         finite = torch.isfinite(loss) & torch.isfinite(norm)
-        if d_loss is not None:
-            finite = finite & torch.isfinite(d_loss)
-        if not bool(finite):   # the one sync per step
-            opt.zero_grad(set_to_none=True)
-            if self.disc_optimizer is not None:
-                self.disc_optimizer.zero_grad(set_to_none=True)
-            return out, False
-        if d_loss is not None:
-            self.disc_optimizer.step()
+        for _, extra_loss in extra:
+            finite = finite & torch.isfinite(extra_loss)
+        ok = finite & (norm <= tc.grad_skip) if tc.grad_skip > 0 else finite
+        if not bool(ok):   # the one sync per step
+            for opt in opts.named().values():
+                opt.zero_grad(set_to_none=True)
+            return out, norm, ("non-finite" if not bool(finite) else "grad_skip")
+        for objective, _ in extra:
+            objective.optimizer.step()
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grads_with_norm_(params, tc.grad_clip, norm)
         if tc.lr_schedule == "cosine":   # a function of the step alone: exact resume needs no state
-            for g in opt.param_groups:
-                g["lr"] = cosine_lr(tc.lr, self.step, self.total_steps)
-        opt.step()
+            for g, base in zip(opts.model.param_groups, self._base_lrs[MODEL], strict=True):
+                g["lr"] = cosine_lr(base, self.step, self.total_steps)
+        opts.model.step()
         if self.ema is not None:
             self.ema.update(self.model)
-        return out, True
+        return out, norm, None
 
-    def _discriminator_backward(self, x: torch.Tensor, yb: torch.Tensor, out: dict[str, torch.Tensor],
-                                autocast: Any) -> torch.Tensor | None:
-        """The discriminator's loss on this batch (its terms join `out`) and its gradients; None when it does not
-        train at this step (before adversarial_start). Taken before either optimiser steps: both losses see the
-        networks as they were at this step, as in VQGAN."""
-        self.disc_optimizer.zero_grad(set_to_none=True)
-        with autocast():
-            d_out = self.model.discriminator_loss(x, yb, step=self.step)
-        out.update({k: v.detach() for k, v in d_out.items()})
-        d_loss = d_out["d_loss"]
-        if not d_loss.requires_grad:
-            return None
-        d_loss.backward()
-        return d_loss.detach()
+    def _extra_backward(self, x: torch.Tensor, yb: torch.Tensor, out: dict[str, torch.Tensor],
+                        autocast: Any) -> list[tuple[ExtraObjective, torch.Tensor]]:
+        """Each extra objective's loss on this batch (its terms join `out`) and its gradients: the (objective, loss)
+        pairs that train at this step (a loss without a gradient, a VAE-GAN's discriminator before
+        adversarial_start, does not). Taken before any optimiser steps: every loss sees the networks as they were at
+        this step, as in VQGAN."""
+        training = []
+        for objective in self.optimizers.extra:
+            objective.optimizer.zero_grad(set_to_none=True)
+            with autocast():
+                terms = objective.loss(x, yb, step=self.step)
+            out.update({k: v.detach() for k, v in terms.items()})
+            extra_loss = terms[objective.key]
+            if extra_loss.requires_grad:
+                extra_loss.backward()
+                training.append((objective, extra_loss.detach()))
+        return training
+
+    def _skipped_spike(self, norm: torch.Tensor) -> LogMessage:
+        """A step skipped because its gradient norm exceeded grad_skip: counted and said, the run goes on."""
+        self.skipped_steps += 1
+        return self._emit(LogMessage("warning", f"gradient norm {float(norm):.4g} above train.grad_skip "
+                                     f"{self.config.train.grad_skip:g} at step {self.step}: step skipped "
+                                     f"({self.skipped_steps} skipped in all)", self.step))
 
     def _skipped_step(self, loss: torch.Tensor, bad_run: int, i: int) -> Iterator[Event]:
         """Report a skipped step; after `max_bad_steps` in a row, end the run as failed (returns True then)."""
@@ -485,13 +499,14 @@ class Trainer:
         yield self._emit(RunEnded("failed", reason, self.step, self.epoch, self.best, self.last_checkpoint))
         return True
 
-    def _step_metrics(self, epoch: int, metrics: dict[str, float], clock: _Clock) -> StepMetrics:
+    def _step_metrics(self, epoch: int, metrics: dict[str, float], grad_norm: float, clock: _Clock) -> StepMetrics:
         now = time.perf_counter()
         rate = (self.step - clock.window_step) * self.config.train.batch_size / max(now - clock.window_t, 1e-9)
         per_step = clock.elapsed(now) / max(self.step - clock.start_step, 1)
         clock.restart_window(self.step, now)
-        return StepMetrics(self.step, epoch, metrics, self.optimizer.param_groups[0]["lr"], rate,
-                           per_step * (self.total_steps - self.step), self.step / max(self.total_steps, 1))
+        return StepMetrics(self.step, epoch, metrics, self.optimizers.model.param_groups[0]["lr"], rate,
+                           per_step * (self.total_steps - self.step), self.step / max(self.total_steps, 1),
+                           grad_norm=grad_norm, skipped_steps=self.skipped_steps)
 
     # ------------------------------------------------------------------------------------------- per epoch
     def _stopping(self) -> bool:
@@ -583,8 +598,8 @@ class Trainer:
         state.update(ranks_rng)
         path = save_checkpoint(self.run_dir / "checkpoints" / f"{name}.safetensors", model=self.model,
                                config=self.config, meta=self.dataset.meta,
-                               ema=self.ema.module if self.ema is not None else None, optimizer=self.optimizer,
-                               discriminator_optimizer=self.disc_optimizer, train_state=state, metrics=metrics)
+                               ema=self.ema.module if self.ema is not None else None,
+                               optimizers=self.optimizers.named(), train_state=state, metrics=metrics)
         if name == "last":
             self.last_checkpoint = str(path)
         yield self._emit(CheckpointSaved(str(path), self.step, self.epoch, tag))

@@ -36,7 +36,8 @@ def checkpoint(tmp_path):
     ema.load_state_dict({k: v * 0.5 for k, v in model.state_dict().items()})
     rng = torch.get_rng_state()
     path = save_checkpoint(tmp_path / "ck.safetensors", model=model, config=CONFIG, meta=META, ema=ema,
-                           optimizer=opt, train_state={"step": 7, "epoch": 2, "rng": rng}, metrics={"elbo": -80.5})
+                           optimizers={"model": opt}, train_state={"step": 7, "epoch": 2, "rng": rng},
+                           metrics={"elbo": -80.5})
     return path, model, ema, opt, rng
 
 

@@ -1,15 +1,19 @@
 """The diffusion model: trains through the generic Trainer (loss falls, previews sample), samplers honour labels and
-generators, guidance and cancel work, and the bundled digits model draws the digits it is asked for."""
+generators, guidance and cancel work, the process takes any denoiser network it is given, and the bundled digits model
+draws the digits it is asked for."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 from core.config import Config, DataConfig, DiffusionConfig, TrainConfig
 from core.images import as_float
 from core.models import build_model
+from core.models.diffusion import ConditionalDiffusion, build_unet
 from core.paths import bundled_model
 from core.training.checkpoint import load_model
 from core.training.events import Preview, RunEnded, StepMetrics
@@ -106,3 +110,55 @@ def test_bundled_model_draws_the_requested_digits(digits_dataset):
     x = loaded.model.sample(labels, steps=20, sampler="dpm++", generator=torch.Generator().manual_seed(0))
     accuracy = float((clf.predict(x.flatten(1).numpy()) == labels.numpy()).mean())
     assert accuracy > 0.7, accuracy     # chance is 0.1
+
+
+class TinyDenoiser(nn.Module):
+    """Not a diffusers network: two convolutions with time and label embeddings, returning the noise as a tensor."""
+
+    def __init__(self, channels: int, labels: int) -> None:
+        super().__init__()
+        self.conv_in, self.conv_out = nn.Conv2d(channels, 16, 3, padding=1), nn.Conv2d(16, channels, 3, padding=1)
+        self.time, self.label = nn.Linear(1, 16), nn.Embedding(labels, 16)
+
+    def forward(self, x, t, class_labels=None):
+        cond = self.time(t.float()[:, None] / 100) + self.label(class_labels)
+        return self.conv_out(F.silu(self.conv_in(x) + cond[:, :, None, None]))
+
+
+def test_the_diffusion_process_takes_the_network_it_is_given(digits_dataset):
+    cfg = DiffusionConfig(base_channels=8, timesteps=100, sample_steps=4)
+    meta = digits_dataset.meta
+    torch.manual_seed(0)
+    net = TinyDenoiser(meta.channels, meta.num_classes + 1)   # one more label: "no label" (guidance)
+    model = ConditionalDiffusion(net, cfg, meta)
+    assert model.unet is net and set(model.state_dict()) == {f"unet.{k}" for k in net.state_dict()}
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x, y = as_float(digits_dataset.train.images[:128]), digits_dataset.train.labels[:128]
+    losses = []
+    for _ in range(40):
+        loss = model.loss(x, y)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), losses   # it learns through the process
+    model.eval()
+    labels = torch.tensor([0, 3, 7, 10])   # 10: no label
+    a = model.sample(labels, guidance=2.0, generator=torch.Generator().manual_seed(1))
+    b = model.sample(labels, guidance=2.0, generator=torch.Generator().manual_seed(1))
+    assert a.shape == (4, 1, 16, 16) and 0 <= float(a.min()) and float(a.max()) <= 1 and torch.equal(a, b)
+    with pytest.raises(TypeError, match="denoiser network"):
+        ConditionalDiffusion(lambda x, t: x, cfg, meta)
+
+
+def test_the_factory_builds_the_unet_and_passes_it(digits_dataset):
+    """build_model's diffusion model is the process around build_unet's network: same weights, same names (so
+    checkpoints written before the network was passed in load as they did)."""
+    cfg = DiffusionConfig(base_channels=8, timesteps=100)
+    torch.manual_seed(5)
+    built = build_model(cfg, digits_dataset.meta)
+    torch.manual_seed(5)
+    by_hand = ConditionalDiffusion(build_unet(cfg, digits_dataset.meta), cfg, digits_dataset.meta)
+    a, b = built.state_dict(), by_hand.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert type(built.unet).__name__ == "UNet2DModel"
