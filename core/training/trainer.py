@@ -163,6 +163,7 @@ class Trainer:
         self.model: torch.nn.Module | None = None
         self.ema: EMA | None = None
         self.optimizers: Optimizers | None = None   # what the model configured (core/models/optimizers.py)
+        self.second_stage: second_stage.SecondStage | None = None   # the mode of a run over a frozen first stage
         self.step = 0            # batches processed (skipped steps included)
         self.epoch = 0           # completed epochs
         self.pos = 0             # batches done inside the current epoch
@@ -273,24 +274,34 @@ class Trainer:
         yield self._emit(RunStarted(str(self.run_dir) if self.run_dir else None, self.config.to_dict(),
                                     ds.meta.to_dict(), self._describe_device(), self.total_steps,
                                     self.steps_per_epoch, self.step))
+        for level, message in self._setup_notes(warnings, ck):
+            yield self._emit(LogMessage(level, message, self.step))
+
+    def _setup_notes(self, warnings: list[str], ck: Checkpoint | None) -> list[tuple[str, str]]:
+        """(level, message) of what the run log says as the run starts."""
+        notes = []
+        ds = self.dataset
         if ds.skipped:  # unreadable files of a folder dataset: said in the run record, the GUI log and the terminal
             root = Path(ds.meta.name.removeprefix("folder:"))
             names = [str(Path(f).resolve().relative_to(root)) if Path(f).resolve().is_relative_to(root) else f
                      for f in ds.skipped[:5]]
             more = " ..." if len(ds.skipped) > 5 else ""
-            yield self._emit(LogMessage("warning", f"skipped {len(ds.skipped)} unreadable file(s) in {root}: "
-                                                   f"{', '.join(names)}{more}", self.step))
-        for w in warnings:
-            yield self._emit(LogMessage("warning", w, self.step))
+            notes.append(("warning", f"skipped {len(ds.skipped)} unreadable file(s) in {root}: {', '.join(names)}"
+                                     f"{more}"))
+        notes += [("warning", w) for w in warnings]
+        if self.second_stage is not None:
+            notes.append(("info", self.second_stage.describe(resumed=ck is not None)))
         if ck is not None:
-            yield self._emit(LogMessage("info", f"resumed from {ck.path} at step {self.step}", self.step))
+            notes.append(("info", f"resumed from {ck.path} at step {self.step}"))
+        return notes
 
     def _build_model_and_optimizers(self, meta: Any) -> torch.nn.Module:
         """The model on the device (channels-last on CUDA), the optimisers it configures and its EMA."""
         tc = self.config.train
         model = build_model(self.config.model, meta).to(self.device)
-        if self.resume_path is None:   # a second stage starts from its frozen first stage (resuming: its own ck)
-            second_stage.start(model, self.config)
+        self.second_stage = second_stage.of(model)
+        if self.second_stage is not None and self.resume_path is None:   # resuming: its own checkpoint has both
+            self.second_stage.begin(self.config)
         if self.device.type == "cuda" and tc.channels_last:
             model = model.to(memory_format=torch.channels_last)
         self.model = model

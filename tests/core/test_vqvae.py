@@ -5,6 +5,7 @@ both stages and load back to identical outputs, both stages resume exactly, and 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import pytest
@@ -134,6 +135,28 @@ def test_exact_resume_of_both_stages(stage, stages, dataset, tmp_path):
     cfg = tiny(epochs=2, ema_decay=0.9) if stage == "codes" else prior_config(first_stage, epochs=2, ema_decay=0.9)
     _, _, straight, resumed = stop_and_resume(cfg, dataset, tmp_path, stop_at=25)
     assert straight == resumed
+    if stage == "prior":   # the resumed run is still the Trainer's second-stage mode, from its own checkpoint
+        notes = run_notes(tmp_path / "b")
+        assert [n for n in notes if n.startswith("second stage")][-1].endswith("its own checkpoint holds both stages)")
+
+
+def run_notes(run_dir) -> list[str]:
+    """The info lines of a run's log (metrics.jsonl)."""
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [r["message"] for r in records if r["type"] == "log" and r["level"] == "info"]
+
+
+def test_the_prior_run_is_the_trainers_second_stage_mode(stages, dataset):
+    vq_run, prior_run, _, _ = stages
+    first_stage = vq_run / "checkpoints" / "best.safetensors"
+    assert not any(n.startswith("second stage") for n in run_notes(vq_run))   # an ordinary run
+    note, = [n for n in run_notes(prior_run) if n.startswith("second stage")]
+    assert f"on top of the frozen first stage {first_stage}" in note and note.endswith("loaded)")
+    trainer = Trainer(prior_config(first_stage, max_steps=1), dataset=dataset)
+    assert list(trainer.run())[-1].status == "completed"
+    assert trainer.second_stage.first_stage == first_stage and trainer.second_stage.model is trainer.model
+    frozen = [p for p in trainer.model.parameters() if not p.requires_grad]
+    assert frozen and all(p.grad is None for p in frozen)   # no gradient, so no part in the norm or the optimiser
 
 
 def test_a_second_stage_refuses_a_first_stage_that_does_not_fit(stages, tmp_path):
