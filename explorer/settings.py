@@ -6,8 +6,7 @@ are "<panel>.<name>" so two panels never share one by accident. The values live 
 workspace.py): saved on quit, restored on launch, and carried by File > Save workspace as... to a colleague.
 A value read back is checked against the default's type: a file edited by hand gives the default, never a crash.
 
-A setting two panels share has a typed method here instead of a bare key (before, the Runs and Experiments panels
-both wrote the QSettings key "runs/folders", each with its own copy of the list handling).
+A panel binds an editor to its key with `Persisted` (a few lines in the panel's `__init__`).
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, SignalInstance
 
 JSON_SCALARS = (str, int, float, bool)
-RUNS_FOLDERS = "runs.folders"
 
 
 def is_json_value(value: Any) -> bool:
@@ -69,15 +67,6 @@ class PanelSettings(QObject):
         """Every value from a workspace (invalid entries are left out), then `replaced`."""
         self._values = {k: v for k, v in values.items() if isinstance(k, str) and "." in k and is_json_value(v)}
         self.replaced.emit()
-
-    # ---- settings more than one panel uses ------------------------------------------------------------------------
-    def runs_folders(self) -> list[str]:
-        """The folders of runs the Runs tab lists besides the user's runs folder (an experiment adds its own)."""
-        return [str(f) for f in self.value(RUNS_FOLDERS, []) if isinstance(f, str)]
-
-    def add_runs_folder(self, folder: str) -> None:
-        folders = [f for f in self.runs_folders() if f != str(folder)]
-        self.set_value(RUNS_FOLDERS, [*folders, str(folder)])
 
 
 class Persisted(QObject):
