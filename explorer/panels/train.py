@@ -6,6 +6,11 @@ settings, and only "Stop following" is offered: the run belongs to the process w
 dashboard, which draws it; this panel keeps what the events mean for the run (status, last checkpoint, failures). The
 model snapshots the trainer yields each epoch are rebuilt into CPU models on the worker thread and handed to AppState,
 so the other panels explore the model while it trains.
+
+A composition of small views: the settings form (train_form.py: preset, model kind, the Data / Model / Training
+forms, the form's problem), the run controls (train_controls.py: Train, Pause / Resume, Stop, Resume from
+checkpoint) and the dashboard (dashboard.py: status, plots, previews, log). This class is the job wiring: it starts
+and follows runs, keeps the run state they show, and hands the run's models to AppState.
 """
 
 from __future__ import annotations
@@ -14,33 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal, Slot
-from PySide6.QtWidgets import (
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QGridLayout,
-    QLabel,
-    QPushButton,
-    QScrollArea,
-    QSplitter,
-    QStackedWidget,
-    QTabWidget,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QSplitter, QVBoxLayout, QWidget
 
-from core.config import PRESETS, Config, DataConfig, DiffusionConfig, TrainConfig, VAEConfig
+from core.config import Config
 from core.errors import UserError
 from core.training.events import CheckpointSaved, LogMessage, ModelSnapshot, RunEnded, RunStarted
 from explorer.panel import Panel
 from explorer.panels.dashboard import RunDashboard
+from explorer.panels.train_controls import RunControls
+from explorer.panels.train_form import KNOWN_DATASETS, TrainSettingsForm
 from explorer.panels.train_job import SnapshotLoaded, TrainJob
 from explorer.state import AppState
-from explorer.widgets.config_form import ConfigForm
 from explorer.widgets.dialogs import show_error
 from explorer.worker import Worker
 
-KNOWN_DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10")   # + folder:PATH (core.data is not imported here)
+__all__ = ["KNOWN_DATASETS", "TrainPanel"]
 
 
 class TrainPanel(Panel, QWidget):
@@ -62,12 +55,28 @@ class TrainPanel(Panel, QWidget):
         self._run_key = ""
         self._pending_model: Any = None
         self._last_error = ""
+        self._problem = ""
         self._user_settings: dict[str, Any] | None = None   # the form as the user left it, while following a run
 
+        self.form = TrainSettingsForm()
+        self.run_buttons = RunControls()   # hidden while following: that run belongs to another process
         self.dashboard = RunDashboard()
+        self._expose_views()
+        self.form.changed.connect(self.validate)
+        self.run_buttons.trainClicked.connect(self.start_training)
+        self.run_buttons.pauseClicked.connect(self.toggle_pause)
+        self.run_buttons.stopClicked.connect(self.stop)
+        self.run_buttons.resumeChosen.connect(lambda path: self.start_training(resume=path))
         self.dashboard.stopFollowing.connect(self.stop)
+
+        controls = QWidget()
+        controls.setMinimumWidth(300)
+        lay = QVBoxLayout(controls)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.form, 1)
+        lay.addWidget(self.run_buttons)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self._build_controls())
+        split.addWidget(controls)
         split.addWidget(self.dashboard)
         split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
@@ -76,151 +85,45 @@ class TrainPanel(Panel, QWidget):
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(split)
         self.apply_preset("digits")
-        self._update_buttons()
 
-    # ---- building -----------------------------------------------------------------------------------------------
-    def _build_controls(self) -> QWidget:
-        box = QWidget()
-        lay = QVBoxLayout(box)
-        lay.setContentsMargins(0, 0, 0, 0)
-
-        top = QFormLayout()
-        self.preset_combo = QComboBox()
-        self.preset_combo.addItems(list(PRESETS))
-        self.preset_combo.setToolTip("Fill the form with a named preset (core.config.PRESETS)")
-        self.preset_combo.activated.connect(lambda _i: self.apply_preset(self.preset_combo.currentText()))
-        top.addRow("Preset", self.preset_combo)
-        self.kind_combo = QComboBox()
-        self.kind_combo.addItems(["vae", "diffusion"])
-        self.kind_combo.setToolTip("What to train: a conditional VAE or a class-conditional diffusion model")
-        top.addRow("Model", self.kind_combo)
-        lay.addLayout(top)
-
-        self.data_form = ConfigForm(DataConfig, choices={"name": KNOWN_DATASETS})
-        folder_btn = QPushButton("Image folder...")
-        folder_btn.setToolTip("Train on a folder with one subfolder of images per class (folder:PATH)")
-        folder_btn.clicked.connect(self._pick_folder)
-        self.data_form.layout_.insertRow(1, "", folder_btn)
-        self.vae_form = ConfigForm(VAEConfig)
-        self.diffusion_form = ConfigForm(DiffusionConfig)
-        self.model_stack = QStackedWidget()
-        self.model_stack.addWidget(self.vae_form)
-        self.model_stack.addWidget(self.diffusion_form)
-        self.kind_combo.currentIndexChanged.connect(self.model_stack.setCurrentIndex)
-        self.kind_combo.currentIndexChanged.connect(lambda _i: self.validate())
-        self.train_form = ConfigForm(TrainConfig)
-        self.forms = QTabWidget()
-        for title, w in (("Data", self.data_form), ("Model", self.model_stack), ("Training", self.train_form)):
-            scroll = QScrollArea()
-            scroll.setWidgetResizable(True)
-            scroll.setWidget(w)
-            scroll.setFrameShape(QScrollArea.Shape.NoFrame)
-            self.forms.addTab(scroll, title)
-        lay.addWidget(self.forms, 1)
-        for form in (self.data_form, self.vae_form, self.diffusion_form, self.train_form):
-            form.changed.connect(self.validate)
-
-        self.error_label = QLabel("")
-        self.error_label.setWordWrap(True)
-        self.error_label.setStyleSheet("color: rgb(220, 60, 60);")
-        lay.addWidget(self.error_label)
-
-        self.run_buttons = QWidget()   # hidden while following: that run belongs to another process
-        buttons = QGridLayout(self.run_buttons)
-        buttons.setContentsMargins(0, 0, 0, 0)
-        self.train_button = QPushButton("Train")
-        self.train_button.setToolTip("Start training with these settings (Ctrl+T)")
-        self.train_button.clicked.connect(self.start_training)
-        self.pause_button = QPushButton("Pause")
-        self.pause_button.clicked.connect(self.toggle_pause)
-        self.stop_button = QPushButton("Stop")
-        self.stop_button.setToolTip("Stop after the current step; a checkpoint is saved")
-        self.stop_button.clicked.connect(self.stop)
-        self.resume_button = QPushButton("Resume from checkpoint...")
-        self.resume_button.clicked.connect(self._pick_resume)
-        buttons.addWidget(self.train_button, 0, 0)
-        buttons.addWidget(self.pause_button, 0, 1)
-        buttons.addWidget(self.stop_button, 0, 2)
-        buttons.addWidget(self.resume_button, 1, 0, 1, 3)
-        lay.addWidget(self.run_buttons)
-        box.setMinimumWidth(300)
-        return box
+    def _expose_views(self) -> None:
+        """The widgets the window's workspace, the screenshot tool, the benches and the tests drive by name."""
+        form, buttons = self.form, self.run_buttons
+        self.preset_combo, self.kind_combo, self.forms, self.model_stack = (
+            form.preset_combo, form.kind_combo, form.forms, form.model_stack)
+        self.data_form, self.vae_form, self.diffusion_form, self.train_form = form.all_forms()
+        self.error_label = form.error_label
+        self.train_button, self.pause_button, self.stop_button, self.resume_button = (
+            buttons.train_button, buttons.pause_button, buttons.stop_button, buttons.resume_button)
 
     # ---- form -------------------------------------------------------------------------------------------------------
     def apply_preset(self, name: str) -> None:
-        cfg = PRESETS[name]
-        self.preset_combo.setCurrentText(name)
-        self.set_config(cfg)
+        self.form.apply_preset(name)
 
     def set_config(self, cfg: Config) -> None:
-        self.data_form.set_values(cfg.data)
-        if cfg.model.kind == "diffusion":
-            self.diffusion_form.set_values(cfg.model)
-        else:
-            self.vae_form.set_values(cfg.model)
-        self.kind_combo.setCurrentText(cfg.model.kind)
-        self.train_form.set_values(cfg.train)
-        self.validate()
-
-    def model_form(self) -> ConfigForm:
-        return self.diffusion_form if self.kind_combo.currentText() == "diffusion" else self.vae_form
+        self.form.set_config(cfg)
 
     def config(self) -> Config:
         """The form's configuration; UserError naming the first invalid value."""
-        return Config(data=self.data_form.value(), model=self.model_form().value(), train=self.train_form.value())
+        return self.form.config()
 
     def validate(self) -> str:
         """Check the form now; returns the problem ("" when valid) and enables Train accordingly."""
-        problem = ""
-        for form in (self.data_form, self.model_form(), self.train_form):
-            problem = problem or form.error
-        if not problem:
-            try:
-                cfg = self.config()
-                name = cfg.data.name
-                if name.startswith("folder:") and not Path(name[len("folder:"):]).expanduser().is_dir():
-                    problem = f"the image folder {name[len('folder:'):]!r} does not exist: pick one with Image folder"
-                    self.data_form.mark("name", problem)
-                elif not name.startswith("folder:") and name not in KNOWN_DATASETS:
-                    problem = f"unknown dataset {name!r}; choose {', '.join(KNOWN_DATASETS)} or folder:PATH"
-                    self.data_form.mark("name", problem)
-            except UserError as e:
-                problem = str(e)
-        self.error_label.setText(problem)
-        self.error_label.setVisible(bool(problem) and self.mode != "follow")   # a followed run's form is not ours
-        self._problem = problem
+        self._problem = self.form.problem()
+        self.form.show_problem(self._problem, visible=self.mode != "follow")   # a followed run's form is not ours
         self._update_buttons()
-        return problem
-
-    def _pick_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Image folder (one subfolder per class)")
-        if path:
-            self.data_form.set_field("name", f"folder:{path}")
-
-    def _pick_resume(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Resume from checkpoint", "", "Checkpoints (*.safetensors)")
-        if path:
-            self.start_training(resume=path)
+        return self._problem
 
     # ---- controls ---------------------------------------------------------------------------------------------------
     def is_training(self) -> bool:
         return self.mode == "train" and self.worker is not None and self.worker.is_running()
 
     def _update_buttons(self) -> None:
-        busy = self.mode != "idle"
-        following = self.mode == "follow"
-        self.train_button.setEnabled(not busy and not getattr(self, "_problem", ""))
-        self.resume_button.setEnabled(not busy)
-        self.pause_button.setEnabled(self.mode == "train")
-        self.stop_button.setEnabled(self.mode == "train")
-        for w in (self.forms, self.preset_combo, self.kind_combo):
-            w.setEnabled(not busy)
         # A followed run belongs to the process that writes it: stopping here would not stop it, and its settings are
-        # not the form's to train with. Only the banner's "Stop following" is offered.
-        self.run_buttons.setVisible(not following)
-        self.dashboard.set_following(self.run_dir if following else None)
-        if not busy:
-            self.pause_button.setText("Pause")
+        # not the form's to train with. Only the banner's "Stop following" is offered (the run buttons are hidden).
+        self.run_buttons.show_state(self.mode, can_train=not self._problem)
+        self.form.set_editable(self.mode == "idle")
+        self.dashboard.set_following(self.run_dir if self.mode == "follow" else None)
 
     def toggle_train(self) -> None:
         """Ctrl+T: start when idle, else pause / resume."""
@@ -264,7 +167,7 @@ class TrainPanel(Panel, QWidget):
         self.job = None
         self.run_dir = str(run_dir)
         if self._user_settings is None:
-            self._user_settings = self._form_settings()
+            self._user_settings = self.form.settings()
         self._start(Worker(follow_run, str(run_dir), task="follow"), "follow")
         self.dashboard.log(f"following {run_dir}")
         # The run's own settings, greyed: its config.json now (when written yet), then each RunStarted it logs.
@@ -277,29 +180,9 @@ class TrainPanel(Panel, QWidget):
 
     def _show_followed_config(self, config: Config | Any) -> None:
         """Fill the greyed form with the followed run's settings (a Config, or the dict a RunStarted carries)."""
-        try:
-            cfg = config if isinstance(config, Config) else Config.from_dict(dict(config))
-        except (UserError, TypeError, ValueError) as e:
-            self.dashboard.log(f"the run's settings cannot be shown: {e}")
-            return
-        self.set_config(cfg)
-        self.preset_combo.setCurrentIndex(-1)   # the run's own settings, not a preset's
-
-    def _form_settings(self) -> dict[str, Any]:
-        """What the user's form holds, as typed (even if not valid yet), to put back after following a run."""
-        return {"preset": self.preset_combo.currentIndex(), "kind": self.kind_combo.currentText(),
-                "values": [form.raw_values() for form in self._all_forms()]}
-
-    def _restore_form_settings(self, saved: dict[str, Any]) -> None:
-        self.kind_combo.setCurrentText(saved["kind"])
-        for form, values in zip(self._all_forms(), saved["values"], strict=True):
-            for name, value in values.items():
-                form.set_field(name, value)
-        self.preset_combo.setCurrentIndex(saved["preset"])
-        self.validate()
-
-    def _all_forms(self) -> tuple[ConfigForm, ...]:
-        return (self.data_form, self.vae_form, self.diffusion_form, self.train_form)
+        problem = self.form.show_config(config)
+        if problem:
+            self.dashboard.log(f"the run's settings cannot be shown: {problem}")
 
     def _start(self, worker: Worker, mode: str) -> None:
         self._push_model()        # the run shown before keeps its newest model
@@ -329,7 +212,7 @@ class TrainPanel(Panel, QWidget):
             self.dashboard.log("pause asked for: the trainer stops after its current step")
         else:
             self.job.resume()    # ... and "resumed"
-        self.pause_button.setText("Resume" if self.paused else "Pause")
+        self.run_buttons.show_paused(self.paused)
         self.dashboard.set_paused(self.paused)
         self.state.update_run(self._run_key, status="paused" if self.paused else "training")
 
@@ -368,7 +251,7 @@ class TrainPanel(Panel, QWidget):
         self.job = None
         if followed and self._user_settings is not None:   # the form is the user's again ...
             saved, self._user_settings = self._user_settings, None
-            self._restore_form_settings(saved)
+            self.form.restore_settings(saved)
         if followed:     # ... while the plots stay the followed run's: said above them
             self.dashboard.mark_followed_run_over(self.run_dir or "the followed run",
                                                   (self.last_status or "not followed any more").replace("_", " "))
@@ -430,7 +313,3 @@ class TrainPanel(Panel, QWidget):
     def hideEvent(self, event: Any) -> None:
         super().hideEvent(event)
         self._push_model()
-
-    def export_png(self, path: str) -> None:
-        if not self.grab().save(path, "PNG"):
-            raise UserError(f"could not write {path}: check the folder exists and is writable")

@@ -13,11 +13,9 @@ CLASS_LINES, CLASS_METHODS, FUNCTION_LINES = 300, 25, 60
 
 # name -> (lines, methods) for classes, lines for functions: today's size, a ceiling until they are split
 OVER_CLASSES = {
-    "explorer/panels/train.py::TrainPanel": (391, 30),
 }
 OVER_FUNCTIONS = {
     "explorer/screenshots.py::main": 86,
-    "explorer/panels/train.py::TrainPanel._build_controls": 66,
 }
 
 
