@@ -31,6 +31,7 @@ PANELS: list[PanelEntry] = [
     PanelEntry("Sampler", "sampler", "SamplerPanel"),
     PanelEntry("Interpolate", "interpolate", "InterpolatePanel"),
     PanelEntry("Denoise/Enhance", "restore", "RestorePanel"),
+    PanelEntry("Codes", "codes", "CodesPanel"),
     PanelEntry("Dataset", "dataset_browser", "DatasetBrowserPanel"),
     PanelEntry("Runs", "runs", "RunsPanel"),
     PanelEntry("Experiments", "experiments", "ExperimentsPanel"),

@@ -293,12 +293,18 @@ class AppState(QObject):
         self.datasetChanged.emit()
 
 
+VQ_LINE = ("This panel needs a continuous-latent VAE; the shown model is a VQ-VAE (a grid of discrete codes): see "
+           "the Codes tab.")
+
+
 def shape_problem(vae: LoadedModel | None, dataset: Dataset | None) -> str:
     """What keeps a panel from encoding `dataset` with `vae` ("" when nothing), as a line for the panel's status."""
     missing = " and ".join(what for what, absent in (("a VAE", vae is None), ("a dataset", dataset is None))
                            if absent)
     if missing:
         return f"Load {missing} to use this panel (File > Open checkpoint, or train one)."
+    if vae.config.model_kind == "vqvae":
+        return VQ_LINE
     meta, mmeta = dataset.meta, vae.meta
     if (meta.channels, meta.image_size) != (mmeta.channels, mmeta.image_size):
         return (f"The VAE was trained on {mmeta.channels}x{mmeta.image_size}px images, the dataset has "

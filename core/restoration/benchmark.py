@@ -18,32 +18,41 @@ from core.data.datasets import Dataset
 from core.errors import UserError
 from core.evaluation.image_quality import ssim_psnr_per_image
 from core.images import as_float
-from core.models.protocol import DenoisingModel, LatentVariableModel
+from core.models.protocol import DenoisingModel, DiscreteCodeModel, LatentVariableModel, is_vqvae
 from core.restoration.classical import CLASSICAL, restore_classical
 from core.restoration.corruptions import CORRUPTIONS, STRENGTHS, check_name, corrupt
-from core.restoration.learned import Progress, ShouldStop, restore_diffusion, restore_vae, restore_vae_refined
+from core.restoration.learned import (
+    Progress,
+    ShouldStop,
+    restore_codes,
+    restore_diffusion,
+    restore_vae,
+    restore_vae_refined,
+)
 
 ROW_FIELDS = ("corruption", "strength", "restorer", "n", "psnr_mean", "psnr_std", "ssim_mean", "ssim_std",
               "seconds_per_image")
 
 
 # ------------------------------------------------------------------------------------------------ one image row
-def restorer_names(vae: LatentVariableModel | None, diffusion: DenoisingModel | None, name: str, *,
+def restorer_names(vae: LatentVariableModel | DiscreteCodeModel | None, diffusion: DenoisingModel | None, name: str, *,
                    all_classical: bool = False) -> list[str]:
-    """The restorers that apply: "vae", "vae-refined", "diffusion" (when those models are loaded), "classical:M"."""
-    names = (["vae", "vae-refined"] if vae is not None else []) + (["diffusion"] if diffusion is not None else [])
+    """The restorers that apply: "vae", "vae-refined", "diffusion" (when those models are loaded), "classical:M".
+    A VQ-VAE given as `vae` is the "vae" restorer alone (its nearest codes, `restore_codes`; no latent to refine)."""
+    first = ["vae"] if is_vqvae(vae) else ["vae", "vae-refined"]
+    names = (first if vae is not None else []) + (["diffusion"] if diffusion is not None else [])
     methods = CLASSICAL[name] if all_classical else CLASSICAL[name][:1]
     return names + [f"classical:{m}" for m in methods]
 
 
 def run_restorer(restorer: str, x_corrupted: torch.Tensor, name: str, strength: float, mask: torch.Tensor | None, *,
-                 vae: LatentVariableModel | None = None, diffusion: DenoisingModel | None = None,
-                 generator: torch.Generator | None = None,
+                 vae: LatentVariableModel | DiscreteCodeModel | None = None,
+                 diffusion: DenoisingModel | None = None, generator: torch.Generator | None = None,
                  refine_steps: int = 100, diffusion_samples: int = 1, progress: Progress = None,
                  should_stop: ShouldStop = None) -> torch.Tensor | None:
     """Dispatch one restorer by its name (see `restorer_names`). None when stopped."""
     if restorer == "vae":
-        return restore_vae(vae, x_corrupted, mask)
+        return restore_codes(vae, x_corrupted, mask) if is_vqvae(vae) else restore_vae(vae, x_corrupted, mask)
     if restorer == "vae-refined":
         return restore_vae_refined(vae, x_corrupted, name, strength, mask, steps=refine_steps, progress=progress,
                                    should_stop=should_stop)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from core.data.datasets import Dataset
-from core.models.protocol import LatentVariableModel
-from core.restoration.learned import Progress, ShouldStop, restore_vae
+from core.models.protocol import LatentVariableModel, is_vqvae
+from core.restoration.learned import Progress, ShouldStop, restore_codes, restore_vae
 
 FAR = 1.5           # an error this many times beyond the range is "unlike the training data"
 PERCENTILES = (1.0, 99.0)
@@ -50,7 +50,8 @@ def reconstruction_errors(vae: LatentVariableModel, images: torch.Tensor, *, bat
             return None
         x = images[start:start + batch_size]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        out.append((restore_vae(vae, x) - x).pow(2).flatten(1).mean(1).numpy())
+        restored = restore_codes(vae, x) if is_vqvae(vae) else restore_vae(vae, x)   # a VQ-VAE: its nearest codes
+        out.append((restored - x).pow(2).flatten(1).mean(1).numpy())
         if progress is not None:
             progress(min(start + batch_size, len(images)), len(images))
     return np.concatenate(out) if out else np.zeros(0, np.float32)

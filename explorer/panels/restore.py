@@ -272,8 +272,11 @@ class RestorePanel(Panel, QWidget):
             vae = None
         if diffusion is not None and (diffusion.meta.channels, diffusion.meta.image_size) != img.shape[:2]:
             diffusion = None
-        for key, model in (("vae", vae), ("vae-refined", vae), ("diffusion", diffusion)):
+        refinable = vae if vae is None or vae.config.model_kind != "vqvae" else None   # a VQ-VAE has no z to refine
+        for key, model in (("vae", vae), ("vae-refined", refinable), ("diffusion", diffusion)):
             self.cells[key].info.setText("working…" if model is not None else "no model loaded")
+        if refinable is None and vae is not None:
+            self.cells["vae-refined"].info.setText("a VQ-VAE: no latent to refine")
         self.cells["corrupted"].info.setText("working…")
         self.cells["classical"].info.setText("working…")
         clean = torch.from_numpy(img.copy())[None]

@@ -25,6 +25,7 @@ import numpy as np
 from PySide6.QtWidgets import QFileDialog, QLabel, QSplitter, QVBoxLayout, QWidget
 
 from core.latent.density import LatentDensity
+from core.models.protocol import is_vqvae
 from explorer.handoffs import SAMPLER, Endpoint, InterpolationEndpoints
 from explorer.panel import Panel
 from explorer.panels.sampler.comparison import DiffusionComparison
@@ -184,7 +185,8 @@ class SamplerPanel(Panel, QWidget):
         if self.tasks.busy("grid"):
             self._resample = True                 # sampled with the newest settings once the running grid is done
             return
-        source = self.sources.ready(settings.source, settings.source_settings, model)
+        # a VQ-VAE's code prior draws its grids: the source of z does not apply
+        source = None if is_vqvae(model) else self.sources.ready(settings.source, settings.source_settings, model)
         if source is NOT_READY:
             return                                # being fitted: the grid follows when it is there
         self._resample = False
@@ -206,12 +208,14 @@ class SamplerPanel(Panel, QWidget):
         self.images, self._z = images, z
         conditional = self.state.vae.model.num_classes > 0
         names = self.state.vae.meta.class_names
-        title, short = describe_source(source)
+        vq = is_vqvae(self.state.vae_model)
+        title, short = ("its code prior", "the code prior") if vq else describe_source(source)
         self.results.show_grid(images, settings.n, [names[c] for c in settings.rows] if conditional else None,
-                               f"VAE, z from {title}: {len(images)} samples in {self.vae_ms:.0f} ms")
+                               f"{'VQ-VAE, code grids' if vq else 'VAE, z'} from {title}: {len(images)} samples in "
+                               f"{self.vae_ms:.0f} ms")
         self.status.setText(f"seed {settings.seed}, temperature {settings.temperature:.2f}" +
                             (", same noise in every row" if settings.same_noise and conditional else "") +
-                            f", z from {short}")
+                            f", {'codes' if vq else 'z'} from {short}")
         self.selected = None
         self.picked.show_sample(None)
         if self.compare.isChecked():   # the newest rows, columns and seed: a grid of older ones starts nothing
@@ -233,7 +237,7 @@ class SamplerPanel(Panel, QWidget):
         self.picked.show_sample(self.images[index], caption)
 
     def _send(self) -> None:
-        if self.selected is None or self._z is None:
+        if self.selected is None or self._z is None or not self._z.shape[1]:   # a VQ-VAE's samples have no z
             return
         row = self.selected // self.columns.value()
         end = Endpoint(self._z[self.selected].copy(), int(self.rows[row]), self.state.vae_model)

@@ -19,11 +19,12 @@ import torch
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QProgressBar
 
+from core.images import to_uint8
 from core.latent.density import LatentDensity, fit_region, fit_region_of_images
 from core.latent.encoding import decode_latents
 from core.latent.samplers import make_sampler
 from core.latent.sampling import grid_latents
-from core.models.protocol import LatentVariableModel
+from core.models.protocol import DiscreteCodeModel, LatentVariableModel, is_vqvae
 from explorer.panels.tasks import PanelTasks
 from explorer.selection import ImageSelection
 from explorer.state import AppState
@@ -180,6 +181,8 @@ def draw_grid(model: LatentVariableModel, rows: list[int], n: int, *, temperatur
     NAME --seed SEED` draws for the same rows; with `same_noise` each row is drawn from a generator of that seed, so
     every row starts from the same noise."""
     labels = np.repeat(np.asarray(rows, dtype=np.int64), n)
+    if is_vqvae(model):
+        return draw_code_grid(model, labels, temperature=temperature, seed=seed)
     if source is None or isinstance(source, LatentDensity):
         z = grid_latents(rows, n, model.latent_dim, temperature=temperature, seed=seed, same_noise=same_noise,
                          density=source)
@@ -191,6 +194,15 @@ def draw_grid(model: LatentVariableModel, rows: list[int], n: int, *, temperatur
         z = np.concatenate([drawn(np.full(n, r)) for r in rows]) if same_noise else drawn(labels)
     z = np.ascontiguousarray(z, dtype=np.float32)
     return decode_latents(model, z, labels if model.num_classes > 0 else None), z
+
+
+def draw_code_grid(model: DiscreteCodeModel, labels: np.ndarray, *, temperature: float,
+                   seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A VQ-VAE's grid: (uint8 images (B, H, W, C), an empty (B, 0) z). Its code prior draws each image's code grid
+    (a first stage without a prior draws each cell from the codebook's use): what `sample --seed SEED` draws."""
+    images = model.sample(torch.as_tensor(labels), temperature=temperature,
+                          generator=torch.Generator().manual_seed(int(seed)))
+    return to_uint8(images), np.zeros((len(labels), 0), dtype=np.float32)
 
 
 def describe_source(source: Any) -> tuple[str, str]:

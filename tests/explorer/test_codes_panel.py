@@ -1,0 +1,166 @@
+"""A VQ-VAE in the app, on a tiny digits VQ-VAE (and its code prior) trained once for this module: opening it breaks
+no panel (the continuous-latent panels say so in one line, the Sampler draws from the code prior, Denoise/Enhance
+restores through its codes); the Codes tab shows an image's code grid, painting a cell changes that cell's code and
+the decode near it only, the codebook usage counts every cell of the split; a VAE in the Codes tab is one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QPoint, Qt
+
+from core.config import Config, DataConfig, TrainConfig, VQVAEConfig
+from core.data.datasets import load_dataset
+from core.images import as_float
+from core.training.checkpoint import load_model
+from core.training.trainer import Trainer
+from explorer.panel_view import PanelView
+from explorer.state import VQ_LINE, AppState
+
+DATA = DataConfig("digits", image_size=16)
+VQ = VQVAEConfig(codebook_size=32, code_dim=8, width=8, prior_width=32, prior_layers=1, prior_heads=2,
+                 prior_dropout=0.0)
+
+
+def _config(model: VQVAEConfig, epochs: int) -> Config:
+    return Config(DATA, model, TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, threads=1, preview_every=0,
+                                           log_every=5))
+
+
+@pytest.fixture(scope="module")
+def tiny_vq(tmp_path_factory):
+    """(the VQ-VAE with its code prior, loaded from its checkpoint; the digits at 16 px): ~5 s of training."""
+    root = tmp_path_factory.mktemp("codes")
+    dataset = load_dataset(DATA)
+    assert list(Trainer(_config(VQ, 3), run_dir=root / "vq", dataset=dataset).run())[-1].status == "completed"
+    first = root / "vq" / "checkpoints" / "best.safetensors"
+    prior = _config(dataclasses.replace(VQ, stage="prior", first_stage=str(first)), 2)
+    assert list(Trainer(prior, run_dir=root / "prior", dataset=dataset).run())[-1].status == "completed"
+    return load_model(root / "prior" / "checkpoints" / "best.safetensors"), dataset
+
+
+@pytest.fixture
+def codes_panel(qtbot, tiny_vq):
+    from explorer.panels.codes import CodesPanel
+
+    loaded, dataset = tiny_vq
+    state = AppState()
+    state.vae, state.dataset = loaded, dataset
+    panel = CodesPanel(PanelView(state))
+    qtbot.addWidget(panel)
+    panel.resize(1200, 760)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.model.usage is not None and panel.model.looks is not None, timeout=60_000)
+    return panel
+
+
+def test_opening_a_vq_vae_breaks_no_panel(qtbot, tiny_vq, monkeypatch):
+    import explorer.widgets.dialogs as dialogs
+    from explorer.main_window import MainWindow
+
+    loaded, dataset = tiny_vq
+    errors: list[str] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, value, tb: errors.append(f"{kind.__name__}: {value}"))
+    monkeypatch.setattr(dialogs, "show_error", lambda _parent, message, details="": errors.append(message))
+    state = AppState()
+    window = MainWindow(state)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    state.set_dataset(dataset)
+    state.set_model(loaded)                                   # as File > Open checkpoint does
+    panels = window.panels
+    assert "codes" in panels and len(panels) == window.tabs.count()
+    for i in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(i)                        # each panel does its work when shown
+        qtbot.wait(50)
+        for panel in panels.values():
+            tasks = getattr(panel, "tasks", None)
+            if tasks is not None:
+                qtbot.waitUntil(lambda t=tasks: not t.busy(), timeout=60_000)
+    assert errors == []
+    for key in ("latent_map", "interpolate", "dataset_browser"):
+        assert panels[key].status.text() == VQ_LINE, key
+    sampler = panels["sampler"]
+    qtbot.waitUntil(lambda: sampler.images is not None, timeout=60_000)
+    assert sampler.images.shape[1:] == (16, 16, 1) and sampler.images.std() > 10      # drawn from the code prior
+    codes = panels["codes"]
+    assert codes.model.codes.shape == (4, 4) and not codes.content.isHidden()
+
+
+def test_the_vq_vae_is_denoise_enhance_s_restorer(tiny_vq):
+    """Its restorer is the image through its nearest codes (no latent to refine): it cleans noisy digits."""
+    from core.restoration.benchmark import restore_row
+
+    loaded, dataset = tiny_vq
+    clean = as_float(dataset.test.images[:32])
+    rows = {item["restorer"]: item for item in restore_row(clean, "gaussian", 0.3, vae=loaded.model)}
+    assert [k for k in rows if not k.startswith("classical")] == ["corrupted", "vae"]
+    assert rows["vae"]["psnr"].mean() > rows["corrupted"]["psnr"].mean() + 2, (rows["vae"]["psnr"].mean(),
+                                                                               rows["corrupted"]["psnr"].mean())
+
+
+def test_the_codes_tab_shows_the_image_s_code_grid(codes_panel, tiny_vq):
+    loaded, dataset = tiny_vq
+    m = codes_panel.model
+    codes_panel.pick("test", 5)
+    image = dataset.test.images[5:6]
+    expected = loaded.model.encode_codes(as_float(image))[0].numpy()
+    assert m.codes.shape == (loaded.model.grid, loaded.model.grid) == (4, 4)
+    assert np.array_equal(m.codes, expected) and np.array_equal(m.encoded, expected)
+    assert np.allclose(m.decoded, loaded.model.decode_codes(torch.from_numpy(expected)[None])[0].numpy(), atol=1e-6)
+    assert codes_panel.palette.count() == 32 and m.looks.shape == (32, 1, 16, 16)
+
+
+def test_painting_a_cell_changes_its_code_and_the_decode_near_it_only(qtbot, codes_panel):
+    m = codes_panel.model
+    codes_panel.pick("test", 3)
+    before_codes, before = m.codes.copy(), m.decoded.copy()
+    new = next(k for k in np.argsort(-m.usage) if k != before_codes[0, 0])   # a well-used code the cell has not
+    codes_panel.palette.setCurrentRow(int(new))
+    assert m.brush == new
+    x, y = codes_panel.grid_view.cell_center(0, 0)
+    qtbot.mouseClick(codes_panel.grid_view, Qt.MouseButton.LeftButton, pos=QPoint(int(x), int(y)))
+    changed = np.argwhere(m.codes != before_codes)
+    assert changed.tolist() == [[0, 0]] and m.codes[0, 0] == new
+    diff = np.abs(m.decoded - before)[0]                     # (16, 16): cell (0, 0) covers pixels 0..3
+    near, far = diff[:8, :8], diff.copy()
+    far[:8, :8] = 0
+    assert near.max() > 0.05, near.max()
+    assert far.max() < 0.5 * near.max() and far.sum() < 0.25 * diff.sum(), (far.max(), near.max())
+    assert "1 repainted" in codes_panel.decoded.title.text()
+    codes_panel.reset_button.click()
+    assert np.array_equal(m.codes, before_codes) and np.allclose(m.decoded, before)
+
+
+def test_the_usage_histogram_counts_every_cell_of_the_split(codes_panel, tiny_vq):
+    loaded, dataset = tiny_vq
+    m = codes_panel.model
+    assert m.usage_split == "test"
+    assert int(m.usage.sum()) == len(dataset.test) * 16            # 4x4 cells per image
+    direct = torch.bincount(loaded.model.encode_codes(as_float(dataset.test.images)).reshape(-1), minlength=32)
+    assert np.array_equal(m.usage, direct.numpy())
+    heights = np.asarray(codes_panel.histogram.bars.opts["height"])
+    assert np.array_equal(heights, m.usage)
+    dead = np.flatnonzero(direct.numpy() == 0)
+    assert np.array_equal(m.dead_codes(), dead)
+    assert np.array_equal(np.asarray(codes_panel.histogram.dead.getData()[0]), dead)
+    assert f"{32 - len(dead)} of 32 codes used, {len(dead)} dead" in codes_panel.usage_line.text()
+
+
+def test_a_vae_in_the_codes_tab_is_one_plain_line(qtbot, bundled_vae):
+    from explorer.panels.codes import NOT_VQ, CodesPanel
+
+    state = AppState()
+    state.vae = bundled_vae
+    state.dataset = load_dataset(DataConfig("digits", image_size=bundled_vae.meta.image_size))
+    panel = CodesPanel(PanelView(state))
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.wait(50)
+    assert panel.status.text() == NOT_VQ and not panel.content.isVisible() and not panel.tasks.busy()
+    assert panel.model.vq is None and panel.model.codes is None
