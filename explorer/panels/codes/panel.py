@@ -60,6 +60,7 @@ class CodesPanel(WorkWhenShown, Panel, QWidget):
         self.split_box.addItems(SPLITS)
         self.split_box.currentTextChanged.connect(lambda _name: self._on_split())
         self.class_box = QComboBox()
+        self.class_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.class_box.activated.connect(self._on_class)
         self.index = QSpinBox()
         self.index.setPrefix("image ")
