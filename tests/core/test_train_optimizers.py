@@ -12,6 +12,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
+from resume_check import stop_and_resume
+from safetensors import safe_open
 from torch import nn
 
 from core.config import Config, DataConfig, TrainConfig, VAEConfig
@@ -59,7 +61,7 @@ class ToyAutoencoder(nn.Module):
         return [*self.encoder.parameters(), *self.decoder.parameters()]
 
     def configure_optimizers(self, train_cfg):
-        critic = torch.optim.SGD(self.critic.parameters(), lr=CRITIC_LR)
+        critic = torch.optim.SGD(self.critic.parameters(), lr=CRITIC_LR, momentum=0.9)   # state to checkpoint
         return Optimizers(torch.optim.SGD(self.autoencoder_parameters(), lr=MAIN_LR),
                           extra=(ExtraObjective("critic", critic, self.critic_loss, "critic"),),
                           averaged=tuple(self.autoencoder_parameters()))
@@ -184,3 +186,14 @@ def test_grad_skip_is_off_by_default(dataset, toy_kind):
     steps = [e for e in trainer.run() if isinstance(e, StepMetrics)]
     assert [e.step for e in steps] == [1, 2, 3, 4] and trainer.skipped_steps == 0
     assert steps[2].grad_norm > 1000 * steps[1].grad_norm   # the spike was taken, and its norm logged
+
+
+def test_a_model_kinds_own_optimisers_resume_exactly_by_name(dataset, toy_kind, tmp_path):
+    cfg = tiny(epochs=2, ema_decay=0.9, log_every=2)
+    a, b, straight, resumed = stop_and_resume(cfg, dataset, tmp_path, stop_at=4)
+    assert straight == resumed and set(a.optimizer_states) == {"model", "critic"}
+    momentum = a.optimizer_states["critic"]["state"], b.optimizer_states["critic"]["state"]
+    assert momentum[0] and all(torch.equal(momentum[0][p]["momentum_buffer"], momentum[1][p]["momentum_buffer"])
+                               for p in momentum[0])
+    with safe_open(str(b.path), framework="pt") as f:   # saved under its name: "optim_critic" beside "optim"
+        assert {k for k in f.metadata() if k.startswith("optim")} == {"optim", "optim_critic"}
