@@ -164,3 +164,24 @@ def test_a_vae_in_the_codes_tab_is_one_plain_line(qtbot, bundled_vae):
     qtbot.wait(50)
     assert panel.status.text() == NOT_VQ and not panel.content.isVisible() and not panel.tasks.busy()
     assert panel.model.vq is None and panel.model.codes is None
+
+
+def test_denoise_enhance_runs_the_vq_vae_as_its_restorer(qtbot, tiny_vq):
+    from explorer.panels.restore import RestorePanel
+
+    loaded, dataset = tiny_vq
+    state = AppState()
+    state.set_dataset(dataset)
+    state.set_vae(loaded)
+    panel = RestorePanel(state)
+    qtbot.addWidget(panel)
+    panel.index.setValue(5)
+    panel.corruption.setCurrentText("gaussian")
+    panel.run_restore()
+    with qtbot.waitSignal(panel.tasks.worker("row").finished, timeout=60_000):
+        pass
+    vae_cell = panel.cells["vae"]
+    assert vae_cell.image is not None and vae_cell.image.shape == (1, 16, 16) and "PSNR" in vae_cell.info.text()
+    assert panel.cells["vae-refined"].info.text() == "a VQ-VAE: no latent to refine"
+    assert panel.status.text() == "done"
+    panel.shutdown()
