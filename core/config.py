@@ -175,7 +175,8 @@ class TrainConfig:
                                "discriminator, off otherwise", choices=COMPILE_MODES)
     log_every: int = opt(10, "steps between step-metric events", low=1)
     preview_every: int = opt(1, "epochs between sample previews; 0 = off", low=0)
-    max_bad_steps: int = opt(20, "non-finite steps in a row before the run stops", low=1)
+    max_bad_steps: int = opt(20, "skipped steps in a row (non-finite, or above grad_skip) before the run stops",
+                             low=1)
 
     def __post_init__(self) -> None:
         _check_bounds(self)

@@ -9,7 +9,7 @@ an optimiser of its own): the Trainer steps what it is given and has no branch o
 
 Every step's gradient norm (the model optimiser's parameters, before clipping) is logged as `grad_norm`, the mean over
 a step record's window (vdvae); with `grad_skip` > 0 a step whose norm exceeds it is skipped like a non-finite one
-(nothing updated) and counted in `skipped_steps`, without ending the run.
+(nothing updated) and counted in `skipped_steps`; the run goes on unless `max_bad_steps` in a row are skipped.
 
 Exact resume: batch order depends only on (seed, epoch); the checkpoint stores the position inside the epoch, the
 global torch RNG states (the VAE's reparameterisation noise), the optimizers' states and the EMA weights. Validation and
@@ -398,11 +398,9 @@ class Trainer:
                 if skipped is None:
                     bad_run = 0
                     sums.add(out, norm)
-                elif skipped == "grad_skip":   # a gradient spike: skipped and counted, the run goes on (vdvae)
-                    yield self._skipped_spike(norm)
-                else:
+                else:   # skipped and counted; the run goes on unless it skips max_bad_steps in a row
                     bad_run += 1
-                    if (yield from self._skipped_step(out["loss"], bad_run, i)):
+                    if (yield from self._skipped_step(out["loss"], norm, skipped, bad_run, i)):
                         return
                 self.step += 1
                 self.pos = i + 1
@@ -484,18 +482,18 @@ class Trainer:
                 training.append((objective, extra_loss.detach()))
         return training
 
-    def _skipped_spike(self, norm: torch.Tensor) -> LogMessage:
-        """A step skipped because its gradient norm exceeded grad_skip: counted and said, the run goes on."""
+    def _skipped_step(self, loss: torch.Tensor, norm: torch.Tensor, why: str, bad_run: int, i: int
+                      ) -> Iterator[Event]:
+        """Report a skipped step (`why`: "non-finite", or "grad_skip" for a gradient spike); after `max_bad_steps`
+        in a row, end the run as failed (returns True then): a threshold below the model's usual gradient norm
+        would otherwise train nothing, silently."""
         self.skipped_steps += 1
-        return self._emit(LogMessage("warning", f"gradient norm {float(norm):.4g} above train.grad_skip "
-                                     f"{self.config.train.grad_skip:g} at step {self.step}: step skipped "
-                                     f"({self.skipped_steps} skipped in all)", self.step))
-
-    def _skipped_step(self, loss: torch.Tensor, bad_run: int, i: int) -> Iterator[Event]:
-        """Report a skipped step; after `max_bad_steps` in a row, end the run as failed (returns True then)."""
-        self.skipped_steps += 1
-        what = "loss" if not torch.isfinite(loss) else "gradient"
-        yield self._emit(LogMessage("warning", f"non-finite {what} at step {self.step}: step skipped "
+        grad_skip = self.config.train.grad_skip
+        if why == "grad_skip":
+            what = f"gradient norm {float(norm):.4g} above train.grad_skip {grad_skip:g}"
+        else:
+            what = f"non-finite {'loss' if not torch.isfinite(loss) else 'gradient'}"
+        yield self._emit(LogMessage("warning", f"{what} at step {self.step}: step skipped "
                                     f"({bad_run} in a row, {self.skipped_steps} in all)", self.step))
         if bad_run < self.config.train.max_bad_steps:
             return False
@@ -504,8 +502,13 @@ class Trainer:
         yield from self._save("last")
         kept = (f"the last good weights (step {self.step - bad_run}) are saved at {self.last_checkpoint}"
                 if self.last_checkpoint else "no run folder, so nothing was saved")
-        reason = (f"{bad_run} non-finite steps in a row (the loss or gradient became NaN/inf) at step "
-                  f"{self.step - 1}; {kept}; try a lower learning rate, gradient clipping or a KL warm-up")
+        if why == "grad_skip":
+            reason = (f"{bad_run} steps in a row had a gradient norm above train.grad_skip {grad_skip:g} (the last "
+                      f"{float(norm):.4g}) at step {self.step - 1}; {kept}; raise train.grad_skip above the usual "
+                      "grad_norm of the step records, or set it to 0 (off)")
+        else:
+            reason = (f"{bad_run} non-finite steps in a row (the loss or gradient became NaN/inf) at step "
+                      f"{self.step - 1}; {kept}; try a lower learning rate, gradient clipping or a KL warm-up")
         yield self._emit(LogMessage("error", reason, self.step))
         yield self._emit(RunEnded("failed", reason, self.step, self.epoch, self.best, self.last_checkpoint))
         return True

@@ -197,3 +197,14 @@ def test_a_model_kinds_own_optimisers_resume_exactly_by_name(dataset, toy_kind, 
                                for p in momentum[0])
     with safe_open(str(b.path), framework="pt") as f:   # saved under its name: "optim_critic" beside "optim"
         assert {k for k in f.metadata() if k.startswith("optim")} == {"optim", "optim_critic"}
+
+
+def test_a_grad_skip_below_every_step_s_norm_fails_the_run_and_says_so(dataset, toy_kind):
+    _, built = toy_kind
+    trainer = Trainer(tiny(max_steps=10, grad_skip=1e-9, max_bad_steps=3), dataset=dataset)
+    end = list(trainer.run())[-1]
+    assert end.status == "failed" and end.step == 3 and trainer.skipped_steps == 3
+    assert "3 steps in a row had a gradient norm above train.grad_skip 1e-09" in end.reason
+    assert "raise train.grad_skip" in end.reason
+    (toy, initial), = built   # nothing was ever applied
+    assert all(torch.equal(v, initial[k]) for k, v in toy.state_dict().items())
