@@ -74,6 +74,25 @@ class ModelEntry:
         return f"{self.name} ({state})"
 
 
+def slot_of(kind: str) -> str:
+    """The slot a model kind is shown in: a VQ-VAE shares the VAE's (`state.vae`): one of them is shown at a time."""
+    return "vae" if kind == "vqvae" else kind
+
+
+class ShownEntries(dict):
+    """`state.shown`, keyed by slot: `shown.get(entry.kind)` reads a VQ-VAE's entry from the VAE slot, so closing a
+    shown VQ-VAE shows the VAE shown before it, and the models list marks one shown model per slot."""
+
+    def __getitem__(self, kind: str) -> ModelEntry | None:
+        return super().__getitem__(slot_of(kind))
+
+    def __setitem__(self, kind: str, entry: ModelEntry | None) -> None:
+        super().__setitem__(slot_of(kind), entry)
+
+    def get(self, kind: str, default: ModelEntry | None = None) -> ModelEntry | None:
+        return super().get(slot_of(kind), default)
+
+
 @dataclass(frozen=True)
 class ClosedEntry:
     """A closed entry, where it was in the list and whether it was shown: what Undo needs."""
@@ -103,7 +122,7 @@ class AppState(QObject):
         self.diffusion: LoadedModel | None = None
         self.dataset: Dataset | None = None
         self.models: list[ModelEntry] = []
-        self.shown: dict[str, ModelEntry | None] = {"vae": None, "diffusion": None}
+        self.shown = ShownEntries(vae=None, diffusion=None)   # by slot (a VQ-VAE is shown in the VAE's)
         self.follow_training = False   # show a new training run as soon as it has a model
         self.snapshot_update = False   # True while vaeChanged/diffusionChanged is a newer snapshot of the same run
         self.selection: ImageSelection | None = None   # the images picked on the latent map (lasso, search ...)
@@ -222,8 +241,9 @@ class AppState(QObject):
         if undoable:
             self.last_closed = ClosedEntry(entry, index, was_shown)
         if was_shown:
-            previous = [e for e in self._shown_order if e.kind == entry.kind and e in self.models]
-            others = previous or [e for e in self.models if e.kind == entry.kind]
+            slot = slot_of(entry.kind)
+            previous = [e for e in self._shown_order if slot_of(e.kind) == slot and e in self.models]
+            others = previous or [e for e in self.models if slot_of(e.kind) == slot]
             if others:
                 self._set_shown(others[-1])
             else:

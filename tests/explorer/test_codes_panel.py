@@ -185,3 +185,14 @@ def test_denoise_enhance_runs_the_vq_vae_as_its_restorer(qtbot, tiny_vq):
     assert panel.cells["vae-refined"].info.text() == "a VQ-VAE: no latent to refine"
     assert panel.status.text() == "done"
     panel.shutdown()
+
+
+def test_a_vq_vae_shares_the_vae_s_slot_closing_it_shows_the_vae_again(tiny_vq, bundled_vae):
+    loaded, _ = tiny_vq
+    state = AppState()
+    vae_entry = state.set_model(bundled_vae)
+    vq_entry = state.set_model(loaded)
+    assert state.vae is loaded and state.shown.get("vae") is vq_entry and state.shown.get("vqvae") is vq_entry
+    assert state.shown.get(vae_entry.kind) is not vae_entry        # the models list marks one shown model per slot
+    state.close(vq_entry)
+    assert state.vae is bundled_vae and state.shown.get("vae") is vae_entry
