@@ -10,6 +10,7 @@ from __future__ import annotations
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from explorer.panel_view import PanelView
+from explorer.state import slot_of
 from explorer.widgets.elided_label import ElidedLabel
 
 KINDS = (("vae", "VAE"), ("diffusion", "diffusion"))
@@ -67,7 +68,7 @@ class PanelHeader(QWidget):
                 shown = view.state.shown.get(kind)
                 combo.addItem(f"shown: {shown.describe()}" if shown else "shown: none", None)
                 for entry in view.state.models:
-                    if entry.kind == kind:
+                    if slot_of(entry.kind) == kind:    # a VQ-VAE can be pinned where a VAE can
                         combo.addItem(f"pinned: {entry.describe()}", entry.id)
                 pinned = view.pinned[kind]
                 combo.setCurrentIndex(combo.findData(pinned.id) if pinned is not None else 0)

@@ -196,3 +196,27 @@ def test_a_vq_vae_shares_the_vae_s_slot_closing_it_shows_the_vae_again(tiny_vq, 
     assert state.shown.get(vae_entry.kind) is not vae_entry        # the models list marks one shown model per slot
     state.close(vq_entry)
     assert state.vae is bundled_vae and state.shown.get("vae") is vae_entry
+
+
+def test_the_codes_tab_pins_the_vq_vae_while_the_app_shows_a_vae(qtbot, tiny_vq, bundled_vae):
+    from explorer.panels.codes import CodesPanel
+    from explorer.widgets.panel_header import PanelHeader
+
+    loaded, dataset = tiny_vq
+    state = AppState()
+    state.set_dataset(dataset)
+    vq_entry = state.set_model(loaded)
+    state.set_model(bundled_vae)                                   # the app shows the VAE
+    view = PanelView(state)
+    panel = CodesPanel(view)
+    qtbot.addWidget(panel)
+    panel.show()
+    assert panel.status.text().startswith("The code editor needs a VQ-VAE")
+    header = PanelHeader()
+    qtbot.addWidget(header)
+    header.show_view(view, CodesPanel.uses)
+    combo = header.combos["vae"]
+    assert combo.findData(vq_entry.id) > 0                         # the VQ-VAE is offered as a pin
+    view.pin("vae", vq_entry)
+    qtbot.waitUntil(lambda: panel.model.codes is not None and not panel.tasks.busy(), timeout=60_000)
+    assert panel.model.codes.shape == (4, 4) and not panel.content.isHidden()
