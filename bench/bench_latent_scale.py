@@ -2,7 +2,7 @@
 5,000-point lasso to its grid, for 70,000 and 100,000 points.
 
     flock /tmp/cpu.lock nice -n 5 .venv/bin/python bench/bench_latent_scale.py [--n 70000 100000] [--skip-umap]
-        [--tsne] [--skip-gui]
+        [--tsne] [--skip-gui] [--gallery]
 
 Data: the bundled VAE (resources/digits-vae.safetensors) on the 1,797 digits tiled with small shifts (rolled by up
 to 3 pixels each way, at full and 85 % intensity) to reach N images; the latents are real encodings of those images.
@@ -86,6 +86,60 @@ class PaintCounter:
         widget.installEventFilter(self._filter)
 
 
+def frame_ms(app, scatter, xy: np.ndarray, paints: PaintCounter, moves: int) -> tuple[float, bool]:
+    """Median ms of one pan or zoom step: the move (the range-change handlers: level of detail, density image)
+    and the one repaint it causes (Qt paints the shown widget into its backing store in processEvents)."""
+    view, times = scatter.view, []
+    for k in range(moves):
+        before = paints.count
+        t = time.perf_counter()
+        if k % 2:
+            view.translateBy(x=0.01 * float(np.ptp(xy[:, 0])), y=0.005 * float(np.ptp(xy[:, 1])))
+        else:
+            view.scaleBy((0.98, 0.98) if k % 4 == 0 else (1 / 0.98, 1 / 0.98))
+        app.processEvents()
+        times.append(time.perf_counter() - t)
+        if paints.count == before:
+            raise RuntimeError("the map was not repainted after a move: the frame time would be meaningless")
+    return median_ms(times), scatter.density_shown
+
+
+def zoomed_frames(app, scatter, xy: np.ndarray, paints: PaintCounter, centre: np.ndarray | None = None) -> None:
+    """Print the frame time with the whole map in view, then zoomed to 25 % and 8 % of it around `centre` (by
+    default the median point)."""
+    view = scatter.view
+    view.autoRange(padding=0.05)
+    full, dense = frame_ms(app, scatter, xy, paints, 30)
+    print(f"  pan/zoom frame, whole map in view ({len(xy):,} points, {'density image' if dense else 'points'}): "
+          f"{full:.1f} ms median")
+    centre = np.median(xy, axis=0) if centre is None else centre
+    centre = np.asarray(centre, np.float64)
+    for frac in (0.25, 0.08):
+        span = np.ptp(xy, axis=0).astype(np.float64) * frac
+        view.setRange(xRange=(centre[0] - span[0] / 2, centre[0] + span[0] / 2),
+                      yRange=(centre[1] - span[1] / 2, centre[1] + span[1] / 2), padding=0)
+        app.processEvents()
+        (x0, x1), (y0, y1) = view.viewRange()
+        inside = int(((xy[:, 0] >= x0) & (xy[:, 0] <= x1) & (xy[:, 1] >= y0) & (xy[:, 1] <= y1)).sum())
+        ms, dense = frame_ms(app, scatter, xy, paints, 30)
+        print(f"  pan/zoom frame, zoomed to {frac:.0%} of the map ({inside:,} points in view, "
+              f"{'density image' if dense else 'points'}): {ms:.1f} ms median")
+
+
+def bench_gallery_scatter(app, n: int) -> None:
+    """The map's frame times on the widget gallery's scatter (explorer/gallery.py: the pure LatentScatter on n
+    synthetic points in ten clusters): no model, no encoding, no UMAP, so a drawing change is measured in seconds."""
+    from explorer.gallery import clusters, scatter_example
+
+    scatter = scatter_example(n)
+    scatter.resize(1300, 800)
+    scatter.show()
+    app.processEvents()
+    xy, labels = clusters(n)     # the same points the example drew; zoomed into a cluster (the ring's middle is empty)
+    zoomed_frames(app, scatter, xy, PaintCounter(scatter.viewport()), centre=np.median(xy[labels == 0], axis=0))
+    scatter.close()
+
+
 def bench_gui(app, loaded, split, data, xy_umap: np.ndarray | None) -> None:
     from PySide6.QtCore import QPointF
 
@@ -120,38 +174,9 @@ def bench_gui(app, loaded, split, data, xy_umap: np.ndarray | None) -> None:
     paints = PaintCounter(scatter.viewport())
 
     def frames(moves: int) -> tuple[float, bool]:
-        """Median ms of one pan or zoom step: the move (the range-change handlers: level of detail, density image)
-        and the one repaint it causes (Qt paints the shown widget into its backing store in processEvents)."""
-        times = []
-        for k in range(moves):
-            before = paints.count
-            t = time.perf_counter()
-            if k % 2:
-                view.translateBy(x=0.01 * float(np.ptp(panel.xy[:, 0])), y=0.005 * float(np.ptp(panel.xy[:, 1])))
-            else:
-                view.scaleBy((0.98, 0.98) if k % 4 == 0 else (1 / 0.98, 1 / 0.98))
-            app.processEvents()
-            times.append(time.perf_counter() - t)
-            if paints.count == before:
-                raise RuntimeError("the map was not repainted after a move: the frame time would be meaningless")
-        return median_ms(times), scatter.density_shown
+        return frame_ms(app, scatter, panel.xy, paints, moves)
 
-    view.autoRange(padding=0.05)
-    full, dense = frames(30)
-    print(f"  pan/zoom frame, whole map in view ({n:,} points, {'density image' if dense else 'points'}): "
-          f"{full:.1f} ms median")
-    centre = np.median(panel.xy, axis=0).astype(np.float64)
-    for frac in (0.25, 0.08):
-        span = np.ptp(panel.xy, axis=0).astype(np.float64) * frac
-        view.setRange(xRange=(centre[0] - span[0] / 2, centre[0] + span[0] / 2),
-                      yRange=(centre[1] - span[1] / 2, centre[1] + span[1] / 2), padding=0)
-        app.processEvents()
-        (x0, x1), (y0, y1) = view.viewRange()
-        inside = int(((panel.xy[:, 0] >= x0) & (panel.xy[:, 0] <= x1) & (panel.xy[:, 1] >= y0)
-                      & (panel.xy[:, 1] <= y1)).sum())
-        ms, dense = frames(30)
-        print(f"  pan/zoom frame, zoomed to {frac:.0%} of the map ({inside:,} points in view, "
-              f"{'density image' if dense else 'points'}): {ms:.1f} ms median")
+    zoomed_frames(app, scatter, panel.xy, paints)
     # forced points at full view: what the density image saves
     view.autoRange(padding=0.05)
     app.processEvents()
@@ -215,10 +240,19 @@ def main() -> None:
     parser.add_argument("--skip-umap", action="store_true")
     parser.add_argument("--tsne", action="store_true", help="also time t-SNE (openTSNE, minutes at 70,000)")
     parser.add_argument("--skip-gui", action="store_true")
+    parser.add_argument("--gallery", action="store_true",
+                        help="only the frame times, on the widget gallery's scatter of N synthetic points (seconds)")
     args = parser.parse_args()
     torch.set_num_threads(max(1, os.cpu_count() or 1))
 
     from PySide6.QtWidgets import QApplication
+
+    if args.gallery:
+        app = QApplication.instance() or QApplication([])
+        for n in args.n:
+            print(f"\n{n:,} synthetic points (the widget gallery's scatter)")
+            bench_gallery_scatter(app, n)
+        return
 
     from core.latent.encoding import encode_split
     from core.latent.map_data import MapData, cached_encoding, encoding_cache_path, encoding_key
