@@ -1,5 +1,6 @@
 """A search for settings that score best on a dataset: an Optuna study (the `vae-explorer[search]` extra) over the VAE's
-beta, latent size, width, learning rate and KL warm-up, starting from the dataset's preset.
+beta, latent size, width, learning rate and KL warm-up (and, when samples are judged, where their z come from: the
+prior or a mixture fitted to the encoded data), starting from the dataset's preset.
 
 `run_search(settings, out)` is an iterator of `SearchProgress` events ending with one `SearchEnded` (house rule: long
 work never prints). Each trial is an ordinary run folder OUT/trial-NNNN trained here by the Trainer (its folder's one
@@ -71,6 +72,13 @@ SPACE: tuple[Param, ...] = (
     Param("train.lr", 3e-4, 6e-3, log=True),
     Param("model.kl_warmup_steps", choices=(0, 100, 300, 1000)),
 )
+# Where a trial's samples draw z from, searched when an objective judges samples (Fréchet, conditional accuracy): the
+# prior N(0, I) or a per-class Gaussian mixture of the encoded training set (core/latent/samplers.py). Not a Config
+# field: the trial's evaluation fits the sampler (a mixture: ~1 s on the digits). The diffusion prior is left out: its
+# fit (tens of seconds) would cost more of a small budget than a trial.
+SOURCE_KEY = "sample.from"
+SOURCE_PARAM = Param(SOURCE_KEY, choices=("prior", "density"))
+SAMPLE_OBJECTIVES = ("frechet", "accuracy")
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,9 @@ class SearchSettings:
         object.__setattr__(self, "objectives", parse_objectives(",".join(self.objectives)))
         if not self.budget_s > 0:
             raise UserError(f"the search's budget must be above 0 seconds, not {self.budget_s}")
+        judges_samples = any(o in SAMPLE_OBJECTIVES for o in self.objectives)
+        if judges_samples and all(p.key != SOURCE_KEY for p in self.space):
+            object.__setattr__(self, "space", (*self.space, SOURCE_PARAM))
 
     @property
     def pruned(self) -> bool:
@@ -211,6 +222,8 @@ def run_search(settings: SearchSettings, out: str | Path, *,
 
 
 def _flat_value(config: Config, key: str) -> Any:
+    if key == SOURCE_KEY:
+        return "prior"              # what the preset's samples use
     section, _, name = key.partition(".")
     return getattr(getattr(config, section), name)
 

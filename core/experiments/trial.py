@@ -12,7 +12,7 @@ from typing import Any
 
 from core.config import Config
 from core.errors import UserError
-from core.experiments.search import OBJECTIVES, TRIAL_PREFIX, SearchProgress, SearchSettings
+from core.experiments.search import OBJECTIVES, SOURCE_KEY, TRIAL_PREFIX, SearchProgress, SearchSettings
 from core.experiments.spec import apply_delta
 from core.files import atomic_write_text
 
@@ -36,7 +36,8 @@ class TrialRunner:
         params = {p.key: p.suggest(trial) for p in self.settings.space}
         name = f"{TRIAL_PREFIX}{trial.number:04d}"
         trial.set_user_attr("run", name)
-        config = apply_delta(self.base, params)
+        source = params.get(SOURCE_KEY, "prior")
+        config = apply_delta(self.base, {k: v for k, v in params.items() if k != SOURCE_KEY})
         shown = ", ".join(f"{k.split('.')[1]}={v:.3g}" if isinstance(v, float) else f"{k.split('.')[1]}={v}"
                           for k, v in params.items())
         yield SearchProgress(trial.number, "started", self._fraction(), f"trial {trial.number}: {shown}")
@@ -56,7 +57,7 @@ class TrialRunner:
             self.study.tell(trial, state=self.state.FAIL)
             yield SearchProgress(trial.number, "failed", self._fraction(), f"trial {trial.number}: {why}")
             return
-        values = yield from self._score(trial, self.out / name, why)
+        values = yield from self._score(trial, self.out / name, why, source)
         if values is None:
             self.study.tell(trial, state=self.state.FAIL)
             return
@@ -101,7 +102,7 @@ class TrialRunner:
         finally:
             lock.release()
 
-    def _score(self, trial: Any, run_dir: Path, best_val: str) -> Iterator[SearchProgress]:
+    def _score(self, trial: Any, run_dir: Path, best_val: str, source: str = "prior") -> Iterator[SearchProgress]:
         """The trial's objective values (None when it could not be scored); evaluation on the validation split
         when an objective needs more than the training's own ELBO."""
         need = [OBJECTIVES[n] for n in self.settings.objectives]
@@ -109,7 +110,8 @@ class TrialRunner:
         if any(o.key != "best_val" for o in need):
             yield SearchProgress(trial.number, "evaluating", self._fraction(), f"trial {trial.number}: evaluating")
             try:
-                scores = evaluate_trial(run_dir, iwae=any(o.name == "iwae" for o in need), should_stop=self.stop)
+                scores = evaluate_trial(run_dir, iwae=any(o.name == "iwae" for o in need), should_stop=self.stop,
+                                        source=source)
             except UserError as e:
                 trial.set_user_attr("why", str(e))
                 yield SearchProgress(trial.number, "failed", self._fraction(), f"trial {trial.number}: {e}")
@@ -128,17 +130,25 @@ class TrialRunner:
         return values
 
 
-def evaluate_trial(run_dir: Path, *, iwae: bool, should_stop: Callable[[], bool]) -> dict[str, Any] | None:
+def evaluate_trial(run_dir: Path, *, iwae: bool, should_stop: Callable[[], bool],
+                   source: str = "prior") -> dict[str, Any] | None:
     """Scores of the trial's best checkpoint on the validation split (the test split stays for the final judgement),
-    kept in RUN/search-eval.json."""
+    its samples' z drawn by `source` (a name in core/latent/samplers.py, fitted to the trial's model here); kept in
+    RUN/search-eval.json (`samples_from` names the source)."""
     from core.data.datasets import load_dataset
     from core.evaluation.evaluate import evaluate
+    from core.latent.samplers import make_sampler
     from core.training.checkpoint import load_model
 
     loaded = load_model(run_dir / "checkpoints" / "best.safetensors")
     dataset = load_dataset(loaded.config.data)
+    sampler = None
+    if source != "prior":
+        sampler = make_sampler(source).fit(loaded, dataset, should_stop=should_stop)
+        if sampler is None:
+            return None
     result = evaluate(loaded, dataset, "val", should_stop=should_stop, iwae_k=16 if iwae else 0, n_per_class=20,
-                      fid="judge")
+                      fid="judge", latent_samplers={source: None if sampler is None else sampler.sample})
     if result is not None:
         atomic_write_text(run_dir / SEARCH_EVAL, json.dumps(result, indent=2))
     return result

@@ -139,3 +139,22 @@ def test_cli_search_runs_reports_and_refuses_another_objective_on_its_study(tmp_
     assert main(["search", "--out", str(out), "--objective", "frechet", "--trials", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "searches elbo on digits" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_search_judging_samples_also_searches_where_their_z_come_from(tmp_path):
+    from core.experiments.search import SOURCE_KEY, SOURCE_PARAM
+
+    assert SOURCE_PARAM in settings(objectives=("accuracy",)).space
+    assert SOURCE_PARAM in settings(objectives=("elbo", "frechet")).space
+    assert all(p.key != SOURCE_KEY for p in settings().space)      # the ELBO judges no samples
+    only_mixture = (Param("train.lr", choices=(0.002,)), Param(SOURCE_KEY, choices=("density",)))
+    s = settings(objectives=("accuracy",), trials=1, epochs=2, space=only_mixture)
+    end = list(run_search(s, tmp_path))[-1]
+    assert end.status == "completed"
+    (trial,) = open_study(s, tmp_path).trials
+    assert trial.params == {"train.lr": 0.002, SOURCE_KEY: "density"} and trial.state.name == "COMPLETE"
+    run = tmp_path / trial.user_attrs["run"]
+    scores = json.loads((run / "search-eval.json").read_text())
+    assert scores["samples_from"] == "density" and trial.value == pytest.approx(scores["conditional_accuracy"])
+    config = json.loads((run / "config.json").read_text())
+    assert "sample" not in config and config["train"]["lr"] == 0.002    # not a training setting
