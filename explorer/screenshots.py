@@ -1,22 +1,39 @@
 """Screenshots of every panel with the bundled models, as a user sees them (for the README and for looking).
 
-    QT_QPA_PLATFORM=offscreen python -m explorer.screenshots resources/screenshots [--epochs 3]
+    QT_QPA_PLATFORM=offscreen python -m explorer.screenshots resources/screenshots [--epochs 3] [--only NAME,...]
 
-Opens the window on the bundled digits and models, visits each tab (letting its background work finish), trains the
-digits preset for a few epochs on the Train tab, and saves one PNG per panel; latent-selection.png is a lasso selection
-on the map of all splits with its grid, sampler-region.png that selection sent to the Sampler; then shows that run
-everywhere but pins the bundled model in the sampler (workspace.png: the models list and two panels on two models);
-a second run with another beta compared with it in the Runs tab (runs.png). With `--gallery`, also each example of
-the widget gallery (explorer/gallery.py: the pure widgets on synthetic data) as gallery-NAME.png; `--gallery-only`
-saves just those, in seconds, to check a visual change of a widget without a model or a training run.
+Opens the window on the bundled digits and models, visits each tab and saves one PNG once its work is done: the
+latent map (PCA at once, the first image inspected), the sampler's grid, the interpolation strip, the Denoise/Enhance
+row with every restorer's result; latent-selection.png is a lasso selection on the map of all splits with its grid,
+sampler-region.png that selection sent to the Sampler; train.png the Train tab after training the digits preset for a
+few epochs; then that run is shown everywhere but the sampler pins the bundled model (workspace.png: the models list
+and two panels on two models); a second run with another beta is compared with it in the Runs tab (runs.png).
+`--only` makes just the named shots (and those they build on: sampler-region on latent-selection, workspace and runs
+on train). With `--gallery`, also each example of the widget gallery (explorer/gallery.py: the pure widgets on
+synthetic data) as gallery-NAME.png; `--gallery-only` saves just those, in seconds, to check a visual change of a
+widget without a model or a training run.
+
+Each shot drives the panels through their public parts (the views a panel is composed of, their widgets and
+signals). A shot that cannot be made -- a panel not in the window, a part of it renamed or gone, work that does not
+finish in time -- is never skipped: the tool names it with the reason and exits 1. The window reads and writes
+private settings (a temporary folder), so the user's saved theme, tab or run folders never change a shot.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+
+class ShotError(RuntimeError):
+    """A shot cannot be made as the README shows it: its panel or a part of one is missing, or its work did not
+    finish in time."""
 
 
 def _wait(app, condition, timeout_s: float) -> bool:
@@ -29,146 +46,244 @@ def _wait(app, condition, timeout_s: float) -> bool:
     return False
 
 
-def _lasso_selection(app, window, path: Path) -> bool:
+@dataclass
+class Session:
+    """The window the shots are taken of and what the shots share."""
+
+    app: Any
+    window: Any
+    out: Path
+    epochs: int
+    settle: float
+    saved: list[str] = field(default_factory=list)
+    run_dirs: list[Path] = field(default_factory=list)     # the runs trained on the Train tab, in order
+
+    def panel(self, key: str, *, show: bool = True):
+        """The window's panel `key` (explorer/registry.py), brought to the front."""
+        panel = self.window.panels.get(key)
+        if panel is None:
+            errors = "; ".join(f"{title}: {message}" for title, message in self.window.panel_errors.items())
+            raise ShotError(f"the window has no {key!r} panel" + (f" (panels that failed: {errors})" if errors else ""))
+        if show:
+            self.window.tabs.setCurrentWidget(panel)
+        return panel
+
+    def until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
+        if not _wait(self.app, condition, timeout_s):
+            raise ShotError(f"{what}: not within {timeout_s:.0f} s")
+
+    def pause(self, seconds: float) -> None:
+        _wait(self.app, lambda: False, seconds)
+
+    def save(self, name: str) -> None:
+        """The window as drawn, after the last redraws, as NAME.png."""
+        self.pause(self.settle)
+        if not self.window.grab().save(str(self.out / f"{name}.png")):
+            raise ShotError(f"could not write {self.out / name}.png")
+        self.saved.append(name)
+
+
+# ---- the shots ------------------------------------------------------------------------------------------------------
+def _latent_map(s: Session) -> None:
+    """The test split's map as it first appears (PCA, while UMAP computes) with its first image inspected."""
+    panel = s.panel("latent_map")
+    s.until(lambda: panel.model.xy is not None, 180, "the latent map's first projection")
+    panel.inspector.show_point(0)    # the side view: image, reconstruction, latent vector, neighbours
+    if panel.model.selected != 0:
+        raise ShotError("the map's inspector did not show image 0")
+    s.save("latent-map")
+
+
+def _sampler(s: Session) -> None:
+    panel = s.panel("sampler")
+    s.until(lambda: panel.images is not None and not panel.is_sampling(), 120, "the Sampler's grid")
+    s.save("sampler")
+
+
+def _interpolate(s: Session) -> None:
+    panel = s.panel("interpolate")
+    s.until(lambda: panel.strip is not None and not panel.tasks.busy(), 120, "the interpolation strip")
+    s.save("interpolate")
+
+
+def _restore(s: Session) -> None:
+    """The Restore button pressed on test image 0: every restorer's result in the row (not "working...")."""
+    panel = s.panel("restore")
+    s.until(panel.run_button.isEnabled, 60, "the Restore button becoming enabled")
+    panel.run_button.click()
+    if not panel.busy():
+        raise ShotError(f"Restore started nothing ({panel.status.text()!r})")
+    s.until(lambda: not panel.busy(), 600, "restoring test image 0 with every restorer")
+    if panel.status.text() != "done":
+        raise ShotError(f"the restoration ended with {panel.status.text()!r}")
+    s.save("restore")
+
+
+def _latent_selection(s: Session) -> None:
     """The map of all splits with a lasso drawn around the zeros' cluster and its selection in the grid beside the
-    map, worst reconstruction first (latent-selection.png). The lasso is the one a drag would draw (a wobbly loop
-    holding about 150 points), given to the panel as a finished drag gives it."""
+    map, worst reconstruction first. The lasso is the one a drag would draw (a wobbly loop holding about 150
+    points), given to the selection tools as a finished drag gives it."""
     import numpy as np
 
-    panel = window.panels.get("latent_map")
-    if panel is None:
-        return False
-    window.tabs.setCurrentWidget(panel)
-    panel.split_box.setCurrentText("all")
-    if not _wait(app, lambda: panel.xy is not None and panel.projection_shown == "umap" and not panel.tasks.busy(),
-                 240):
-        return False
-    xy, labels = panel.xy.astype(np.float64), panel.latents.labels
+    panel = s.panel("latent_map")
+    model, tools, scatter = panel.model, panel.selection_tools, panel.map_view.scatter
+    panel.map_view.split_box.setCurrentText("all")
+    s.until(lambda: model.xy is not None and model.projection_shown == "umap" and not panel.tasks.busy(), 300,
+            "the UMAP of all splits")
+    xy, labels = model.xy.astype(np.float64), model.latents.labels
     centre = np.median(xy[labels == 0], axis=0)
     lo, hi = 0.0, float(np.ptp(xy, axis=0).max())
     for _ in range(30):                        # the radius that holds about 150 points
         mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if len(panel.mapper.tree.query_ball_point(centre, mid)) < 150 else (lo, mid)
+        lo, hi = (mid, hi) if len(model.mapper.tree.query_ball_point(centre, mid)) < 150 else (lo, mid)
     t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
     wobble = hi * (1.0 + 0.12 * np.sin(3 * t + 0.5) + 0.05 * np.sin(7 * t))
     outline = np.stack([centre[0] + wobble * np.cos(t), centre[1] + 0.9 * wobble * np.sin(t)], axis=1)
-    panel.select_outline(outline)
-    panel.selection_grid.sort_box.setCurrentText("worst reconstruction first")
-    panel.scatter.show_outline(outline)
-    _wait(app, lambda: False, 0.5)
-    window.grab().save(str(path))
-    panel.scatter.show_outline(None)
-    return True
+    tools.select_outline(outline)
+    if not 50 <= len(tools.rows) <= 300:
+        raise ShotError(f"the lasso selected {len(tools.rows)} points, not about 150")
+    tools.grid.sort_box.setCurrentText("worst reconstruction first")
+    scatter.show_outline(outline)
+    try:
+        s.save("latent-selection")
+    finally:
+        scatter.show_outline(None)
 
 
-def _settle(app, seconds: float) -> None:
-    _wait(app, lambda: False, seconds)
+def _sampler_region(s: Session) -> None:
+    """The lasso's selection sent to the Sampler ("more like these")."""
+    sampler = s.panel("sampler", show=False)
+    tools = s.panel("latent_map", show=False).selection_tools
+    if len(tools.rows) < 2:
+        raise ShotError("no selection on the latent map to send")
+    tools.send("sampler")             # a hand-off through the state; the window shows the Sampler
+    s.until(lambda: s.window.tabs.currentWidget() is sampler and sampler.region is not None
+            and not sampler.is_sampling(), 120, "the Sampler's grid of the selection's region")
+    s.save("sampler-region")
 
 
-def _open_window(app, state):
-    """The main window on the bundled digits and models (None when they do not load)."""
+def _train(s: Session, **fields: dict[str, Any]) -> None:
+    """Train on the Train tab with the form's settings changed by `fields` (form name -> {field: value})."""
+    panel = s.panel("train")
+    for form, values in fields.items():
+        for name, value in values.items():
+            getattr(panel, form).set_field(name, value)
+    ended: list[str] = []
+
+    def on_finished(status: str) -> None:
+        ended.append(status)
+
+    panel.runFinished.connect(on_finished)
+    try:
+        if not panel.start_training():
+            raise ShotError(f"the Train tab did not start: {panel.form.problem()}")
+        s.until(lambda: bool(ended), 600, "the training run")
+    finally:
+        panel.runFinished.disconnect(on_finished)
+    if ended != ["completed"]:
+        raise ShotError(f"the training run ended {ended[0]!r}")
+    s.run_dirs.append(Path(panel.job.run_dir))
+
+
+def _train_shot(s: Session) -> None:
+    _train(s, train_form={"epochs": s.epochs})
+    s.panel("train").dashboard.redraw()
+    s.save("train")
+
+
+def _workspace(s: Session) -> None:
+    """Two models side by side: the run just trained is shown everywhere, but the sampler pins the bundled model."""
+    state = s.window.state
+    run = next((e for e in state.models if e.source == "training"), None)
+    bundled = next((e for e in state.models if e.source == "bundled" and e.kind == "vae"), None)
+    if run is None or bundled is None:
+        raise ShotError(f"needs a trained run and the bundled VAE in the models list; it has "
+                        f"{[(e.name, e.source) for e in state.models]}")
+    s.window.models_list.select(run)
+    sampler = s.panel("sampler")
+    combo = s.window.header.combos["vae"]
+    combo.setCurrentIndex(combo.findData(bundled.id))
+    s.until(lambda: sampler.state.vae is bundled.loaded and state.vae is run.loaded, 10,
+            "the Sampler pinned to the bundled VAE while the run is shown")
+    s.until(lambda: not sampler.is_sampling(), 120, "the pinned Sampler's grid")
+    s.save("workspace")
+
+
+def _runs(s: Session) -> None:
+    """Runs compared: a second run with another beta, then both runs selected and compared in the Runs tab."""
+    _train(s, vae_form={"beta": 2.0})
+    panel = s.panel("runs")
+    wanted = s.run_dirs[-2:]
+    s.until(lambda: {Path(r.path) for r in panel.runs} >= set(wanted), 60, "the Runs tab listing the two runs")
+    panel.select_paths([next(r.path for r in panel.runs if Path(r.path) == p) for p in wanted])
+    panel.compare_selected()
+    s.until(lambda: len(panel.compared) == 2 and not panel.tasks.busy("compare"), 60, "comparing the two runs")
+    s.save("runs")
+
+
+# name -> (the step that saves NAME.png, the shots whose state it builds on); made in this order
+SHOTS: dict[str, tuple[Callable[[Session], None], tuple[str, ...]]] = {
+    "latent-map": (_latent_map, ()),
+    "sampler": (_sampler, ()),
+    "interpolate": (_interpolate, ()),
+    "restore": (_restore, ()),
+    "latent-selection": (_latent_selection, ()),
+    "sampler-region": (_sampler_region, ("latent-selection",)),
+    "train": (_train_shot, ()),
+    "workspace": (_workspace, ("train",)),
+    "runs": (_runs, ("train",)),
+}
+
+
+def _shoot(s: Session, names: list[str]) -> dict[str, str]:
+    """Make the shots `names` (in SHOTS' order); returns name -> why, for each that could not be made."""
+    failed: dict[str, str] = {}
+    for name, (step, needs) in SHOTS.items():
+        if name not in names:
+            continue
+        try:
+            missing = [n for n in needs if n in failed]
+            if missing:
+                raise ShotError("it builds on " + ", ".join(f"{n}.png" for n in missing) + ", which could not be made")
+            step(s)
+            if name not in s.saved:
+                raise ShotError("its step saved no picture")
+        except ShotError as e:
+            failed[name] = str(e)
+        except (AttributeError, KeyError) as e:   # a panel's part renamed or gone: the shot names it
+            failed[name] = f"a part it uses is missing ({type(e).__name__}: {e})"
+    return failed
+
+
+def _open_window(app):
+    """The main window on the bundled digits and models (ShotError when they do not load)."""
     from explorer.main_window import MainWindow
+    from explorer.state import AppState
 
+    state = AppState()
     window = MainWindow(state, defer_panels=True)
     window.resize(1400, 900)
     window.show()
     window.load_initial()
-    if not _wait(app, lambda: state.vae is not None and state.dataset is not None, 120):
-        print("the bundled model or dataset did not load", file=sys.stderr)
+    if not _wait(app, lambda: state.vae is not None and state.dataset is not None, 180):
         window.close()
-        return None
+        raise ShotError("the bundled model or dataset did not load")
     return window
 
 
-def _panel_shots(app, window, out: Path, settle: float) -> list[str]:
-    """One PNG per explorer tab after Train, each after its background work (and its run action) had time."""
-    names = ["latent-map", "sampler", "interpolate", "restore"]
-    for index, name in enumerate(names, start=1):
-        window.tabs.setCurrentIndex(index)
-        panel = window.tabs.currentWidget()
-        _settle(app, settle)
-        if hasattr(panel, "select_point") and getattr(panel, "latents", None) is not None:
-            panel.select_point(0)   # the detail view: image, reconstruction, latent vector, neighbours
-            _settle(app, 0.5)
-        for button in ("run_button", "restore_button"):   # panels with a "run" action: show a result, not a blank
-            if hasattr(panel, button):
-                getattr(panel, button).click()
-                _settle(app, settle)
-        window.grab().save(str(out / f"{name}.png"))
-    return names
-
-
-def _selection_shots(app, window, out: Path) -> list[str]:
-    """The lasso selection on the map, then that selection sent to the Sampler ("more like these")."""
-    if not _lasso_selection(app, window, out / "latent-selection.png"):
-        return []
-    sampler = window.panels.get("sampler")
-    window.panels["latent_map"].send_selection("sampler")
-    if sampler is None or not _wait(app, lambda: not sampler.is_sampling() and sampler.region is not None, 60):
-        return ["latent-selection"]
-    _settle(app, 0.5)
-    window.grab().save(str(out / "sampler-region.png"))
-    return ["latent-selection", "sampler-region"]
-
-
-def _train(app, window, **fields) -> None:
-    """Train on the Train tab with the form's settings changed by `fields` (form name -> {field: value})."""
-    window.tabs.setCurrentIndex(0)
-    panel = window.train_panel
-    for form, values in fields.items():
-        for name, value in values.items():
-            getattr(panel, form).set_field(name, value)
-    panel.start_training()
-    _wait(app, lambda: panel.mode == "idle", 600)
-
-
-def _workspace_shot(app, window, state, out: Path, settle: float) -> list[str]:
-    """Two models side by side: the run just trained is shown everywhere, but the sampler pins the bundled model."""
-    run = next((e for e in state.models if e.source == "training"), None)
-    bundled = next((e for e in state.models if e.source == "bundled" and e.kind == "vae"), None)
-    if run is None or bundled is None:
-        return []
-    window.models_list.select(run)
-    window.tabs.setCurrentWidget(window.panels["sampler"])
-    combo = window.header.combos["vae"]
-    combo.setCurrentIndex(combo.findData(bundled.id))
-    _settle(app, settle)
-    window.grab().save(str(out / "workspace.png"))
-    return ["workspace"]
-
-
-def _runs_shot(app, window, out: Path) -> list[str]:
-    """Runs compared: a second run with another beta, then both selected in the Runs tab."""
-    _train(app, window, vae_form={"beta": 2.0})
-    runs_panel = window.panels.get("runs")
-    if runs_panel is None:
-        return []
-    window.tabs.setCurrentWidget(runs_panel)
-    _wait(app, lambda: len(runs_panel.runs) >= 2, 60)
-    runs_panel.select_paths([r.path for r in runs_panel.runs[:2]])
-    runs_panel.compare_selected()
-    _settle(app, 1.0)
-    window.grab().save(str(out / "runs.png"))
-    return ["runs"]
-
-
-def _window_shots(app, out: Path, epochs: int, settle: float) -> list[str] | None:
-    """Every panel of the window with the bundled models, and a short training run (None: nothing loaded)."""
-    from explorer.state import AppState
-
-    state = AppState()
-    window = _open_window(app, state)
-    if window is None:
-        return None
-    names = _panel_shots(app, window, out, settle) + _selection_shots(app, window, out)
-    _train(app, window, train_form={"epochs": epochs})
-    window.train_panel.dashboard.redraw()
-    _settle(app, 0.5)
-    window.grab().save(str(out / "train.png"))
-    names = ["train", *names, *_workspace_shot(app, window, state, out, settle), *_runs_shot(app, window, out)]
-    window.close()
-    app.processEvents()
-    return names
+def _window_shots(app, out: Path, names: list[str], epochs: int, settle: float) -> tuple[list[str], dict[str, str]]:
+    """The shots `names` of the window with the bundled models: (those saved, name -> why for the others)."""
+    try:
+        window = _open_window(app)
+    except ShotError as e:
+        return [], dict.fromkeys(names, str(e))
+    session = Session(app, window, out, epochs, settle)
+    try:
+        failed = _shoot(session, names)
+    finally:
+        window.close()
+        app.processEvents()
+    return session.saved, failed
 
 
 def _gallery_shots(app, out: Path) -> list[str]:
@@ -180,29 +295,59 @@ def _gallery_shots(app, out: Path) -> list[str]:
     return [f"gallery-{name}" for name in EXAMPLES]
 
 
+def _wanted(only: str | None, parser: argparse.ArgumentParser) -> list[str]:
+    """The shots `--only` names with those they build on (all of them without `--only`)."""
+    if only is None:
+        return list(SHOTS)
+    names = [n.strip().removesuffix(".png") for n in only.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SHOTS]
+    if unknown or not names:
+        parser.error(f"--only: no shot named {', '.join(unknown) or repr(only)}; the shots: {', '.join(SHOTS)}")
+    wanted = set(names)
+    for name in names:
+        wanted.update(SHOTS[name][1])
+    return [n for n in SHOTS if n in wanted]
+
+
+def _private_settings() -> tempfile.TemporaryDirectory:
+    """QSettings in a temporary folder: the user's saved theme, tab, geometry and run folders change no shot, and
+    the shots change none of them."""
+    from PySide6.QtCore import QSettings
+
+    folder = tempfile.TemporaryDirectory(prefix="vae-explorer-screenshots-")
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    for scope in (QSettings.Scope.UserScope, QSettings.Scope.SystemScope):
+        QSettings.setPath(QSettings.Format.IniFormat, scope, folder.name)
+    return folder
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m explorer.screenshots", description=__doc__.splitlines()[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--epochs", type=int, default=3, help="epochs of the digits preset trained on the Train tab")
-    parser.add_argument("--settle", type=float, default=4.0, help="seconds each panel gets for its background work")
+    parser.add_argument("--settle", type=float, default=0.5,
+                        help="seconds a shot waits, once its panel's work is done, for the last redraws")
+    parser.add_argument("--only", metavar="NAME,...", help="only these shots: " + ", ".join(SHOTS))
     parser.add_argument("--gallery", action="store_true", help="also the widget gallery's examples (gallery-NAME.png)")
     parser.add_argument("--gallery-only", action="store_true",
                         help="only the widget gallery's examples (seconds; no model, no training)")
     args = parser.parse_args(argv)
+    names = [] if args.gallery_only else _wanted(args.only, parser)
     args.out.mkdir(parents=True, exist_ok=True)
 
     from PySide6.QtWidgets import QApplication
 
+    settings = _private_settings()
     app = QApplication.instance() or QApplication([])
-    names = []
-    if not args.gallery_only:
-        names = _window_shots(app, args.out, args.epochs, args.settle)
-        if names is None:
-            return 1
+    saved, failed = _window_shots(app, args.out, names, args.epochs, args.settle) if names else ([], {})
     if args.gallery or args.gallery_only:
-        names += _gallery_shots(app, args.out)
-    print("saved", ", ".join(f"{n}.png" for n in names), "in", args.out)
-    return 0
+        saved += _gallery_shots(app, args.out)
+    settings.cleanup()
+    if saved:
+        print("saved", ", ".join(f"{n}.png" for n in saved), "in", args.out)
+    for name, why in failed.items():
+        print(f"could not make {name}.png: {why}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
