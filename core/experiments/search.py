@@ -90,6 +90,7 @@ class SearchSettings:
     epochs: int | None = None        # per trial (default: the preset's)
     storage: str | None = None       # a database URL (default: sqlite:///OUT/study.db)
     seed: int = 0
+    preset: str | None = None        # the preset the trials start from (default: the dataset's own; folders: digits)
     fixed: dict[str, Any] = field(default_factory=dict)   # further settings every trial gets ("section.field")
     space: tuple[Param, ...] = SPACE
 
@@ -143,9 +144,17 @@ def import_optuna() -> Any:
     return optuna
 
 
+def base_preset_name(settings: SearchSettings) -> str:
+    """The preset the trials start from: `settings.preset`, else the dataset's own (UserError unless a VAE's)."""
+    name = settings.preset or _base_preset(settings.dataset)
+    if preset(name).model.kind != "vae":
+        raise UserError(f"the search starts from a VAE preset; {name!r} is a {preset(name).model.kind} preset")
+    return name
+
+
 def base_config(settings: SearchSettings) -> Config:
-    """The dataset's preset with the search's fixed settings: what every trial starts from."""
-    base = _base_preset(settings.dataset)
+    """The preset with the search's dataset and fixed settings: what every trial starts from."""
+    base = base_preset_name(settings)
     fixed = {**_data_delta(settings.dataset, base), "train.preview_every": 0, **settings.fixed}
     if settings.epochs:
         fixed["train.epochs"] = settings.epochs
@@ -167,15 +176,19 @@ def open_study(settings: SearchSettings, out: Path) -> Any:
                                     pruner=pruner, load_if_exists=True)
     except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as e:
         raise UserError(f"cannot open the study's storage {storage}: {str(e).splitlines()[0]}") from None
-    made_for = {"objectives": list(settings.objectives), "dataset": settings.dataset}
+    made_for = {"objectives": list(settings.objectives), "dataset": settings.dataset,
+                "preset": base_preset_name(settings)}
     if not study.trials and not study.user_attrs:
         if any(out.glob(f"{TRIAL_PREFIX}*")):
             raise UserError(f"{out} already holds trials of another study; choose another --out (or its --storage)")
         for key, value in made_for.items():
             study.set_user_attr(key, value)
-    elif any(study.user_attrs.get(k) != v for k, v in made_for.items()):
+    elif any(study.user_attrs.get(k, v if k == "preset" else None) != v for k, v in made_for.items()):
+        # (a study made before the preset was recorded started from the dataset's own)
         raise UserError(f"the study in {storage} searches {', '.join(study.user_attrs.get('objectives', []))} on "
-                        f"{study.user_attrs.get('dataset')}; choose another --out (or --storage) for this search")
+                        f"{study.user_attrs.get('dataset')} from the preset "
+                        f"{study.user_attrs.get('preset', _base_preset(str(study.user_attrs.get('dataset'))))}; "
+                        "choose another --out (or --storage) for this search")
     return study
 
 

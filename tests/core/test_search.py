@@ -108,6 +108,8 @@ def test_two_objectives_search_a_pareto_front(tmp_path):
     (["--objective", "speed"], "give one or two different names"),
     (["--budget", "10"], "--budget: '10' is not a duration"),
     (["--dataset", "nodata"], "unknown dataset"),
+    (["--preset", "nopreset"], "unknown preset 'nopreset'"),
+    (["--preset", "digits-vq"], "the search starts from a VAE preset; 'digits-vq' is a vqvae preset"),
 ])
 def test_cli_search_refuses_bad_input_in_one_line(tmp_path, capsys, argv, expected):
     from core.cli.main import main
@@ -158,3 +160,18 @@ def test_a_search_judging_samples_also_searches_where_their_z_come_from(tmp_path
     assert scores["samples_from"] == "density" and trial.value == pytest.approx(scores["conditional_accuracy"])
     config = json.loads((run / "config.json").read_text())
     assert "sample" not in config and config["train"]["lr"] == 0.002    # not a training setting
+
+
+def test_a_search_starts_from_the_preset_it_is_given_and_its_study_remembers_it(tmp_path):
+    """--preset mnist on another dataset (the real-MNIST bench's folder): the trials start from the mnist preset's
+    model and schedule on that data; the study refuses to be continued from another preset."""
+    from core.errors import UserError
+    from core.experiments.search import base_config
+
+    config = base_config(SearchSettings(dataset="digits", preset="mnist"))
+    assert (config.data.name, config.model.stochastic_layers, config.train.epochs) == ("digits", 3, 43)
+    assert base_config(SearchSettings(dataset="digits")).model.stochastic_layers == 1
+    study = open_study(SearchSettings(dataset="digits", preset="mnist"), tmp_path)
+    assert study.user_attrs["preset"] == "mnist"
+    with pytest.raises(UserError, match="on digits from the preset mnist"):
+        open_study(SearchSettings(dataset="digits"), tmp_path)
