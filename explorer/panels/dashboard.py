@@ -170,7 +170,8 @@ class RunDashboard(QWidget):
 
     def _on_step(self, ev: StepMetrics) -> None:
         self.training_plots.append_step(ev.step, ev.metrics, ev.lr, epoch=ev.epoch,
-                                        time=ev.time if ev.time is not None else time.time())
+                                        time=ev.time if ev.time is not None else time.time(),
+                                        grad_norm=ev.grad_norm, skipped_steps=ev.skipped_steps)
         epochs, total = self.epochs, self.total_steps
         self._position = (f"epoch {ev.epoch}{'/' + str(epochs) if epochs else ''} · step {ev.step}"
                           f"{'/' + str(total) if total else ''}")

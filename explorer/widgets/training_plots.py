@@ -21,6 +21,10 @@ ROW_3_CURVES = {"d_loss": "adversarial", "g_adv": "adversarial", "adv_weight": "
                 "perceptual": "perceptual"}
 ROW_3 = ("kl_layers", "adversarial", "adv_weight", "perceptual")   # shown only for the runs that log their curves
 LOG_SCALE_PLOTS = ("loss", "terms", "val", "kl_layers")
+# The gradient norm (before clipping) shares the learning rate's plot on an axis of its own on the right: both say how
+# big the steps are, and a spike (or train.grad_skip skipping one) shows beside the schedule that caused it.
+LR_TITLE = "Learning rate"
+GRAD_NORM = "grad_norm"
 
 
 class TrainingPlots(QWidget):
@@ -30,7 +34,7 @@ class TrainingPlots(QWidget):
             "loss": LivePlot("Loss (nats/image)"),
             "terms": LivePlot("Recon and KL (right axis)"),
             "val": LivePlot("Validation loss", x_label="epoch"),
-            "lr": LivePlot("Learning rate"),
+            "lr": LivePlot(LR_TITLE),
             "kl_layers": LivePlot("KL per layer"),
             "adversarial": LivePlot("Adversarial (hinge)"),
             "adv_weight": LivePlot("Adaptive adversarial weight"),
@@ -78,8 +82,11 @@ class TrainingPlots(QWidget):
         return previews
 
     # ---- data -----------------------------------------------------------------------------------------------------
-    def append_step(self, step: int, metrics: Mapping[str, float], lr: float, *, epoch: int, time: float) -> None:
+    def append_step(self, step: int, metrics: Mapping[str, float], lr: float, *, epoch: int, time: float,
+                    grad_norm: float | None = None, skipped_steps: int = 0) -> None:
         at = {"epoch": epoch, "time": time}
+        if grad_norm is not None:          # None: a record from before it was logged
+            self._append_grad_norm(step, grad_norm, skipped_steps, at)
         if "loss" in metrics:
             self.plots["loss"].append("loss", step, float(metrics["loss"]), **at)
         for key in ("recon", "kl"):
@@ -98,6 +105,17 @@ class TrainingPlots(QWidget):
                 self.show_row_3(self.row_3_shown | {plot})
             self.plots[plot].append(key, step, float(value), **at)
         self.plots["lr"].append("lr", step, float(lr), **at)
+
+    def _append_grad_norm(self, step: int, grad_norm: float, skipped_steps: int, at: Mapping[str, float]) -> None:
+        plot = self.plots["lr"]
+        if GRAD_NORM not in plot.series:
+            plot.add_curve(GRAD_NORM, smooth=True, right_axis=True)
+        plot.append(GRAD_NORM, step, float(grad_norm), **at)
+        skipped = f" · {skipped_steps:,} skipped" if skipped_steps else ""
+        title = f"{LR_TITLE}, grad norm (right){skipped}"
+        if plot.title != title:
+            plot.title = title
+            plot.apply_palette()           # sets the title in the palette's colour
 
     def append_epoch(self, ev: EpochSummary, *, time: float) -> None:
         at = {"step": ev.step, "time": time}
@@ -126,6 +144,8 @@ class TrainingPlots(QWidget):
     def clear(self) -> None:
         for plot in self.plots.values():
             plot.clear_data()
+        self.plots["lr"].title = LR_TITLE
+        self.plots["lr"].apply_palette()
         for name in list(self.plots["kl_layers"].series):
             self.plots["kl_layers"].remove_curve(name)   # the next run may have other layers, or none
         self.show_row_3(set())

@@ -1,0 +1,43 @@
+"""The dashboard draws every step record's gradient norm (the model optimiser's, before clipping) beside the learning
+rate, on an axis of its own (never on the loss axis), and says when train.grad_skip skipped steps."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from core.config import Config, DataConfig, TrainConfig, VAEConfig
+from core.data.datasets import load_dataset
+from core.training.events import StepMetrics
+from core.training.trainer import Trainer
+
+
+def test_dashboard_plots_the_gradient_norm_on_its_own_axis(qtbot):
+    from explorer.panels.dashboard import RunDashboard
+
+    data = DataConfig("digits", image_size=16, per_class=10)
+    cfg = Config(data, VAEConfig(latent_dim=4, width=8), TrainConfig(epochs=2, batch_size=20, log_every=1,
+                                                                     device="cpu", seed=3))
+    events = list(Trainer(cfg, dataset=load_dataset(data)).run())
+    steps = [ev for ev in events if isinstance(ev, StepMetrics)]
+    assert len(steps) >= 8 and all(ev.grad_norm is not None and ev.grad_norm > 0 for ev in steps)
+    dash = RunDashboard()
+    qtbot.addWidget(dash)
+    dash.resize(1100, 750)
+    dash.show()
+    for ev in events:
+        dash.show_event(ev)
+    dash.finish()
+    lr_plot, loss_plot = dash.plots["lr"], dash.plots["loss"]
+    series = lr_plot.series["grad_norm"]
+    np.testing.assert_allclose(series.ys, [ev.grad_norm for ev in steps])
+    np.testing.assert_array_equal(series.xs, [ev.step for ev in steps])
+    assert "grad_norm" in lr_plot._on_right                     # its own axis, not the learning rate's
+    assert "grad_norm" not in loss_plot.series and "grad_norm" not in dash.plots["terms"].series
+    assert "skipped" not in lr_plot.title and "grad norm" in lr_plot.title
+    # A run whose grad_skip skipped spikes says how many (the count of the newest record).
+    dash.show_event(dataclasses.replace(steps[-1], step=steps[-1].step + 1, skipped_steps=2))
+    assert lr_plot.title.endswith("2 skipped")
+    dash.clear()
+    assert lr_plot.title == "Learning rate" and len(lr_plot.series["grad_norm"].ys) == 0
