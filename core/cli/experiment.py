@@ -67,14 +67,22 @@ def _launcher(args: argparse.Namespace, out: Path) -> Any:
     name = args.launcher or ("local" if args.parallel else None)
     given = {"--address": args.address, "--partition": args.partition, "--time": args.time,
              "--slurm-local": args.slurm_local or None, "--cpus-per-run": args.cpus_per_run,
-             "--gpus-per-run": args.gpus_per_run}
+             "--gpus-per-run": args.gpus_per_run, "--slurm-array": args.slurm_array or None,
+             "--slurm-array-parallelism": args.slurm_array_parallelism}
+    slurm_only = ("--partition", "--time", "--slurm-local", "--slurm-array", "--slurm-array-parallelism")
     allowed = {None: (), "local": (), "ray": ("--address", "--cpus-per-run", "--gpus-per-run"),
-               "slurm": ("--partition", "--time", "--slurm-local", "--cpus-per-run", "--gpus-per-run")}[name]
+               "slurm": (*slurm_only, "--cpus-per-run", "--gpus-per-run")}[name]
     extra = [flag for flag, value in given.items() if value is not None and flag not in allowed]
     if extra:
         raise UserError(f"{extra[0]} is a setting of " + ("--launcher ray" if extra[0] == "--address" else
-                        "--launcher slurm" if extra[0] in ("--partition", "--time", "--slurm-local") else
+                        "--launcher slurm" if extra[0] in slurm_only else
                         "--launcher ray or slurm") + (f", not of --launcher {name}" if name else ""))
+    if args.slurm_array_parallelism is not None and not args.slurm_array:
+        raise UserError("--slurm-array-parallelism is a setting of --slurm-array (one job array for all runs); add "
+                        "--slurm-array, or leave it out for one job per run")
+    if args.slurm_array and args.parallel:
+        raise UserError("--slurm-array submits every run in one job array; limit the runs at once with "
+                        "--slurm-array-parallelism N, not --parallel")
     if name is None:
         return None
     if args.torchrun:
@@ -87,17 +95,19 @@ def _launcher(args: argparse.Namespace, out: Path) -> Any:
     return make_launcher(name, parallel=args.parallel or 0, address=args.address,
                          cpus_per_run=args.cpus_per_run or 1.0, gpus_per_run=args.gpus_per_run or 0.0,
                          partition=args.partition, time_min=time_min, slurm_cluster="local" if args.slurm_local
-                         else None, folder=out / ".launch" / "submitit")
+                         else None, slurm_array=args.slurm_array,
+                         slurm_array_parallelism=args.slurm_array_parallelism, folder=out / ".launch" / "submitit")
 
 
 def _launch_flags(args: argparse.Namespace) -> str:
     """The launch flags as given, to repeat in the command that continues the experiment."""
     flags = [("--torchrun", args.torchrun), ("--parallel", args.parallel), ("--launcher", args.launcher),
              ("--address", args.address), ("--cpus-per-run", args.cpus_per_run),
-             ("--gpus-per-run", args.gpus_per_run), ("--partition", args.partition), ("--time", args.time)]
+             ("--gpus-per-run", args.gpus_per_run), ("--partition", args.partition), ("--time", args.time),
+             ("--slurm-array-parallelism", args.slurm_array_parallelism)]
     text = "".join(f" {flag} {value:g}" if isinstance(value, float) else f" {flag} {value}"
                    for flag, value in flags if value)
-    return text + (" --slurm-local" if args.slurm_local else "")
+    return text + (" --slurm-local" if args.slurm_local else "") + (" --slurm-array" if args.slurm_array else "")
 
 
 def _drive(spec: Any, out: Path, received: list[int], *, quiet: bool, torchrun: int = 0, launcher: Any = None) -> Any:

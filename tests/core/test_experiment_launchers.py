@@ -177,6 +177,12 @@ def test_a_run_another_process_writes_is_waited_for_never_trained_twice(tmp_path
     (["--launcher", "slurm"], "--launcher slurm needs submitit, which is not installed; install it with: pip "
                               "install 'vae-explorer[slurm]'"),
     (["--parallel", "0"], "must be at least 1"),
+    (["--slurm-array"], "--slurm-array is a setting of --launcher slurm"),
+    (["--launcher", "slurm", "--slurm-array-parallelism", "2"], "--slurm-array-parallelism is a setting of "
+                                                                 "--slurm-array"),
+    (["--launcher", "slurm", "--slurm-array", "--parallel", "2"], "limit the runs at once with "
+                                                                   "--slurm-array-parallelism N, not --parallel"),
+    (["--launcher", "slurm", "--slurm-array", "--slurm-array-parallelism", "0"], "must be at least 1"),
 ])
 def test_cli_launch_flags_refused_in_one_line(tmp_path, capsys, monkeypatch, flags, expected):
     from core.cli.main import main
@@ -257,3 +263,51 @@ def test_slurm_jobs_through_submitits_local_executor_match_the_serial_runs(tmp_p
 
     launcher = SlurmLauncher(tmp_path / ".launch" / "submitit", cluster="local", time_min=5, cpus=1)
     _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, "submitit local job")
+
+
+def test_slurm_job_array_through_submitits_local_executor_matches_the_serial_runs(tmp_path, tiny_beta_sweep,
+                                                                                 monkeypatch):
+    """--slurm-array: the runs go to the executor in one map_array call (one job array), and train as the serial runs
+    did."""
+    pytest.importorskip("submitit", reason="the slurm extra is not installed")
+    from core.experiments.launchers.slurm_jobs import SlurmLauncher
+
+    launcher = SlurmLauncher(tmp_path / ".launch" / "submitit", cluster="local", time_min=5, cpus=1, array=True,
+                             array_parallelism=2)
+    arrays: list[list[str]] = []
+    map_array = launcher.executor.map_array
+    monkeypatch.setattr(launcher.executor, "map_array",
+                        lambda fn, jobs: arrays.append([j.name for j in jobs]) or map_array(fn, jobs))
+    _launched_like_serial(tmp_path, tiny_beta_sweep, launcher, "submitit local array job")
+    assert arrays == [[r.name for r in tiny_beta_sweep[0].runs]], arrays
+
+
+def test_slurm_job_array_is_one_sbatch_with_its_parallelism(tmp_path, monkeypatch):
+    """On Slurm (a stand-in sbatch that records its script): the array mode is one sbatch of --array=0-2%2, one job
+    per run otherwise."""
+    pytest.importorskip("submitit", reason="the slurm extra is not installed")
+    from core.experiments.launchers.job import RunJob
+    from core.experiments.launchers.slurm_jobs import SlurmLauncher
+
+    bin_dir, scripts = tmp_path / "bin", tmp_path / "submitted"
+    bin_dir.mkdir()
+    scripts.mkdir()
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 0\n")
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\nn=$(ls {scripts} | wc -l)\ncp "$1" {scripts}/$n.sh\n'
+                                    'echo "Submitted batch job $((100 + n))"\n')
+    for tool in ("srun", "sbatch"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    jobs = [RunJob(f"run-{k}", str(tmp_path / "exp" / f"run-{k}"), "{}", False, "quick", False) for k in range(3)]
+
+    array = SlurmLauncher(tmp_path / "a", partition="gpu", array=True, array_parallelism=2)
+    handles = array.submit_all(jobs)
+    assert [h.job_id for h in handles] == ["100_0", "100_1", "100_2"]
+    assert array.where(handles[1]) == "Slurm array job 100_1"
+    (script,) = scripts.iterdir()
+    lines = script.read_text().splitlines()
+    assert "#SBATCH --array=0-2%2" in lines and "#SBATCH --partition=gpu" in lines, lines
+
+    single = SlurmLauncher(tmp_path / "b", partition="gpu")
+    assert [h.job_id for h in single.submit_all(jobs)] == ["101", "102", "103"]
+    assert not any("--array" in p.read_text() for p in scripts.iterdir() if p.name != script.name)

@@ -112,6 +112,9 @@ class LocalLauncher:
         self._running[k] = handle
         return handle
 
+    def submit_all(self, jobs: list[RunJob]) -> list[_Handle]:
+        return [self.submit(job) for job in jobs]
+
     def where(self, handle: _Handle) -> str:
         return self._procs[handle.slot].where
 

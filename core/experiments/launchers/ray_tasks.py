@@ -60,6 +60,9 @@ class RayLauncher:
         self._jobs[ref] = job
         return ref
 
+    def submit_all(self, jobs: list[RunJob]) -> list[Any]:
+        return [self.submit(job) for job in jobs]
+
     def where(self, handle: Any) -> str:
         gpus = f", {self.num_gpus:g} GPU" if self.num_gpus else ""
         return f"a Ray task ({self.num_cpus:g} CPU{gpus})"

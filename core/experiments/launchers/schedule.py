@@ -121,7 +121,8 @@ class _Schedule:
 
     def launch(self) -> Iterator[ExperimentProgress]:
         room = self.launcher.slots or self.n     # 0: every run at once (the engine queues them)
-        while self.pending and len(self.active) < room and not self.stopping:
+        ready: list[tuple[_Active, str]] = []
+        while self.pending and len(self.active) + len(ready) < room and not self.stopping:
             i, run = self.pending.popleft()
             holder = writer_elsewhere(self.out / run.name)
             if holder is not None:
@@ -129,11 +130,17 @@ class _Schedule:
                     yield self.progress(i, run.name, "training", f"{run.name}: {holder}; waiting for it")
                 self.followed[run.name] = (i, run)
                 continue
-            a = _launch(self.spec, self.out, self.configs[run.name], i, run, self.launcher)
-            self.active.append(a)
             verb = "resuming" if (self.out / run.name / "checkpoints" / "last.safetensors").is_file() else "training"
-            yield self.progress(i, run.name, verb, f"{verb} {run.name} ({i + 1}/{self.n}) on "
-                                                   f"{self.launcher.where(a.handle)}")
+            ready.append((_prepare(self.spec, self.out, self.configs[run.name], i, run), verb))
+        if not ready:
+            return
+        # in one go: a Slurm launcher in array mode makes them one job array
+        handles = self.launcher.submit_all([a.job for a, _ in ready])
+        for (a, verb), handle in zip(ready, handles, strict=True):
+            a.handle = handle
+            self.active.append(a)
+            yield self.progress(a.index, a.run.name, verb, f"{verb} {a.run.name} ({a.index + 1}/{self.n}) on "
+                                                           f"{self.launcher.where(handle)}")
 
     def poll(self) -> Iterator[ExperimentProgress]:
         for a in list(self.active):
@@ -191,7 +198,8 @@ class _Schedule:
         return ExperimentEnded("completed", f"{self.n} runs done")
 
 
-def _launch(spec: ExperimentSpec, out: Path, config: Config, i: int, run: RunSpec, launcher: Launcher) -> _Active:
+def _prepare(spec: ExperimentSpec, out: Path, config: Config, i: int, run: RunSpec) -> _Active:
+    """The run's job and the tail of its metrics, ready to submit (its handle comes with the submission)."""
     run_dir = (out / run.name).resolve()
     job_file, _, stop_file = launch_files(run_dir.parent, run.name)
     job_file.parent.mkdir(parents=True, exist_ok=True)
@@ -200,4 +208,4 @@ def _launch(spec: ExperimentSpec, out: Path, config: Config, i: int, run: RunSpe
     clear_stop_request(job)      # a request left by an earlier, stopped launch
     metrics = run_dir / "metrics.jsonl"
     offset = metrics.stat().st_size if metrics.is_file() else 0      # only this launch's records count
-    return _Active(i, run, job, launcher.submit(job), MetricsTail(metrics, offset))
+    return _Active(i, run, job, None, MetricsTail(metrics, offset))

@@ -1,7 +1,9 @@
 """Each run a Slurm job through submitit (`vae-explorer[slurm]`): partition, time limit, CPUs and GPUs per run from
-the flags; the jobs' own logs in OUT/.launch/submitit. `cluster="local"` runs the same submission with submitit's
-local executor (processes on this machine), to try it where there is no Slurm. The experiment folder must be on a
-disk the nodes share; a job stopped by its time limit saves its checkpoint (SIGTERM) and the next launch resumes it.
+the flags; the jobs' own logs in OUT/.launch/submitit. `array=True` submits the runs as one Slurm job array
+(submitit's `map_array`: one sbatch, one queue entry; `array_parallelism` caps how many of its tasks run at once).
+`cluster="local"` runs the same submission with submitit's local executor (processes on this machine), to try it
+where there is no Slurm. The experiment folder must be on a disk the nodes share; a job stopped by its time limit
+saves its checkpoint (SIGTERM) and the next launch resumes it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ class SlurmLauncher:
     name = "slurm"
 
     def __init__(self, folder: str | Path, *, partition: str | None = None, time_min: int = 60, cpus: float = 1.0,
-                 gpus: float | None = None, cluster: str | None = None, slots: int = 0) -> None:
+                 gpus: float | None = None, cluster: str | None = None, slots: int = 0, array: bool = False,
+                 array_parallelism: int | None = None) -> None:
         try:
             import submitit
         except ImportError:
@@ -39,20 +42,35 @@ class SlurmLauncher:
                                   "gpus_per_node": self.gpus, "name": "vae-explorer"}
         if partition:
             params["slurm_partition"] = partition
+        if array_parallelism is not None:
+            assert array, "array_parallelism is a setting of a job array (array=True)"
+            assert array_parallelism >= 1, f"array_parallelism must be at least 1, not {array_parallelism}"
+            params["slurm_array_parallelism"] = int(array_parallelism)    # (the local executor starts them all)
+        self.array = array
         self.executor.update_parameters(**params)
         self._jobs: dict[Any, RunJob] = {}
 
     def submit(self, job: RunJob) -> Any:
-        job = dataclasses.replace(job, threads=job.threads or self.cpus)
+        return self.submit_all([job])[0]
+
+    def submit_all(self, jobs: list[RunJob]) -> list[Any]:
+        """One job per run, or (array mode, more than one run) all of them as one job array."""
+        jobs = [dataclasses.replace(job, threads=job.threads or self.cpus) for job in jobs]
         try:
-            handle = self.executor.submit(run_job, job)
+            if self.array and len(jobs) > 1:
+                handles = self.executor.map_array(run_job, jobs)
+            else:
+                handles = [self.executor.submit(run_job, job) for job in jobs]
         except (OSError, RuntimeError, self.submitit.core.utils.FailedSubmissionError) as e:
-            raise UserError(f"cannot submit run {job.name}: {str(e).strip().splitlines()[-1]}") from None
-        self._jobs[handle] = job
-        return handle
+            names = ", ".join(job.name for job in jobs)
+            raise UserError(f"cannot submit run{'s' if len(jobs) > 1 else ''} {names}: "
+                            f"{str(e).strip().splitlines()[-1]}") from None
+        self._jobs.update(zip(handles, jobs, strict=True))
+        return handles
 
     def where(self, handle: Any) -> str:
-        return f"Slurm job {handle.job_id}" if self.cluster == "slurm" else f"submitit local job {handle.job_id}"
+        kind = ("Slurm" if self.cluster == "slurm" else "submitit local") + (" array" if self.array else "")
+        return f"{kind} job {handle.job_id}"
 
     def poll(self, handle: Any) -> JobOutcome | None:
         if not handle.done():
