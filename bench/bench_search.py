@@ -8,7 +8,8 @@
 
 The search runs through the CLI into DIR (a second launch with the same DIR continues the study, so a 10-minute
 search can run as two 5-minute launches). --compare trains the dataset's preset itself (same seed) and prints its
-validation ELBO beside the best trial's, then both on the test split (ELBO, IWAE NLL, Fréchet score, accuracy).
+validation ELBO beside the best trial's, then both on the test split (ELBO, IWAE NLL, Fréchet score, accuracy; with
+--real-mnist judged as bench_mnist_preset.py does: 100 samples per class, IWAE with 64).
 """
 
 from __future__ import annotations
@@ -25,10 +26,24 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def _compare(out: Path, settings) -> int:
+def _test_scores(folder: Path, thorough: bool) -> dict:
+    """The run's best checkpoint on the test split: as the experiments' quick evaluation (20 samples per class, IWAE
+    with 8), or `thorough` as bench_mnist_preset.py and bench_vqvae.py judge (100 per class, IWAE with 64)."""
+    if not thorough:
+        from core.experiments.runner import evaluate_run
+
+        return evaluate_run(folder, scale="quick")
+    from core.data.datasets import load_dataset
+    from core.evaluation.evaluate import evaluate
+    from core.training.checkpoint import load_model
+
+    loaded = load_model(folder / "checkpoints" / "best.safetensors")
+    return evaluate(loaded, load_dataset(loaded.config.data), "test", iwae_k=64, n_per_class=100, seed=0, fid="judge")
+
+
+def _compare(out: Path, settings, *, thorough: bool = False) -> int:
     from dataclasses import replace
 
-    from core.experiments.runner import evaluate_run
     from core.experiments.search import base_config, base_preset_name, best_trial_numbers, open_study
     from core.training.trainer import Trainer
 
@@ -39,24 +54,31 @@ def _compare(out: Path, settings) -> int:
     for t in study.trials:
         states[t.state.name.lower()] = states.get(t.state.name.lower(), 0) + 1
     print(f"trials: {len(study.trials)} ({states}), {spent:.0f} s of trial time")
+    for t in sorted(study.trials, key=lambda t: t.number):
+        print(f"  trial {t.number}: {t.state.name.lower()}, value {t.value if t.value is not None else '-'}, "
+              f"{t.params}")
     (number,) = best_trial_numbers(study)
     best = next(t for t in study.trials if t.number == number)
     print(f"best: trial {number}, validation ELBO {best.value:.3f}, {best.params}")
     run = out / "preset"
     if not (run / "metrics.jsonl").is_file():
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         # the preset on the same data, its own epochs (not the search's --epochs), the same seed
         for _ in Trainer(base_config(replace(settings, epochs=None)), run_dir=run).run():
             pass
-        print(f"preset trained in {time.perf_counter() - t0:.1f} s")
+        print(f"preset trained in {time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} s CPU")
     ends = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if '"type": "end"' in line]
     end_val = ends[-1]["best_val"]
     print(f"preset {name}: {ends[-1].get('epoch')} epochs, validation ELBO {end_val:.3f}; the best trial is better by "
           f"{best.value - end_val:+.3f}")
-    for name, folder in (("preset", run), (f"trial {number}", out / best.user_attrs["run"])):
-        r = evaluate_run(folder, scale="quick")
-        print(f"test split, {name}: ELBO {r['elbo']:.3f}, IWAE NLL {r.get('iwae_nll', float('nan')):.3f}, Fréchet "
-              f"{r['fid_like']:.2f}, conditional accuracy {r['conditional_accuracy']:.3f}, SSIM {r.get('ssim', 0):.3f}")
+    rows = [("preset", run), (f"trial {number}", out / best.user_attrs["run"])]
+    if number != 0 and (out / "trial-0000" / "checkpoints" / "best.safetensors").is_file():
+        rows.append(("trial 0 (the preset's settings, the search's epochs)", out / "trial-0000"))
+    for label, folder in rows:
+        r = _test_scores(folder, thorough)
+        print(f"test split, {label}: ELBO {r['elbo']:.3f}, IWAE NLL {r.get('iwae_nll', float('nan')):.3f}, Fréchet "
+              f"{r['fid_like']:.2f}, conditional accuracy {r['conditional_accuracy']:.3f}, SSIM {r.get('ssim', 0):.3f}"
+              + "".join(f", {k} {r[k]:.3f}" for k in ("precision", "recall", "sharpness") if k in r))
     return 0
 
 
@@ -81,7 +103,8 @@ def main() -> int:
     if args.compare:
         from core.experiments.search import SearchSettings
 
-        return _compare(out, SearchSettings(dataset=dataset, preset=preset, epochs=args.epochs))
+        return _compare(out, SearchSettings(dataset=dataset, preset=preset, epochs=args.epochs),
+                        thorough=args.real_mnist)
     from core.cli.main import main as cli
 
     t0 = time.perf_counter()

@@ -40,14 +40,17 @@ KEYS = (("ssim", "SSIM (recon)", "{:.4f}"), ("psnr", "PSNR dB", "{:.2f}"),
         ("prior_bits_per_code", "prior bits/code", "{:.3f}"), ("bits_per_dim", "bits/dim (-ELBO)", "{:.4f}"),
         ("conditional_accuracy", "cond. accuracy", "{:.3f}"), ("fid_like", "Fréchet (judge)", "{:.2f}"),
         ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"), ("sharpness", "sharpness", "{:.3f}"),
-        ("train_s", "train s (stage 1 + 2)", "{}"), ("samples_per_s", "samples/s", "{:.0f}"))
+        ("train_s", "train s (stage 1 + 2)", "{}"), ("train_cpu_s", "train CPU s (1 + 2)", "{}"),
+        ("samples_per_s", "samples/s", "{:.0f}"))
 
 
-def train(cfg, run_dir: Path, dataset) -> float:
-    t = time.perf_counter()
+def train(cfg, run_dir: Path, dataset) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one training stage."""
+    t, c = time.perf_counter(), time.process_time()
     end = list(Trainer(cfg, run_dir=run_dir, dataset=dataset).run())[-1]
     assert end.status == "completed", end.reason
-    return time.perf_counter() - t
+    print(f"{run_dir.name}: {end.epoch} epochs, {end.step} steps", flush=True)
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def samples_per_second(model, n: int = 500) -> float:
@@ -84,14 +87,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for seed in [int(s) for s in args.seeds.split(",")]:
             cfg = base.replace(train=with_overrides(base.train, seed=seed, threads=args.threads))
-            t1 = train(cfg, Path(tmp) / f"vq{seed}", dataset)
+            (t1, c1) = train(cfg, Path(tmp) / f"vq{seed}", dataset)
             first = Path(tmp) / f"vq{seed}" / "checkpoints" / "best.safetensors"
             model = with_overrides(cfg.model, stage="prior", first_stage=str(first))
             prior_cfg = cfg.replace(model=model, train=with_overrides(cfg.train, epochs=model.prior_epochs))
-            t2 = train(prior_cfg, Path(tmp) / f"prior{seed}", dataset)
+            (t2, c2) = train(prior_cfg, Path(tmp) / f"prior{seed}", dataset)
             loaded = load_model(Path(tmp) / f"prior{seed}" / "checkpoints" / "best.safetensors")
             result = evaluate(loaded, dataset, "test", n_per_class=100, seed=seed, fid="judge")
-            result.update(train_s=f"{t1:.0f} + {t2:.0f}", samples_per_s=samples_per_second(loaded.model))
+            result.update(train_s=f"{t1:.0f} + {t2:.0f}", train_cpu_s=f"{c1:.0f} + {c2:.0f}",
+                          samples_per_s=samples_per_second(loaded.model))
             rows[f"{'mnist' if args.real_mnist else 'digits'}-vq seed {seed}"] = result
         if not args.real_mnist:
             flat = load_model(bundled_model("vae"))
