@@ -183,6 +183,8 @@ def test_a_run_another_process_writes_is_waited_for_never_trained_twice(tmp_path
     (["--launcher", "slurm", "--slurm-array", "--parallel", "2"], "limit the runs at once with "
                                                                    "--slurm-array-parallelism N, not --parallel"),
     (["--launcher", "slurm", "--slurm-array", "--slurm-array-parallelism", "0"], "must be at least 1"),
+    (["--launcher", "slurm", "--slurm-array", "--slurm-array-parallelism", "4"], "--launcher slurm needs submitit, "
+                                                                                 "which is not installed"),
 ])
 def test_cli_launch_flags_refused_in_one_line(tmp_path, capsys, monkeypatch, flags, expected):
     from core.cli.main import main
