@@ -4,6 +4,7 @@ app's selection both ways, exported."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -72,3 +73,125 @@ def test_selections_go_both_ways_with_the_app(browser):
                                        panel.mu[picked], description="lasso", dataset=state.dataset))
     assert sorted(panel.grid.selected_images().tolist()) == sorted(picked.tolist())
     assert "lasso: 2 of its images" in panel.status.text()
+
+
+# ---- saved views ---------------------------------------------------------------------------------------------------
+def _bad_eights(panel) -> np.ndarray:
+    """A query, a sort order and what they show: the eights with the worst third of reconstruction errors."""
+    cut = float(np.quantile(panel.columns.error, 0.66))
+    panel.query.setText(f"class 8 and error > {cut:.5f}")
+    panel.sort_box.setCurrentText("sort by error")
+    panel.descending.setChecked(True)
+    assert panel.apply()
+    return panel.rows.copy()
+
+
+def test_a_saved_view_survives_a_restart_and_is_reapplied_renamed_and_deleted(qtbot, tmp_path):
+    from test_workspace import launch
+
+    ws = tmp_path / "ws.json"
+    first = launch(qtbot, ws)
+    panel = first.panels["dataset_browser"]
+    first.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.columns is not None, timeout=60_000)
+    shown = _bad_eights(panel)
+    assert 0 < len(shown) < len(panel.columns)
+    assert panel.saved_views.save("bad eights")
+    assert panel.status.text().startswith("saved the view 'bad eights'")
+    assert panel.saved_views.box.currentText() == "bad eights"
+    first.close()
+
+    second = launch(qtbot, ws)
+    panel = second.panels["dataset_browser"]
+    second.tabs.setCurrentWidget(panel)
+    qtbot.waitUntil(lambda: panel.columns is not None, timeout=60_000)
+    assert [v.name for v in panel.saved_views.views] == ["bad eights"]
+    assert len(panel.rows) == len(panel.columns) and panel.query.text() == ""      # a launch shows every image
+    assert panel.saved_views.apply("bad eights")
+    np.testing.assert_array_equal(panel.rows, shown)
+    assert panel.sort_box.currentText() == "sort by error" and panel.descending.isChecked()
+    assert panel.status.text().startswith(f"view 'bad eights': {len(shown):,} of {len(panel.columns):,} test images")
+    panel.query.setText("class 8")                 # changed by hand: no longer the view, the status says so
+    panel.apply()
+    assert "bad eights" not in panel.status.text() and panel.saved_views.current is None
+    assert panel.saved_views.rename("bad eights", "worst eights")
+    assert panel.saved_views.delete("worst eights")
+    assert panel.saved_views.views == [] and panel.saved_views.box.currentText() == "no saved views yet"
+    second.close()
+    assert json.loads(ws.read_text())["settings"]["dataset_browser.views"] == []
+
+
+def test_bad_names_and_queries_are_one_line_and_keep_the_saved_views(browser):
+    panel, state = browser
+    _bad_eights(panel)
+    assert panel.saved_views.save("bad eights")
+    for name, line in (("  ", "a saved view needs a name"),
+                       ("Bad  Eights", "a view named 'bad eights' exists already")):
+        assert not panel.saved_views.save(name)
+        assert panel.status.text().startswith(line) and "\n" not in panel.status.text()
+    panel.query.setText("class 8 and")             # not in the query language: never saved
+    assert not panel.saved_views.save("broken")
+    assert panel.status.text().startswith("view 'broken': query: ")
+    assert not panel.saved_views.rename("bad eights", "")
+    assert not panel.saved_views.apply("no such view")
+    assert [v.name for v in panel.saved_views.views] == ["bad eights"]
+    assert [v["name"] for v in state.settings.value("dataset_browser.views", [])] == ["bad eights"]
+    # A workspace from a colleague on CIFAR-10 (edited by hand: one entry is not a view at all)
+    state.settings.replace({"dataset_browser.views": [
+        {"name": "cats", "class_name": "cat", "dataset": "cifar10", "count": 1000, "total": 10000},
+        {"name": 7}]})
+    assert [v.name for v in panel.saved_views.views] == ["cats"]
+    shown = panel.rows.copy()
+    assert not panel.saved_views.apply("cats")
+    assert panel.status.text().startswith("view 'cats' keeps class 'cat', which this dataset does not have")
+    np.testing.assert_array_equal(panel.rows, shown)
+
+
+def test_a_view_saved_with_one_model_is_rerun_with_another_and_says_so(browser, qtbot, tmp_path):
+    from core.config import Config, VAEConfig
+    from core.models import build_model
+    from core.training.checkpoint import load_model, save_checkpoint
+
+    panel, state = browser
+    kl_cut = float(np.median(panel.columns.kl))
+    panel.query.setText(f"kl < {kl_cut:.4f}")
+    panel.apply()
+    saved_count = len(panel.rows)
+    assert panel.saved_views.save("low kl")
+    meta = state.vae.meta
+    cfg = Config(DataConfig(image_size=meta.image_size), VAEConfig(latent_dim=3, width=8, stages=1))
+    untrained = load_model(save_checkpoint(tmp_path / "untrained.safetensors", model=build_model(cfg.model, meta),
+                                           config=cfg, meta=meta))
+    state.add_model(untrained, source="checkpoint", name="untrained VAE")     # shown at once
+    old = panel.columns
+    qtbot.waitUntil(lambda: panel.columns is not old, timeout=60_000)
+    assert panel.query.text() == f"kl < {kl_cut:.4f}"
+    panel.query.setText("")
+    panel.apply()
+    assert panel.saved_views.apply("low kl")
+    expected = np.flatnonzero(panel.columns.kl < float(f"{kl_cut:.4f}"))
+    np.testing.assert_array_equal(panel.rows, expected)          # re-run on the data shown now
+    status = panel.status.text()
+    assert status.startswith(f"view 'low kl' (saved on digits · digits-vae.safetensors · test: {saved_count:,} of "
+                             f"{len(old):,} images) re-run on digits · untrained VAE: {len(expected):,} of ")
+    assert saved_count != len(expected)
+
+
+def test_only_the_selection_shows_a_selection_of_any_size(browser, qtbot):
+    panel, state = browser
+    test_columns = panel.columns
+    panel.split_box.setCurrentText("train")
+    qtbot.waitUntil(lambda: panel.columns is not test_columns, timeout=60_000)
+    picked = np.flatnonzero(panel.columns.labels != 1)            # far more than the map's 400-image grid shows
+    assert len(picked) > 1000
+    state.set_selection(ImageSelection("latent map", ("train",) * len(picked), picked, panel.columns.labels[picked],
+                                       panel.mu[picked], description="lasso", dataset=state.dataset))
+    assert panel.only_selection.text() == f"only the selection ({len(picked):,})"
+    panel.only_selection.setChecked(True)
+    np.testing.assert_array_equal(panel.rows, picked)
+    panel.query.setText("class 3 or class 1")
+    panel.apply()
+    np.testing.assert_array_equal(panel.rows, picked[panel.columns.labels[picked] == 3])
+    assert "in the selection" in panel.status.text()
+    state.set_selection(None)
+    assert len(panel.rows) == 0 and panel.only_selection.text() == "only the selection (0)"
