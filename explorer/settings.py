@@ -7,6 +7,11 @@ workspace.py): saved on quit, restored on launch, and carried by File > Save wor
 A value read back is checked against the default's type: a file edited by hand gives the default, never a crash.
 
 A panel binds an editor to its key with `Persisted` (a few lines in the panel's `__init__`).
+
+The folders of runs are the user's, not a workspace's (QSettings, kept across workspaces), one key per panel that
+writes them: the folders added in the Runs tab, and the output folders of the Experiments tab's experiments; the Runs
+tab lists both. (Both tabs once wrote one shared key, "runs/folders"; its folders become the Runs tab's own the first
+time they are read, so none is lost.)
 """
 
 from __future__ import annotations
@@ -14,9 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, SignalInstance
+from PySide6.QtCore import QObject, QSettings, Signal, SignalInstance
 
 JSON_SCALARS = (str, int, float, bool)
+RUNS_TAB_FOLDERS = "runs/added_folders"             # written by the Runs tab ("Add folder...")
+EXPERIMENT_FOLDERS = "experiments/output_folders"   # written by the Experiments tab (each experiment's output)
+SHARED_RUNS_FOLDERS = "runs/folders"                # the key both tabs wrote before; read once, then removed
 
 
 def is_json_value(value: Any) -> bool:
@@ -93,3 +101,39 @@ class Persisted(QObject):
 def _check_key(key: str) -> None:
     if not isinstance(key, str) or "." not in key.strip("."):
         raise ValueError(f"setting key {key!r}: use '<panel>.<name>', e.g. 'sampler.temperature'")
+
+
+# ---- folders of runs (QSettings: the user's, across workspaces) ------------------------------------------------------
+def _folders(settings: QSettings, key: str) -> list[str]:
+    value = settings.value(key, []) or []
+    return [value] if isinstance(value, str) else [str(v) for v in value]   # QSettings gives one item as a str
+
+
+def _add_folder(settings: QSettings, key: str, folder: str) -> None:
+    """`folder` at the end of the list under `key` (moved there when it is already in it)."""
+    settings.setValue(key, [*(f for f in _folders(settings, key) if f != str(folder)), str(folder)])
+
+
+def runs_tab_folders(settings: QSettings) -> list[str]:
+    """The folders the user added in the Runs tab. The first read takes over the old shared key's folders (those
+    added in the Runs tab and by experiments alike: the Runs tab listed them all) and removes that key."""
+    if settings.contains(SHARED_RUNS_FOLDERS):
+        merged = dict.fromkeys([*_folders(settings, RUNS_TAB_FOLDERS), *_folders(settings, SHARED_RUNS_FOLDERS)])
+        settings.setValue(RUNS_TAB_FOLDERS, list(merged))
+        settings.remove(SHARED_RUNS_FOLDERS)
+    return _folders(settings, RUNS_TAB_FOLDERS)
+
+
+def add_runs_tab_folder(settings: QSettings, folder: str) -> None:
+    runs_tab_folders(settings)     # the old key's folders first, so adding one loses none of them
+    _add_folder(settings, RUNS_TAB_FOLDERS, folder)
+
+
+def experiment_folders(settings: QSettings) -> list[str]:
+    """The output folders of the experiments run in the Experiments tab (the Runs tab lists their runs too)."""
+    return _folders(settings, EXPERIMENT_FOLDERS)
+
+
+def add_experiment_folder(settings: QSettings, folder: str) -> None:
+    if str(folder) not in experiment_folders(settings):
+        _add_folder(settings, EXPERIMENT_FOLDERS, folder)

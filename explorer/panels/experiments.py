@@ -44,7 +44,7 @@ from explorer.panels.experiment_rows import ExperimentReader, ExperimentSnapshot
 from explorer.panels.experiment_table import ExperimentTable
 from explorer.panels.study_view import StudyView
 from explorer.panels.tasks import PanelTasks
-from explorer.settings import Persisted
+from explorer.settings import Persisted, add_experiment_folder
 from explorer.widgets.dialogs import show_error
 from explorer.widgets.path_dialog import open_or_show_path
 
@@ -221,12 +221,9 @@ class ExperimentsPanel(Panel, QWidget):
                                                                        f"{message}"))
 
     def _add_runs_folder(self, out: Path) -> None:
-        """The Runs tab reads its folders from the settings: the experiment's folder joins them."""
-        settings = QSettings()
-        extra = settings.value("runs/folders", []) or []
-        extra = [extra] if isinstance(extra, str) else list(extra)
-        if str(out) not in extra:
-            settings.setValue("runs/folders", [*extra, str(out)])
+        """The Runs tab lists the experiments' output folders (explorer/settings.py, this tab's own key): this one
+        joins them."""
+        add_experiment_folder(QSettings(), str(out))
 
     def preview(self) -> None:
         """Before Start: the runs Start would train, with those its folder already holds (an interrupted experiment

@@ -1,4 +1,5 @@
-"""The Runs panel: every run folder under the user's runs folder and any folder added, compared side by side.
+"""The Runs panel: every run folder under the user's runs folder, the folders added here and the Experiments tab's
+output folders (each tab its own key: explorer/settings.py), compared side by side.
 
 A composition of small views, each in its own module:
 - `RunsTable` (runs_table.py): one row per run (name, tags, start, model kind, dataset and subset, status, epochs, best
@@ -41,6 +42,7 @@ from explorer.panels.runs_export import RunsExports
 from explorer.panels.runs_notes import RunNotesEditor
 from explorer.panels.runs_table import RunsTable
 from explorer.panels.tasks import PanelTasks
+from explorer.settings import add_runs_tab_folder, experiment_folders, runs_tab_folders
 from explorer.state import AppState
 from explorer.widgets.dialogs import show_error
 from explorer.worker import Worker
@@ -144,13 +146,11 @@ class RunsPanel(Panel, QWidget):
     def folders(self) -> list[str]:
         from core.paths import runs_dir
 
-        extra = self.settings.value("runs/folders", []) or []
-        extra = [extra] if isinstance(extra, str) else list(extra)
-        return list(dict.fromkeys([str(runs_dir()), *extra]))
+        return list(dict.fromkeys([str(runs_dir()), *runs_tab_folders(self.settings),
+                                   *experiment_folders(self.settings)]))
 
     def add_folder(self, folder: str) -> None:
-        extra = [f for f in self.folders()[1:] if f != folder] + [folder]
-        self.settings.setValue("runs/folders", extra)
+        add_runs_tab_folder(self.settings, folder)
         self.refresh()
 
     def _ask_folder(self) -> None:

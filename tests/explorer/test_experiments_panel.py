@@ -12,6 +12,7 @@ from PySide6.QtCore import QSettings
 from core.experiments.spec import RunSpec, beta_sweep
 from explorer.panels.experiment_rows import FINISHED
 from explorer.panels.experiments import ExperimentsPanel
+from explorer.settings import EXPERIMENT_FOLDERS, experiment_folders
 from explorer.state import AppState
 
 TINY = {"train.epochs": 1, "model.width": 4, "model.latent_dim": 2, "model.stages": 1, "data.per_class": 10,
@@ -62,7 +63,7 @@ def test_a_tiny_beta_sweep_from_the_panel(qtbot, tmp_path):
     qtbot.waitUntil(lambda: len(state.models) == 2, timeout=30_000)   # checkpoints load on workers
     names = sorted(e.name for e in state.models)
     assert len(names) == 2 and all(n.startswith("beta-sweep/") for n in names)
-    assert str(tmp_path / "sweep") in (QSettings().value("runs/folders") or [])
+    assert str(tmp_path / "sweep") in experiment_folders(QSettings())    # the Runs tab lists it (its own key)
     # Start again: everything is done, nothing is retrained.
     logs = {p: p.read_bytes() for p in (tmp_path / "sweep").glob("*/metrics.jsonl")}
     assert panel.start(tiny_sweep())
@@ -89,7 +90,7 @@ def test_a_tiny_beta_sweep_from_the_panel(qtbot, tmp_path):
     assert [again.table.text(i, "status") for i in range(5)] == ["waiting", "waiting", "waiting", "done", "waiting"]
     assert again.start_button.text() == "Continue"
     again.shutdown()
-    QSettings().remove("runs/folders")        # leave the Runs tab's folders as other tests expect them
+    QSettings().remove(EXPERIMENT_FOLDERS)    # leave the Runs tab's folders as other tests expect them
 
 
 @pytest.mark.slow
@@ -120,7 +121,7 @@ def test_two_runs_at_once_from_the_panel_followed_by_another_window(qtbot, tmp_p
     assert [watcher.table.text(i, "beta") for i in range(2)] == ["0.5", "2"]
     panel.shutdown()
     watcher.shutdown()
-    QSettings().remove("runs/folders")
+    QSettings().remove(EXPERIMENT_FOLDERS)
 
 
 def test_the_dataset_is_chosen_from_a_list(qtbot, tmp_path, monkeypatch):

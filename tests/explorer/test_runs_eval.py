@@ -21,8 +21,10 @@ def test_compared_runs_show_their_evaluation(qtbot, sweep):
     from PySide6.QtCore import QSettings
 
     from explorer.panels.runs import RunsPanel
+    from explorer.settings import EXPERIMENT_FOLDERS, RUNS_TAB_FOLDERS
 
-    QSettings().remove("runs/folders")
+    for key in (RUNS_TAB_FOLDERS, EXPERIMENT_FOLDERS):
+        QSettings().remove(key)
     panel = RunsPanel(AppState())
     qtbot.addWidget(panel)
     panel.add_folder(str(sweep[0].parent))

@@ -55,7 +55,10 @@ def runs():
 def panel(qtbot, runs):
     from PySide6.QtCore import QSettings
 
-    QSettings().remove("runs/folders")        # only this test's folders (another test may have added its own)
+    from explorer.settings import EXPERIMENT_FOLDERS, RUNS_TAB_FOLDERS
+
+    for key in (RUNS_TAB_FOLDERS, EXPERIMENT_FOLDERS):
+        QSettings().remove(key)        # only this test's folders (another test may have added its own)
     state = AppState()
     p = RunsPanel(state)
     qtbot.addWidget(p)
