@@ -258,7 +258,8 @@ class _Console:
                     sink(ev)
                 end = self.show(ev) or end
         except (MemoryError, torch.OutOfMemoryError) as e:  # raised outside the Trainer's own guard
-            end = RunEnded("failed", f"out of memory ({type(e).__name__})", trainer.step, trainer.epoch, None,
+            progress = trainer.progress
+            end = RunEnded("failed", f"out of memory ({type(e).__name__})", progress.step, progress.epoch, None,
                            trainer.last_checkpoint)
         finally:
             if self.bar is not None:

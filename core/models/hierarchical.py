@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from core.config import VAEConfig
-from core.models.vae import ConditionalVAE, gaussian_kl
+from core.models.vae import ConditionalVAE, crop_image, gaussian_kl, pad_image
 
 LOG_SIGMA_RANGE = (-5.0, 3.0)   # the prior scale of a lower layer: wide, but a runaway never reaches inf or 0
 
@@ -67,7 +67,7 @@ class HierarchicalVAE(ConditionalVAE):
     # ---------------------------------------------------------------- the top-down pass
     def _encoder_features(self, x: Tensor) -> tuple[Tensor, list[Tensor]]:
         """The flattened bottom features (for z1) and, per lower layer, the encoder's features at its side."""
-        h = self._pad(x)
+        h = pad_image(x, self.image_size, self.padded_size)
         downs = []
         for i, layer in enumerate(self.encoder):
             h = layer(h)
@@ -97,7 +97,7 @@ class HierarchicalVAE(ConditionalVAE):
             if self.stage_labels != "none" and isinstance(layer, nn.ConvTranspose2d):
                 h = self._stage_label(h, y, stage)
                 stage += 1
-        return self._crop(h).float()
+        return crop_image(h, self.image_size, self.padded_size).float()
 
     def _prior(self, j: int, h: Tensor) -> tuple[Tensor, Tensor]:
         mu, log_sigma = self.prior_nets[j](h).float().chunk(2, dim=1)

@@ -24,6 +24,23 @@ from core.models.optimizers import Optimizers, default_optimizers
 from core.models.perceptual import PerceptualLoss
 
 
+def pad_image(x: Tensor, size: int, padded_size: int) -> Tensor:
+    """Zero-pad images of side `size` evenly to side `padded_size` (the model's multiple of 2**stages)."""
+    p = padded_size - size
+    return F.pad(x, (p // 2, p - p // 2, p // 2, p - p // 2)) if p else x
+
+
+def crop_image(x: Tensor, size: int, padded_size: int) -> Tensor:
+    """The centre `size` x `size` of images that pad_image padded to `padded_size`: the data's own shape again."""
+    p = padded_size - size
+    return x[..., p // 2:p // 2 + size, p // 2:p // 2 + size] if p else x
+
+
+def embed_label(table: nn.Embedding, y: Tensor) -> Tensor:
+    """Row y of `table`, or for class weights (B, K) the weighted sum of the rows: a blended label."""
+    return y.to(table.weight.dtype) @ table.weight if y.is_floating_point() else table(y)
+
+
 class Block(nn.Module):
     """Four convolutions, bottleneck style (1x1 down, 3x3, 3x3, 1x1 up), SiLU before each; residual optional."""
 
@@ -129,15 +146,7 @@ class ConditionalVAE(nn.Module):
         for emb in getattr(self, "dec_stage_label", ()):
             nn.init.zeros_(emb.weight)
 
-    # ---------------------------------------------------------------- shape helpers
-    def _pad(self, x: Tensor) -> Tensor:
-        p = self.padded_size - self.image_size
-        return F.pad(x, (p // 2, p - p // 2, p // 2, p - p // 2)) if p else x
-
-    def _crop(self, x: Tensor) -> Tensor:
-        p = self.padded_size - self.image_size
-        return x[..., p // 2:p // 2 + self.image_size, p // 2:p // 2 + self.image_size] if p else x
-
+    # ---------------------------------------------------------------- label helpers
     def _labels(self, y: Tensor | None, batch: int, device: torch.device) -> Tensor | None:
         """Class indices (B,) long, or class weights (B, num_classes) float (a blend of labels, for the decoder)."""
         if not self.num_classes:
@@ -150,18 +159,13 @@ class ConditionalVAE(nn.Module):
             return y.to(device=device)
         return y.to(device=device, dtype=torch.long).reshape(batch)
 
-    @staticmethod
-    def _embed(table: nn.Embedding, y: Tensor) -> Tensor:
-        """Row y of `table`, or for class weights (B, K) the weighted sum of the rows: a blended label."""
-        return y.to(table.weight.dtype) @ table.weight if y.is_floating_point() else table(y)
-
     def _dec_label(self, y: Tensor) -> Tensor:
-        return self.dec_label[1](self._embed(self.dec_label[0], y))
+        return self.dec_label[1](embed_label(self.dec_label[0], y))
 
     # ---------------------------------------------------------------- the public API
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean and log-variance of q(z | x, y), each (B, latent_dim); x float in [0, 1], (B, C, H, W)."""
-        h = self.encoder(self._pad(x)).flatten(1)
+        h = self.encoder(pad_image(x, self.image_size, self.padded_size)).flatten(1)
         y = self._labels(y, x.shape[0], x.device)
         if y is not None:
             h = torch.cat([h, self.enc_label(y).to(h.dtype)], dim=1)
@@ -191,18 +195,18 @@ class ConditionalVAE(nn.Module):
             z = torch.cat([z, e], dim=1) if self.cfg.conditioning == "concat" else z + e
         h = self.dec_in(z).view(z.shape[0], self._widths[-1], self.bottom, self.bottom)
         if self.stage_labels == "none":
-            return self._crop(self.decoder(h)).float()
+            return crop_image(self.decoder(h), self.image_size, self.padded_size).float()
         stage = 0
         for layer in self.decoder:
             h = layer(h)
             if isinstance(layer, nn.ConvTranspose2d):    # the start of a decoder stage: add the label there
                 h = self._stage_label(h, y, stage)
                 stage += 1
-        return self._crop(h).float()
+        return crop_image(h, self.image_size, self.padded_size).float()
 
     def _stage_label(self, h: Tensor, y: Tensor, stage: int) -> Tensor:
         """Decoder stage `stage`'s features with the label added (a per-class bias) or applied (FiLM)."""
-        e = self._embed(self.dec_stage_label[stage], y).to(h.dtype)[:, :, None, None]
+        e = embed_label(self.dec_stage_label[stage], y).to(h.dtype)[:, :, None, None]
         if self.stage_labels == "film":
             scale, shift = e.chunk(2, dim=1)
             return h * (1 + scale) + shift

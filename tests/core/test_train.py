@@ -194,7 +194,7 @@ def test_non_finite_steps_are_skipped_and_counted(dataset, monkeypatch):
     assert events[-1].status == "completed"
     warnings = [e for e in events if isinstance(e, LogMessage) and e.level == "warning"]
     assert [w.step for w in warnings] == [2, 3, 6] and "non-finite loss" in warnings[0].message
-    assert trainer.skipped_steps == 3
+    assert trainer.progress.skipped_steps == 3
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
@@ -225,9 +225,9 @@ def test_a_full_disk_ends_the_run_with_one_message_and_keeps_the_last_checkpoint
     handling itself does not fail, and the checkpoint saved before the disk filled up still loads."""
     import errno
 
-    from core.training import trainer as trainer_module
+    from core.training import resume as resume_module  # where the Trainer's checkpoints are saved
 
-    real_save = trainer_module.save_checkpoint
+    real_save = resume_module.save_checkpoint
     calls = []
 
     def save(path, **kw):
@@ -236,15 +236,15 @@ def test_a_full_disk_ends_the_run_with_one_message_and_keeps_the_last_checkpoint
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real_save(path, **kw)
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save)
+    monkeypatch.setattr(resume_module, "save_checkpoint", save)
     trainer = Trainer(tiny(epochs=3), run_dir=tmp_path, dataset=dataset)
     events = []
     for ev in trainer.run():
         events.append(ev)
-        if len(calls) == 1 and trainer._log_file is not None:   # from now on the run record cannot grow either
+        if len(calls) == 1 and trainer.record._file is not None:   # from now on the run record cannot grow either
             def full(_text):
                 raise OSError(errno.ENOSPC, "No space left on device")
-            trainer._log_file.write = full
+            trainer.record._file.write = full
     end = events[-1]
     assert end.status == "failed" and end.reason.startswith("the disk is full") and "resume" in end.reason
     assert "Traceback" not in end.reason

@@ -169,7 +169,7 @@ def test_grad_skip_skips_a_spike_and_the_run_goes_on(dataset, toy_kind, tmp_path
             assert "above train.grad_skip 50" in ev.message
             # Nothing moved: neither the model's weights nor the critic's (a skipped step is skipped for all).
             assert all(torch.equal(v, weights[2][k]) for k, v in trainer.model.state_dict().items())
-    assert skipped_at == 2 and trainer.skipped_steps == 1 and ev.status == "completed" and ev.step == 6
+    assert skipped_at == 2 and trainer.progress.skipped_steps == 1 and ev.status == "completed" and ev.step == 6
     # Below the threshold the steps were applied: no record for the skipped step, the later ones count it.
     assert sorted(weights) == [1, 2, 4, 5, 6]
     assert not torch.equal(weights[4]["encoder.weight"], weights[2]["encoder.weight"])
@@ -184,7 +184,7 @@ def test_grad_skip_is_off_by_default(dataset, toy_kind):
     build.spike_at = 2
     trainer = Trainer(tiny(max_steps=4), dataset=dataset)
     steps = [e for e in trainer.run() if isinstance(e, StepMetrics)]
-    assert [e.step for e in steps] == [1, 2, 3, 4] and trainer.skipped_steps == 0
+    assert [e.step for e in steps] == [1, 2, 3, 4] and trainer.progress.skipped_steps == 0
     assert steps[2].grad_norm > 1000 * steps[1].grad_norm   # the spike was taken, and its norm logged
 
 
@@ -203,7 +203,7 @@ def test_a_grad_skip_below_every_step_s_norm_fails_the_run_and_says_so(dataset, 
     _, built = toy_kind
     trainer = Trainer(tiny(max_steps=10, grad_skip=1e-9, max_bad_steps=3), dataset=dataset)
     end = list(trainer.run())[-1]
-    assert end.status == "failed" and end.step == 3 and trainer.skipped_steps == 3
+    assert end.status == "failed" and end.step == 3 and trainer.progress.skipped_steps == 3
     assert "3 steps in a row had a gradient norm above train.grad_skip 1e-09" in end.reason
     assert "raise train.grad_skip" in end.reason
     (toy, initial), = built   # nothing was ever applied
