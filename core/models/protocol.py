@@ -137,6 +137,11 @@ class DiscreteCodeModel(GenerativeModel, Protocol):
     grid: int
 
     @property
+    def codebook(self) -> Tensor:
+        """The code vectors, (codebook_size, code_dim)."""
+        ...
+
+    @property
     def has_prior(self) -> bool: ...
 
     def encode_codes(self, x: Tensor, y: Tensor | None = None) -> Tensor:

@@ -165,6 +165,11 @@ class VQVAE(nn.Module):
     def _device(self) -> torch.device:
         return self.quantizer.embedding.device
 
+    @property
+    def codebook(self) -> Tensor:
+        """The code vectors (codebook_size, code_dim): what a code index stands for (the latent map projects them)."""
+        return self.quantizer.embedding
+
     # ---------------------------------------------------------------- stages
     @property
     def has_prior(self) -> bool:

@@ -16,6 +16,9 @@ Interpolation or Denoise/Enhance panels through the state, and it exports as an 
 The prior's holes: "prior" overlays where a sampler's z (N(0, I), the class mixture or the diffusion prior) land on
 the map, as a density layer of its own colour, with the per-class hole score beside the map (latent_map_prior.py).
 
+A VQ-VAE has no latent per image: its map is its codebook, one point per code vector, sized and coloured by how the
+split uses it (latent_map_codes.py).
+
 UMAP / t-SNE settings sit in the second row; PCA names the variance each axis explains; a 2-D latent (or a 2-D layer)
 is shown on its own axes, unprojected. A hierarchical VAE's map projects one latent layer at a time (the "layer" box).
 
@@ -34,6 +37,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -42,6 +46,7 @@ from PySide6.QtWidgets import (
 from core.latent.map_data import ALL_SPLITS, MapData, encode_for_map, latent_layers
 from core.latent.projection import ProjectionSettings, cached_projection, model_key, pca_2d_with_variance
 from explorer.panel import Panel
+from explorer.panels.latent_map_codes import CodebookMap
 from explorer.panels.latent_map_decoder import PositionDecoder
 from explorer.panels.latent_map_inspector import MapInspector
 from explorer.panels.latent_map_model import MapImages, MapModel
@@ -148,10 +153,12 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.progress.setTextVisible(True)
         self.status = QLabel("")
         self.status.setWordWrap(True)   # a long line wraps; it never widens the window
+        self.codebook = CodebookMap(self.state, self.tasks, self.progress, self.status.setText, self)
         # Two toolbars that wrap (superqt's QFlowLayout) so the map fits a narrow window; a caption and its box wrap
         # together.
         top = flow_toolbar([(QLabel("split"), v.split_box), (QLabel("map"), v.method_box),
                             (QLabel("colour by"), v.colour_box, v.dim_box),
+                            (QLabel("colour codes by"), self.codebook.colour_box),
                             (QLabel("decode as"), self.decoder.decode_as), (self.progress, self.cancel_btn)])
         second = flow_toolbar([*((v.setting_labels[name], box) for name, box in v.setting_boxes.items()),
                                (v.layer_label, v.layer_box), (v.shade_box,), (QLabel("drag"), v.tool_box),
@@ -167,10 +174,13 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 1)
         split.setSizes([700, 320])
+        self.body = QStackedWidget()       # the map of the latents, or (a VQ-VAE) of the codebook
+        self.body.addWidget(split)
+        self.body.addWidget(self.codebook.page)
         lay = QVBoxLayout(self)
         lay.addWidget(top)
         lay.addWidget(second)
-        lay.addWidget(split, 1)
+        lay.addWidget(self.body, 1)
         lay.addWidget(self.status)
 
     def _connect(self) -> None:
@@ -206,6 +216,9 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         m.clear()
         self.inspector.clear()
         self.decoder.fill_decode_as(self.state.vae)
+        if self._show_codebook(CodebookMap.shows(self.state.vae)):
+            self.codebook.load(self._split, self.map_view.method(), self.map_view.projection_settings())
+            return
         names = ALL_SPLITS if self._split == "all" else (self._split,)
         splits = []
         for name in names:
@@ -227,6 +240,20 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         self.tasks.start("encode", _encode_job, vae, splits, on_result=self._on_encoded,
                          progress=self.progress, progress_format="encode %p%{eta}", status=self.status.setText,
                          on_finished=self._task_done)
+
+    def _show_codebook(self, vq: bool) -> bool:
+        """A VQ-VAE's codebook map (vq) or the latents' map: the other's tools are hidden (their toolbar groups)."""
+        v, sel = self.map_view, self.selection_tools
+        latent_only = (v.colour_box, self.decoder.decode_as, v.shade_box, v.tool_box, sel.search, sel.worst_btn,
+                       self.prior_overlay.source_box)
+        for w in latent_only:
+            w.parentWidget().setVisible(not vq)
+        self.codebook.colour_box.parentWidget().setVisible(vq)
+        self.body.setCurrentIndex(1 if vq else 0)
+        if not vq and self.codebook.active:
+            self.codebook.active = False
+            self.codebook.clear()
+        return vq
 
     def _fill_layers(self) -> None:
         self.model.layers = latent_layers(self.model.model)
@@ -264,6 +291,9 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
         v, m = self.map_view, self.model
         v.show_settings()
         method = v.method()
+        if self.codebook.active:
+            self.codebook.project(method, v.projection_settings())
+            return
         if m.latents is None:
             return
         self.tasks.cancel("projection")

@@ -67,6 +67,7 @@ def test_opening_a_vq_vae_breaks_no_panel(qtbot, tiny_vq, monkeypatch):
     monkeypatch.setattr(sys, "excepthook", lambda kind, value, tb: errors.append(f"{kind.__name__}: {value}"))
     monkeypatch.setattr(dialogs, "show_error", lambda _parent, message, details="": errors.append(message))
     state = AppState()
+    state.settings.set_value("latent_map.projection", "pca")   # the codebook map at once (no cold UMAP import)
     window = MainWindow(state)
     qtbot.addWidget(window)
     window.resize(1400, 900)
@@ -83,8 +84,9 @@ def test_opening_a_vq_vae_breaks_no_panel(qtbot, tiny_vq, monkeypatch):
             if tasks is not None:
                 qtbot.waitUntil(lambda t=tasks: not t.busy(), timeout=60_000)
     assert errors == []
-    for key in ("latent_map", "interpolate", "dataset_browser"):
+    for key in ("interpolate", "dataset_browser"):
         assert panels[key].status.text() == VQ_LINE, key
+    assert panels["latent_map"].codebook.xy.shape == (32, 2)                 # the latent map maps the codebook
     sampler = panels["sampler"]
     qtbot.waitUntil(lambda: sampler.images is not None, timeout=60_000)
     assert sampler.images.shape[1:] == (16, 16, 1) and sampler.images.std() > 10      # drawn from the code prior
@@ -220,3 +222,85 @@ def test_the_codes_tab_pins_the_vq_vae_while_the_app_shows_a_vae(qtbot, tiny_vq,
     view.pin("vae", vq_entry)
     qtbot.waitUntil(lambda: panel.model.codes is not None and not panel.tasks.busy(), timeout=60_000)
     assert panel.model.codes.shape == (4, 4) and not panel.content.isHidden()
+
+
+# ---- the latent map of a VQ-VAE: its codebook ---------------------------------------------------------------------
+@pytest.fixture
+def codebook_map(qtbot, tiny_vq):
+    from explorer.panels.latent_map import LatentMapPanel
+
+    loaded, dataset = tiny_vq
+    state = AppState()
+    state.vae, state.dataset = loaded, dataset
+    panel = LatentMapPanel(state)
+    qtbot.addWidget(panel)
+    panel.method_box.setCurrentText("PCA")
+    panel.resize(1200, 760)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.codebook.xy is not None and not panel.tasks.busy(), timeout=60_000)
+    return panel
+
+
+def _test_codes(loaded, dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Each test image's codes (N, cells) and the class of each cell (N * cells,), counted here independently."""
+    codes = loaded.model.encode_codes(as_float(dataset.test.images)).reshape(len(dataset.test), -1).numpy()
+    return codes, np.repeat(dataset.test.labels.numpy(), codes.shape[1])
+
+
+def test_the_latent_map_of_a_vq_vae_maps_its_code_vectors(codebook_map, tiny_vq):
+    from core.latent.projection import pca_2d
+
+    loaded, dataset = tiny_vq
+    cb = codebook_map.codebook
+    assert codebook_map.body.currentWidget() is cb.page and cb.method_shown == "pca"
+    np.testing.assert_allclose(cb.xy, pca_2d(loaded.model.codebook.numpy()), atol=1e-5)     # a point is a code
+    codes, cell_class = _test_codes(loaded, dataset)
+    counts = np.bincount(codes.reshape(-1), minlength=32)
+    np.testing.assert_array_equal(cb.use.cells, counts)
+    for k in np.flatnonzero(counts):
+        assert cb.use.top_class()[k] == np.bincount(cell_class[codes.reshape(-1) == k]).argmax()
+    # used codes are points sized by their use, dead ones (if any) crosses
+    used, dead = cb.scatter.used.data, cb.scatter.dead.data
+    assert sorted(used["data"].tolist()) == np.flatnonzero(counts).tolist()
+    assert sorted(dead["data"].tolist()) == np.flatnonzero(counts == 0).tolist()
+    size_of = dict(zip(used["data"].tolist(), used["size"].tolist(), strict=True))
+    assert size_of[int(counts.argmax())] == max(size_of.values()) > min(size_of.values())
+    # the labels say what a point is; the continuous map's tools are out of the way
+    assert "32 code vectors" in cb.scatter.getPlotItem().titleLabel.text
+    assert "a point is a code, not an image" in codebook_map.status.text()
+    assert f"{int((counts == 0).sum())} dead" in codebook_map.status.text()
+    assert cb.colour_box.isVisibleTo(codebook_map) and not codebook_map.colour_box.isVisibleTo(codebook_map)
+
+
+def test_clicking_a_code_shows_its_look_and_the_images_that_use_it(qtbot, codebook_map, tiny_vq):
+    loaded, dataset = tiny_vq
+    cb = codebook_map.codebook
+    codes, _ = _test_codes(loaded, dataset)
+    k = int(np.bincount(codes.reshape(-1), minlength=32).argmax())
+    qtbot.mouseClick(cb.scatter.viewport(), Qt.MouseButton.LeftButton, pos=cb.scatter.scene_position(k))
+    assert cb.selected == k
+    look = loaded.model.decode_codes(torch.full((1, 4, 4), k))[0, 0].numpy()
+    np.testing.assert_allclose(cb.inspector.look.image()[..., 0] / 255.0, look, atol=1 / 255)
+    per_image = (codes == k).sum(axis=1)
+    expected = np.lexsort((np.arange(len(per_image)), -per_image))[:8]
+    assert cb.shown_rows.tolist() == expected.tolist() and per_image[expected].min() > 0
+    assert cb.inspector.images.count() == 8 and f"code {k}:" in cb.inspector.info.text()
+    # the image's code-k cells are tinted, the others are not
+    first = cb.inspector.images.images[0]
+    cells = np.kron((codes[expected[0]] == k).reshape(4, 4), np.ones((4, 4), bool))
+    grey = dataset.test.images[int(expected[0]), 0].numpy()
+    assert np.array_equal(first[~cells, 0], grey[~cells]) and (first[cells, 0] > first[cells, 2]).all()
+    # clicking it picks the image for the other tabs (the Codes tab opens it)
+    picked = []
+    codebook_map.state.imageSelected.connect(lambda split, index: picked.append((split, index)))
+    cb.inspector.images.clicked.emit(0)
+    assert picked == [("test", int(expected[0]))]
+
+
+def test_the_codebook_map_runs_t_sne_on_the_worker(qtbot, codebook_map):
+    cb = codebook_map.codebook
+    pca = cb.xy.copy()
+    codebook_map.method_box.setCurrentText("t-SNE")
+    qtbot.waitUntil(lambda: cb.method_shown == "tsne", timeout=60_000)
+    assert cb.xy.shape == (32, 2) and not np.allclose(cb.xy, pca)
+    assert codebook_map.status.text().startswith("t-SNE map of the 32 code vectors")

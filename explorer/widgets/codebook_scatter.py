@@ -1,0 +1,89 @@
+"""A codebook's map: one point per code vector (at most a few thousand), each with its own colour and size, the dead
+codes drawn as red crosses, the clicked code ringed. A click on a code emits `codeClicked(code)`; the hover tip names
+the code. Pure: it knows positions, colours and sizes, not what a code is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QWidget
+
+DEAD_COLOUR = "#d62728"
+
+
+class CodebookScatter(pg.PlotWidget):
+    codeClicked = Signal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        self.setBackground("w")
+        item = self.getPlotItem()
+        item.showGrid(x=True, y=True, alpha=0.15)
+        item.setAspectLocked(True)
+        self.xy = np.zeros((0, 2), np.float32)
+        self.used = pg.ScatterPlotItem(pen=pg.mkPen(60, 60, 60, 120), hoverable=True, tip=self._tip)
+        self.dead = pg.ScatterPlotItem(symbol="x", size=11, pen=pg.mkPen(DEAD_COLOUR, width=2),
+                                       brush=pg.mkBrush(DEAD_COLOUR), hoverable=True, tip=self._tip)
+        self.ring = pg.ScatterPlotItem(symbol="o", size=26, pen=pg.mkPen("#000000", width=2), brush=None)
+        for it in (self.used, self.dead, self.ring):
+            self.addItem(it)
+        self.used.sigClicked.connect(self._on_clicked)
+        self.dead.sigClicked.connect(self._on_clicked)
+        self.legend = item.addLegend(offset=(-4, 4), brush=pg.mkBrush(255, 255, 255, 200))
+        self._legend_items: list[pg.ScatterPlotItem] = []
+
+    @staticmethod
+    def _tip(x: float, y: float, data: object) -> str:
+        return f"code {data}"
+
+    def set_codes(self, xy: np.ndarray, brushes: list, sizes: np.ndarray, dead: np.ndarray) -> None:
+        """Codes at `xy` (K, 2); `brushes` and `sizes` per code; `dead` a (K,) bool mask (those are crosses)."""
+        self.xy = np.asarray(xy, dtype=np.float32)
+        alive = np.flatnonzero(~dead)
+        gone = np.flatnonzero(dead)
+        self.used.setData(x=self.xy[alive, 0], y=self.xy[alive, 1], size=np.asarray(sizes)[alive],
+                          brush=[brushes[i] for i in alive], data=alive)
+        self.dead.setData(x=self.xy[gone, 0], y=self.xy[gone, 1], data=gone)
+        self.ring.setData([], [])
+        self.getPlotItem().enableAutoRange()
+
+    def set_legend(self, entries: list[tuple[str, object]]) -> None:
+        """Legend rows (name, brush); the dead codes' cross is always the last row when there are any."""
+        self.legend.clear()
+        self._legend_items = []
+        for name, brush in entries:
+            sample = pg.ScatterPlotItem(symbol="o", size=10, brush=brush, pen=pg.mkPen(60, 60, 60, 120))
+            self._legend_items.append(sample)
+            self.legend.addItem(sample, name)
+
+    def set_title(self, text: str) -> None:
+        self.getPlotItem().setTitle(text)
+
+    def set_axes(self, x_label: str | None, y_label: str | None) -> None:
+        item = self.getPlotItem()
+        item.setLabel("bottom", x_label or "")
+        item.setLabel("left", y_label or "")
+
+    def clear_codes(self) -> None:
+        self.xy = np.zeros((0, 2), np.float32)
+        for it in (self.used, self.dead, self.ring):
+            it.setData([], [])
+        self.legend.clear()
+        self.set_title("")
+
+    def mark(self, code: int | None) -> None:
+        if code is None or not 0 <= code < len(self.xy):
+            self.ring.setData([], [])
+        else:
+            self.ring.setData([self.xy[code, 0]], [self.xy[code, 1]])
+
+    def scene_position(self, code: int):
+        """Where code `code` is drawn, in this widget's coordinates (tests click there)."""
+        view = self.getPlotItem().vb
+        scene = view.mapViewToScene(pg.Point(float(self.xy[code, 0]), float(self.xy[code, 1])))
+        return self.mapFromScene(scene)
+
+    def _on_clicked(self, _item, points, _ev=None) -> None:
+        if len(points):
+            self.codeClicked.emit(int(points[0].data()))
