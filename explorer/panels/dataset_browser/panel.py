@@ -70,6 +70,7 @@ class DatasetBrowserPanel(Panel, QWidget):
         view.vaeChanged.connect(self.reload)
         view.datasetChanged.connect(self.reload)
         view.state.selectionChanged.connect(self._on_app_selection)
+        self._on_app_selection()
 
     def _build(self) -> None:
         self.split_box = QComboBox()
@@ -95,9 +96,10 @@ class DatasetBrowserPanel(Panel, QWidget):
         for w in (self.split_box, self.class_box, self.sort_box, self.descending):
             top.addWidget(w)
         top.addWidget(self.query, 1)
+        self.query.setMinimumWidth(200)
         self.saved_views = SavedViewsBar(self.view.settings, capture=self.current_view, apply=self.apply_view,
                                          class_names=lambda: self.class_names, say=self._say)
-        self.saved_views.layout().addWidget(self.only_selection)
+        self.saved_views.row.addWidget(self.only_selection)
         self.status = QLabel("Show a VAE and a dataset: each image of the split is listed with its class, "
                              "reconstruction error and KL.")
         self.status.setWordWrap(True)
@@ -300,7 +302,9 @@ class DatasetBrowserPanel(Panel, QWidget):
         """Another panel's selection (the latent map's lasso ...): select its images of this split here (with "only
         the selection", the view becomes them)."""
         sel = self.view.selection
-        self.only_selection.setText(f"only the selection ({len(self._selected_here()):,})")
+        here = len(self._selected_here())
+        self.only_selection.setText(f"only the selection ({here:,})")
+        self.only_selection.setEnabled(here > 0 or self.only_selection.isChecked())
         if self.only_selection.isChecked():
             self.apply()
         if sel is None or sel.source == SOURCE or self.columns is None or sel.problem_with(self.view.dataset):

@@ -2,7 +2,7 @@
 grid, kept in the panel settings under `dataset_browser.views` (so saved on quit, restored on launch and carried by
 File > Save workspace as...). Choosing a view in the list applies it, even when it is the one shown (the query is
 re-run on the data shown now); Save view... names the panel's current view; Rename... and Delete act on the view
-chosen in the list. A bad name or query is one line in the panel's status, and nothing saved is changed.
+chosen in the list (the Edit menu). A bad name or query is one line in the panel's status, and nothing saved is changed.
 """
 
 from __future__ import annotations
@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QInputDialog, QLabel, QMessageBox, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QToolButton,
+    QWidget,
+)
 
 from core.errors import UserError
 from core.latent.saved_views import (
@@ -39,23 +49,27 @@ class SavedViewsBar(QWidget):
             settings, capture, apply, class_names, say
         self.views: list[SavedView] = []
         self.box = QComboBox()
-        self.box.setMinimumContentsLength(22)
+        self.box.setMinimumContentsLength(16)
         self.box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.box.setToolTip("Saved views: choose one to apply it to the data shown now")
         self.box.activated.connect(self._on_activated)
         self.save_button = QPushButton("Save view...")
         self.save_button.setToolTip("Keep the query, class and sort order as a named view (kept with the workspace)")
         self.save_button.clicked.connect(self._ask_save)
-        self.rename_button = QPushButton("Rename...")
-        self.rename_button.clicked.connect(self._ask_rename)
-        self.delete_button = QPushButton("Delete")
-        self.delete_button.clicked.connect(self._ask_delete)
-        lay = QHBoxLayout(self)
+        self.edit_button = QToolButton()
+        self.edit_button.setText("Edit")
+        self.edit_button.setToolTip("Rename or delete the view chosen in the list")
+        self.edit_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.edit_button)
+        menu.addAction("Rename...", self._ask_rename)
+        menu.addAction("Delete...", self._ask_delete)
+        self.edit_button.setMenu(menu)
+        self.row = lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(QLabel("Views:"))
         lay.addWidget(self.box)
-        for b in (self.save_button, self.rename_button, self.delete_button):
-            lay.addWidget(b)
+        lay.addWidget(self.save_button)
+        lay.addWidget(self.edit_button)
         lay.addStretch(1)
         self.read()
         settings.replaced.connect(self.read)
@@ -81,8 +95,7 @@ class SavedViewsBar(QWidget):
                                  role=Qt.ItemDataRole.ToolTipRole)
         self.box.setCurrentIndex(self._position(current))
         self.box.blockSignals(False)
-        self.rename_button.setEnabled(bool(self.views))
-        self.delete_button.setEnabled(bool(self.views))
+        self.edit_button.setEnabled(bool(self.views))
 
     def _position(self, name: str | None) -> int:
         view = None if name is None else find(self.views, name)
