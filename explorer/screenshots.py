@@ -177,12 +177,13 @@ def _train(s: Session, **fields: dict[str, Any]) -> None:
     try:
         if not panel.start_training():
             raise ShotError(f"the Train tab did not start: {panel.form.problem()}")
+        run_dir = Path(panel.job.run_dir)     # the job is gone once the run has ended
         s.until(lambda: bool(ended), 600, "the training run")
     finally:
         panel.runFinished.disconnect(on_finished)
     if ended != ["completed"]:
         raise ShotError(f"the training run ended {ended[0]!r}")
-    s.run_dirs.append(Path(panel.job.run_dir))
+    s.run_dirs.append(run_dir)
 
 
 def _train_shot(s: Session) -> None:
