@@ -18,7 +18,7 @@ from collections.abc import Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject
-from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QProgressBar, QSplitter, QVBoxLayout, QWidget
 
 from core.latent.code_map import CodebookUse, codebook_use
 from core.latent.map_data import ALL_SPLITS
@@ -30,7 +30,8 @@ from explorer.state import AppState
 from explorer.widgets.codebook_scatter import DEAD_COLOUR, CodebookScatter
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_scatter import class_colour
-from explorer.widgets.latent_widgets import PixelView
+from explorer.widgets.latent_widgets import PixelView, inspector_bars
+from explorer.widgets.panel_controls import combo_box
 
 COLOUR_CODES_BY = ("class using it most", "cells using it", "top class's share")
 SIZE_MIN, SIZE_MAX = 5.0, 24.0      # a point's diameter (px) for the least and the most used code
@@ -68,14 +69,8 @@ class CodeInspector(QObject):
         self.look = PixelView(minimum=96)
         self.info = QLabel(HINT)
         self.info.setWordWrap(True)
-        self.bars = pg.PlotWidget()
-        self.bars.setBackground("w")
-        self.bars.setMaximumHeight(130)
-        self.bars.setMouseEnabled(x=False, y=False)
-        self.bars.setLabel("bottom", "class")
+        self.bars, self.bar_item = inspector_bars("class", max_height=130)
         self.bars.setLabel("left", "cells")
-        self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1f77b4")
-        self.bars.addItem(self.bar_item)
         self.images_title = QLabel("images using the code most")
         self.images = ImageGrid()
         self.images.setMinimumHeight(80)
@@ -125,9 +120,7 @@ class CodebookMap(QObject):
         self.state, self.tasks, self.progress, self.status = state, tasks, progress, status
         self.scatter = CodebookScatter()
         self.scatter.codeClicked.connect(self.show_code)
-        self.colour_box = QComboBox()
-        self.colour_box.addItems(COLOUR_CODES_BY)
-        self.colour_box.currentTextChanged.connect(lambda _: self.draw())
+        self.colour_box = combo_box(COLOUR_CODES_BY, lambda _: self.draw())
         self.inspector = CodeInspector(self)
         self.inspector.images.clicked.connect(self._on_image_clicked)
         self.page = QSplitter()

@@ -9,7 +9,6 @@ the clicked row and the decoded position live in the map model, which the map vi
 from __future__ import annotations
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -18,7 +17,7 @@ from explorer.handoffs import Endpoint, InterpolationEndpoints
 from explorer.panels.latent_map_model import MapModel
 from explorer.state import AppState
 from explorer.widgets.image_grid import ImageGrid
-from explorer.widgets.latent_widgets import PixelView
+from explorer.widgets.latent_widgets import PixelView, inspector_bars
 
 HINT = "Click a point, or empty space to decode the latent there."
 NEIGHBOURS = "nearest neighbours in latent space"
@@ -36,13 +35,7 @@ class MapInspector(QObject):
         self.recon_view = PixelView(minimum=96)
         self.info = QLabel(HINT)
         self.info.setWordWrap(True)
-        self.bars = pg.PlotWidget()
-        self.bars.setBackground("w")
-        self.bars.setMaximumHeight(140)
-        self.bars.setMouseEnabled(x=False, y=False)
-        self.bars.setLabel("bottom", "latent dimension")
-        self.bar_item = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1f77b4")
-        self.bars.addItem(self.bar_item)
+        self.bars, self.bar_item = inspector_bars("latent dimension")
         self.neighbours = ImageGrid()
         self.neighbours.setMinimumHeight(80)
         self.neighbours.clicked.connect(self._on_neighbour_clicked)

@@ -18,6 +18,7 @@ from core.latent.projection import ProjectionSettings
 from explorer.panels.latent_map_model import MapModel
 from explorer.widgets.image_grid import array_to_qimage
 from explorer.widgets.latent_scatter import TOOLS, LatentScatter
+from explorer.widgets.panel_controls import combo_box
 
 SPLITS = ("test", "val", "train", "all")
 PROJECTIONS = {"UMAP": "umap", "PCA": "pca", "t-SNE": "tsne"}
@@ -36,12 +37,8 @@ class MapView(QObject):
         self.model = model
         self.scatter = LatentScatter()
         self.scatter.hovered.connect(self._on_hover)
-        self.split_box = QComboBox()
-        self.split_box.addItems(SPLITS)
-        self.split_box.currentTextChanged.connect(lambda _: self.reloadWanted.emit())
-        self.method_box = QComboBox()
-        self.method_box.addItems(list(PROJECTIONS))
-        self.method_box.currentTextChanged.connect(lambda _: self.projectionWanted.emit())
+        self.split_box = combo_box(SPLITS, lambda _: self.reloadWanted.emit())
+        self.method_box = combo_box(PROJECTIONS, lambda _: self.projectionWanted.emit())
         self._build_settings()
         self._build_colours()
         model.positionsChanged.connect(self.draw)
@@ -80,20 +77,16 @@ class MapView(QObject):
 
     def _build_colours(self) -> None:
         """Colouring, the shade far from data and the drag tool."""
-        self.colour_box = QComboBox()
-        self.colour_box.addItems(COLOUR_BY)
-        self.colour_box.currentTextChanged.connect(lambda _: self.apply_colours())
+        self.colour_box = combo_box(COLOUR_BY, lambda _: self.apply_colours())
         self.dim_box = QSpinBox()
         self.dim_box.setPrefix("dim ")
         self.dim_box.valueChanged.connect(lambda _: self.apply_colours())
         self.shade_box = QCheckBox("shade far from data")
         self.shade_box.setChecked(True)
         self.shade_box.toggled.connect(lambda on: self.scatter.set_shade_visible(on))
-        self.tool_box = QComboBox()
-        self.tool_box.addItems(TOOLS)
-        self.tool_box.setToolTip("what a left-drag does: decode under the cursor, or select with a lasso or a "
-                                 "rectangle (Shift+drag is always the lasso)")
-        self.tool_box.currentTextChanged.connect(self.scatter.set_tool)
+        self.tool_box = combo_box(TOOLS, self.scatter.set_tool,
+                                  tooltip="what a left-drag does: decode under the cursor, or select with a lasso "
+                                          "or a rectangle (Shift+drag is always the lasso)")
 
     # ---- projection settings ----------------------------------------------------------------------------------------
     def method(self) -> str:

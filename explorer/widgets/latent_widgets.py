@@ -1,13 +1,28 @@
-"""Small widgets the latent panels share: a pixel-exact single-image view and a "latest value wins" rate limiter."""
+"""Small widgets the latent panels share: a pixel-exact single-image view, the inspectors' small bar plot and a
+"latest value wins" rate limiter."""
 
 from __future__ import annotations
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from explorer.widgets.image_grid import array_to_qimage
+
+
+def inspector_bars(x_label: str, *, max_height: int = 140) -> tuple[pg.PlotWidget, pg.BarGraphItem]:
+    """A small fixed (no pan / zoom) bar plot on white and its bars, for a side view (a latent vector, a code's use
+    per class); `bars.setOpts(x=..., height=...)` fills it."""
+    plot = pg.PlotWidget()
+    plot.setBackground("w")
+    plot.setMaximumHeight(max_height)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.setLabel("bottom", x_label)
+    bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1f77b4")
+    plot.addItem(bars)
+    return plot, bars
 
 
 class PixelView(QWidget):

@@ -17,7 +17,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHBoxLayout,
     QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QSplitter,
@@ -31,6 +30,7 @@ from explorer.panels.codes.model import CodesModel, looks_job, usage_job
 from explorer.panels.codes.palette import CodePalette, UsageHistogram
 from explorer.panels.shown import WorkWhenShown
 from explorer.panels.tasks import PanelTasks
+from explorer.widgets.panel_controls import combo_box, progress_bar, status_label, status_row
 
 NOT_VQ = ("The code editor needs a VQ-VAE; this is a continuous-latent VAE: see the Latent map tab (train one with "
           "`vae-explorer train --model vqvae`, or open a VQ-VAE checkpoint).")
@@ -56,9 +56,7 @@ class CodesPanel(WorkWhenShown, Panel, QWidget):
         self.reload()
 
     def _build(self) -> None:
-        self.split_box = QComboBox()
-        self.split_box.addItems(SPLITS)
-        self.split_box.currentTextChanged.connect(lambda _name: self._on_split())
+        self.split_box = combo_box(SPLITS, lambda _name: self._on_split())
         self.class_box = QComboBox()
         self.class_box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.class_box.activated.connect(self._on_class)
@@ -87,10 +85,8 @@ class CodesPanel(WorkWhenShown, Panel, QWidget):
         images.setSizes([330, 230, 230, 320])
         self.histogram = UsageHistogram(self.model)
         self.usage_line = QLabel("")
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
+        self.status = status_label()
+        self.progress = progress_bar()
         self.content = QWidget()
         inner = QVBoxLayout(self.content)
         inner.setContentsMargins(0, 0, 0, 0)
@@ -98,12 +94,9 @@ class CodesPanel(WorkWhenShown, Panel, QWidget):
         inner.addWidget(images, 3)
         inner.addWidget(self.usage_line)
         inner.addWidget(self.histogram, 2)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.status, 1)
-        bottom.addWidget(self.progress)
         lay = QVBoxLayout(self)
         lay.addWidget(self.content, 1)
-        lay.addLayout(bottom)
+        lay.addLayout(status_row(self.status, self.progress))
 
     # ---- loading ----------------------------------------------------------------------------------------------------
     def problem(self) -> str:
