@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer import style
+from explorer.bundled import DeferredModels
 from explorer.dataset_follower import DatasetFollower
 from explorer.file_actions import FileActions
 from explorer.memory import limit_malloc_arenas
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         state.handedOff.connect(self._show_handed_off)
         self.files = FileActions(self)
+        self.bundled = DeferredModels(state, self.run_worker, self)   # a bundled model a panel loads when shown
         self.session = WorkspaceSession(self, workspace)
 
         self.tabs = QTabWidget()
@@ -127,7 +129,9 @@ class MainWindow(QMainWindow):
         """The header names what the panel on screen shows (and offers its pins)."""
         panel = self.tabs.currentWidget()
         key = next((k for k, p in self.panels.items() if p is panel), None)
-        self.header.show_view(self.views.get(key), panel.uses if isinstance(panel, Panel) else ())
+        uses = panel.uses if isinstance(panel, Panel) else ()
+        self.header.show_view(self.views.get(key), uses)
+        self.bundled.need(uses)
 
     def _show_handed_off(self, target: str) -> None:
         """A hand-off was set for `target` (state.hand_off): show the panel that accepts it; it takes the value."""
@@ -251,6 +255,9 @@ class MainWindow(QMainWindow):
                 self.recent.add(str(loaded.path))
         if not out["models"]:
             self.status.update_models()
+        for kind, path in out.get("deferred", {}).items():
+            self.bundled.add(kind, path)
+        self._on_tab()     # the tab on screen may need one of them now
         for exc in out["errors"]:
             from explorer.widgets.dialogs import show_exception
 

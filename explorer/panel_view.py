@@ -29,6 +29,7 @@ class PanelView(QObject):
     diffusionChanged = Signal()
     datasetChanged = Signal()
     pinChanged = Signal()
+    loadingChanged = Signal()   # the app's state.loading changed
 
     def __init__(self, state: AppState, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -39,6 +40,10 @@ class PanelView(QObject):
         state.diffusionChanged.connect(lambda: self._app_changed("diffusion"))
         state.datasetChanged.connect(self.datasetChanged)
         state.modelsChanged.connect(self._models_changed)
+        state.loadingChanged.connect(self.loadingChanged)
+        # slot -> the model loading for it (a bundled one a panel asked for: explorer/bundled.py): the app's own dict,
+        # changed in place (a panel reads it only when it shows nothing of that slot, so a pin never hides it)
+        self.loading: dict[str, str] = state.loading
 
     # ---- what panels read -----------------------------------------------------------------------------------------
     @property

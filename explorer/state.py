@@ -115,6 +115,7 @@ class AppState(QObject):
     interpolationRequested = Signal()   # state.interpolation_request was set
     restorationRequested = Signal()     # state.restoration_request was set
     samplerRegionRequested = Signal()   # state.sampler_region was set
+    loadingChanged = Signal()      # state.loading changed: a model of a slot began or finished loading
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -132,6 +133,9 @@ class AppState(QObject):
         self.settings = PanelSettings(self)   # the panels' persisted choices (explorer/settings.py)
         self._shown_order: list[ModelEntry] = []   # entries in the order they were shown, newest last
         self.last_closed: ClosedEntry | None = None   # what "Undo" in the models list puts back
+        # slot -> what is loading for it (a bundled model loaded when a panel first needs it: explorer/bundled.py);
+        # a panel with nothing shown for that slot says so instead of "none"
+        self.loading: dict[str, str] = {}
 
     @property
     def vae_model(self) -> LatentVariableModel | None:
@@ -179,6 +183,14 @@ class AppState(QObject):
             raise TypeError(f"not a hand-off: {value!r}")
         self.handedOff.emit(target)
         signal.emit()
+
+    def set_loading(self, kind: str, what: str) -> None:
+        """`what` ("the bundled diffusion model") is loading for `kind`'s slot; "" when it is over."""
+        if what:
+            self.loading[slot_of(kind)] = what
+        else:
+            self.loading.pop(slot_of(kind), None)
+        self.loadingChanged.emit()
 
     # ---- the models list ----------------------------------------------------------------------------------------
     def add_model(self, loaded: LoadedModel, *, source: str, name: str | None = None, status: str = "",

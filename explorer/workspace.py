@@ -26,6 +26,7 @@ from explorer.worker import Worker
 from explorer.workspace_file import Restored, SavedModel, TrainForm, Workspace, read_workspace, write_workspace
 
 if TYPE_CHECKING:
+    from explorer.bundled import DeferredModels
     from explorer.panels.train import TrainPanel
     from explorer.widgets.models_list import ModelsList
 
@@ -51,6 +52,7 @@ class Window(Protocol):
     views: dict[str, PanelView]
     models_list: ModelsList
     tabs: QTabWidget
+    bundled: DeferredModels
 
     @property
     def train_panel(self) -> TrainPanel | None: ...
@@ -200,7 +202,11 @@ class WorkspaceSession(QObject):
             state.rename(entry, workspace.models[index].name)
         from explorer.workspace_file import load_saved_models
 
-        worker = self.window.run_worker(Worker(load_saved_models, workspace, frozenset(matched), task="workspace"))
+        # A bundled model not loaded yet (explorer/bundled.py) stays so: the panel that needs it loads it.
+        later = {i for i, m in enumerate(workspace.models) if m.folder is None and m.path and
+                 self.window.bundled.defers(m.path)}
+        worker = self.window.run_worker(Worker(load_saved_models, workspace, frozenset(matched) | later,
+                                               task="workspace"))
         worker.result.connect(lambda restored: self._place(workspace, matched, restored))
         worker.finished.connect(lambda: setattr(self, "_restored", True))
 

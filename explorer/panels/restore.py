@@ -274,7 +274,9 @@ class RestorePanel(Panel, QWidget):
             diffusion = None
         refinable = vae if vae is None or vae.config.model_kind != "vqvae" else None   # a VQ-VAE has no z to refine
         for key, model in (("vae", vae), ("vae-refined", refinable), ("diffusion", diffusion)):
-            self.cells[key].info.setText("working…" if model is not None else "no model loaded")
+            loading = self.state.loading.get(key, "") if key == "diffusion" else ""   # a bundled one on its way
+            self.cells[key].info.setText("working…" if model is not None else
+                                         f"{loading}; Restore again when it is in" if loading else "no model loaded")
         if refinable is None and vae is not None:
             self.cells["vae-refined"].info.setText("a VQ-VAE: no latent to refine")
         self.cells["corrupted"].info.setText("working…")

@@ -45,11 +45,13 @@ class PanelHeader(QWidget):
     def show_view(self, view: PanelView | None, uses: tuple[str, ...]) -> None:
         """Show the choices of `view` (the current tab's), for the model kinds it uses."""
         if self.view is not None:
-            for sig in (self.view.state.modelsChanged, self.view.state.datasetChanged, self.view.pinChanged):
+            for sig in (self.view.state.modelsChanged, self.view.state.datasetChanged, self.view.pinChanged,
+                        self.view.state.loadingChanged):
                 sig.disconnect(self.refresh)
         self.view, self.uses = view, uses
         if view is not None:
-            for sig in (view.state.modelsChanged, view.state.datasetChanged, view.pinChanged):
+            for sig in (view.state.modelsChanged, view.state.datasetChanged, view.pinChanged,
+                        view.state.loadingChanged):
                 sig.connect(self.refresh)
         self.setVisible(view is not None)
         self.refresh()
@@ -66,7 +68,8 @@ class PanelHeader(QWidget):
                     continue
                 combo.clear()
                 shown = view.state.shown.get(kind)
-                combo.addItem(f"shown: {shown.describe()}" if shown else "shown: none", None)
+                loading = view.state.loading.get(kind, "")   # a bundled model a panel asked for (explorer/bundled.py)
+                combo.addItem(f"shown: {shown.describe()}" if shown else f"shown: {loading or 'none'}", None)
                 for entry in view.state.models:
                     if slot_of(entry.kind) == kind:    # a VQ-VAE can be pinned where a VAE can
                         combo.addItem(f"pinned: {entry.describe()}", entry.id)

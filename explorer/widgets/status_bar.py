@@ -51,6 +51,7 @@ class StatusBar(QStatusBar):
         state.vaeChanged.connect(self.update_models)
         state.diffusionChanged.connect(self.update_models)
         state.modelsChanged.connect(self.update_models)     # a shown run's status or epoch changed
+        state.loadingChanged.connect(self.update_models)    # a bundled model loading for a panel
         state.datasetChanged.connect(self.update_dataset)
 
     def show_message(self, text: str) -> None:
@@ -73,6 +74,8 @@ class StatusBar(QStatusBar):
             entry = self.state.shown.get(kind)
             if entry is not None:
                 parts.append(f"{label}: {entry.describe()}")
+            elif kind in self.state.loading:
+                parts.append(f"{label}: {self.state.loading[kind]}")
         self.model_label.setText(" | ".join(parts) if parts else "no model (open a checkpoint or train one)")
 
     def update_dataset(self) -> None:

@@ -67,6 +67,7 @@ class SamplerPanel(Panel, QWidget):
         self._build()
         state.vaeChanged.connect(self._on_vae_changed)
         state.diffusionChanged.connect(self._on_diffusion_changed)
+        state.loadingChanged.connect(self._on_diffusion_changed)   # the bundled DDPM loads when this tab is first shown
         state.datasetChanged.connect(self._on_dataset_changed)
         state.samplerRegionRequested.connect(self._on_region_requested)
         self._on_vae_changed()
@@ -137,6 +138,8 @@ class SamplerPanel(Panel, QWidget):
     def _on_diffusion_changed(self) -> None:
         has = self.state.diffusion is not None
         self.compare.setEnabled(has)
+        self.compare.setText("compare with diffusion (loading…)" if not has and "diffusion" in self.state.loading
+                             else "compare with diffusion")
         if not has:
             self.compare.setChecked(False)
         elif self.compare.isChecked():
