@@ -6,9 +6,10 @@ visual change is checked in seconds without a model, a dataset or a training run
     python -m explorer.gallery --shot NAME out.png   save a screenshot of one example (QT_QPA_PLATFORM=offscreen works)
     python -m explorer.gallery --list           the examples' names
 
-Examples: the latent map's scatter at dataset scale (70,000 points in ten clusters), the image grid, live plots fed
-by a timer, the selection grid, and the training dashboard fed a fake event stream (steps, epochs, previews). Each
-example is a function returning its widget; a live one's feed is a QTimer child of the widget (it stops with it).
+Examples: the latent map's scatter at dataset scale (70,000 points in ten clusters), a VQ-VAE's codebook map, the
+image grid, live plots fed by a timer, the selection grid, and the training dashboard fed a fake event stream (steps,
+epochs, previews). Each example is a function returning its widget; a live one's feed is a QTimer child of the widget
+(it stops with it).
 """
 
 from __future__ import annotations
@@ -85,6 +86,25 @@ def scatter_example(n: int = 70_000) -> QWidget:
     scatter = LatentScatter()
     scatter.set_points(xy, labels, CLASSES, cKDTree(xy))
     scatter.set_title(f"{n:,} points in 10 classes")
+    return scatter
+
+
+def codebook_example(k: int = 512) -> QWidget:
+    """A VQ-VAE's codebook map: k codes in ten class clusters, sized by a synthetic use, every 16th code dead."""
+    import pyqtgraph as pg
+
+    from explorer.widgets.codebook_scatter import CodebookScatter
+    from explorer.widgets.latent_scatter import class_colour
+
+    xy, labels = clusters(k, seed=1)
+    cells = np.random.default_rng(1).gamma(1.5, 40.0, k).round()
+    cells[::16] = 0
+    scatter = CodebookScatter()
+    scatter.set_codes(xy, [pg.mkBrush(class_colour(int(c), 10)) for c in labels],
+                      5 + 19 * np.sqrt(cells / cells.max()), cells == 0)
+    scatter.set_legend([(name, pg.mkBrush(class_colour(i, 10))) for i, name in enumerate(CLASSES)])
+    scatter.set_title(f"{k} code vectors, sized by use, {int((cells == 0).sum())} dead (crosses)")
+    scatter.mark(int(cells.argmax()))
     return scatter
 
 
@@ -172,6 +192,9 @@ EXAMPLES: dict[str, Example] = {e.name: e for e in (
     Example("scatter", "Latent scatter, 70,000 points", "The latent map's scatter at dataset scale: ten Gaussian "
             "clusters; zoomed out it draws the density image, zoom in to get the points back; the legend toggles "
             "classes.", scatter_example, settle_ms=600),
+    Example("codebook", "Codebook map, 512 codes", "A VQ-VAE's latent map: one point per code vector, its size "
+            "the cells that use it, its colour the class using it most, dead codes as red crosses, the clicked code "
+            "ringed (hover: the code's index).", codebook_example),
     Example("image-grid", "Image grid", "Pixel-exact cells (nearest-neighbour by a whole factor) with row labels: "
             "100 synthetic images, one row per class.", image_grid_example),
     Example("live-plot", "Live plot", "Curves fed 20 steps per 40 ms tick into preallocated buffers and redrawn "
