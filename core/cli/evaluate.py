@@ -44,6 +44,51 @@ def source_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def per_class_text(values: Any) -> str | None:
+    """'0: 0.98  1: 1.00 ...' of a per-class list (None, a class without a score: '—'); None when not a list."""
+    if not isinstance(values, list) or not values:
+        return None
+    return "  ".join(f"{c}: {v:.2f}" if isinstance(v, (int, float)) else f"{c}: —" for c, v in enumerate(values))
+
+
+def hole_rows(result: dict[str, Any]) -> list[tuple[str, str]]:
+    """The hole score per class of each source of z (the first's unprefixed, the others' named by their prefix)."""
+    rows = []
+    prefixes = [""] + [k[:-len("_fid_like")] + "_" for k in result if k.endswith("_fid_like") and k != "fid_like"]
+    for prefix in prefixes:
+        text = per_class_text(result.get(f"{prefix}hole_score_per_class"))
+        if text is not None:
+            source = prefix[:-1] or result.get("samples_from", "prior")
+            rows.append((f"hole score per class, z from {source}", text))
+    return rows
+
+
+def check_hole_k(hole_k: int, loaded: Any, dataset: Any | None, split: str) -> None:
+    """--hole-k is measured in a VAE's latents (checked without `dataset`), and each class of the split (the whole
+    split for an unconditional VAE) needs more than k of them."""
+    kind = loaded.model.kind
+    if kind != "vae":
+        raise UserError(f"--hole-k: the hole score is measured in a VAE's latent space; this checkpoint is a {kind} "
+                        "model")
+    if dataset is None:
+        return
+    labels = dataset.split(split).labels.cpu()
+    if loaded.model.num_classes == 0:
+        labels = labels * 0
+    counts = labels.bincount()
+    present = counts[counts > 0]
+    if len(present) == 0:
+        return   # an empty split: evaluate() says so
+    smallest = int(present.min())
+    if hole_k < smallest:
+        return
+    what = f"class {int((counts == smallest).nonzero()[0])} of the {split} split has" if loaded.model.num_classes \
+        else f"the {split} split has"
+    advice = (f"choose --hole-k {smallest - 1} or less" if smallest > 1 else
+              "evaluate on a split with more images per class")
+    raise UserError(f"--hole-k {hole_k}: {what} only {smallest} images; the hole score needs more than k: {advice}")
+
+
 def format_eval(result: dict[str, Any]) -> str:
     rows = [("model", f"{result['model_kind']} on {result['dataset']} ({result['split']} split, "
                       f"{result['n_images']} images)")]
@@ -71,12 +116,15 @@ def format_eval(result: dict[str, Any]) -> str:
             text = f"{v:.4f} ± {result[key + '_std']:.4f}"
         elif isinstance(v, str):
             text = v
+        elif v is None:
+            text = "—"
         elif key in ("conditional_accuracy", "classifier_test_accuracy"):
             text = f"{100 * v:.2f}%"
         else:
             text = f"{v:.4f}"
         rows.append((label, text))
     rows += source_rows(result)
+    rows += hole_rows(result)
     width = max(len(r[0]) for r in rows)
     lines = [f"{label:<{width}}  {text}" for label, text in rows]
     lines += [f"note: {result[k]}" for k in ("bits_per_dim_note", "code_prior_note", "fid_like_note", "fid_note",
@@ -94,11 +142,15 @@ def eval_command(args: argparse.Namespace) -> int:
     sources = {"both": ["prior", "density"], "all": list(SAMPLERS)}.get(args.source, [args.source])
     settings = sampler_settings(args, sources)
     loaded = load_model(args.checkpoint, device)
+    if args.hole_k is not None:   # before any download or data read
+        check_hole_k(args.hole_k, loaded, None, args.split)
     if args.fid == "fetch":   # after the checkpoint is known to load: no 92 MB download for a typo
         from core.evaluation.inception import fetch_inception_weights
 
         fetch_inception_weights()
     dataset = load_data_of(loaded, args.data_root, device)
+    if args.hole_k is not None:
+        check_hole_k(args.hole_k, loaded, dataset, args.split)
     fitted = {name: fit_sampler(name, loaded, dataset, args.quiet, **settings[name]) for name in sources
               if name != "prior"}
     samplers: dict[str, Any] = {name: fitted[name].sample if name in fitted else None for name in sources}
@@ -106,7 +158,8 @@ def eval_command(args: argparse.Namespace) -> int:
     try:
         result = evaluate(loaded, dataset, args.split, progress=update, iwae_k=args.iwae_k,
                           n_per_class=args.samples_per_class, seed=args.seed,
-                          fid="inception" if args.fid == "fetch" else args.fid, latent_samplers=samplers)
+                          fid="inception" if args.fid == "fetch" else args.fid, latent_samplers=samplers,
+                          **({"hole_k": args.hole_k} if args.hole_k is not None else {}))
     finally:
         bar.close()
     if result is not None:

@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
                         + "; both = prior and density; all = every one (the numbers of the second and later carry "
                           "their name, e.g. 'density_recall'; default: prior)")
     _add_source_settings(p)
+    p.add_argument("--hole-k", type=int_in(1, 1000), default=None,
+                   help="VAE: the hole score's k: a sampled z is in a hole when its nearest data latent of its class "
+                        "is farther than that latent's own k-th neighbour; each class of the split needs more than k "
+                        "images (default: 5)")
     p.add_argument("--fid", choices=("auto", "inception", "judge", "fetch"), default="auto",
                    help="the Fréchet score: auto = the Inception FID when torch-fidelity and its weights are here "
                         "(never downloads), else our classifier's; inception = require it; judge = classifier only; "

@@ -22,7 +22,7 @@ from core.errors import UserError
 from core.evaluation.codes import code_terms
 from core.evaluation.diversity import DEFAULT_K, precision_recall
 from core.evaluation.frechet import fid_like
-from core.evaluation.holes import hole_score
+from core.evaluation.holes import DEFAULT_HOLE_K, hole_score
 from core.evaluation.image_quality import ssim_psnr_per_image
 from core.evaluation.judge import Classifier, get_classifier
 from core.evaluation.sharpness import sharpness_ratio
@@ -121,7 +121,8 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
              should_stop: ShouldStop | None = None, iwae_k: int = 64, n_per_class: int | None = None,
              batch_size: int = 256, seed: int = 0, classifier: Classifier | None = None,
              sample_kw: dict[str, Any] | None = None, fid: str = "auto",
-             latent_samplers: dict[str, LatentSampler | None] | None = None) -> dict[str, Any] | None:
+             latent_samplers: dict[str, LatentSampler | None] | None = None,
+             hole_k: int = DEFAULT_HOLE_K) -> dict[str, Any] | None:
     """Evaluate a loaded checkpoint on one split; a flat, JSON-ready dict. None when `should_stop()` became true.
 
     VAE: ELBO, reconstruction and KL in nats per image, bits/dim, IWAE NLL estimate with `iwae_k` importance samples
@@ -134,6 +135,8 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
     Every source of samples also gets precision and recall (`diversity.py`) and sharpness (`sharpness.py`).
     `latent_samplers` (a VAE): name -> where z comes from (None: the prior), in order; the first source's sample metrics
     are the unprefixed keys (its name in `samples_from`), each other's carry its name (`density_fid_like` ...).
+    A VAE's sources also get the hole score (holes.py, overall and per class) against the split's posterior means,
+    each latent's ball being its `hole_k`-th neighbour distance.
     """
     _check_compatible(loaded, dataset)
     inception = _inception_choice(fid)
@@ -191,9 +194,9 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
             data_latents = (torch.cat(split_latents).numpy(), data.labels.cpu().numpy() if conditional else None)
             if drawn:
                 result.update(latent_holes(data_latents, torch.cat(drawn).numpy(),
-                                           labels.numpy() if conditional else None))
+                                           labels.numpy() if conditional else None, k=hole_k))
                 result["hole_score_note"] = (f"share of sampled z whose nearest {split}-split latent of their class is "
-                                             f"farther than that latent's own {result['hole_k']}th neighbour")
+                                             f"farther than that latent's own {_ordinal(result['hole_k'])} neighbour")
         if conditional:
             result["conditional_accuracy"] = float((judge.predict(images) == labels).float().mean())
         result["n_samples"] = len(images)
@@ -215,7 +218,7 @@ def evaluate(loaded: LoadedModel, dataset: Dataset, split: str = "test", *, prog
         for name, sampler in other_sources:
             more = source_metrics(model, judge, data.images, max(meta.num_classes, 1), n_per_class, seed=seed,
                                   sample_kw=sample_kw, latent_sampler=sampler, progress=lambda i, t: ticker.tick(),
-                                  should_stop=should_stop, data_latents=data_latents)
+                                  should_stop=should_stop, data_latents=data_latents, hole_k=hole_k)
             if more is None:
                 return None
             result.update({f"{name}_{key}": value for key, value in more.items()})
@@ -234,11 +237,12 @@ def source_metrics(model: GenerativeModel, judge: Classifier, real: torch.Tensor
                    n_per_class: int, *, seed: int = 0, sample_kw: dict[str, Any] | None = None,
                    latent_sampler: LatentSampler | None = None, progress: Progress | None = None,
                    should_stop: ShouldStop | None = None,
-                   data_latents: tuple[np.ndarray, np.ndarray | None] | None = None) -> dict[str, Any] | None:
+                   data_latents: tuple[np.ndarray, np.ndarray | None] | None = None,
+                   hole_k: int = DEFAULT_HOLE_K) -> dict[str, Any] | None:
     """The sample metrics of one source of latents: conditional accuracy, the Fréchet score (judge), precision,
     recall, sharpness; None when stopped. Its own generator seeded with `seed`: sources compare on equal draws.
     With `data_latents` (posterior means (N, D) and their labels, None for one class) of a VAE, also the hole score
-    (holes.py) of the decoded z."""
+    (holes.py, k = `hole_k`) of the decoded z."""
     gen = torch.Generator().manual_seed(seed)
     drawn: list[torch.Tensor] = []
     samples = class_samples(model, num_classes, n_per_class, gen, sample_kw=sample_kw, progress=progress,
@@ -253,14 +257,21 @@ def source_metrics(model: GenerativeModel, judge: Classifier, real: torch.Tensor
     out["fid_like"] = fid_like(judge.features(as_float(real)), judge.features(images))
     out.update(diversity_and_sharpness(judge, real, images, seed=seed))
     if data_latents is not None and drawn:
-        out.update(latent_holes(data_latents, torch.cat(drawn).numpy(), labels.numpy() if model.num_classes else None))
+        out.update(latent_holes(data_latents, torch.cat(drawn).numpy(), labels.numpy() if model.num_classes else None,
+                                k=hole_k))
     return out
 
 
+def _ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st ..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 def latent_holes(data_latents: tuple[np.ndarray, np.ndarray | None], z: np.ndarray,
-                 labels: np.ndarray | None) -> dict[str, Any]:
+                 labels: np.ndarray | None, *, k: int = DEFAULT_HOLE_K) -> dict[str, Any]:
     """hole_score, hole_score_per_class and hole_k of sampled z (holes.py) against the data's latents."""
-    score = hole_score(data_latents[0], data_latents[1], z, labels)
+    score = hole_score(data_latents[0], data_latents[1], z, labels, k=k)
     return {**score.as_dict(), "hole_k": score.k}
 
 

@@ -31,7 +31,8 @@ class HoleScore:
     k: int
 
     def as_dict(self, prefix: str = "") -> dict[str, object]:
-        return {f"{prefix}hole_score": self.score,
+        """JSON-ready: a NaN (no class had enough data points) is None."""
+        return {f"{prefix}hole_score": None if np.isnan(self.score) else self.score,
                 f"{prefix}hole_score_per_class": [None if np.isnan(v) else v for v in self.per_class]}
 
 

@@ -77,15 +77,21 @@ def _accuracy(result: dict[str, Any]) -> str:
     return f"{acc:.1%}" if isinstance(acc, float) else "—"
 
 
-DIVERSITY_HEADERS = ("precision", "recall", "sharpness")
+# (key in eval.json, column header) of the sample-quality columns
+DIVERSITY_COLUMNS = (("precision", "precision"), ("recall", "recall"), ("sharpness", "sharpness"),
+                     ("hole_score", "hole score"))
+DIVERSITY_HEADERS = tuple(header for _, header in DIVERSITY_COLUMNS)
 DIVERSITY_NOTE = ("<p>Precision and recall (Kynkäänniemi et al. 2019, k = 3, in our classifier's features): the share "
                   "of samples that look like some real test image, and of real test images that some sample looks "
                   "like; a low recall is the survey's limited diversity. Sharpness: the samples' high-frequency "
-                  "(Laplacian) energy over the test images'; 1 = as sharp, below 1 blurrier.</p>")
+                  "(Laplacian) energy over the test images'; 1 = as sharp, below 1 blurrier. Hole score (a VAE): the "
+                  "share of the prior's z whose nearest test-image latent of their class is farther than that "
+                  "latent's own k-th neighbour (k = 5), i.e. where no image is encoded; the per-class numbers are in "
+                  "the evaluation section below.</p>")
 
 
 def _diversity_cells(result: dict[str, Any]) -> list[str]:
-    return [_num(result.get(key), 3) for key in DIVERSITY_HEADERS]
+    return [_num(result.get(key), 3) for key, _ in DIVERSITY_COLUMNS]
 
 
 # ------------------------------------------------------------------------------------------------ beta sweep
@@ -101,7 +107,8 @@ def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
             grids.append(f'<figure>{png_img(grid, f"samples at beta={beta:g}")}<figcaption>β = {beta:g}'
                          "</figcaption></figure>")
         if result is None:
-            rows.append([run.name, f"{beta:g}", *["not evaluated"] + ["—"] * (5 + len(fid_headers) + 3)])
+            blank = ["—"] * (5 + len(fid_headers) + len(DIVERSITY_COLUMNS))
+            rows.append([run.name, f"{beta:g}", "not evaluated", *blank])
             continue
         kl, recon = result.get("kl"), result.get("recon")
         if isinstance(kl, (int, float)) and isinstance(recon, (int, float)):

@@ -62,3 +62,27 @@ def eval_numbers(result: dict[str, Any] | None) -> dict[str, float]:
             if key in SOURCE_METRICS and (v := _number(result.get(f"{prefix}_{key}"))) is not None:
                 out[f"{label}, z from {prefix}"] = v
     return out
+
+
+MAX_CLASSES = 1000   # a per-class list longer than any dataset's classes is damage, not data
+
+
+def hole_scores(result: dict[str, Any] | None) -> list[tuple[str, float, list[float | None]]]:
+    """(source of z, hole score, per class: a share in [0, 1] or None) of each source the evaluation measured, the
+    first source ("samples_from", else "prior") first; values that are not shares are left out, never raised on."""
+    if not result:
+        return []
+    first = result.get("samples_from") if isinstance(result.get("samples_from"), str) else "prior"
+    prefixes = [("", first)] + sorted((k[:-len("hole_score")], k[:-len("_hole_score")]) for k in result
+                                      if k.endswith("_hole_score"))
+    out = []
+    for prefix, source in prefixes:
+        score = _number(result.get(f"{prefix}hole_score"))
+        if score is None or not 0 <= score <= 1:
+            continue
+        per_class = result.get(f"{prefix}hole_score_per_class")
+        per_class = per_class if isinstance(per_class, list) and len(per_class) <= MAX_CLASSES else []
+        shares = [v if v is not None and 0 <= v <= 1 else None for v in map(_number, per_class)]
+        out.append((source, score, shares))
+    return out
+

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from core.files import FileRefused, atomic_write_text, read_regular
-from core.runs.evaluation import eval_numbers, read_eval
+from core.runs.evaluation import eval_numbers, hole_scores, read_eval
 from core.runs.history import RunSummary, Series, config_diff, flatten_config, load_series, read_run
 
 # matplotlib's tab10: distinct, and readable on white.
@@ -210,6 +210,28 @@ def evaluation_table(summaries: Sequence[RunSummary]) -> str:
             "runs on the same dataset.</p>")
 
 
+def holes_table(summaries: Sequence[RunSummary]) -> str:
+    """Per run and source of z (prior, mixture, diffusion prior), the hole score overall and per class; "" when no
+    evaluated run has one."""
+    rows, classes = [], 0
+    for s in summaries:
+        result = read_eval(s.path)
+        k = result.get("hole_k") if result else None
+        for source, score, per_class in hole_scores(result):
+            rows.append([s.name, source, k if isinstance(k, int) else "", score, *per_class])
+            classes = max(classes, len(per_class))
+    if not rows:
+        return ""
+    rows = [row + [None] * (4 + classes - len(row)) for row in rows]   # run, z from, k, score, classes
+    return ("<h2>The prior's holes (test split)</h2>" +
+            _table(["run", "z from", "k", "hole score", *(f"class {c}" for c in range(classes))], rows, "holes") +
+            "<p>The share of sampled z in a hole: z whose nearest test-image latent (posterior mean) of its class is "
+            "farther than that latent's own k-th neighbour, i.e. mass the sampler puts where no image is encoded. "
+            "Near 1 for N(0, I) against a cloud of posterior means that does not fill it (blurry, ambiguous samples); "
+            "near 0 for a sampler fitted to the data (the class mixture, the diffusion prior). An empty cell: the "
+            "class has k or fewer test images.</p>")
+
+
 # ------------------------------------------------------------------------------------------------ the report
 def report_html(paths: Sequence[str | Path], *, title: str | None = None) -> str:
     """The report's HTML text (see write_report)."""
@@ -235,6 +257,7 @@ def report_html(paths: Sequence[str | Path], *, title: str | None = None) -> str
     out.append(_table(["run", "status", "kind", "dataset", "subset", "epochs", "step", "best val", "started",
                        *(f"val {k}" for k in metrics), "notes"], rows, "metrics"))
     out.append(evaluation_table(summaries))
+    out.append(holes_table(summaries))
     # Curves
     plots = _plots(series, labels)
     out.append("<h2>Curves</h2>")
