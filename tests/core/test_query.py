@@ -79,3 +79,15 @@ def test_exports_write_the_view_as_a_csv_and_a_folder_dataset(tmp_path):
     np.testing.assert_array_equal(np.asarray(Image.open(png)), images[2, 0])
     with pytest.raises(UserError, match="is not empty"):
         export_folder_dataset(tmp_path / "ds", lambda idx: images[idx], rows, cols.labels, names)
+
+
+def test_a_folder_export_reports_progress_and_stops_between_batches(tmp_path):
+    images = np.zeros((40, 1, 8, 8), np.uint8)
+    labels = np.arange(40) % 2
+    seen = []
+    n = export_folder_dataset(tmp_path / "all", lambda idx: images[idx], np.arange(40), labels, ["a", "b"], batch=16,
+                              progress=lambda done, total: seen.append((done, total)))
+    assert n == 40 and seen == [(16, 40), (32, 40), (40, 40)]
+    n = export_folder_dataset(tmp_path / "part", lambda idx: images[idx], np.arange(40), labels, ["a", "b"],
+                              batch=16, should_stop=lambda: len(list((tmp_path / "part").rglob("*.png"))) >= 16)
+    assert n == 16 and len(list((tmp_path / "part").rglob("*.png"))) == 16

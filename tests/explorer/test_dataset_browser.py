@@ -54,7 +54,13 @@ def test_the_browser_lists_filters_sorts_and_exports_the_digits(browser, qtbot, 
     panel.export_csv(str(tmp_path / "view.csv"))
     with open(tmp_path / "view.csv") as f:
         assert [int(r["index"]) for r in csv.DictReader(f)] == shown.tolist()
-    assert panel.export_folder(str(tmp_path / "eights")) == len(shown)
+    with qtbot.waitSignal(panel.export_folder(str(tmp_path / "eights")).finished, timeout=30_000):
+        pass                                    # written on a worker: 70,000 PNGs take ~20 s
+    assert len(list((tmp_path / "eights" / "8").glob("test-*.png"))) == len(shown)
+    assert panel.status.text() == f"{len(shown):,} of {len(shown):,} images written to {tmp_path / 'eights'}"
+    with qtbot.waitSignal(panel.export_folder(str(tmp_path / "eights")).finished, timeout=30_000):
+        pass                                    # not an empty folder: one line, nothing written
+    assert panel.status.text().startswith("failed: ") and "is not empty" in panel.status.text()
     assert len(list((tmp_path / "eights" / "8").glob("test-*.png"))) == len(shown)
 
 
@@ -195,3 +201,34 @@ def test_only_the_selection_shows_a_selection_of_any_size(browser, qtbot):
     assert "in the selection" in panel.status.text()
     state.set_selection(None)
     assert len(panel.rows) == 0 and panel.only_selection.text() == "only the selection (0)"
+
+
+def test_70000_images_list_filter_and_scroll_with_thumbnails_only_for_what_is_shown(browser, qtbot):
+    """MNIST's size: the encoded digits test split repeated to 70,000 images (the frame times are in
+    bench/bench_dataset_browser.py)."""
+    panel, state = browser
+    n, small = 70_000, panel.columns
+    tile = np.arange(n) % len(small)
+    images = np.ascontiguousarray(state.dataset.test.images.numpy()[tile])
+    columns = type(small)(small.labels[tile], small.error[tile], small.kl[tile])
+    made = panel.grid.thumbs.made
+    panel.set_data("train", images, columns, panel.class_names)
+    qtbot.wait(50)
+    assert len(panel.rows) == n and panel.grid.thumbs.made - made < 400
+    cut = float(np.quantile(small.error, 0.66))
+    panel.query.setText(f"class 8 and error > {cut}")
+    panel.sort_box.setCurrentText("sort by error")
+    assert panel.apply()
+    expected = np.flatnonzero((columns.labels == 8) & (columns.error > cut))
+    assert len(expected) > 1000 and np.array_equal(np.sort(panel.rows), expected)
+    assert np.all(np.diff(columns.error[panel.rows]) >= 0)
+    panel.query.setText("")
+    panel.sort_box.setCurrentText("sort by index")
+    panel.apply()
+    last = panel.grid.thumbs.index(n - 1)
+    qtbot.waitUntil(lambda: panel.grid.visualRect(last).isValid(), timeout=10_000)   # laid out in batches of 5,000
+    panel.grid.scrollToBottom()
+    panel.grid.viewport().repaint()
+    assert panel.grid.visualRect(last).intersects(panel.grid.viewport().rect())
+    assert panel.grid.thumbs._cache.get(n - 1) is not None          # the last image's thumbnail, made when shown
+    assert panel.grid.thumbs.made - made < 1200
