@@ -49,9 +49,10 @@ class OptimisationStep:
                          else contextlib.nullcontext)
         self.stop_agreed = False
 
-    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, step: int, *, stop_requested: bool = False
-                 ) -> StepOutcome:
-        """Step number `step` on the batch. A skipped step changes nothing (its gradients are dropped)."""
+    def __call__(self, xb: torch.Tensor, yb: torch.Tensor, step: int, *,
+                 stop_requested: Callable[[], bool] = lambda: False) -> StepOutcome:
+        """Step number `step` on the batch. A skipped step changes nothing (its gradients are dropped).
+        `stop_requested()`: whether this rank was asked to stop, sent to the others with the step's metrics."""
         tc, opts, dist = self.train, self.optimizers, self.dist
         if dist is not None:
             xb, yb = dist.shard(xb, yb)
@@ -67,7 +68,7 @@ class OptimisationStep:
         # clipping (no second pass), and nothing is clipped before the step is known to be applied.
         norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
         if dist is not None:   # whole-batch metrics, and the stop flag all ranks act on
-            out, self.stop_agreed = dist.reduce_step(out, stop_requested)
+            out, self.stop_agreed = dist.reduce_step(out, stop_requested())
             loss = out["loss"]
         extra = self._extra_backward(x, yb, out, step)
         finite = torch.isfinite(loss) & torch.isfinite(norm)

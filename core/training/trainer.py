@@ -317,7 +317,7 @@ class Trainer:
                     yield from self._save("interrupt")
                     yield self._ended("stopped", "stopped by the user")
                     return
-                out, norm, skipped = optimisation_step(xb, yb, p.step, stop_requested=self._stop.is_set())
+                out, norm, skipped = optimisation_step(xb, yb, p.step, stop_requested=self._stop.is_set)
                 if skipped is None:
                     bad_run = 0
                     sums.add(out, norm)
