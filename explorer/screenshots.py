@@ -119,6 +119,24 @@ def _restore(s: Session) -> None:
     s.save("restore")
 
 
+def _dataset_browser(s: Session) -> None:
+    """The Dataset tab with two saved views, the second applied: the test split's hard digits (not ones, error above
+    0.004), worst reconstruction first."""
+    panel = s.panel("dataset_browser")
+    s.until(lambda: panel.columns is not None, 180, "the Dataset tab's encoding of the test split")
+    for name, query in (("bad eights", "class 8 and error > 0.012"), ("hard digits", "not class 1 and error > 0.004")):
+        panel.query.setText(query)
+        panel.sort_box.setCurrentText("sort by error")
+        panel.descending.setChecked(True)
+        if not panel.saved_views.save(name):
+            raise ShotError(f"the view {name!r} was not saved: {panel.status.text()}")
+    panel.query.setText("")
+    panel.apply()
+    if not panel.saved_views.apply("hard digits"):
+        raise ShotError(f"the saved view was not applied: {panel.status.text()}")
+    s.save("dataset-browser")
+
+
 def _latent_selection(s: Session) -> None:
     """The map of all splits with a lasso drawn around the zeros' cluster and its selection in the grid beside the
     map, worst reconstruction first. The lasso is the one a drag would draw (a wobbly loop holding about 150
@@ -228,6 +246,7 @@ SHOTS: dict[str, tuple[Callable[[Session], None], tuple[str, ...]]] = {
     "sampler": (_sampler, ()),
     "interpolate": (_interpolate, ()),
     "restore": (_restore, ()),
+    "dataset-browser": (_dataset_browser, ()),
     "latent-selection": (_latent_selection, ()),
     "sampler-region": (_sampler_region, ("latent-selection",)),
     "train": (_train_shot, ()),
