@@ -66,6 +66,9 @@ class Session:
             raise ShotError(f"the window has no {key!r} panel" + (f" (panels that failed: {errors})" if errors else ""))
         if show:
             self.window.tabs.setCurrentWidget(panel)
+            # a bundled model the panel uses loads when it is first shown (explorer/bundled.py): shots show it loaded
+            loading = self.window.state.loading
+            self.until(lambda: not loading, 180, f"loading {', '.join(loading.values())}")
         return panel
 
     def until(self, condition: Callable[[], bool], timeout_s: float, what: str) -> None:
