@@ -6,6 +6,7 @@ chosen split uses each code: a point's size grows with the cells that use it, it
 it most (or its use, or how much of it that one class holds), dead codes are red crosses. Clicking a code shows what a
 grid of only that code decodes to, its use per class, its nearest codes, and the images with the most cells of it
 (those cells tinted); clicking one of them picks it for the other tabs (the Codes tab opens it in the code editor).
+An image picked anywhere (here, the Codes tab, the Dataset tab) has the codes it uses ringed in orange.
 
 `CodebookMap` owns its scatter, side view and "colour codes by" box; the latent map panel places them and calls
 `load` (a VQ-VAE shown) and `project` (the map method or its settings changed).
@@ -123,6 +124,7 @@ class CodebookMap(QObject):
         self.colour_box = combo_box(COLOUR_CODES_BY, lambda _: self.draw())
         self.inspector = CodeInspector(self)
         self.inspector.images.clicked.connect(self._on_image_clicked)
+        state.imageSelected.connect(self.ring_image_codes)
         self.page = QSplitter()
         self.page.addWidget(self.scatter)
         self.page.addWidget(self.inspector.widget)
@@ -301,6 +303,22 @@ class CodebookMap(QObject):
         captions = [f"{names[int(use.labels[r])]} · {int(per_image[r])} cells" for r in rows]
         self.inspector.show(use, self.selected, look.astype(np.uint8), names, tinted(self.image_rows(rows), cells),
                             captions)
+
+    def ring_image_codes(self, split: str, index: int) -> None:
+        """Ring the codes that image `index` of `split` uses (when it is among the counted images)."""
+        if self.use is None or self.xy is None:
+            return
+        names, at = self.origins
+        row = np.flatnonzero((names == split) & (at == int(index)))
+        if not len(row):
+            self.scatter.ring_codes(None)
+            return
+        codes = np.unique(self.use.codes[int(row[0])])
+        self.scatter.ring_codes(codes)
+        label = int(self.use.labels[int(row[0])])
+        names_ = self.loaded.meta.class_names
+        self.status(f"{split} #{index} (class {names_[label] if label < len(names_) else label}) uses "
+                    f"{len(codes)} codes, ringed in orange. " + self.describe())
 
     def _on_image_clicked(self, i: int) -> None:
         """Pick the image for the other tabs (the Codes tab shows its code grid)."""

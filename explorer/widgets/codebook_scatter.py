@@ -1,6 +1,7 @@
 """A codebook's map: one point per code vector (at most a few thousand), each with its own colour and size, the dead
-codes drawn as red crosses, the clicked code ringed. A click on a code emits `codeClicked(code)`; the hover tip names
-the code. Pure: it knows positions, colours and sizes, not what a code is."""
+codes drawn as red crosses, the clicked code ringed in black, a set of codes (an image's) ringed in orange. A click
+on a code emits `codeClicked(code)`; the hover tip names the code. Pure: it knows positions, colours and sizes, not
+what a code is."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class CodebookScatter(pg.PlotWidget):
         self.dead = pg.ScatterPlotItem(symbol="x", size=11, pen=pg.mkPen(DEAD_COLOUR, width=2),
                                        brush=pg.mkBrush(DEAD_COLOUR), hoverable=True, tip=self._tip)
         self.ring = pg.ScatterPlotItem(symbol="o", size=26, pen=pg.mkPen("#000000", width=2), brush=None)
-        for it in (self.used, self.dead, self.ring):
+        self.rings = pg.ScatterPlotItem(symbol="o", size=20, pen=pg.mkPen("#ff7f0e", width=2), brush=None)
+        for it in (self.used, self.dead, self.ring, self.rings):
             self.addItem(it)
         self.used.sigClicked.connect(self._on_clicked)
         self.dead.sigClicked.connect(self._on_clicked)
@@ -46,6 +48,7 @@ class CodebookScatter(pg.PlotWidget):
                           brush=[brushes[i] for i in alive], data=alive)
         self.dead.setData(x=self.xy[gone, 0], y=self.xy[gone, 1], data=gone)
         self.ring.setData([], [])
+        self.rings.setData([], [])
         self.getPlotItem().enableAutoRange()
 
     def set_legend(self, entries: list[tuple[str, object]]) -> None:
@@ -67,7 +70,7 @@ class CodebookScatter(pg.PlotWidget):
 
     def clear_codes(self) -> None:
         self.xy = np.zeros((0, 2), np.float32)
-        for it in (self.used, self.dead, self.ring):
+        for it in (self.used, self.dead, self.ring, self.rings):
             it.setData([], [])
         self.legend.clear()
         self.set_title("")
@@ -77,6 +80,14 @@ class CodebookScatter(pg.PlotWidget):
             self.ring.setData([], [])
         else:
             self.ring.setData([self.xy[code, 0]], [self.xy[code, 1]])
+
+    def ring_codes(self, codes: np.ndarray | None) -> None:
+        """Orange rings round `codes` (None or empty: none)."""
+        if codes is None or len(codes) == 0:
+            self.rings.setData([], [])
+        else:
+            at = self.xy[np.asarray(codes, dtype=np.int64)]
+            self.rings.setData(at[:, 0], at[:, 1], data=np.asarray(codes))
 
     def scene_position(self, code: int):
         """Where code `code` is drawn, in this widget's coordinates (tests click there)."""

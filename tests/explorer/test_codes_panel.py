@@ -304,3 +304,29 @@ def test_the_codebook_map_runs_t_sne_on_the_worker(qtbot, codebook_map):
     qtbot.waitUntil(lambda: cb.method_shown == "tsne", timeout=60_000)
     assert cb.xy.shape == (32, 2) and not np.allclose(cb.xy, pca)
     assert codebook_map.status.text().startswith("t-SNE map of the 32 code vectors")
+
+
+def test_a_vae_after_the_vq_vae_gets_the_latents_map_back(qtbot, codebook_map):
+    from pathlib import Path
+
+    state, cb = codebook_map.state, codebook_map.codebook
+    vae = load_model(Path(__file__).resolve().parents[2] / "resources" / "digits-vae.safetensors")
+    state.vae = vae
+    state.vaeChanged.emit()
+    qtbot.waitUntil(lambda: codebook_map.latents is not None and not codebook_map.tasks.busy(), timeout=60_000)
+    assert codebook_map.body.currentIndex() == 0 and not cb.active and cb.use is None and cb.xy is None
+    assert codebook_map.colour_box.isVisibleTo(codebook_map) and not cb.colour_box.isVisibleTo(codebook_map)
+    assert codebook_map.scatter.title_text.startswith("PCA of")
+
+
+def test_an_image_picked_anywhere_has_its_codes_ringed(codebook_map, tiny_vq):
+    loaded, dataset = tiny_vq
+    cb = codebook_map.codebook
+    codebook_map.state.imageSelected.emit("test", 7)               # as the Codes or the Dataset tab does
+    expected = np.unique(loaded.model.encode_codes(as_float(dataset.test.images[7:8])).numpy())
+    assert sorted(cb.scatter.rings.data["data"].tolist()) == expected.tolist()
+    np.testing.assert_allclose(np.c_[cb.scatter.rings.data["x"], cb.scatter.rings.data["y"]], cb.xy[expected])
+    assert codebook_map.status.text().startswith(f"test #7 (class {int(dataset.test.labels[7])}) uses "
+                                                 f"{len(expected)} codes")
+    codebook_map.state.imageSelected.emit("train", 10 ** 6)        # not among the counted images: no rings
+    assert len(cb.scatter.rings.data) == 0
