@@ -127,7 +127,9 @@ def test_a_saved_view_survives_a_restart_and_is_reapplied_renamed_and_deleted(qt
     assert json.loads(ws.read_text())["settings"]["dataset_browser.views"] == []
 
 
-def test_bad_names_and_queries_are_one_line_and_keep_the_saved_views(browser):
+def test_bad_names_and_queries_are_one_line_and_keep_the_saved_views(browser, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog, QMessageBox
+
     panel, state = browser
     _bad_eights(panel)
     assert panel.saved_views.save("bad eights")
@@ -142,6 +144,18 @@ def test_bad_names_and_queries_are_one_line_and_keep_the_saved_views(browser):
     assert not panel.saved_views.apply("no such view")
     assert [v.name for v in panel.saved_views.views] == ["bad eights"]
     assert [v["name"] for v in state.settings.value("dataset_browser.views", [])] == ["bad eights"]
+    # The buttons: Save view... asks a name (offering the query), Edit > Delete... asks before deleting
+    asked = []
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (asked.append(k.get("text")), ("typed", True))[1])
+    panel.query.setText("kl < 5")
+    panel.saved_views.save_button.click()
+    assert asked == ["kl < 5 · by error, descending"] and panel.saved_views.current.name == "typed"
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    panel.saved_views.edit_button.menu().actions()[1].trigger()
+    assert [v.name for v in panel.saved_views.views] == ["bad eights", "typed"]
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    panel.saved_views.edit_button.menu().actions()[1].trigger()
+    assert [v.name for v in panel.saved_views.views] == ["bad eights"]
     # A workspace from a colleague on CIFAR-10 (edited by hand: one entry is not a view at all)
     state.settings.replace({"dataset_browser.views": [
         {"name": "cats", "class_name": "cat", "dataset": "cifar10", "count": 1000, "total": 10000},

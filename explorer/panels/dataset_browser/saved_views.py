@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 
 from core.errors import UserError
 from core.latent.saved_views import (
+    MAX_NAME,
     SavedView,
     add_view,
     delete_view,
@@ -159,7 +160,10 @@ class SavedViewsBar(QWidget):
             self._apply(self.views[index - 1])
 
     def _ask_save(self) -> None:
-        name, ok = QInputDialog.getText(self, "Save view", "Name of the view (query, class and sort order):")
+        view = self._capture("")
+        suggested = view.describe()[:MAX_NAME] if isinstance(view, SavedView) and view.query else ""
+        name, ok = QInputDialog.getText(self, "Save view", "Name of the view (query, class and sort order):",
+                                        text=suggested)
         if ok:
             self.save(name)
 
