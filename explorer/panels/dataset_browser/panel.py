@@ -20,9 +20,7 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -36,6 +34,7 @@ from explorer.panels.dataset_browser.saved_views import SavedViewsBar
 from explorer.panels.tasks import PanelTasks
 from explorer.selection import ImageSelection
 from explorer.widgets.dialogs import show_error
+from explorer.widgets.panel_controls import combo_box, progress_bar, status_label, status_row
 from explorer.widgets.thumbnail_grid import ThumbnailGrid
 from explorer.worker import Worker
 
@@ -74,9 +73,7 @@ class DatasetBrowserPanel(Panel, QWidget):
         self._on_app_selection()
 
     def _build(self) -> None:
-        self.split_box = QComboBox()
-        self.split_box.addItems(["test", "val", "train"])
-        self.split_box.currentTextChanged.connect(self._on_split)
+        self.split_box = combo_box(["test", "val", "train"], self._on_split)
         self.query = QLineEdit()
         self.query.setPlaceholderText(QUERY_HINT)
         self.query.setToolTip(QUERY_HINT)
@@ -101,12 +98,9 @@ class DatasetBrowserPanel(Panel, QWidget):
         self.saved_views = SavedViewsBar(self.view.settings, capture=self.current_view, apply=self.apply_view,
                                          class_names=lambda: self.class_names, say=self._say)
         self.saved_views.row.addWidget(self.only_selection)
-        self.status = QLabel("Show a VAE and a dataset: each image of the split is listed with its class, "
-                             "reconstruction error and KL.")
-        self.status.setWordWrap(True)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(200)
-        self.progress.setTextVisible(True)
+        self.status = status_label("Show a VAE and a dataset: each image of the split is listed with its class, "
+                                   "reconstruction error and KL.")
+        self.progress = progress_bar()
         self.grid = ThumbnailGrid()
         self.select_button = QPushButton("Use as the selection")
         self.select_button.setToolTip("The selected images (or, with none selected, the whole view) become the app's "
@@ -118,11 +112,7 @@ class DatasetBrowserPanel(Panel, QWidget):
         self.csv_button = QPushButton("Export CSV...")
         self.csv_button.setToolTip("The view's split, index, class, error and KL, one line per image")
         self.csv_button.clicked.connect(self._ask_csv)
-        bottom = QHBoxLayout()
-        bottom.addWidget(self.status, 1)
-        bottom.addWidget(self.progress)
-        for b in (self.select_button, self.folder_button, self.csv_button):
-            bottom.addWidget(b)
+        bottom = status_row(self.status, self.progress, self.select_button, self.folder_button, self.csv_button)
         lay = QVBoxLayout(self)
         lay.addLayout(top)
         lay.addWidget(self.saved_views)
