@@ -186,8 +186,8 @@ def export_folder_dataset(folder: str | Path, images: Callable[[np.ndarray], np.
     """The view's images as a folder dataset (one subfolder of PNGs per class, named `<split>-<index>.png`), the
     layout `--data folder:PATH` reads. `images(idx)` gives uint8 (n, C, H, W). Refuses a folder that already has
     files. Returns the number of images written: all of them, or those written before `should_stop()` said stop
-    (checked between batches; 70,000 PNGs take ~20 s, so the GUI runs this on a worker with `progress(done,
-    total)`)."""
+    (checked between batches; 10,000 28-pixel PNGs took 2.9 s here, so the GUI runs this on a worker with
+    `progress(done, total)`)."""
     from PIL import Image
 
     out = Path(folder)

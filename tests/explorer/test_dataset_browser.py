@@ -55,7 +55,7 @@ def test_the_browser_lists_filters_sorts_and_exports_the_digits(browser, qtbot, 
     with open(tmp_path / "view.csv") as f:
         assert [int(r["index"]) for r in csv.DictReader(f)] == shown.tolist()
     with qtbot.waitSignal(panel.export_folder(str(tmp_path / "eights")).finished, timeout=30_000):
-        pass                                    # written on a worker: 70,000 PNGs take ~20 s
+        pass                                    # written on a worker: 10,000 PNGs took 2.9 s here
     assert len(list((tmp_path / "eights" / "8").glob("test-*.png"))) == len(shown)
     assert panel.status.text() == f"{len(shown):,} of {len(shown):,} images written to {tmp_path / 'eights'}"
     with qtbot.waitSignal(panel.export_folder(str(tmp_path / "eights")).finished, timeout=30_000):
