@@ -164,6 +164,7 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
                                (v.layer_label, v.layer_box), (v.shade_box,), (QLabel("drag"), v.tool_box),
                                (sel.search,), (QLabel("show"), sel.worst_n, sel.worst_btn),
                                (QLabel("prior"), self.prior_overlay.source_box, self.prior_overlay.summary)])
+        self.codebook.colour_box.parentWidget().hide()     # shown with a VQ-VAE's codebook (_show_codebook)
         self.side_tabs = QTabWidget()
         self.side_tabs.addTab(self.inspector.widget, "point")
         self.side_tabs.addTab(sel.grid, "selection")
