@@ -246,3 +246,22 @@ def test_70000_images_list_filter_and_scroll_with_thumbnails_only_for_what_is_sh
     assert panel.grid.visualRect(last).intersects(panel.grid.viewport().rect())
     assert panel.grid.thumbs._cache.get(n - 1) is not None          # the last image's thumbnail, made when shown
     assert panel.grid.thumbs.made - made < 1200
+
+
+def test_a_view_of_another_split_lists_that_split_then_reruns(browser, qtbot):
+    panel, state = browser
+    panel.class_box.setCurrentText("3")
+    panel.sort_box.setCurrentText("sort by kl")
+    assert panel.saved_views.save("threes")
+    test_columns = panel.columns
+    panel.split_box.setCurrentText("val")
+    qtbot.waitUntil(lambda: panel.columns is not test_columns, timeout=60_000)
+    assert len(panel.columns) == len(state.dataset.val) and panel.class_box.currentText() == "3"   # kept
+    assert np.all(panel.columns.labels[panel.rows] == 3) and "threes" not in panel.status.text()
+    val_columns = panel.columns
+    assert panel.saved_views.apply("threes")
+    qtbot.waitUntil(lambda: panel.columns is not val_columns, timeout=60_000)
+    assert panel.split_name == "test" and panel.split_box.currentText() == "test"
+    threes = np.flatnonzero(panel.columns.labels == 3)
+    np.testing.assert_array_equal(panel.rows, threes[np.argsort(panel.columns.kl[threes], kind="stable")])
+    assert panel.status.text().startswith(f"view 'threes': {len(threes)} of {len(state.dataset.test)} test images")
