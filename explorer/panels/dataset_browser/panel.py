@@ -94,7 +94,7 @@ class DatasetBrowserPanel(Panel, QWidget):
         for w in (self.split_box, self.class_box, self.sort_box, self.descending):
             top.addWidget(w)
         top.addWidget(self.query, 1)
-        self.query.setMinimumWidth(200)
+        self.query.setMinimumWidth(160)
         self.saved_views = SavedViewsBar(self.view.settings, capture=self.current_view, apply=self.apply_view,
                                          class_names=lambda: self.class_names, say=self._say)
         self.saved_views.row.addWidget(self.only_selection)
