@@ -23,7 +23,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPlainTextEdit,
-    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -43,6 +42,7 @@ from explorer.widgets.dialogs import show_error
 from explorer.widgets.help_menu import add_help_menu
 from explorer.widgets.models_list import ModelsList
 from explorer.widgets.panel_header import PanelHeader
+from explorer.widgets.panel_tabs import PanelTabs
 from explorer.widgets.status_bar import StatusBar
 from explorer.worker import Worker
 from explorer.workspace import WorkspaceSession
@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self.bundled = DeferredModels(state, self.run_worker, self)   # a bundled model a panel loads when shown
         self.session = WorkspaceSession(self, workspace)
 
-        self.tabs = QTabWidget()
+        self.tabs = PanelTabs()     # a page scrolls below its panel's minimum size: it never widens the window
         self.tabs.setDocumentMode(True)
         self.views: dict[str, PanelView] = {}      # what each panel (but Train) shows: a pin, or the selection
         self.header = PanelHeader()

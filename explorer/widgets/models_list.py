@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from explorer.state import AppState, ModelEntry
+from explorer.widgets.flow_toolbar import flow_toolbar
 
 COLUMNS = ("shown", "name", "kind", "dataset", "epoch", "status", "metric")
 
@@ -52,10 +53,9 @@ class ModelsList(QWidget):
         self.save_button.clicked.connect(self._save_selected)
         self.close_button = QPushButton("Close")
         self.close_button.clicked.connect(self._close_selected)
-        buttons = QHBoxLayout()
-        for w in (self.follow, self.save_button, self.close_button):
-            buttons.addWidget(w)
-        buttons.addStretch(1)
+        # the buttons wrap under the box when the dock is narrow (a 1024-px screen): the dock's minimum width is the
+        # widest of them, not their sum
+        buttons = flow_toolbar([[self.follow], [self.save_button, self.close_button]])
         self.undo_bar = QWidget()      # after Close: what was closed, and Undo (until the next close or undo)
         undo = QHBoxLayout(self.undo_bar)
         undo.setContentsMargins(0, 0, 0, 0)
@@ -69,7 +69,7 @@ class ModelsList(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(self.table, 1)
-        lay.addLayout(buttons)
+        lay.addWidget(buttons)
         lay.addWidget(self.undo_bar)
         state.modelsChanged.connect(self.refresh)
         state.vaeChanged.connect(self.refresh)

@@ -29,7 +29,7 @@ class PanelHeader(QWidget):
         for kind, title in KINDS:
             label = QLabel(f"{title}:")
             combo = QComboBox()
-            combo.setMinimumContentsLength(36)
+            combo.setMinimumContentsLength(20)   # two of them fit a 1024-px window; the full name is in the list
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             combo.setToolTip(f"The {title} this panel shows: the one selected in the models list, or a model pinned "
                              "for this panel alone")

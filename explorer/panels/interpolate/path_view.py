@@ -7,6 +7,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget
 
+from explorer.widgets.flow_toolbar import flow_toolbar
 from explorer.widgets.image_grid import ImageGrid
 from explorer.widgets.latent_widgets import PixelView
 
@@ -37,14 +38,10 @@ class PathView(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.t_label)
         row.addWidget(self.t_slider, 1)
-        srow = QHBoxLayout()
-        for w in (self.steps, self.png_btn, self.gif_btn):
-            srow.addWidget(w)
-        srow.addStretch(1)
         lay = QVBoxLayout(self)
         lay.addLayout(row)
         lay.addWidget(self.view, 3)
-        lay.addLayout(srow)
+        lay.addWidget(flow_toolbar([[self.steps], [self.png_btn, self.gif_btn]]))   # wraps in a narrow window
         lay.addWidget(self.strip_grid, 1)
 
     def t(self) -> float:

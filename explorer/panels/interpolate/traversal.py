@@ -30,7 +30,9 @@ class TraversalView(QWidget):
         self.reset_btn = QPushButton("Reset dimensions")
         self.reset_btn.clicked.connect(self.reset)
         lay = QVBoxLayout(self)
-        lay.addWidget(QLabel("traversal (dimensions by KL, active first)"))
+        title = QLabel("traversal (dimensions by KL, active first)")
+        title.setWordWrap(True)        # two lines in a narrow window rather than a wider panel
+        lay.addWidget(title)
         lay.addWidget(scroll, 1)
         lay.addWidget(self.reset_btn)
 

@@ -1,0 +1,61 @@
+"""The window fits a 1280x800 and a 1024x700 screen at every tab (issue 23: 1,155 px was its narrowest once the
+Interpolate tab had been built; the Sampler's header and the Codes tab's image row made it wider still).
+
+The window is opened as `vae-explorer` opens it (deferred panels, the bundled dataset and models loaded on a worker),
+every tab is shown in turn at each size (so the latent map computes its map, Denoise/Enhance loads the bundled
+diffusion model, and each panel has its data), and at each tab: the window can be resized to the screen and is that
+size, its minimum size fits the screen, and the panel on screen has its own minimum size within its page, so it needs
+no scroll bar (explorer/widgets/panel_tabs.py: a page scrolls only beyond that)."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QSize
+
+from core.paths import bundled_model
+from explorer.main_window import MainWindow
+from explorer.state import AppState
+
+pytestmark = pytest.mark.skipif(bundled_model("vae") is None, reason="needs resources/digits-vae.safetensors")
+
+SCREENS = (QSize(1280, 800), QSize(1024, 700))
+
+
+def fits(inner: QSize, outer: QSize) -> bool:
+    return inner.width() <= outer.width() and inner.height() <= outer.height()
+
+
+def idle(win: MainWindow) -> bool:
+    panel = win.tabs.currentWidget()
+    tasks = getattr(panel, "tasks", None)
+    return not win._workers and not (tasks is not None and tasks.busy())
+
+
+def test_every_tab_fits_1280x800_and_1024x700(qtbot):
+    win = MainWindow(AppState(), defer_panels=True)
+    qtbot.addWidget(win)
+    win.resize(1280, 820)
+    win.show()
+    win.load_initial(None)
+    qtbot.waitUntil(lambda: win.state.vae is not None and not win._workers and not win._deferred, timeout=120_000)
+    problems = []
+    for screen in SCREENS:
+        for i in range(win.tabs.count()):
+            win.tabs.setCurrentIndex(i)
+            qtbot.waitUntil(lambda: idle(win), timeout=120_000)
+            win.resize(screen)
+            qtbot.wait(50)
+            name, panel = win.tabs.tabText(i), win.tabs.currentWidget()
+            where = f"{name} at {screen.width()}x{screen.height()}"
+            if win.size() != screen:
+                problems.append(f"{where}: the window is {win.width()}x{win.height()}")
+            if not fits(win.minimumSizeHint(), screen):
+                problems.append(f"{where}: the window's minimum size is {win.minimumSizeHint().toTuple()}")
+            room = win.tabs.page(i).viewport().size() if hasattr(win.tabs, "page") else panel.size()
+            needs = panel.minimumSizeHint().expandedTo(panel.minimumSize())
+            if not fits(needs, room):
+                problems.append(f"{where}: the panel needs {needs.toTuple()}, has {room.toTuple()}")
+            if win.header.isVisible() and win.header.minimumSizeHint().width() > win.centralWidget().width():
+                problems.append(f"{where}: the header needs {win.header.minimumSizeHint().width()} px")
+    assert win.state.diffusion is not None                 # Denoise/Enhance and the Sampler were shown with it
+    assert problems == []
