@@ -251,6 +251,7 @@ class LatentMapPanel(WorkWhenShown, Panel, QWidget):
             w.parentWidget().setVisible(not vq)
         self.codebook.colour_box.parentWidget().setVisible(vq)
         self.body.setCurrentIndex(1 if vq else 0)
+        v.show_settings()                  # the chosen method's (a restored choice arrives before any projection)
         if not vq and self.codebook.active:
             self.codebook.active = False
             self.codebook.clear()

@@ -228,8 +228,8 @@ class CodebookMap(QObject):
         use = self.use
         k, dead = len(use.vectors), len(use.dead)
         return (f"{self._name(self.method_shown)} map of the {k} code vectors of the VQ-VAE's codebook (a point is a "
-                f"code, not an image); point size: cells of the {use.split} split's {len(use.codes):,} images using "
-                f"the code; {k - dead} used, {dead} dead (red crosses), perplexity {use.perplexity():.1f}. {HINT}")
+                f"code, not an image), sized by the cells of the {use.split} split's {len(use.codes):,} images using "
+                f"it: {k - dead} used, {dead} dead (red crosses), perplexity {use.perplexity():.1f}.")
 
     def colours(self) -> tuple[list, list[tuple[str, object]]]:
         """Each code's brush and the legend's rows, by the "colour codes by" choice."""
@@ -269,8 +269,8 @@ class CodebookMap(QObject):
         if dead.any():
             legend.append((f"dead code ({int(dead.sum())})", pg.mkBrush(DEAD_COLOUR)))
         self.scatter.set_legend(legend)
-        self.scatter.set_title(f"{self._name(self.method_shown)} of the {len(cells)} code vectors (the codebook), "
-                               f"coloured by {self.colour_box.currentText()}")
+        # short: a plot's title sets its minimum width (the map shares a narrow window with the side view)
+        self.scatter.set_title(f"{self._name(self.method_shown)} of the {len(cells)} code vectors (codebook)")
         self.scatter.mark(self.selected)
 
     # ---- one code ---------------------------------------------------------------------------------------------------
