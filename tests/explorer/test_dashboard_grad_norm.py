@@ -41,3 +41,9 @@ def test_dashboard_plots_the_gradient_norm_on_its_own_axis(qtbot):
     assert lr_plot.title.endswith("2 skipped")
     dash.clear()
     assert lr_plot.title == "Learning rate" and len(lr_plot.series["grad_norm"].ys) == 0
+    # a record from before grad_norm was logged (None) draws nothing on a new dashboard: no empty right axis
+    old = RunDashboard()
+    qtbot.addWidget(old)
+    old.show_event(dataclasses.replace(steps[0], grad_norm=None))
+    assert "grad_norm" not in old.plots["lr"].series and old.plots["lr"].title == "Learning rate"
+    assert len(old.plots["lr"].series["lr"].ys) == 1
