@@ -330,3 +330,19 @@ def test_an_image_picked_anywhere_has_its_codes_ringed(codebook_map, tiny_vq):
                                                  f"{len(expected)} codes")
     codebook_map.state.imageSelected.emit("train", 10 ** 6)        # not among the counted images: no rings
     assert len(cb.scatter.rings.data) == 0
+
+
+def test_the_codebook_map_of_all_splits_finds_each_image_in_its_split(qtbot, codebook_map, tiny_vq):
+    _, dataset = tiny_vq
+    cb = codebook_map.codebook
+    codebook_map.split_box.setCurrentText("all")
+    qtbot.waitUntil(lambda: cb.use is not None and cb.use.split == "all splits" and not codebook_map.tasks.busy(),
+                    timeout=60_000)
+    sizes = {name: len(dataset.split(name)) for name in ("train", "val", "test")}
+    assert len(cb.use.codes) == sum(sizes.values()) and int(cb.use.cells.sum()) == 16 * sum(sizes.values())
+    names, index = cb.origins
+    for name in sizes:                                    # the last image of each split, read back from its split
+        row = int(np.flatnonzero(names == name)[-1])
+        assert index[row] == sizes[name] - 1
+        assert np.array_equal(cb.image_rows(np.array([row]))[0], dataset.split(name).images[-1].numpy())
+    assert "all splits" in codebook_map.status.text()
