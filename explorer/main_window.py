@@ -42,7 +42,7 @@ from explorer.widgets.dialogs import show_error
 from explorer.widgets.help_menu import add_help_menu
 from explorer.widgets.models_list import ModelsList
 from explorer.widgets.panel_header import PanelHeader
-from explorer.widgets.panel_tabs import PanelTabs
+from explorer.widgets.panel_tabs import DockYields, PanelTabs
 from explorer.widgets.status_bar import StatusBar
 from explorer.worker import Worker
 from explorer.workspace import WorkspaceSession
@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         self.models_dock.setWidget(self.models_list)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.models_dock)
         self.resizeDocks([self.models_dock], [440], Qt.Orientation.Horizontal)   # room for the list's columns
+        self.installEventFilter(DockYields(self, self.models_dock))   # a narrow window: the list gives way first
         self._build_menus()
         self._on_tab()
         self.status = StatusBar(state, self)   # parented: the window (C++) owns and deletes it

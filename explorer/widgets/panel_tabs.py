@@ -15,11 +15,40 @@ scroll areas (`page(i)` is the scroll area), so callers never see the wrapping.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, QSize, Qt
-from PySide6.QtWidgets import QFrame, QScrollArea, QTabWidget, QWidget
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QDockWidget, QFrame, QMainWindow, QScrollArea, QStyle, QTabWidget, QWidget
 
 # The most a panel claims: a 1024x700 window less the models dock at its narrowest (~180 px), the menu bar, the panel
 # header, the tab bar and the status bar.
 ROOM = QSize(800, 520)
+
+
+class Page(QScrollArea):
+    """A tab's page: its panel fills it, never smaller than the panel's minimum size (then it scrolls). Not
+    QScrollArea's `widgetResizable`: that gives a panel with a word-wrapped label (height-for-width) its *preferred*
+    height, and a tall image grid then scrolled although its minimum fitted."""
+
+    def __init__(self, panel: QWidget) -> None:
+        super().__init__()
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setWidget(panel)
+
+    def fit(self) -> None:
+        panel = self.widget()
+        need = panel.minimumSizeHint().expandedTo(panel.minimumSize())
+        w, h = self.width(), self.height()
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        if need.width() > w:            # a horizontal scroll bar takes room from the height, and the other way round
+            h -= bar
+        if need.height() > h:
+            w -= bar
+            if need.width() > w and need.width() <= self.width():
+                h -= bar
+        panel.resize(max(w, need.width()), max(h, need.height()))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.fit()
 
 
 class PanelTabs(QTabWidget):
@@ -40,9 +69,13 @@ class PanelTabs(QTabWidget):
                 page.setMinimumSize(0, 0)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        """The current panel's layout changed (its minimum size may have): its page claims it."""
-        if event.type() == QEvent.Type.LayoutRequest and watched is self.currentWidget():
-            self._claim()
+        """A panel's layout changed (its minimum size may have): its page fits it again, and claims it if current."""
+        if event.type() == QEvent.Type.LayoutRequest:
+            page = watched.parentWidget().parentWidget() if isinstance(watched, QWidget) else None
+            if isinstance(page, Page):       # panel -> the scroll area's viewport -> the page
+                page.fit()
+            if watched is self.currentWidget():
+                self._claim()
         return False
 
     def addTab(self, widget: QWidget, title: str) -> int:  # type: ignore[override]
@@ -55,10 +88,10 @@ class PanelTabs(QTabWidget):
         self._claim()
         return index
 
-    def page(self, index: int) -> QScrollArea | None:
+    def page(self, index: int) -> Page | None:
         """The scroll area that holds tab `index`'s panel."""
         page = super().widget(index)
-        return page if isinstance(page, QScrollArea) else None
+        return page if isinstance(page, Page) else None
 
     def widget(self, index: int) -> QWidget | None:  # type: ignore[override]
         page = self.page(index)
@@ -85,11 +118,23 @@ class PanelTabs(QTabWidget):
             panel.setParent(None)
             page.deleteLater()
 
-    def _wrap(self, widget: QWidget) -> QScrollArea:
+    def _wrap(self, widget: QWidget) -> Page:
         widget.installEventFilter(self)
-        scroll = QScrollArea()
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidgetResizable(True)             # the panel fills the page; scroll bars only below its minimum
-        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        scroll.setWidget(widget)
-        return scroll
+        return Page(widget)
+
+
+class DockYields(QObject):
+    """Installed on the main window: when the window is resized, a dock beside the tabs wider than leaves the panels
+    `ROOM`'s width gives way (a 1024-px window: the models list ~210 px, the panel ~800), never below the dock's own
+    minimum. The user can still drag it wider; the next resize of the window gives way again."""
+
+    def __init__(self, window: QMainWindow, dock: QDockWidget) -> None:
+        super().__init__(window)
+        self.window, self.dock = window, dock
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Resize and watched is self.window and not self.dock.isHidden():
+            room = max(self.dock.minimumSizeHint().width(), self.window.width() - ROOM.width() - 10)
+            if self.dock.width() > room:
+                self.window.resizeDocks([self.dock], [room], Qt.Orientation.Horizontal)
+        return False

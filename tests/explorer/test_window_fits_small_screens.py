@@ -51,10 +51,14 @@ def test_every_tab_fits_1280x800_and_1024x700(qtbot):
                 problems.append(f"{where}: the window is {win.width()}x{win.height()}")
             if not fits(win.minimumSizeHint(), screen):
                 problems.append(f"{where}: the window's minimum size is {win.minimumSizeHint().toTuple()}")
-            room = win.tabs.page(i).viewport().size() if hasattr(win.tabs, "page") else panel.size()
+            page = win.tabs.page(i)
             needs = panel.minimumSizeHint().expandedTo(panel.minimumSize())
-            if not fits(needs, room):
-                problems.append(f"{where}: the panel needs {needs.toTuple()}, has {room.toTuple()}")
+            if not fits(needs, page.viewport().size()):
+                problems.append(f"{where}: the panel needs {needs.toTuple()}, has {page.viewport().size().toTuple()}")
+            bars = [b for b, bar in (("horizontal", page.horizontalScrollBar()), ("vertical", page.verticalScrollBar()))
+                    if bar.isVisible()]
+            if bars or panel.size() != page.viewport().size():
+                problems.append(f"{where}: the panel is {panel.size().toTuple()} in its page with scroll bars {bars}")
             if win.header.isVisible() and win.header.minimumSizeHint().width() > win.centralWidget().width():
                 problems.append(f"{where}: the header needs {win.header.minimumSizeHint().width()} px")
     assert win.state.diffusion is not None                 # Denoise/Enhance and the Sampler were shown with it

@@ -31,9 +31,11 @@ class PathView(QWidget):
         self.strip_grid.setMinimumHeight(60)
         self.strip_grid.clicked.connect(lambda i: self.t_slider.setValue(
             round(i / max(1, self.steps.value() - 1) * SLIDER_STEPS)))
-        self.png_btn = QPushButton("Export strip PNG…")
+        self.png_btn = QPushButton("Strip PNG…")
+        self.png_btn.setToolTip("Export the strip of steps as one PNG")
         self.png_btn.clicked.connect(lambda: self._export_dialog("png"))
-        self.gif_btn = QPushButton("Export GIF…")
+        self.gif_btn = QPushButton("GIF…")
+        self.gif_btn.setToolTip("Export the walk as an animated GIF")
         self.gif_btn.clicked.connect(lambda: self._export_dialog("gif"))
         row = QHBoxLayout()
         row.addWidget(self.t_label)

@@ -24,16 +24,17 @@ class TraversalView(QWidget):
         self.dims_box = QWidget()
         self.dims_layout = QGridLayout(self.dims_box)
         self.dims_layout.setAlignment(Qt.AlignmentFlag.AlignTop)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setWidget(self.dims_box)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.dims_box)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.reset_btn = QPushButton("Reset dimensions")
         self.reset_btn.clicked.connect(self.reset)
         lay = QVBoxLayout(self)
         title = QLabel("traversal (dimensions by KL, active first)")
         title.setWordWrap(True)        # two lines in a narrow window rather than a wider panel
         lay.addWidget(title)
-        lay.addWidget(scroll, 1)
+        lay.addWidget(self.scroll, 1)
         lay.addWidget(self.reset_btn)
 
     def build(self, kl_per_dim: np.ndarray, dims: slice | None, names: list[str]) -> None:
@@ -50,12 +51,17 @@ class TraversalView(QWidget):
             label.setEnabled(bool(kl_per_dim[d] > 0.01))
             slider = QSlider(Qt.Orientation.Horizontal)
             slider.setRange(-300, 300)                  # hundredths of -3..3
+            slider.setMinimumWidth(60)                  # a slider to drag, however narrow the window
             value = QLabel("+0.00")
+            value.setMinimumWidth(value.fontMetrics().horizontalAdvance("-0.00") + 6)
             slider.valueChanged.connect(lambda v, d=int(d), lab=value: self._on_slider(d, v, lab))
             self.dims_layout.addWidget(label, row, 0)
             self.dims_layout.addWidget(slider, row, 1)
             self.dims_layout.addWidget(value, row, 2)
             self._sliders.append((int(d), slider, value))
+        # the list scrolls up and down, never sideways: it is as wide as a row of label, slider and value
+        bar = self.scroll.verticalScrollBar().sizeHint().width()
+        self.scroll.setMinimumWidth(self.dims_box.minimumSizeHint().width() + bar + 2)
 
     def dim_slider(self, dim: int) -> QSlider:
         return next(s for d, s, _ in self._sliders if d == dim)
