@@ -63,3 +63,34 @@ def test_every_tab_fits_1280x800_and_1024x700(qtbot):
                 problems.append(f"{where}: the header needs {win.header.minimumSizeHint().width()} px")
     assert win.state.diffusion is not None                 # Denoise/Enhance and the Sampler were shown with it
     assert problems == []
+
+
+def test_a_panel_wider_than_the_room_scrolls_on_its_own_tab(qtbot):
+    """The safety net: a panel that does not fit gets scroll bars on its page, keeps its minimum size, and does not
+    make the tabs claim more than ROOM; the tabs speak of panels, not of their scroll areas."""
+    from PySide6.QtWidgets import QLabel
+
+    from explorer.widgets.panel_tabs import ROOM, PanelTabs
+
+    tabs = PanelTabs()
+    qtbot.addWidget(tabs)
+    small, wide = QLabel("small"), QLabel("wide")
+    wide.setMinimumSize(1200, 900)
+    tabs.addTab(small, "small")
+    tabs.addTab(wide, "wide")
+    tabs.resize(600, 400)
+    tabs.show()
+    assert tabs.minimumSizeHint().width() < 200     # the small panel is current: the wide one claims nothing
+    tabs.setCurrentWidget(wide)
+    assert tabs.currentIndex() == 1 and tabs.currentWidget() is wide and tabs.indexOf(wide) == 1
+    qtbot.wait(20)
+    assert tabs.minimumSizeHint().width() <= ROOM.width() + 20
+    page = tabs.page(1)
+    assert wide.size().toTuple() == (1200, 900)
+    assert page.horizontalScrollBar().isVisible() and page.verticalScrollBar().isVisible()
+    tabs.resize(1400, 1000)
+    qtbot.wait(20)
+    assert wide.size() == page.viewport().size() and not page.horizontalScrollBar().isVisible()
+    tabs.removeTab(1)
+    assert tabs.count() == 1 and wide.parent() is None          # the caller owns it, as with QTabWidget
+    wide.deleteLater()
