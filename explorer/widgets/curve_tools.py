@@ -140,6 +140,7 @@ class RightAxis:
         self.axis.linkToView(vb)
         self.axis.setLabel(label, color=color)
         self.axis.setGrid(False)      # the left axis draws the grid; a second one would cross it
+        self.axis.setWidth(52)        # room for its labels from the start (a curve added later never got it)
         self.axis.setPen(pg.mkPen(color))
         self.axis.setTextPen(pg.mkPen(color))
         vb.setXLink(item.vb)

@@ -255,7 +255,7 @@ class LivePlot(pg.PlotWidget):
                 it.setLogMode(False, self.log_toggle.isChecked())
         if right_axis:
             self._on_right.add(name)
-        self._legend.addItem(main, f"{name} (right axis)" if right_axis else name)
+        self._legend.addItem(main, f"{name} (right)" if right_axis else name)
         self.series[name], self._curves[name], self._colors[name] = series, (main, raw), color
         self._sync_series()
         return series

@@ -32,7 +32,7 @@ class TrainingPlots(QWidget):
         super().__init__(parent)
         self.plots: dict[str, LivePlot] = {
             "loss": LivePlot("Loss (nats/image)"),
-            "terms": LivePlot("Recon and KL (right axis)"),
+            "terms": LivePlot("Recon and KL"),
             "val": LivePlot("Validation loss", x_label="epoch"),
             "lr": LivePlot(LR_TITLE),
             "kl_layers": LivePlot("KL per layer"),
@@ -111,8 +111,8 @@ class TrainingPlots(QWidget):
         if GRAD_NORM not in plot.series:
             plot.add_curve(GRAD_NORM, smooth=True, right_axis=True)
         plot.append(GRAD_NORM, step, float(grad_norm), **at)
-        skipped = f" · {skipped_steps:,} skipped" if skipped_steps else ""
-        title = f"{LR_TITLE}, grad norm (right){skipped}"
+        skipped = f" ({skipped_steps:,} skipped)" if skipped_steps else ""
+        title = f"LR, grad norm{skipped}"   # short: a long title widens the plot past its cell and hides the right axis
         if plot.title != title:
             plot.title = title
             plot.apply_palette()           # sets the title in the palette's colour
