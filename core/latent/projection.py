@@ -153,9 +153,13 @@ class _TqdmSink:
 
     def __init__(self, progress: Progress | None, should_stop: ShouldStop | None, offset: int, total: int) -> None:
         self.progress, self.should_stop, self.offset, self.total = progress, should_stop, offset, total
+        self.stopped = False
 
     def write(self, text: str) -> int:
+        if self.stopped:              # raised once; the bar's close() and __del__ write again: stay quiet
+            return len(text)
         if self.should_stop is not None and self.should_stop():
+            self.stopped = True
             raise _Stopped
         m = self._pattern.search(text)
         if m and self.progress is not None and int(m.group(2)) > 0:
@@ -180,7 +184,38 @@ def _import_umap():
         if not _UMAP_PATCHED:
             _UMAP_PATCHED = True
             _cache_umap_kernels()
+            _give_umap_a_cancellable_bar()
     return umap
+
+
+def _give_umap_a_cancellable_bar() -> None:
+    """umap's layout loop reports through a tqdm bar, which `_TqdmSink` raises through to cancel. tqdm's `refresh()`
+    acquires the class-wide write lock and releases it without try/finally, so that raise left the lock held by a
+    finished worker thread: the next bar anywhere in the process (the next UMAP, tqdm's monitor thread) waited for
+    ever, and a window closing joined that worker for ever (the 'projection' worker that never stopped, seen in CI).
+    umap's layout module gets a bar class of its own: a private lock, released on a raise, and no monitor thread."""
+    import threading
+
+    from tqdm import tqdm as std_tqdm
+
+    class CancellableBar(std_tqdm):
+        monitor_interval = 0
+        _lock = threading.RLock()
+
+        def refresh(self, nolock: bool = False, lock_args=None) -> bool:
+            if self.disable or nolock:
+                return super().refresh(nolock=nolock, lock_args=lock_args)
+            with self._lock:
+                self.display()
+            return True
+
+    try:
+        import umap.layouts as layouts
+
+        if isinstance(getattr(layouts, "tqdm", None), type):
+            layouts.tqdm = CancellableBar
+    except ImportError:   # umap's internals moved: its bar stays tqdm's (cancelling then still works, at that risk)
+        pass
 
 
 def _cache_umap_kernels() -> None:

@@ -102,6 +102,22 @@ def test_umap_small_shape_determinism_progress_and_stop(test_latents):
     # a stop during the optimisation (after the kNN and the import) also ends with None
     ticks = []
     assert umap_2d(mu, seed=3, progress=lambda d, t: ticks.append(d), should_stop=lambda: len(ticks) > 3) is None
+    # A stop on a worker thread leaves umap's progress bar lock free: the next UMAP, on any thread, does not wait for
+    # a lock the finished worker still holds (tqdm's refresh() has no try/finally; the app's map hung on it)
+    import threading
+
+    import umap.layouts
+
+    ticks.clear()
+    worker = threading.Thread(target=umap_2d, args=(mu,), kwargs={"seed": 3, "progress": lambda d, t: ticks.append(d),
+                                                                  "should_stop": lambda: len(ticks) > 3})
+    worker.start()
+    worker.join(300)
+    assert not worker.is_alive() and len(ticks) > 3
+    lock = umap.layouts.tqdm.get_lock()
+    for part in getattr(lock, "locks", [lock]):
+        assert part.acquire(timeout=5), "a stopped UMAP left its progress bar's lock held"
+        part.release()
     # UMAP keeps latent neighbourhoods (a conditional VAE's z codes style, not class, so we test neighbours, not
     # class purity): trustworthiness far above a random layout's
     from sklearn.manifold import trustworthiness
