@@ -377,10 +377,13 @@ PRESETS: dict[str, Config] = {
     # prior (a small causal transformer) for model.prior_epochs. Numbers: bench/bench_vqvae.py.
     "digits-vq": Config(DataConfig("digits", image_size=16), VQVAEConfig(codebook_size=128, width=16),
                         TrainConfig(epochs=20, batch_size=64, lr=2e-3)),
-    # 28 px MNIST -> a 7x7 grid of 256 codes.
+    # 28 px MNIST -> a 7x7 grid of 256 codes. The prior: 2 layers without dropout, drawn at temperature 0.7, previews
+    # every 5 epochs (each draws 49 tokens one by one): on the real-MNIST bench data its samples reach accuracy 0.958
+    # in 266 + 385 CPU s (README, bench_vqvae.py); 4 layers with dropout 0.1 needed 1,447.
     "mnist-vq": Config(DataConfig("mnist", image_size=28),
-                       VQVAEConfig(codebook_size=256, width=16, prior_width=128, prior_layers=4, prior_epochs=20),
-                       TrainConfig(epochs=15, batch_size=128, lr=2e-3, lr_schedule="cosine")),
+                       VQVAEConfig(codebook_size=256, width=16, prior_width=128, prior_layers=2, prior_dropout=0.0,
+                                   sample_temperature=0.7, prior_epochs=20),
+                       TrainConfig(epochs=15, batch_size=128, lr=2e-3, lr_schedule="cosine", preview_every=5)),
 }
 
 
