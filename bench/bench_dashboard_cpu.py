@@ -2,7 +2,8 @@
 
 Separates the dashboard's own drawing cost from training: the Train panel in a 1400x900 window receives StepMetrics
 every 10 steps at 35 steps/s, and at each epoch (22 steps) an EpochSummary, a Preview of 80 samples and a log line;
-it redraws every 33 ms as its timer would. Prints the GUI thread's CPU time as a share of one core.
+it redraws every 33 ms as its timer would: one waiting plot a tick (the app's way) and, for comparison, every plot a
+tick (before 2026-12-05). Prints the GUI thread's CPU time as a share of one core for each.
 (First stop: 13.1%; after caching the image grid's layout and the plots' axes and re-ranging in steps: 4.0%.)
 
 Run: `QT_QPA_PLATFORM=offscreen .venv/bin/python bench/bench_dashboard_cpu.py [simulated seconds]`.
@@ -20,6 +21,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main() -> None:
+    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
+    for mode in ("every plot a tick", "one plot a tick", "every plot a tick", "one plot a tick"):
+        run(seconds, mode)
+
+
+def run(seconds: float, mode: str) -> None:
     import numpy as np
     from PySide6.QtWidgets import QApplication
 
@@ -38,7 +45,6 @@ def main() -> None:
     rng = np.random.default_rng(0)
     panel.handle_event(RunStarted(None, {"train": {"epochs": 1000}}, {"class_names": [str(i) for i in range(10)]},
                                   "cpu", 22000, 22))
-    seconds = float(sys.argv[1]) if len(sys.argv) > 1 else 20.0
     steps_per_s, log_every, steps_per_epoch = 35, 10, 22
     step, epoch = 0, 1
     sim_t = next_redraw = next_event = 0.0
@@ -59,12 +65,16 @@ def main() -> None:
                 panel.dashboard.log(f"epoch {epoch}")
             next_event += log_every / steps_per_s
         if sim_t >= next_redraw:
-            panel.dashboard.redraw()
+            if mode == "one plot a tick":
+                panel.dashboard._redraw_tick()
+                panel.dashboard._redraw_timer.stop()    # this loop is the timer
+            else:
+                panel.dashboard.redraw()
             app.processEvents()       # paints what changed
             next_redraw += 0.033
         sim_t = min(next_event, next_redraw)
     cpu = time.thread_time() - cpu0
-    print(f"{seconds:.0f} s of digits-rate events ({step} steps, {epoch} epochs): GUI thread CPU {cpu:.2f} s = "
+    print(f"{mode}: {seconds:.0f} s of digits-rate events ({step} steps, {epoch} epochs): GUI thread CPU {cpu:.2f} s = "
           f"{100 * cpu / seconds:.1f}% of one core")
     win.close()
 

@@ -2,8 +2,8 @@
 
 `RunDashboard.show_event` takes the run's events (from a training worker or a followed run folder) and only appends
 to the plots' preallocated buffers and marks what changed; a single-shot timer, started by the first event after a
-redraw, draws it: at most ~30 times a second, and never while no events arrive (plot rate is not event rate). It
-controls nothing: the Train panel owns the run and decides what the events mean for it.
+redraw, draws it: at most ~30 ticks a second, one waiting plot per tick, never while no events arrive (plot rate is not
+event rate) nor while hidden. It controls nothing: the Train panel owns the run and decides what the events mean for it.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from explorer.widgets.curve_tools import CurveControls
 from explorer.widgets.training_plots import TrainingPlots
 
 REDRAW_MS = 33
+PLOTS_PER_TICK = 1    # plots redrawn per tick (TrainingPlots.redraw says why)
 
 
 def format_eta(seconds: float) -> str:
@@ -71,7 +72,7 @@ class RunDashboard(QWidget):
         self._redraw_timer = QTimer(self)
         self._redraw_timer.setSingleShot(True)
         self._redraw_timer.setInterval(REDRAW_MS)
-        self._redraw_timer.timeout.connect(self.redraw)
+        self._redraw_timer.timeout.connect(self._redraw_tick)
 
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -220,12 +221,28 @@ class RunDashboard(QWidget):
 
     # ---- drawing ------------------------------------------------------------------------------------------------
     def redraw(self) -> None:
-        """Push what changed since the last tick to the plots (the redraw timer's slot)."""
+        """Push everything that changed to the plots and the progress line at once."""
         self.training_plots.redraw()
+        self._draw_progress()
+
+    def _draw_progress(self) -> None:
         if self._progress_dirty:
             self._progress_dirty = False
             self.progress.setValue(self._progress_value)
             self.progress_label.setText(self._progress_text)
+
+    def _redraw_tick(self) -> None:
+        """The timer's slot: the progress line and one plot (`TrainingPlots.redraw`); again next tick while plots wait.
+        Hidden (another tab shown, the window closed) it draws nothing: `showEvent` draws what waits."""
+        if not self.isVisible():
+            return
+        if self.training_plots.redraw(limit=PLOTS_PER_TICK):
+            self._redraw_timer.start()
+        self._draw_progress()
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        self._schedule_redraw()
 
     def finish(self) -> None:
         """The run's events are over: draw what is left and stop the timer."""

@@ -30,6 +30,7 @@ GRAD_NORM = "grad_norm"
 class TrainingPlots(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._next_redraw = 0       # where the next limited redraw starts looking (round robin)
         self.plots: dict[str, LivePlot] = {
             "loss": LivePlot("Loss (nats/image)"),
             "terms": LivePlot("Recon and KL"),
@@ -154,11 +155,27 @@ class TrainingPlots(QWidget):
         self.recon_grid.clear()
 
     # ---- drawing --------------------------------------------------------------------------------------------------
-    def redraw(self) -> None:
-        """Push what changed since the last call to the plots."""
-        for plot in self.plots.values():
+    def redraw(self, limit: int | None = None) -> bool:
+        """Push what changed since the last call to the plots: all of them, or at most `limit` (the ones waiting
+        longest first). True while a plot is still waiting.
+
+        Why a limit: Qt paints every plot updated in one event-loop pass in one go, and while training holds the GIL
+        each plot's paint waits for it at every Python call (axes, legend, curves): six plots redrawn together stalled
+        the event loop 50-90 ms (bench/bench_gui_responsiveness.py). One plot per tick keeps a stall to one plot's
+        paint, and each plot still redraws several times a second."""
+        drawables = [*self.plots.values(), self.kl_bars]
+        n = len(drawables)
+        start, drawn = self._next_redraw, 0
+        for i in range(n):
+            plot = drawables[(start + i) % n]
+            if not plot.dirty:
+                continue
+            if limit is not None and drawn >= limit:
+                return True
             plot.redraw()
-        self.kl_bars.redraw()
+            drawn += 1
+            self._next_redraw = (start + i + 1) % n
+        return False
 
     def show_row_3(self, shown: set[str]) -> None:
         """Show these plots of the third row side by side from the left (the others hidden and out of the grid; the row

@@ -390,16 +390,41 @@ def test_resume_from_checkpoint_continues_the_run(panel, qtbot):
     assert panel.dashboard.plots["val"].series["val loss"].xs.tolist() == [2]
 
 
-def test_events_schedule_one_redraw_and_an_idle_dashboard_has_no_timer_running(panel, qtbot):
-    assert not panel.dashboard._redraw_timer.isActive()
+def test_events_schedule_redraws_one_plot_a_tick_and_an_idle_dashboard_has_no_timer_running(panel, qtbot):
+    """Each tick of the redraw timer draws one waiting plot (Qt paints every plot updated in one pass together, which
+    stalled the event loop while training held the GIL), keeps ticking while plots wait, and stops when none does."""
+    dash = panel.dashboard
+    panel.show()
+    qtbot.waitUntil(lambda: not dash._redraw_timer.isActive(), timeout=5_000)
+    assert not dash._redraw_timer.isActive()
     for step in (10, 20, 30):
-        panel.handle_event(StepMetrics(step, 1, {"loss": 1.0 / step}, 1e-3, 100.0, 1.0, 0.5))
-    assert panel.dashboard._redraw_timer.isActive()
-    qtbot.waitUntil(lambda: not panel.dashboard._redraw_timer.isActive(), timeout=5_000)   # single-shot: fired once
-    xs, _ = panel.dashboard.plots["loss"]._curves["loss"][0].getData()
-    np.testing.assert_array_equal(xs, [10, 20, 30])   # that one redraw drew everything that had arrived
+        panel.handle_event(StepMetrics(step, 1, {"loss": 1.0 / step, "recon": 0.5, "kl": 0.1}, 1e-3, 100.0, 1.0, 0.5))
+    assert dash._redraw_timer.isActive()
+
+    def drawn() -> dict[str, int]:
+        counts = {}
+        for key, name in (("loss", "loss"), ("terms", "recon"), ("lr", "lr")):
+            curves = dash.plots[key]._curves
+            xs = curves[name][0].getData()[0] if name in curves else None
+            counts[key] = 0 if xs is None else len(xs)
+        return counts
+
+    dash._redraw_timer.stop()
+    dash._redraw_tick()             # one tick: one of the three waiting plots drawn, the timer on for the others
+    assert sorted(drawn().values()) == [0, 0, 3], drawn()
+    assert dash._redraw_timer.isActive()
+    qtbot.waitUntil(lambda: not dash._redraw_timer.isActive(), timeout=5_000)
+    assert drawn() == {"loss": 3, "terms": 3, "lr": 3}      # every plot drawn, then the timer stopped
+    xs, _ = dash.plots["loss"]._curves["loss"][0].getData()
+    np.testing.assert_array_equal(xs, [10, 20, 30])
     qtbot.wait(100)
-    assert not panel.dashboard._redraw_timer.isActive()   # no events, no wake-ups (e.g. while paused)
+    assert not dash._redraw_timer.isActive()   # no events, no wake-ups (e.g. while paused)
+    panel.hide()                # hidden (another tab): events draw nothing and keep no timer going ...
+    panel.handle_event(StepMetrics(40, 1, {"loss": 0.02, "recon": 0.5, "kl": 0.1}, 1e-3, 100.0, 1.0, 0.6))
+    qtbot.wait(150)
+    assert not dash._redraw_timer.isActive() and drawn()["loss"] == 3
+    panel.show()                # ... until it is shown again
+    qtbot.waitUntil(lambda: drawn() == {"loss": 4, "terms": 4, "lr": 4}, timeout=5_000)
 
 
 def test_the_header_says_pausing_until_the_trainer_has_paused(panel):
