@@ -3,23 +3,28 @@ side on one VAE (issue 24).
 
     python bench/bench_priors.py [--checkpoint resources/digits-vae.safetensors] [--seeds 2] [--per-class 100]
                                  [--prior-steps 2000] [--width 256] [--blocks 3] [--sample-steps 25]
+                                 [--guidance 0.7,1] [--stochastic no,yes] [--temperature 1,1.1] [--set ema_decay=0.999]
                                  [--layers all,top] [--device cpu] [--json FILE] [--grids DIR]
-    python bench/bench_priors.py --mnist [--epochs N] ...   # train the `mnist` preset on real MNIST first
+    python bench/bench_priors.py --mnist [--epochs N] [--keep DIR] ...   # train the `mnist` preset on real MNIST first
 
 For the checkpoint's own data: encodes the training split once, then fits each sampler (timed, from scratch: no disk
-cache of the fit; the encoding is read once beforehand and left out of the times), draws `--per-class` samples per
+cache of the fit; the encoding is read once beforehand and left out of the times; CPU seconds, so a paused run
+still times right), draws `--per-class` samples per
 class for each of `--seeds` seeds and judges them on the test split:
 Fréchet score in the judge's features (lower is better), precision and recall (k = 3, judge features), conditional
 accuracy, sharpness, the hole score (share of sampled z whose nearest test latent of their class is farther than that
 latent's own 5th neighbour: core/evaluation/holes.py), fit seconds and samples per second (z drawn and decoded, batches
 of 1,000). Prints mean ± standard deviation over the seeds; `--grids DIR` writes one 10 x 10 sample grid per sampler.
 `--mnist` trains the `mnist` preset on the 5,000 real MNIST digits of bench/real_mnist.py (its PNG folder must exist:
-run that script once) and benches that model.
+run that script once) and benches that model; `--keep DIR` keeps its run folder, to bench it again with
+`--checkpoint DIR/checkpoints/last.safetensors`. Lists of guidance, sampler and temperature sample one fitted diffusion
+prior each way (a row each); `--set FIELD=VALUE` changes any other DiffusionPriorSettings field.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -47,7 +52,7 @@ METRICS = ("fid_like", "precision", "recall", "conditional_accuracy", "sharpness
 
 
 def train_mnist(epochs: int, device: str, out: Path) -> tuple[LoadedModel, float]:
-    """The `mnist` preset trained on the real digits; its last checkpoint and the training seconds."""
+    """The `mnist` preset trained on the real digits; its last checkpoint and the training CPU seconds."""
     from real_mnist import real_mnist_dataset_name
 
     from core.config import preset, with_overrides
@@ -57,10 +62,10 @@ def train_mnist(epochs: int, device: str, out: Path) -> tuple[LoadedModel, float
     train = {"device": device} | ({"epochs": epochs} if epochs else {})
     cfg = cfg.replace(data=with_overrides(cfg.data, name=real_mnist_dataset_name()),
                       train=with_overrides(cfg.train, **{k: str(v) for k, v in train.items()}))
-    started = time.perf_counter()
+    started = time.process_time()
     for _event in Trainer(cfg, run_dir=out).run():
         pass
-    return load_model(out / "checkpoints" / "last.safetensors", device), time.perf_counter() - started
+    return load_model(out / "checkpoints" / "last.safetensors", device), time.process_time() - started
 
 
 def samples_per_second(model, sampler, n: int = 1000) -> float:
@@ -82,13 +87,22 @@ def main() -> int:
     parser.add_argument("--checkpoint", default=str(ROOT / "resources" / "digits-vae.safetensors"))
     parser.add_argument("--mnist", action="store_true", help="train the mnist preset on real MNIST and bench it")
     parser.add_argument("--epochs", type=int, default=0, help="with --mnist: epochs (0: the preset's)")
+    parser.add_argument("--keep", type=Path, help="with --mnist: train into this run folder and keep it (bench it "
+                                                  "again later with --checkpoint DIR/checkpoints/last.safetensors)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--per-class", type=int, default=100)
     parser.add_argument("--prior-steps", type=int, default=dp.DiffusionPriorSettings.train_steps)
     parser.add_argument("--width", type=int, default=dp.DiffusionPriorSettings.width)
     parser.add_argument("--blocks", type=int, default=dp.DiffusionPriorSettings.blocks)
     parser.add_argument("--sample-steps", type=int, default=dp.DiffusionPriorSettings.sample_steps)
-    parser.add_argument("--guidance", type=float, default=1.0)
+    parser.add_argument("--guidance", default="1", help="classifier-free guidance; a comma list samples the same fit "
+                                                            "at each (one row each)")
+    parser.add_argument("--stochastic", default="no", help="no, yes or no,yes: the diffusion prior samples with "
+                                                           "SDE-DPM-Solver++ (one row each)")
+    parser.add_argument("--temperature", default="1", help="scale of the diffusion prior's starting noise; a comma "
+                                                           "list gives one row each")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="another DiffusionPriorSettings field (ema_decay=0.999, lr=5e-4, ...); repeatable")
     parser.add_argument("--layers", default="all", help="a hierarchical VAE: all (the whole code), top, or all,top")
     parser.add_argument("--posterior-samples", action="store_true",
                         help="the diffusion prior fits draws z ~ q(z|x) instead of the posterior means")
@@ -102,7 +116,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         train_s = None
         if args.mnist:
-            loaded, train_s = train_mnist(args.epochs, args.device, Path(scratch))
+            loaded, train_s = train_mnist(args.epochs, args.device, args.keep or Path(scratch))
         else:
             loaded = load_model(args.checkpoint, args.device)
         return bench(loaded, args, train_s)
@@ -115,7 +129,7 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
     classes = max(model.num_classes, 1)
     print(f"{loaded.meta.name}: {loaded.config.model.stochastic_layers}-layer VAE, latent {model.latent_dim}, "
           f"{len(dataset.train)} training / {len(dataset.test)} test images; {args.per_class} samples per class, "
-          f"{args.seeds} seeds, device {args.device}" + (f"; trained in {train_s:.0f} s" if train_s else ""))
+          f"{args.seeds} seeds, device {args.device}" + (f"; trained in {train_s:.0f} CPU s" if train_s else ""))
     cached_encoding(loaded, "train", dataset.train)   # encoded once: the fit times below leave the encoding out
     test = encode_split(model, dataset.test)
     data_latents = (test.mu, test.labels if model.num_classes else None)
@@ -124,19 +138,28 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
     layers = [name == "top" for name in args.layers.split(",")]
     for top in layers:
         suffix = " (top layer)" if top else ""
-        started = time.perf_counter()
+        started = time.process_time()
         if "density" in wanted:
             density = fit_density(model, dataset.train, top_layer=top, loaded=loaded)
-            sources.append(("GMM 4 full" + suffix, time.perf_counter() - started, density.sample))
+            sources.append(("GMM 4 full" + suffix, time.process_time() - started, density.sample))
         if "diffusion" not in wanted:
             continue
         settings = dp.DiffusionPriorSettings(width=args.width, blocks=args.blocks, train_steps=args.prior_steps,
-                                             sample_steps=args.sample_steps, guidance=args.guidance, top_layer=top,
-                                             posterior_samples=args.posterior_samples, whiten=not args.no_whiten)
-        started = time.perf_counter()
+                                             sample_steps=args.sample_steps, top_layer=top,
+                                             posterior_samples=args.posterior_samples, whiten=not args.no_whiten,
+                                             **settings_overrides(args.set))
+        started = time.process_time()
         prior = dp.fit_diffusion_prior(model, dataset.train, settings=settings, loaded=loaded, disk_cache=False)
-        sources.append(("diffusion prior" + suffix, time.perf_counter() - started, prior.sample))
-    header = f"{'source':<26} {'fit s':>6} {'samples/s':>9}" + "".join(f" {m:>21}" for m in METRICS)
+        fit_s = time.process_time() - started
+        for guidance in map(float, args.guidance.split(",")):
+            for stochastic in (s.strip() == "yes" for s in args.stochastic.split(",")):
+                for temperature in map(float, args.temperature.split(",")):
+                    variant = prior.with_sampling(guidance=guidance, stochastic=stochastic)
+                    tags = "".join([f" g{guidance:g}" if guidance != 1 else "", " sde" if stochastic else "",
+                                    f" T{temperature:g}" if temperature != 1 else ""])
+                    sources.append(("diffusion prior" + suffix + tags, fit_s,
+                                    functools.partial(variant.sample, temperature=temperature)))
+    header = f"{'source':<34} {'fit CPU s':>9} {'samples/s':>9}" + "".join(f" {m:>21}" for m in METRICS)
     print(header)
     print("-" * len(header))
     rows = []
@@ -152,12 +175,25 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
             row[m], row[m + "_sd"] = (statistics.mean(values), sd) if values else (None, None)
             cells.append(f"{statistics.mean(values):>12.4f} ± {sd:<6.4f}" if values else f"{'—':>21}")
         rows.append(row)
-        print(f"{name:<26} {fit_s:>6.1f} {rate:>9.0f}" + "".join(f" {c:>21}" for c in cells), flush=True)
+        print(f"{name:<34} {fit_s:>9.1f} {rate:>9.0f}" + "".join(f" {c:>21}" for c in cells), flush=True)
         if args.grids:
             write_grid(model, sampler, args.grids / f"{loaded.meta.name.split('/')[-1]}-{slug(name)}.png")
     if args.json:
         args.json.write_text(json.dumps({"dataset": loaded.meta.name, "train_s": train_s, "rows": rows}, indent=2))
     return 0
+
+
+def settings_overrides(pairs: list[str]) -> dict[str, object]:
+    """--set FIELD=VALUE pairs as DiffusionPriorSettings keyword arguments, typed like the field's default."""
+    defaults = dp.DiffusionPriorSettings()
+    out: dict[str, object] = {}
+    for pair in pairs:
+        name, _, value = pair.partition("=")
+        if not hasattr(defaults, name):
+            raise SystemExit(f"--set {pair}: DiffusionPriorSettings has no field {name!r}")
+        kind = type(getattr(defaults, name))
+        out[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    return out
 
 
 def slug(name: str) -> str:
