@@ -12,6 +12,7 @@ those of the serial runs with the same seeds.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG, StopOnSignals
 from core.errors import UserError
 from core.files import check_writable
+from core.latent.samplers import parse_sources
 
 
 def experiment_command(args: argparse.Namespace) -> int:
@@ -29,6 +31,7 @@ def experiment_command(args: argparse.Namespace) -> int:
     if not dataset.lower().startswith("folder:") and dataset.lower().replace("_", "-") not in LOADERS:
         raise UserError(f"unknown dataset {dataset!r}; known datasets: {', '.join(known_datasets())}")
     spec = experiment(args.name, dataset, args.scale)
+    spec = dataclasses.replace(spec, sources=parse_sources(args.sources), prior_train_steps=args.prior_train_steps or 0)
     spec.configs()    # every run's settings checked before any work
     spec.check_data()   # and its data: a missing image folder is said once, before any run starts
     out = Path(args.out)
@@ -107,6 +110,8 @@ def _launch_flags(args: argparse.Namespace) -> str:
              ("--slurm-array-parallelism", args.slurm_array_parallelism)]
     text = "".join(f" {flag} {value:g}" if isinstance(value, float) else f" {flag} {value}"
                    for flag, value in flags if value)
+    text += f" --from {args.sources}" if args.sources != "prior" else ""
+    text += f" --prior-train-steps {args.prior_train_steps}" if args.prior_train_steps else ""
     return text + (" --slurm-local" if args.slurm_local else "") + (" --slurm-array" if args.slurm_array else "")
 
 

@@ -172,6 +172,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "fetch = download the Inception weights first (default: auto)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+    p.add_argument("--save", action="store_true",
+                   help="also keep the result in the checkpoint's run folder, RUN/eval/CHECKPOINT-SPLIT-DIGEST.json "
+                        "(the same settings again replace their own file); the runs report and the Runs tab show "
+                        "the newest test-split one of a run without an experiment's eval.json")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
     # ---- restore-eval
@@ -215,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=("quick", "full"), default="quick",
                    help="quick: small models and few epochs (minutes on a CPU); full: the presets' own settings "
                         "(default: quick)")
+    p.add_argument("--from", dest="sources", default="prior", metavar="SOURCE[,SOURCE]",
+                   help="VAE runs: also judge samples with z from these sources, each fitted to the run's model ("
+                        + ", ".join(SAMPLERS) + ", or all; the prior is always judged): each source's accuracy, "
+                        "Fréchet score, precision, recall and hole score in the report's table per source. The "
+                        "diffusion prior's fit takes about a minute per run (default: prior)")
+    p.add_argument("--prior-train-steps", type=int_in(1, 1_000_000), default=None,
+                   help="with --from diffusion-prior: optimiser steps of each run's prior fit (default: 2000)")
     p.add_argument("--torchrun", type=int_in(1, 1024), default=None, metavar="N",
                    help="train each run with torchrun on N processes (one per GPU), one run after another "
                         "(default: in this process)")

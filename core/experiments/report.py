@@ -214,6 +214,41 @@ def _ssim_explanation(results: Sequence[dict[str, Any]]) -> str:
         "measured nothing, not that the samples preserve structure.</p>" + ours)
 
 
+# ------------------------------------------------------------------------------------------------ sources of z
+# (key in eval.json, header) of each source's sample metrics; a source after the first carries its name as a prefix
+# ("density_fid_like"), as `vae-explorer eval --from` writes them.
+SOURCE_COLUMNS = (("conditional_accuracy", "conditional accuracy"), ("fid_like", "Fréchet score (our classifier)"),
+                  ("precision", "precision"), ("recall", "recall"), ("sharpness", "sharpness"),
+                  ("hole_score", "hole score"))
+SOURCE_NOTE = ("<p>One row per run and source of the samples' z: the VAE's prior N(0, I); <code>density</code>, a "
+               "Gaussian mixture per class fitted to the encoded training set; <code>diffusion-prior</code>, a "
+               "class-conditional diffusion model fitted to it (<code>--from</code>). Every source decodes the same "
+               "number of samples per class with the same seed, judged as in the table above; a lower hole score "
+               "means fewer z where no image is encoded.</p>")
+
+
+def source_rows(run: str, result: dict[str, Any]) -> list[list[str]]:
+    """The rows of one run's evaluation: its first source (`samples_from`) and each other source it holds."""
+    first = result.get("samples_from") if isinstance(result.get("samples_from"), str) else "prior"
+    others = [k[:-len("_fid_like")] for k in result if k.endswith("_fid_like") and k != "fid_like"]
+    rows = []
+    for source, prefix in [(first, ""), *((name, f"{name}_") for name in others)]:
+        cells = [_num(result.get(prefix + key), 3) for key, _ in SOURCE_COLUMNS]
+        acc = result.get(prefix + "conditional_accuracy")
+        cells[0] = f"{acc:.1%}" if isinstance(acc, float) else "—"
+        rows.append([run, source, *cells])
+    return rows
+
+
+def sources_section(spec: ExperimentSpec, results: dict[str, dict[str, Any] | None]) -> str:
+    """The table per source of z, when some run was judged with more than one (empty otherwise)."""
+    rows = [row for run in spec.runs if results.get(run.name) for row in source_rows(run.name, results[run.name])]
+    if len(rows) <= sum(1 for r in results.values() if r):
+        return ""
+    return ("<h2>Samples by source of z</h2>" + _table(["run", "z from", *(h for _, h in SOURCE_COLUMNS)], rows)
+            + SOURCE_NOTE)
+
+
 _SECTIONS = {"beta-sweep": beta_sweep_section, "reference-study": reference_study_section}
 
 
@@ -223,6 +258,7 @@ def experiment_report_html(spec: ExperimentSpec, out_dir: str | Path) -> str:
     run_dirs = [out / run.name for run in spec.runs if (out / run.name).is_dir()]
     title = f"Experiment {spec.name}"
     section = _SECTIONS.get(spec.name, lambda s, o: "")(spec, out)
+    section += sources_section(spec, {run.name: read_eval(out / run.name) for run in spec.runs})
     intro = (f"<p>{html.escape(spec.description)}. Base preset <code>{html.escape(spec.base_preset)}</code>, "
              f"{len(spec.runs)} runs ({len(run_dirs)} with a run folder), scale {html.escape(spec.scale)}.</p>")
     if not run_dirs:

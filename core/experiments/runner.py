@@ -180,11 +180,12 @@ def _run_here(spec: ExperimentSpec, out: Path, configs: dict[str, Any],
                     yield emit(ExperimentProgress(run.name, i, n, "failed", (i + 1) / n, f"{run.name}: training "
                                                   f"{status or 'ended without a result'}"))
                 continue
-        if spec.evaluate and not (run_dir / "eval.json").is_file():
+        if spec.evaluate and not evaluated(run_dir, spec.sources):
             yield emit(ExperimentProgress(run.name, i, n, "evaluating", (i + share) / n, f"evaluating {run.name}"))
             try:
-                result = evaluate_run(run_dir, scale=spec.scale,
-                                      with_study_ssim="ssim_explained" in spec.figures, should_stop=stop)
+                result = evaluate_run(run_dir, scale=spec.scale, with_study_ssim="ssim_explained" in spec.figures,
+                                      should_stop=stop, sources=spec.sources,
+                                      prior_train_steps=spec.prior_train_steps)
             except UserError as e:
                 failed.append(run.name)
                 yield emit(ExperimentProgress(run.name, i, n, "failed", (i + 1) / n, f"{run.name}: {e}"))
@@ -289,11 +290,29 @@ def _train_torchrun(run: RunSpec, run_dir: Path, config: Any, i: int, n: int, sh
     yield status or "failed"
 
 
+def evaluated(run_dir: Path, sources: tuple[str, ...] = ("prior",)) -> bool:
+    """Whether the run's eval.json is there and holds every source of z asked for (a VAE's: "density_fid_like" ...);
+    an evaluation without a source asked for later is done again, with all of them."""
+    from core.runs.evaluation import read_eval
+
+    if not (run_dir / "eval.json").is_file():
+        return False
+    result = read_eval(run_dir, saved=False)
+    if result is None:
+        return True        # damaged: the report says so; a new evaluation is the user's choice (delete it)
+    return result.get("model_kind") != "vae" or all(f"{name}_fid_like" in result for name in sources[1:])
+
+
 def evaluate_run(run_dir: Path, *, scale: str = "full", with_study_ssim: bool = False,
-                 should_stop: ShouldStop | None = None) -> dict[str, Any] | None:
-    """Evaluate the run's best checkpoint (its last when there is no best) on the test split; None when stopped."""
+                 should_stop: ShouldStop | None = None, sources: tuple[str, ...] = ("prior",),
+                 prior_train_steps: int = 0) -> dict[str, Any] | None:
+    """Evaluate the run's best checkpoint (its last when there is no best) on the test split; None when stopped.
+    A VAE's samples are also judged with z from each source after the prior (core/latent/samplers.py, fitted to the
+    run's model and training split), the same way `vae-explorer eval --from` does ("density_fid_like" ...);
+    `prior_train_steps` (not 0): the diffusion prior's optimiser steps."""
     from core.data.datasets import load_dataset
     from core.evaluation.evaluate import evaluate
+    from core.latent.samplers import fit_sources, latent_samplers, source_notes
     from core.training.checkpoint import load_model
 
     checkpoint = run_dir / "checkpoints" / "best.safetensors"
@@ -304,10 +323,20 @@ def evaluate_run(run_dir: Path, *, scale: str = "full", with_study_ssim: bool = 
     loaded = load_model(checkpoint)
     dataset = load_dataset(loaded.config.data)
     settings = eval_settings(scale, loaded.model.kind)
+    sources = tuple(sources) if loaded.model.kind == "vae" else ("prior",)
+    fit_settings: dict[str, dict[str, Any]] = {}
+    if prior_train_steps and "diffusion-prior" in sources:
+        from core.latent.diffusion_prior import DiffusionPriorSettings
+
+        fit_settings["diffusion-prior"] = {"settings": DiffusionPriorSettings(train_steps=prior_train_steps)}
+    fitted = fit_sources(sources, loaded, dataset, settings=fit_settings, should_stop=should_stop)
+    if fitted is None:
+        return None
     result = evaluate(loaded, dataset, "test", should_stop=should_stop, fid="judge" if scale == "quick" else "auto",
-                      **settings)
+                      latent_samplers=latent_samplers(sources, fitted), **settings)
     if result is None:
         return None
+    result.update(source_notes(fitted))
     if scale == "quick":
         result["fid_note"] = "no Inception FID: quick experiments skip it (minutes on a CPU); --scale full adds it"
     save_sample_grid(loaded.model, run_dir / EVAL_SAMPLES)

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.config import MODEL_CONFIGS, PRESETS, Config, preset, with_overrides
 from core.errors import UserError
+from core.latent.samplers import SAMPLERS
 
 SCALES = ("quick", "full")
 FIGURES = ("rate_distortion", "study_table", "ssim_explained")
@@ -47,10 +48,22 @@ class ExperimentSpec:
     evaluate: bool = True
     figures: tuple[str, ...] = ()
     scale: str = "full"     # "quick": smaller evaluations too (see core.experiments.runner.eval_settings)
+    # Where the evaluated samples' z come from (core/latent/samplers.py's names): the prior first (the tables' main
+    # columns), then e.g. "density", "diffusion-prior", each fitted to a VAE run's model (a VAE's runs only).
+    sources: tuple[str, ...] = ("prior",)
+    prior_train_steps: int = 0   # the diffusion prior's optimiser steps (with "diffusion-prior"); 0: its default
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runs", tuple(self.runs))
         object.__setattr__(self, "figures", tuple(self.figures))
+        object.__setattr__(self, "sources", tuple(self.sources))
+        if not self.sources or self.sources[0] != "prior" or any(s not in SAMPLERS for s in self.sources):
+            raise UserError(f"experiment {self.name}: sources of z {', '.join(self.sources) or '(none)'}: the prior "
+                            f"first, then any of {', '.join(SAMPLERS)}")
+        if self.prior_train_steps and "diffusion-prior" not in self.sources:
+            raise UserError("--prior-train-steps sets the diffusion prior's fit: add --from diffusion-prior")
+        if not 0 <= int(self.prior_train_steps) <= 1_000_000:
+            raise UserError(f"the diffusion prior's train steps must be 1..1000000, not {self.prior_train_steps}")
         if self.base_preset not in PRESETS:
             raise UserError(f"experiment {self.name}: unknown base preset {self.base_preset!r}; choose one of: "
                             f"{', '.join(PRESETS)}")

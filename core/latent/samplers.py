@@ -198,3 +198,49 @@ def make_sampler(name: str, **settings: Any) -> LatentSampler:
     if wrong:
         raise UserError(f"--from {name} does not take {', '.join(wrong)}")
     return cls(**settings)
+
+
+def fit_sources(sources: list[str] | tuple[str, ...], loaded: LoadedModel, dataset: Any, *,
+                settings: dict[str, dict[str, Any]] | None = None, should_stop: ShouldStop | None = None,
+                progress_for: Any = None) -> dict[str, LatentSampler] | None:
+    """Each named source of z but the prior (nothing to fit) built with its `settings` and fitted to `loaded` and its
+    training split, in order; None when stopped. `progress_for(name)`: that fit's `progress` callable (or None)."""
+    fitted: dict[str, LatentSampler] = {}
+    for name in sources:
+        if name == "prior":
+            continue
+        sampler = make_sampler(name, **(settings or {}).get(name, {}))
+        done = sampler.fit(loaded, dataset, progress=progress_for(name) if progress_for else None,
+                           should_stop=should_stop)
+        if done is None:
+            return None
+        fitted[name] = done
+    return fitted
+
+
+def latent_samplers(sources: list[str] | tuple[str, ...], fitted: dict[str, LatentSampler]) -> dict[str, Any]:
+    """`evaluate()`'s `latent_samplers`: each source's draw in order, None for the prior (drawn as `model.sample`
+    draws it, so its images are those of a plain evaluation)."""
+    return {name: fitted[name].sample if name in fitted else None for name in sources}
+
+
+def source_notes(fitted: dict[str, LatentSampler]) -> dict[str, str]:
+    """What each fitted source is, keyed as evaluations keep it ("latent_density": the key reports read since it was
+    the only one; "latent_diffusion_prior" ...)."""
+    return {"latent_density" if name == "density" else f"latent_{name.replace('-', '_')}": sampler.describe()
+            for name, sampler in fitted.items()}
+
+
+def parse_sources(text: str, flag: str = "--from") -> tuple[str, ...]:
+    """The sources of z an experiment judges: a comma-separated list of `--from` names ("all": every one), in
+    registry order, the prior always first (its numbers are the tables' main columns); UserError for an unknown
+    name or an empty list."""
+    names = [s.strip() for s in str(text).split(",") if s.strip()]
+    if names == ["all"]:
+        return tuple(SAMPLERS)
+    wrong = [n for n in names if n not in SAMPLERS]
+    if wrong or not names:
+        hint = " (the per-class mixture is 'density')" if "mixture" in wrong else ""
+        raise UserError(f"{flag} {text!r}: " + (f"unknown source of z {wrong[0]!r}{hint}; " if wrong else "")
+                        + f"give one or more of {', '.join(SAMPLERS)} separated by commas, or all")
+    return tuple(n for n in SAMPLERS if n in names or n == "prior")

@@ -39,13 +39,18 @@ class RunJob:
     stop_file: str = ""           # "stop after this step" when this file exists ("" = no stop file)
     threads: int = 0              # torch CPU threads when the run sets none (train.threads 0); 0 = torch's default
     parent_pid: int = 0           # stop when this process is gone; 0 = do not watch
+    sources: tuple[str, ...] = ("prior",)   # where the evaluated samples' z come from (ExperimentSpec.sources)
+    prior_train_steps: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> RunJob:
-        return cls(**json.loads(text))
+        fields = json.loads(text)
+        if "sources" in fields:
+            fields["sources"] = tuple(fields["sources"])
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -142,7 +147,7 @@ def _train_and_evaluate(job: RunJob, run_dir: Path, watch: _StopWatch) -> JobOut
 
     from core.config import Config
     from core.errors import UserError
-    from core.experiments.runner import FINISHED, evaluate_run, run_status
+    from core.experiments.runner import FINISHED, evaluate_run, evaluated, run_status
     from core.files import atomic_write_text
     from core.training.trainer import Trainer
 
@@ -161,11 +166,12 @@ def _train_and_evaluate(job: RunJob, run_dir: Path, watch: _StopWatch) -> JobOut
                 status, reason = ev.status, ev.reason
         if status not in FINISHED:
             return JobOutcome(status, reason)
-    if not job.evaluate or (run_dir / "eval.json").is_file():
+    if not job.evaluate or evaluated(run_dir, job.sources):
         return JobOutcome(status, "", job.evaluate)
     try:
         result = evaluate_run(run_dir, scale=job.scale, with_study_ssim=job.study_ssim,
-                              should_stop=watch.stopped.is_set)
+                              should_stop=watch.stopped.is_set, sources=job.sources,
+                              prior_train_steps=job.prior_train_steps)
     except UserError as e:
         return JobOutcome("failed", f"evaluation: {e}")
     if result is None:

@@ -26,6 +26,7 @@ from core.experiments.runner import (
     ExperimentEnded,
     ExperimentProgress,
     MetricsTail,
+    evaluated,
     run_status,
 )
 from core.experiments.spec import ExperimentSpec, RunSpec
@@ -43,8 +44,8 @@ class _Active:
     events: list[Any] = field(default_factory=list)
 
 
-def _is_done(run_dir: Path, evaluate: bool) -> bool:
-    return run_status(run_dir) in FINISHED and (not evaluate or (run_dir / "eval.json").is_file())
+def _is_done(run_dir: Path, evaluate: bool, sources: tuple[str, ...] = ("prior",)) -> bool:
+    return run_status(run_dir) in FINISHED and (not evaluate or evaluated(run_dir, sources))
 
 
 def writer_elsewhere(run_dir: Path) -> str | None:
@@ -105,7 +106,7 @@ class _Schedule:
 
     def skip_finished(self) -> Iterator[ExperimentProgress]:
         for i, run in enumerate(self.spec.runs):
-            if _is_done(self.out / run.name, self.spec.evaluate):
+            if _is_done(self.out / run.name, self.spec.evaluate, self.spec.sources):
                 self.fractions[i] = 1.0
                 yield self.progress(i, run.name, "skipped", f"{run.name}: already trained")
                 yield from self._done(i, run.name)
@@ -153,7 +154,7 @@ class _Schedule:
             if outcome.status == "busy" and not self.stopping:    # taken by another writer since we looked
                 self.followed[a.run.name] = (a.index, a.run)
                 yield self.progress(a.index, a.run.name, "training", f"{a.run.name}: {outcome.message}; waiting")
-            elif _is_done(run_dir, self.spec.evaluate):
+            elif _is_done(run_dir, self.spec.evaluate, self.spec.sources):
                 if self.spec.evaluate:
                     yield self.progress(a.index, a.run.name, "evaluated", f"{a.run.name}: evaluated")
                 yield from self._done(a.index, a.run.name)
@@ -184,7 +185,7 @@ class _Schedule:
         for name, (i, run) in list(self.followed.items()):
             if writer_elsewhere(self.out / name) is None:    # its writer let go: done, or ours to resume
                 del self.followed[name]
-                if _is_done(self.out / name, self.spec.evaluate):
+                if _is_done(self.out / name, self.spec.evaluate, self.spec.sources):
                     yield from self._done(i, name, " (trained by another process)")
                 else:
                     self.pending.appendleft((i, run))
@@ -204,7 +205,8 @@ def _prepare(spec: ExperimentSpec, out: Path, config: Config, i: int, run: RunSp
     job_file, _, stop_file = launch_files(run_dir.parent, run.name)
     job_file.parent.mkdir(parents=True, exist_ok=True)
     job = RunJob(run.name, str(run_dir), config.to_json(), spec.evaluate, spec.scale,
-                 "ssim_explained" in spec.figures, stop_file=str(stop_file))
+                 "ssim_explained" in spec.figures, stop_file=str(stop_file), sources=spec.sources,
+                 prior_train_steps=spec.prior_train_steps)
     clear_stop_request(job)      # a request left by an earlier, stopped launch
     metrics = run_dir / "metrics.jsonl"
     offset = metrics.stat().st_size if metrics.is_file() else 0      # only this launch's records count
