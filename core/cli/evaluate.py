@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +135,6 @@ def format_eval(result: dict[str, Any]) -> str:
 
 
 def eval_command(args: argparse.Namespace) -> int:
-    from core.evaluation.evaluate import evaluate
     from core.latent.samplers import SAMPLERS
     from core.training.checkpoint import load_model
 
@@ -144,6 +144,53 @@ def eval_command(args: argparse.Namespace) -> int:
     loaded = load_model(args.checkpoint, device)
     if args.hole_k is not None:   # before any download or data read
         check_hole_k(args.hole_k, loaded, None, args.split)
+    lock = save_lock(args.checkpoint) if args.save else None   # before any work: a refused --save costs nothing
+    try:
+        return _eval_and_print(args, loaded, device, sources, settings, lock)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def save_lock(checkpoint: str) -> Any:
+    """`--save`: the lock of the checkpoint's run folder (RUN/checkpoints/NAME.safetensors), held while the
+    evaluation runs (one writer per run folder); one UserError when there is no run folder or another process writes
+    it."""
+    from core.files import printable, run_folder_holding
+    from core.training.run_folder import RunFolderBusy, acquire_run_folder
+
+    run_dir = run_folder_holding(checkpoint)
+    if run_dir is None:
+        raise UserError(printable(f"--save keeps the evaluation in the checkpoint's run folder, and {checkpoint} is "
+                                  "not in one (RUN/checkpoints/NAME.safetensors beside RUN/metrics.jsonl): leave out "
+                                  "--save, or keep the numbers with --json > FILE"))
+    try:
+        return acquire_run_folder(run_dir, resume=True, command=f"vae-explorer eval --save {Path(checkpoint).name}")
+    except RunFolderBusy as e:
+        who = e.holder.describe() if e.holder is not None else "another process"
+        raise UserError(printable(f"--save: the run folder {run_dir} is being written by {who}; evaluate again "
+                                  "when it has ended, or leave out --save")) from None
+
+
+def eval_settings_of(args: argparse.Namespace, loaded: Any, sources: list[str],
+                     settings: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What made this evaluation (JSON-ready): its saved file's name is a digest of it."""
+    from dataclasses import asdict, is_dataclass
+
+    def plain(value: Any) -> Any:
+        return asdict(value) if is_dataclass(value) and not isinstance(value, type) else str(value)
+
+    chosen = {"checkpoint": Path(args.checkpoint).name, "step": loaded.step, "split": args.split, "from": sources,
+              "sampler_settings": settings, "iwae_k": args.iwae_k, "samples_per_class": args.samples_per_class,
+              "seed": args.seed, "fid": args.fid, "hole_k": args.hole_k, "data_root": args.data_root}
+    return json.loads(json.dumps(chosen, default=plain))
+
+
+def _eval_and_print(args: argparse.Namespace, loaded: Any, device: Any, sources: list[str],
+                    settings: dict[str, dict[str, Any]], lock: Any) -> int:
+    from core.evaluation.evaluate import evaluate
+    from core.latent.samplers import latent_samplers, source_notes
+
     if args.fid == "fetch":   # after the checkpoint is known to load: no 92 MB download for a typo
         from core.evaluation.inception import fetch_inception_weights
 
@@ -153,7 +200,7 @@ def eval_command(args: argparse.Namespace) -> int:
         check_hole_k(args.hole_k, loaded, dataset, args.split)
     fitted = {name: fit_sampler(name, loaded, dataset, args.quiet, **settings[name]) for name in sources
               if name != "prior"}
-    samplers: dict[str, Any] = {name: fitted[name].sample if name in fitted else None for name in sources}
+    samplers = latent_samplers(sources, fitted)
     bar, update = progress_bar("evaluating", args.quiet)
     try:
         result = evaluate(loaded, dataset, args.split, progress=update, iwae_k=args.iwae_k,
@@ -163,12 +210,16 @@ def eval_command(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     if result is not None:
-        for name, sampler in fitted.items():   # "latent_density": the key reports read since it was the only one
-            result["latent_density" if name == "density" else f"latent_{name.replace('-', '_')}"] = sampler.describe()
+        result.update(source_notes(fitted))
     if args.json:
         print(json.dumps(result, indent=2))
     else:
         print(format_eval(result))
+    if lock is not None and result is not None:
+        from core.runs.evaluation import save_eval
+
+        path = save_eval(lock.folder, result, args.checkpoint, eval_settings_of(args, loaded, sources, settings))
+        print(f"saved {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 

@@ -1,20 +1,32 @@
-"""A run folder's evaluation (`eval.json`, written by the experiment runner from `core.evaluation.evaluate`): read it
-and name its numbers for tables (the runs report, the Runs panel's comparison).
+"""A run folder's evaluation (`eval.json`, written by the experiment runner from `core.evaluation.evaluate`; and
+`eval/*.json`, each written by `vae-explorer eval CHECKPOINT --save`): read it and name its numbers for tables (the
+runs report, the Runs panel's comparison).
+
+A saved evaluation is named by its checkpoint, split and a digest of its settings (`eval/best-test-1a2b3c4d5e.json`):
+the same evaluation again replaces its own file (the same seed gives the same numbers), another one is a file beside
+it. Its `eval_settings` say how it was made. `read_eval` reads eval.json, and where there is none the newest saved
+evaluation of the test split, so a run evaluated with `eval --save` shows in the runs report and the Runs tab.
 
 Reading never raises: a missing or damaged eval.json is None, and a value that is not a finite number is left out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
+import time
 from pathlib import Path
 from typing import Any
 
-from core.files import FileRefused, read_regular
+from core.errors import UserError
+from core.files import FileRefused, atomic_write_text, printable, read_regular
 
 EVAL_FILE = "eval.json"
+SAVED_EVAL_DIR = "eval"      # `eval --save`: RUN/eval/<checkpoint>-<split>-<settings digest>.json
 MAX_EVAL_BYTES = 1 << 20     # a few kB of numbers
+MAX_SAVED_READ = 100         # saved evaluations looked at, newest first (a folder of thousands is not all read)
 
 # (key in eval.json, label): what a table of evaluated runs shows, in this order.
 EVAL_METRICS = (
@@ -34,13 +46,60 @@ EVAL_METRICS = (
 SOURCE_METRICS = ("conditional_accuracy", "fid_like", "precision", "recall", "sharpness", "hole_score")
 
 
-def read_eval(run_dir: str | Path) -> dict[str, Any] | None:
-    """The run's eval.json as a dict, or None when it is missing or unreadable."""
+def _read_json(path: Path, run_dir: str | Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(read_regular(Path(run_dir) / EVAL_FILE, MAX_EVAL_BYTES, within=run_dir))
+        data = json.loads(read_regular(path, MAX_EVAL_BYTES, within=run_dir))
     except (OSError, ValueError, RecursionError, FileRefused):   # missing, damaged, a FIFO, too big
         return None
     return data if isinstance(data, dict) else None
+
+
+def read_eval(run_dir: str | Path, *, saved: bool = True) -> dict[str, Any] | None:
+    """The run's eval.json as a dict; where there is none (and `saved`), its newest evaluation of the test split
+    saved by `eval --save`; None when there is neither or it is unreadable."""
+    result = _read_json(Path(run_dir) / EVAL_FILE, run_dir)
+    if result is not None or not saved or (Path(run_dir) / EVAL_FILE).exists():
+        return result
+    return next((r for _, r in saved_evals(run_dir) if r.get("split") == "test"), None)
+
+
+def saved_evals(run_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The evaluations `eval --save` kept in RUN/eval/, newest first (at most MAX_SAVED_READ); a damaged one is left
+    out, never raised on."""
+    folder = Path(run_dir) / SAVED_EVAL_DIR
+    try:
+        entries = [(e.stat(follow_symlinks=False).st_mtime_ns, Path(e.path)) for e in os.scandir(folder)
+                   if e.name.endswith(".json") and not e.name.startswith(".")]
+    except OSError:
+        return []
+    entries.sort(reverse=True)
+    out = []
+    for _, path in entries[:MAX_SAVED_READ]:
+        result = _read_json(path, run_dir)
+        if result is not None:
+            out.append((path, result))
+    return out
+
+
+def saved_eval_path(run_dir: str | Path, checkpoint: str | Path, split: str, settings: dict[str, Any]) -> Path:
+    """Where `eval --save` keeps the evaluation of `checkpoint` on `split` made with `settings` (JSON-ready)."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return Path(run_dir) / SAVED_EVAL_DIR / f"{Path(checkpoint).stem}-{split}-{digest}.json"
+
+
+def save_eval(run_dir: str | Path, result: dict[str, Any], checkpoint: str | Path,
+              settings: dict[str, Any]) -> Path:
+    """Write `result` (with its `eval_settings` and `saved_at`) to its saved_eval_path, atomically; returns the path.
+    The caller holds the run folder's lock (core.training.run_folder: one writer per run folder)."""
+    path = saved_eval_path(run_dir, checkpoint, str(result.get("split")), settings)
+    try:
+        path.parent.mkdir(exist_ok=True)
+        atomic_write_text(path, json.dumps({**result, "eval_settings": settings, "saved_at": time.time()},
+                                           indent=2))
+    except OSError as e:
+        raise UserError(printable(f"cannot save the evaluation in {path.parent} ({e.strerror or type(e).__name__})"
+                                  "; the numbers are printed above")) from None
+    return path
 
 
 def _number(value: Any) -> float | None:
