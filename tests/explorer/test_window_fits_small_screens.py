@@ -5,12 +5,15 @@ The window is opened as `vae-explorer` opens it (deferred panels, the bundled da
 every tab is shown in turn at each size (so the latent map computes its map, Denoise/Enhance loads the bundled
 diffusion model, and each panel has its data), and at each tab: the window can be resized to the screen and is that
 size, its minimum size fits the screen, and the panel on screen has its own minimum size within its page, so it needs
-no scroll bar (explorer/widgets/panel_tabs.py: a page scrolls only beyond that)."""
+no scroll bar (explorer/widgets/panel_tabs.py: a page scrolls only beyond that); and no list inside the panel that
+scrolls only up and down holds rows wider than itself (Interpolate's traversal rows were cut off under the scroll bar
+at 1024 px)."""
 
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QSize
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtWidgets import QScrollArea, QWidget
 
 from core.paths import bundled_model
 from explorer.main_window import MainWindow
@@ -23,6 +26,19 @@ SCREENS = (QSize(1280, 800), QSize(1024, 700))
 
 def fits(inner: QSize, outer: QSize) -> bool:
     return inner.width() <= outer.width() and inner.height() <= outer.height()
+
+
+def clipped_lists(panel: QWidget) -> list[str]:
+    """Lists in the panel that never scroll sideways (a traversal's sliders, ...) but hold rows wider than their
+    viewport: their right ends are cut off under the vertical scroll bar."""
+    found = []
+    for area in panel.findChildren(QScrollArea):
+        rows = area.widget()
+        if (area.isVisible() and rows is not None and rows.width() > area.viewport().width()
+                and area.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff):
+            found.append(f"a list's rows are {rows.width()} px wide in a {area.viewport().width()}-px viewport "
+                         f"that does not scroll sideways ({type(area.parentWidget()).__name__})")
+    return found
 
 
 def idle(win: MainWindow) -> bool:
@@ -59,6 +75,7 @@ def test_every_tab_fits_1280x800_and_1024x700(qtbot):
                     if bar.isVisible()]
             if bars or panel.size() != page.viewport().size():
                 problems.append(f"{where}: the panel is {panel.size().toTuple()} in its page with scroll bars {bars}")
+            problems += [f"{where}: {clip}" for clip in clipped_lists(panel)]
             if win.header.isVisible() and win.header.minimumSizeHint().width() > win.centralWidget().width():
                 problems.append(f"{where}: the header needs {win.header.minimumSizeHint().width()} px")
     assert win.state.diffusion is not None                 # Denoise/Enhance and the Sampler were shown with it

@@ -21,12 +21,8 @@ class TraversalView(QWidget):
         super().__init__(parent)
         self.offsets: np.ndarray = np.zeros(0, np.float32)
         self._sliders: list[tuple[int, QSlider, QLabel]] = []
-        self.dims_box = QWidget()
-        self.dims_layout = QGridLayout(self.dims_box)
-        self.dims_layout.setAlignment(Qt.AlignmentFlag.AlignTop)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
-        self.scroll.setWidget(self.dims_box)
         self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.reset_btn = QPushButton("Reset dimensions")
         self.reset_btn.clicked.connect(self.reset)
@@ -39,10 +35,12 @@ class TraversalView(QWidget):
 
     def build(self, kl_per_dim: np.ndarray, dims: slice | None, names: list[str]) -> None:
         """Sliders for dimensions `dims` (None: all) by KL; every offset back to 0."""
-        while self.dims_layout.count():
-            item = self.dims_layout.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
+        # The rows go into a new box, set in place of the old one (which goes, rows and all) once filled: rows added
+        # to a box on screen stay hidden until the next event-loop pass and count for nothing in its minimum width,
+        # so the list claimed 34 px for rows of 202 and their right ends lay under the scroll bar.
+        box = QWidget()
+        grid = QGridLayout(box)
+        grid.setAlignment(Qt.AlignmentFlag.AlignTop)
         self._sliders = []
         self.offsets = np.zeros(len(kl_per_dim), np.float32)
         dims = dims or slice(0, len(kl_per_dim))
@@ -55,13 +53,14 @@ class TraversalView(QWidget):
             value = QLabel("+0.00")
             value.setMinimumWidth(value.fontMetrics().horizontalAdvance("-0.00") + 6)
             slider.valueChanged.connect(lambda v, d=int(d), lab=value: self._on_slider(d, v, lab))
-            self.dims_layout.addWidget(label, row, 0)
-            self.dims_layout.addWidget(slider, row, 1)
-            self.dims_layout.addWidget(value, row, 2)
+            grid.addWidget(label, row, 0)
+            grid.addWidget(slider, row, 1)
+            grid.addWidget(value, row, 2)
             self._sliders.append((int(d), slider, value))
         # the list scrolls up and down, never sideways: it is as wide as a row of label, slider and value
         bar = self.scroll.verticalScrollBar().sizeHint().width()
-        self.scroll.setMinimumWidth(self.dims_box.minimumSizeHint().width() + bar + 2)
+        self.scroll.setMinimumWidth(box.minimumSizeHint().width() + bar + 2 * self.scroll.frameWidth())
+        self.scroll.setWidget(box)
 
     def dim_slider(self, dim: int) -> QSlider:
         return next(s for d, s, _ in self._sliders if d == dim)
