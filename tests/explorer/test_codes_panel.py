@@ -346,3 +346,35 @@ def test_the_codebook_map_of_all_splits_finds_each_image_in_its_split(qtbot, cod
         assert index[row] == sizes[name] - 1
         assert np.array_equal(cb.image_rows(np.array([row]))[0], dataset.split(name).images[-1].numpy())
     assert "all splits" in codebook_map.status.text()
+
+
+@pytest.mark.parametrize("screen", [(1280, 800), (1024, 700)])
+def test_the_codes_tab_fits_the_window_without_a_sideways_scroll(qtbot, tiny_vq, screen):
+    """With a VQ-VAE shown, the Codes tab (its code grid, the two images, the palette, the usage line) fits a 1024x700
+    and a 1280x800 window as every tab does (test_window_fits_small_screens.py): its minimum width is within its page,
+    which shows no scroll bar (it needed 921 px, where a 1024-px window has 804 for it)."""
+    from explorer.main_window import MainWindow
+
+    loaded, dataset = tiny_vq
+    state = AppState()
+    window = MainWindow(state)
+    qtbot.addWidget(window)
+    window.resize(1400, 900)
+    window.show()
+    state.set_dataset(dataset)
+    state.set_model(loaded)
+    codes = window.panels["codes"]
+    window.tabs.setCurrentWidget(codes)
+    qtbot.waitUntil(lambda: codes.model.usage is not None and codes.model.looks is not None, timeout=60_000)
+    codes.pick("test", 3)
+    window.resize(*screen)
+    qtbot.wait(50)
+    page = window.tabs.page(window.tabs.currentIndex())
+    assert window.size().toTuple() == screen
+    need = codes.minimumSizeHint().expandedTo(codes.minimumSize())
+    assert need.width() <= page.viewport().width() and need.height() <= page.viewport().height(), need
+    assert not page.horizontalScrollBar().isVisible() and not page.verticalScrollBar().isVisible()
+    assert codes.size() == page.viewport().size()
+    for part in (codes.grid_view, codes.original.image, codes.decoded.image, codes.palette, codes.histogram):
+        assert part.isVisible() and part.width() >= 120, (type(part).__name__, part.width())
+    assert "test image 3" in codes.original.title.text()

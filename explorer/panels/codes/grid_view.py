@@ -36,7 +36,7 @@ class CodeGridView(QWidget):
     def __init__(self, model: CodesModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = model
-        self.setMinimumSize(220, 220)
+        self.setMinimumSize(170, 170)        # with the images and the palette, within a 1024-px window's panel
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setMouseTracking(False)
         self.setToolTip("Each cell is one code of the image's grid. Click or drag to paint cells with the chosen code")
@@ -101,15 +101,17 @@ class CodeGridView(QWidget):
 
 
 class ImagePane(QWidget):
-    """One image under its title, scaled up with sharp pixels."""
+    """One image under its title (two short lines, wrapped rather than widening the window), scaled up with sharp
+    pixels."""
 
     def __init__(self, title: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.title = QLabel(title)
         self.title.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.title.setWordWrap(True)
         self.image = QLabel()
         self.image.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.image.setMinimumSize(160, 160)
+        self.image.setMinimumSize(128, 128)
         self.image.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)   # no resize feedback loop
         self.image.setStyleSheet("background: #202020;")
         lay = QVBoxLayout(self)

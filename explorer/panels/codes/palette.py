@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWidgetItem, QStyle, QWidget
 
 from explorer.panels.codes.grid_view import code_color, to_pixmap
 from explorer.panels.codes.model import CodesModel
@@ -43,6 +43,9 @@ class CodePalette(QListWidget):
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setIconSize(QSize(TILE, TILE))
         self.setGridSize(QSize(TILE + 14, TILE + 20))
+        # three tiles a row beside the vertical scroll bar at its narrowest
+        bar = self.style().pixelMetric(QStyle.PixelMetric.PM_ScrollBarExtent)
+        self.setMinimumWidth(3 * self.gridSize().width() + bar + 2 * self.frameWidth() + 4)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)

@@ -75,16 +75,16 @@ class CodesPanel(WorkWhenShown, Panel, QWidget):
             top.addWidget(w)
         top.addStretch(1)
         self.grid_view = CodeGridView(self.model)
-        self.original = ImagePane("original")
-        self.decoded = ImagePane("decoded from the grid")
+        self.original = ImagePane("original\n")
+        self.decoded = ImagePane("decoded from\nthe grid")
         self.palette = CodePalette(self.model)
-        self.palette.setMinimumWidth(260)
         images = QSplitter()
         for w in (self.grid_view, self.original, self.decoded, self.palette):
             images.addWidget(w)
         images.setSizes([330, 230, 230, 320])
         self.histogram = UsageHistogram(self.model)
         self.usage_line = QLabel("")
+        self.usage_line.setWordWrap(True)     # two lines in a 1024-px window rather than a sideways scroll
         self.status = status_label()
         self.progress = progress_bar()
         self.content = QWidget()
@@ -204,10 +204,10 @@ class CodesPanel(WorkWhenShown, Panel, QWidget):
         self.decoded.show_array(m.decoded)
         if m.original is None:
             return
-        self.original.title.setText(f"original: {m.caption}")
+        self.original.title.setText(f"original\n{m.caption}")
         edited = m.edited_cells()
-        self.decoded.title.setText(f"decoded: {m.grid}x{m.grid} codes" +
-                                   (f", {edited} repainted" if edited else " (the image's own)"))
+        self.decoded.title.setText(f"decoded from {m.grid}x{m.grid} codes\n" +
+                                   (f"{edited} repainted" if edited else "(the image's own)"))
 
     def _describe_usage(self) -> None:
         m = self.model
@@ -220,8 +220,7 @@ class CodesPanel(WorkWhenShown, Panel, QWidget):
         dead = len(m.dead_codes())
         self.usage_line.setText(
             f"codebook usage over the {m.usage_split} split: {total:,} cells, {m.codebook_size - dead} of "
-            f"{m.codebook_size} codes used, {dead} dead (red marks, crossed out in the palette), "
-            f"perplexity {perplexity:.1f}")
+            f"{m.codebook_size} codes used, {dead} dead (red, crossed out), perplexity {perplexity:.1f}")
 
     def shutdown(self) -> None:
         self.tasks.shutdown()
