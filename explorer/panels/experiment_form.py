@@ -37,6 +37,11 @@ def most_at_once() -> tuple[int, str]:
     return cpus, f"{cpus} CPU core{'s' if cpus > 1 else ''}, shared equally between the runs"
 
 
+# The sources of z the form offers (core/latent/samplers.py's names; the prior always first).
+SOURCE_CHOICES = (("the prior", ("prior",)), ("prior + class mixture", ("prior", "density")),
+                  ("prior + mixture + diffusion prior", ("prior", "density", "diffusion-prior")))
+
+
 class ExperimentForm(QWidget):
     changed = Signal()       # the experiment, dataset, scale or folder changed: what Start would run
 
@@ -50,6 +55,13 @@ class ExperimentForm(QWidget):
         self.scale_box = QComboBox()
         self.scale_box.addItems(["quick", "full"])
         self.scale_box.setToolTip("quick: small models and few epochs (minutes on a CPU); full: the presets' settings")
+        self.sources_box = QComboBox()      # where the judged samples' z come from (`experiment --from`)
+        for text, sources in SOURCE_CHOICES:
+            self.sources_box.addItem(text, sources)
+        self.sources_box.setToolTip("Judge each VAE run's samples with z from the prior only, or also from a "
+                                    "Gaussian mixture per class and a diffusion prior fitted to its encoded training "
+                                    "set (the report and the table get each one's numbers). The mixture fits in "
+                                    "seconds; the diffusion prior takes about a minute per run.")
         self.out = QLineEdit()
         self.out.setPlaceholderText("(a folder under the runs folder, named after the experiment)")
         choose = QPushButton("Choose...")
@@ -66,7 +78,11 @@ class ExperimentForm(QWidget):
         form = QFormLayout()
         form.addRow("Experiment", self.name_box)
         form.addRow("Dataset", self.dataset)
-        form.addRow("Scale", self.scale_box)
+        scale_row = QHBoxLayout()     # one row: the window fits 700 px tall
+        scale_row.addWidget(self.scale_box)
+        scale_row.addWidget(QLabel("Samples' z from"))
+        scale_row.addWidget(self.sources_box, 1)
+        form.addRow("Scale", scale_row)
         form.addRow("Output folder", out_row)
         self.parallel.setMaximumWidth(90)
         at_once = QHBoxLayout()
@@ -74,7 +90,7 @@ class ExperimentForm(QWidget):
         at_once.addWidget(QLabel(f"(at most {most}: {why})"), 1)
         form.addRow("Runs at once", at_once)
         self.description = ElidedLabel()      # one line (the whole text in its tooltip): the window fits 700 px tall
-        for box in (self.name_box, self.dataset, self.scale_box):
+        for box in (self.name_box, self.dataset, self.scale_box, self.sources_box):
             box.currentTextChanged.connect(lambda _: self._describe())
             box.currentTextChanged.connect(lambda _: self.changed.emit())
         self.out.editingFinished.connect(self.changed.emit)
@@ -94,9 +110,12 @@ class ExperimentForm(QWidget):
                                  f"{', '.join(r.name for r in spec.runs)})")
 
     def make_spec(self) -> ExperimentSpec:
+        import dataclasses
+
         from core.experiments.spec import experiment
 
-        return experiment(self.name_box.currentText(), self.dataset.dataset(), self.scale_box.currentText())
+        spec = experiment(self.name_box.currentText(), self.dataset.dataset(), self.scale_box.currentText())
+        return dataclasses.replace(spec, sources=self.sources_box.currentData())
 
     def out_dir(self, spec: ExperimentSpec) -> Path:
         """The folder given, or one under the runs folder named after the experiment, dataset and scale."""

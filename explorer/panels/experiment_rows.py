@@ -22,7 +22,13 @@ from typing import Any
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("kl", "KL (rate)"), ("recon", "reconstruction"), ("elbo", "ELBO"), ("active_units", "active units"),
     ("conditional_accuracy", "conditional accuracy"), ("fid_like", "Fréchet score"), ("precision", "precision"),
-    ("recall", "recall"), ("sharpness", "sharpness"), ("ssim", "SSIM (reconstructions)"),
+    ("recall", "recall"), ("sharpness", "sharpness"), ("hole_score", "hole score"), ("ssim", "SSIM (reconstructions)"),
+)
+# The sample metrics of the other sources of z an experiment judged (`experiment --from density,diffusion-prior`):
+# eval.json's "density_fid_like" ... -> "Fréchet score, z from density" (core.experiments.report.SOURCE_COLUMNS).
+SOURCE_METRICS: tuple[tuple[str, str], ...] = (
+    ("conditional_accuracy", "conditional accuracy"), ("fid_like", "Fréchet score"), ("precision", "precision"),
+    ("recall", "recall"), ("hole_score", "hole score"),
 )
 FINISHED = ("done", "trained")
 _LAUNCH_DIR = ".launch"       # core.experiments.launchers.job.LAUNCH_DIR: <run>.json per launched run
@@ -46,6 +52,8 @@ class ExperimentSnapshot:
     rows: tuple[RunRow, ...]
     setting_keys: tuple[str, ...]
     read_at: float = field(default_factory=time.time)
+    # eval.json key -> header of every metric column: METRIC_COLUMNS, then those of the other sources of z judged
+    metric_columns: tuple[tuple[str, str], ...] = METRIC_COLUMNS
 
     def count(self, *statuses: str) -> int:
         return sum(r.status in statuses for r in self.rows)
@@ -92,9 +100,10 @@ class ExperimentReader:
         for delta in (planned or {}).values():      # what the experiment varies, before its runs have folders
             keys += [k for k, v in delta.items() if k not in keys
                      and any(d.get(k) != v for d in (planned or {}).values())]
-        rows = [_row(name, summary, evaluation, tuple(keys), (planned or {}).get(name, {}))
+        columns = metric_columns([evaluation for _, evaluation in read])
+        rows = [_row(name, summary, evaluation, tuple(keys), (planned or {}).get(name, {}), columns)
                 for name, (summary, evaluation) in zip(names, read, strict=True)]
-        return ExperimentSnapshot(folder, tuple(rows), tuple(keys))
+        return ExperimentSnapshot(folder, tuple(rows), tuple(keys), metric_columns=columns)
 
     def _run(self, run_dir: Path) -> tuple[Any, dict[str, Any] | None]:
         from core.experiments.report import read_eval
@@ -120,15 +129,26 @@ def _stamp(path: Path) -> tuple[float, int] | None:
     return st.st_mtime, st.st_size
 
 
+def metric_columns(evaluations: list[dict[str, Any] | None]) -> tuple[tuple[str, str], ...]:
+    """METRIC_COLUMNS, then a column per sample metric of each other source of z some run was judged with, sources
+    in the order they first appear ("density_fid_like" names the source "density")."""
+    sources: list[str] = []
+    for result in evaluations:
+        sources += [k[:-len("_fid_like")] for k in (result or {}) if k.endswith("_fid_like") and k != "fid_like"
+                    and k[:-len("_fid_like")] not in sources]
+    return METRIC_COLUMNS + tuple((f"{source}_{key}", f"{header}, z from {source}") for source in sources
+                                  for key, header in SOURCE_METRICS)
+
+
 def _row(name: str, summary: Any, evaluation: dict[str, Any] | None, keys: tuple[str, ...],
-         planned: dict[str, Any]) -> RunRow:
+         planned: dict[str, Any], columns: tuple[tuple[str, str], ...] = METRIC_COLUMNS) -> RunRow:
     from core.runs.history import flatten_config
 
     if summary is None:
         return RunRow(name, "waiting", {k: planned[k] for k in keys if k in planned}, {})
     flat = flatten_config(summary.config)
     settings = {k: flat.get(k) for k in keys}
-    metrics = {k: v for k, v in ((k, _number((evaluation or {}).get(k))) for k, _ in METRIC_COLUMNS) if v is not None}
+    metrics = {k: v for k, v in ((k, _number((evaluation or {}).get(k))) for k, _ in columns) if v is not None}
     status = {"completed": "trained", "early_stopped": "trained", "running": "training"}.get(summary.status,
                                                                                               summary.status)
     end = summary.updated

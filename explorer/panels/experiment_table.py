@@ -101,7 +101,8 @@ class ExperimentTable(QWidget):
     # ---- the table ------------------------------------------------------------------------------------------------
     def columns(self) -> list[str]:
         keys = self.snapshot.setting_keys if self.snapshot is not None else ()
-        return ["run", "status", *[_short(k) for k in keys], *[h for _, h in METRIC_COLUMNS], "duration"]
+        metrics = self.snapshot.metric_columns if self.snapshot is not None else METRIC_COLUMNS
+        return ["run", "status", *[_short(k) for k in keys], *[h for _, h in metrics], "duration"]
 
     def show_snapshot(self, snapshot: ExperimentSnapshot) -> None:
         self.snapshot = snapshot
@@ -110,7 +111,7 @@ class ExperimentTable(QWidget):
         self.table.setHorizontalHeaderLabels(headers)
         self.table.setRowCount(len(snapshot.rows))
         for i, row in enumerate(snapshot.rows):
-            self._fill(i, row, snapshot.setting_keys)
+            self._fill(i, row, snapshot.setting_keys, snapshot.metric_columns)
         done = snapshot.count(*FINISHED)
         self.hint.setText(f"{done} of {len(snapshot.rows)} runs finished" if snapshot.rows else
                           "No runs in this folder yet.")
@@ -118,9 +119,9 @@ class ExperimentTable(QWidget):
         self._draw_scatter()
         self.snapshotShown.emit()
 
-    def _fill(self, i: int, row: RunRow, keys: tuple[str, ...]) -> None:
+    def _fill(self, i: int, row: RunRow, keys: tuple[str, ...], metrics: tuple[tuple[str, str], ...]) -> None:
         cells = [row.name, row.status, *[_cell(row.settings.get(k)) for k in keys],
-                 *[_cell(row.metrics.get(k)) for k, _ in METRIC_COLUMNS], _duration(row.duration_s)]
+                 *[_cell(row.metrics.get(k)) for k, _ in metrics], _duration(row.duration_s)]
         for j, text in enumerate(cells):
             item = self.table.item(i, j)
             if item is None:
@@ -144,8 +145,8 @@ class ExperimentTable(QWidget):
     # ---- the scatter ----------------------------------------------------------------------------------------------
     def _update_axes(self, snapshot: ExperimentSnapshot) -> None:
         xs = [(_short(k), ("setting", k)) for k in snapshot.setting_keys] + \
-             [(h, ("metric", k)) for k, h in METRIC_COLUMNS]
-        ys = [(h, ("metric", k)) for k, h in METRIC_COLUMNS]
+             [(h, ("metric", k)) for k, h in snapshot.metric_columns]
+        ys = [(h, ("metric", k)) for k, h in snapshot.metric_columns]
         for box, items, default in ((self.x_box, xs, 0), (self.y_box, ys, 2)):   # default: ELBO against a setting
             if [box.itemData(i) for i in range(box.count())] == [d for _, d in items]:
                 continue

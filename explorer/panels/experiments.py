@@ -90,7 +90,8 @@ class ExperimentsPanel(Panel, QWidget):
         self.timer.timeout.connect(self.poll)
         self._build()
         f, settings = self.form, state.settings   # chosen last time (explorer/settings.py): an unfinished experiment's
-        for key, box in (("name", f.name_box), ("scale", f.scale_box)):   # progress and "Continue" show again
+        for key, box in (("name", f.name_box), ("scale", f.scale_box),    # progress and "Continue" show again
+                         ("sources", f.sources_box)):
             Persisted(settings, f"experiments.{key}", box.currentText(), get=box.currentText, set_=box.setCurrentText,
                       changed=box.currentTextChanged, owner=box)
         Persisted(settings, "experiments.dataset", f.dataset.dataset(), get=f.dataset.dataset, changed=f.changed,
