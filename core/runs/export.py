@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.files import atomic_write, check_output_file, run_folder_holding
+from core.runs.evaluation import eval_numbers, read_eval
 from core.runs.history import RunSummary, config_diff, load_series
 
 RUN_COLUMNS = ("name", "status", "kind", "dataset", "subset", "epochs_done", "epochs_total", "step", "best_val",
@@ -72,25 +73,31 @@ def _write_rows(path: str | Path, header: Sequence[str], rows: Sequence[Sequence
 
 
 def runs_table(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[Any]]]:
-    """The header and rows of the runs table: the summary's fields, each headline metric ("val elbo" ...) and each
-    setting that differs between the runs."""
+    """The header and rows of the runs table: the summary's fields, each headline metric ("val elbo" ...), each
+    number of the run's evaluation ("eval: test ELBO", "eval: recall, z from density" ...: its eval.json, else its
+    newest saved test-split `eval --save`) and each setting that differs between the runs."""
     metrics: list[str] = []
     for s in summaries:
         metrics += [k for k in s.headline if k not in metrics]
+    evaluations = [eval_numbers(read_eval(s.path)) for s in summaries]
+    evaluated: list[str] = []
+    for numbers in evaluations:
+        evaluated += [k for k in numbers if k not in evaluated]
     diff = config_diff(summaries)
-    header = [*RUN_COLUMNS, *(f"val {k}" for k in metrics), *diff]
+    header = [*RUN_COLUMNS, *(f"val {k}" for k in metrics), *(f"eval: {k}" for k in evaluated), *diff]
     rows = []
     for i, s in enumerate(summaries):
         rows.append([s.name, s.status, s.kind, s.dataset, s.subset, s.epochs_done, s.epochs_total, s.step,
                      s.best_val, s.started, s.updated, utc_text(s.started), utc_text(s.updated), str(s.path),
                      s.reason, s.damaged, list(s.tags), s.note,
-                     *(s.headline.get(k) for k in metrics), *(values[i] for values in diff.values())])
+                     *(s.headline.get(k) for k in metrics), *(evaluations[i].get(k) for k in evaluated),
+                     *(values[i] for values in diff.values())])
     return header, rows
 
 
 def write_runs_csv(summaries: Sequence[RunSummary], path: str | Path) -> Path:
-    """One row per run: name, status, kind, dataset, subset, epochs, best validation, the headline metrics and the
-    settings that differ between the runs as columns."""
+    """One row per run: name, status, kind, dataset, subset, epochs, best validation, the headline metrics, the
+    evaluation's numbers and the settings that differ between the runs as columns."""
     header, rows = runs_table(summaries)
     return _write_rows(path, header, rows)
 

@@ -3,12 +3,15 @@ folder's one writer, read back by the run history's evaluation reader and the ru
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
 
 from core.cli.main import main
 from core.runs.evaluation import EVAL_FILE, eval_numbers, read_eval, saved_evals
+from core.runs.export import write_runs_csv
+from core.runs.history import read_run
 from core.runs.report import report_html
 from core.training.run_folder import acquire_run_folder
 
@@ -54,6 +57,10 @@ def test_save_keeps_the_result_in_the_run_folder_and_reports_read_it(run_dir, ca
     assert numbers["recall, z from density"] == saved["density_recall"]
     html = report_html([run_dir], title="runs")
     assert f"{saved['fid_like']:.4g}" in html and "z from density" in html
+    with open(write_runs_csv([read_run(run_dir)], run_dir.parent / "runs.csv"), newline="", encoding="utf-8") as f:
+        (row,) = csv.DictReader(f)                                     # `runs --csv` and the Runs tab's export
+    assert float(row["eval: Fréchet score (judge)"]) == saved["fid_like"]
+    assert float(row["eval: precision, z from density"]) == saved["density_precision"]
 
     # An experiment's eval.json stays the run's evaluation where there is one.
     (run_dir / EVAL_FILE).write_text(json.dumps({"split": "test", "fid_like": 123.5}))
