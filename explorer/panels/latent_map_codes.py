@@ -180,18 +180,21 @@ class CodebookMap(QObject):
         labels = torch.cat([s.labels for _, s in parts]) if len(parts) > 1 else parts[0][1].labels
         what = "all splits" if split == "all" else split
         self.status(f"counting the codes of the {len(images):,} {what} images…")
+        self._wanted = (method, settings)
         self.tasks.start("encode", _use_job, vae.model, images, labels, len(vae.meta.class_names), what,
-                         on_result=lambda use: self._on_counted(use, method, settings), progress=self.progress,
-                         progress_format="encode %p%{eta}", status=self.status, on_finished=self._done)
+                         on_result=self._on_counted, progress=self.progress, progress_format="encode %p%{eta}",
+                         status=self.status, on_finished=self._done)
 
-    def _on_counted(self, use: CodebookUse | None, method: str, settings: ProjectionSettings) -> None:
+    def _on_counted(self, use: CodebookUse | None) -> None:
         if use is None or self.loaded is None:
             return
         self.use = use
-        self.project(method, settings)
+        self.project(*self._wanted)      # the map the user chose last, also while the codes were counted
 
     def project(self, method: str, settings: ProjectionSettings) -> None:
-        """PCA at once; UMAP / t-SNE on the worker (PCA stays shown, named as PCA, until it is ready)."""
+        """PCA at once; UMAP / t-SNE on the worker (PCA stays shown, named as PCA, until it is ready). Asked for while
+        the codes are still counted, the projection waits for them (the newest choice wins)."""
+        self._wanted = (method, settings)
         if self.use is None:
             return
         self.tasks.cancel("projection")

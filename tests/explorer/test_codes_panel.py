@@ -378,3 +378,24 @@ def test_the_codes_tab_fits_the_window_without_a_sideways_scroll(qtbot, tiny_vq,
     for part in (codes.grid_view, codes.original.image, codes.decoded.image, codes.palette, codes.histogram):
         assert part.isVisible() and part.width() >= 120, (type(part).__name__, part.width())
     assert "test image 3" in codes.original.title.text()
+
+
+def test_a_map_chosen_while_the_codes_are_counted_is_the_map_shown(qtbot, tiny_vq):
+    """The map's method changed while the VQ-VAE's codes are still being counted: once counted, the codebook is
+    mapped with the method chosen last (the screenshot tool found t-SNE / UMAP shown under a box saying PCA)."""
+    from explorer.panels.latent_map import LatentMapPanel
+
+    loaded, dataset = tiny_vq
+    state = AppState()
+    state.vae, state.dataset = loaded, dataset
+    panel = LatentMapPanel(state)
+    qtbot.addWidget(panel)
+    panel.method_box.setCurrentText("t-SNE")
+    panel.resize(1200, 760)
+    panel.show()
+    qtbot.waitUntil(lambda: panel.codebook.active and panel.tasks.busy(), timeout=10_000)
+    assert panel.codebook.use is None                   # still counting
+    panel.method_box.setCurrentText("PCA")
+    qtbot.waitUntil(lambda: panel.codebook.xy is not None and not panel.tasks.busy(), timeout=60_000)
+    qtbot.wait(50)
+    assert panel.codebook.method_shown == "pca" and panel.status.text().startswith("PCA map of the 32 code vectors")
