@@ -97,3 +97,16 @@ def test_cli_refuses_bad_sources_in_one_line(tmp_path, capsys, flags, expected):
     err = capsys.readouterr().err
     assert expected in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not out.exists()
+
+
+def test_cli_from_reaches_the_runs_and_the_report(tmp_path, capsys, monkeypatch):
+    from core.experiments import spec as specs
+
+    monkeypatch.setitem(specs.EXPERIMENTS, "beta-sweep", lambda dataset, scale: one_run_sweep())
+    out = tmp_path / "exp"
+    assert main(["experiment", "beta-sweep", "--out", str(out), "--quiet", "--from", "density"]) == 0
+    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    result = json.loads((out / "beta-1" / "eval.json").read_text())
+    assert isinstance(result["density_fid_like"], float) and "diffusion-prior_fid_like" not in result
+    text = (out / "report.html").read_text()
+    assert "Samples by source of z" in text and f"{result['density_fid_like']:.3g}" in text
