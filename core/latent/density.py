@@ -108,6 +108,8 @@ class LatentDensity:
 def _mixture(points: np.ndarray, components: int, covariance: str, seed: int) -> ClassDensity:
     from sklearn.mixture import GaussianMixture  # on first fit: importing scikit-learn costs 66 MiB at launch
 
+    if len(points) == 1:   # a class of one image (1 per class): scikit-learn needs two; its fit would be this
+        return ClassDensity(np.ones(1), points.copy(), np.sqrt(REG_COVAR) * np.eye(points.shape[1])[None])
     k = max(1, min(components, len(points) // 2))   # at least two points per component
     gmm = GaussianMixture(k, covariance_type=covariance, reg_covar=REG_COVAR, random_state=seed, n_init=1)
     gmm.fit(points)

@@ -110,3 +110,25 @@ def test_cli_from_reaches_the_runs_and_the_report(tmp_path, capsys, monkeypatch)
     assert isinstance(result["density_fid_like"], float) and "diffusion-prior_fid_like" not in result
     text = (out / "report.html").read_text()
     assert "Samples by source of z" in text and f"{result['density_fid_like']:.3g}" in text
+
+
+def test_a_class_of_one_image_gets_a_mixture_at_its_latent(bundled_vae):
+    """The reference study's "1 per class" runs: scikit-learn's mixture refuses one point; the density is then a
+    Gaussian at that image's latent with the fit's regularising spread (what a fit of one point comes to)."""
+    import torch
+
+    from core.config import with_overrides
+    from core.data.datasets import load_dataset
+    from core.images import as_float
+    from core.latent.density import REG_COVAR, fit_density
+
+    data = load_dataset(with_overrides(bundled_vae.config.data, per_class=1))
+    train = data.train
+    assert train.labels.bincount().tolist() == [1] * 10
+    density = fit_density(bundled_vae.model, train)
+    with torch.no_grad():
+        mu = bundled_vae.model.encode(as_float(train.images), train.labels)[0]
+    labels = train.labels.repeat_interleave(50)
+    z = density.sample(labels, torch.Generator().manual_seed(0))
+    spread = (z - mu.repeat_interleave(50, dim=0)).std(dim=0)
+    assert spread.mean() == pytest.approx(REG_COVAR ** 0.5, rel=0.25)    # around each image's own latent
