@@ -54,6 +54,8 @@ def experiment_command(args: argparse.Namespace) -> int:
     except OSError as e:
         raise UserError(f"cannot write the report in {out} ({e.strerror or type(e).__name__})") from None
     print(f"report: {report}")
+    if len(spec.sources) > 1:
+        print(sources_text(spec, out))
     if end is None or end.status == "failed":
         print(f"{PROG}: error: {end.message if end is not None else 'the experiment ended without a result'}",
               file=sys.stderr)
@@ -63,6 +65,17 @@ def experiment_command(args: argparse.Namespace) -> int:
               f"{args.scale}{_launch_flags(args)}", file=sys.stderr)
         return 128 + received[-1] if received else EXIT_INTERRUPTED
     return 0
+
+
+def sources_text(spec: Any, out: Path) -> str:
+    """The report's table per source of z as text: one line per run and source."""
+    from core.experiments.report import SOURCE_COLUMNS, read_eval, source_rows
+
+    header = ["run", "z from", *(h.replace(" (our classifier)", "") for _, h in SOURCE_COLUMNS)]
+    rows = [row for run in spec.runs for row in source_rows(run.name, read_eval(out / run.name) or {})
+            if read_eval(out / run.name)]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows])
 
 
 def _launcher(args: argparse.Namespace, out: Path) -> Any:

@@ -105,8 +105,15 @@ def test_cli_from_reaches_the_runs_and_the_report(tmp_path, capsys, monkeypatch)
     monkeypatch.setitem(specs.EXPERIMENTS, "beta-sweep", lambda dataset, scale: one_run_sweep())
     out = tmp_path / "exp"
     assert main(["experiment", "beta-sweep", "--out", str(out), "--quiet", "--from", "density"]) == 0
-    assert f"report: {out / 'report.html'}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"report: {out / 'report.html'}" in printed
     result = json.loads((out / "beta-1" / "eval.json").read_text())
+    lines = printed.splitlines()          # the table per source, as text: a line per run and source
+    header = lines.index(next(line for line in lines if line.startswith("run ")))
+    assert lines[header].split()[:4] == ["run", "z", "from", "conditional"]
+    assert lines[header + 1].split()[:2] == ["beta-1", "prior"] and lines[header + 2].split()[:2] == ["beta-1",
+                                                                                                      "density"]
+    assert f"{result['density_fid_like']:.3g}" in lines[header + 2].split()
     assert isinstance(result["density_fid_like"], float) and "diffusion-prior_fid_like" not in result
     text = (out / "report.html").read_text()
     assert "Samples by source of z" in text and f"{result['density_fid_like']:.3g}" in text
