@@ -237,6 +237,9 @@ def source_rows(run: str, result: dict[str, Any]) -> list[list[str]]:
         acc = result.get(prefix + "conditional_accuracy")
         cells[0] = f"{acc:.1%}" if isinstance(acc, float) else "—"
         rows.append([run, source, *cells])
+    for key, why in result.items():     # a source that could not be fitted to this run's model, and why
+        if key.endswith("_not_judged"):
+            rows.append([run, f"{key[:-len('_not_judged')]}: not judged ({why})", *["—"] * len(SOURCE_COLUMNS)])
     return rows
 
 

@@ -300,7 +300,8 @@ def evaluated(run_dir: Path, sources: tuple[str, ...] = ("prior",)) -> bool:
     result = read_eval(run_dir, saved=False)
     if result is None:
         return True        # damaged: the report says so; a new evaluation is the user's choice (delete it)
-    return result.get("model_kind") != "vae" or all(f"{name}_fid_like" in result for name in sources[1:])
+    return result.get("model_kind") != "vae" or all(f"{name}_fid_like" in result or f"{name}_not_judged" in result
+                                                     for name in sources[1:])
 
 
 def evaluate_run(run_dir: Path, *, scale: str = "full", with_study_ssim: bool = False,
@@ -329,14 +330,23 @@ def evaluate_run(run_dir: Path, *, scale: str = "full", with_study_ssim: bool = 
         from core.latent.diffusion_prior import DiffusionPriorSettings
 
         fit_settings["diffusion-prior"] = {"settings": DiffusionPriorSettings(train_steps=prior_train_steps)}
-    fitted = fit_sources(sources, loaded, dataset, settings=fit_settings, should_stop=should_stop)
-    if fitted is None:
-        return None
+    fitted: dict[str, Any] = {}
+    not_judged: dict[str, str] = {}   # a source that cannot be fitted to this run's model: said, the others judged
+    for name in sources[1:]:
+        try:
+            one = fit_sources((name,), loaded, dataset, settings=fit_settings, should_stop=should_stop)
+        except UserError as e:
+            not_judged[f"{name}_not_judged"] = str(e)
+            continue
+        if one is None:
+            return None
+        fitted.update(one)
+    sources = ("prior", *fitted)
     result = evaluate(loaded, dataset, "test", should_stop=should_stop, fid="judge" if scale == "quick" else "auto",
                       latent_samplers=latent_samplers(sources, fitted), **settings)
     if result is None:
         return None
-    result.update(source_notes(fitted))
+    result.update(source_notes(fitted), **not_judged)
     if scale == "quick":
         result["fid_note"] = "no Inception FID: quick experiments skip it (minutes on a CPU); --scale full adds it"
     save_sample_grid(loaded.model, run_dir / EVAL_SAMPLES)

@@ -139,3 +139,21 @@ def test_a_class_of_one_image_gets_a_mixture_at_its_latent(bundled_vae):
     z = density.sample(labels, torch.Generator().manual_seed(0))
     spread = (z - mu.repeat_interleave(50, dim=0)).std(dim=0)
     assert spread.mean() == pytest.approx(REG_COVAR ** 0.5, rel=0.25)    # around each image's own latent
+
+
+def test_a_source_that_cannot_be_fitted_is_said_and_the_others_judged(tmp_path, monkeypatch):
+    from core.latent.samplers import DiffusionPriorSampler
+
+    def refuse(self, loaded, dataset, **kw):
+        raise UserError("the diffusion prior needs at least two encoded images to fit")
+
+    monkeypatch.setattr(DiffusionPriorSampler, "fit", refuse)
+    spec = one_run_sweep(sources=LEARNED)
+    assert list(run_experiment(spec, tmp_path))[-1].status == "completed"
+    result = json.loads((tmp_path / "beta-1" / "eval.json").read_text())
+    assert isinstance(result["fid_like"], float) and isinstance(result["density_fid_like"], float)
+    assert "diffusion-prior_fid_like" not in result
+    assert result["diffusion-prior_not_judged"] == "the diffusion prior needs at least two encoded images to fit"
+    assert "evaluating" not in stages(run_experiment(spec, tmp_path))    # said once, not tried at every launch
+    text = write_experiment_report(spec, tmp_path).read_text()
+    assert "diffusion-prior: not judged (the diffusion prior needs at least two encoded images to fit)" in text
