@@ -217,6 +217,8 @@ def argument_cases(work: Path) -> list[Case]:
         ["sample", ck, "--prior", ck], ["sample", ck, "--from", "diffusion-prior", "--prior", ck],
         ["sample", ck, "--from", "diffusion-prior", "--steps", "0"], ["eval", ck, "--prior-train-steps", "5"],
         ["sample", ck, "--from", "diffusion-prior", "--near", ck], ["eval", ck, "--from", "flow"],
+        ["eval", ck, "--save"], ["experiment", "beta-sweep", "--out", str(work / "exp"), "--from", "mixture"],
+        ["experiment", "beta-sweep", "--out", str(work / "exp"), "--prior-train-steps", "5"],
         ["restore-eval"], ["restore-eval", "--vae", ck, "--corruptions", "fog"],
         ["restore-eval", "--vae", ck, "--corruptions", ","], ["restore-eval", "--vae", ck, "--strengths", "1e9"],
         ["restore-eval", "--vae", ck, "--strengths", "-1"], ["restore-eval", "--vae", ck, "--strengths", "x"],
