@@ -292,7 +292,8 @@ def _train_torchrun(run: RunSpec, run_dir: Path, config: Any, i: int, n: int, sh
 
 def evaluated(run_dir: Path, sources: tuple[str, ...] = ("prior",)) -> bool:
     """Whether the run's eval.json is there and holds every source of z asked for (a VAE's: "density_fid_like" ...);
-    an evaluation without a source asked for later is done again, with all of them."""
+    an evaluation without a source asked for later is done again, with all of them. (A source judged already counts
+    whatever its fit's settings were: a different --prior-train-steps needs eval.json deleted.)"""
     from core.runs.evaluation import read_eval
 
     if not (run_dir / "eval.json").is_file():
