@@ -1,6 +1,7 @@
 """Screenshots of every panel with the bundled models, as a user sees them (for the README and for looking).
 
     QT_QPA_PLATFORM=offscreen python -m explorer.screenshots resources/screenshots [--epochs 3] [--only NAME,...]
+        [--vq CHECKPOINT | --vq-epochs 8]
 
 Opens the window on the bundled digits and models, visits each tab and saves one PNG once its work is done: the
 latent map (PCA at once, the first image inspected), the sampler's grid, the interpolation strip, the Denoise/Enhance
@@ -8,6 +9,10 @@ row with every restorer's result; latent-selection.png is a lasso selection on t
 sampler-region.png that selection sent to the Sampler; train.png the Train tab after training the digits preset for a
 few epochs; then that run is shown everywhere but the sampler pins the bundled model (workspace.png: the models list
 and two panels on two models); a second run with another beta is compared with it in the Runs tab (runs.png).
+The VQ-VAE shots (there is no bundled VQ-VAE) open `--vq CHECKPOINT`, or else train the digits-vq preset for
+`--vq-epochs` epochs (8: ~12 s on a 2-core CPU, seed 0) in a temporary folder: codes.png is the Codes tab with two cells of
+a "3" repainted, latent-map-vq.png its codebook map with one code inspected and an image's codes ringed.
+latent-map-dark.png is the latent map in the dark look (View > Dark look), which is put back to light afterwards.
 `--only` makes just the named shots (and those they build on: sampler-region on latent-selection, workspace and runs
 on train). With `--gallery`, also each example of the widget gallery (explorer/gallery.py: the pure widgets on
 synthetic data) as gallery-NAME.png; `--gallery-only` saves just those, in seconds, to check a visual change of a
@@ -57,6 +62,10 @@ class Session:
     settle: float
     saved: list[str] = field(default_factory=list)
     run_dirs: list[Path] = field(default_factory=list)     # the runs trained on the Train tab, in order
+    vq_checkpoint: Path | None = None    # --vq: the VQ-VAE of the VQ shots; None: one is trained (vq_epochs)
+    vq_epochs: int = 8
+    scratch: Path | None = None          # a temporary folder for what the shots train outside the Train tab
+    vq_entry: Any = None                 # the VQ-VAE in the window's models list, once opened
 
     def panel(self, key: str, *, show: bool = True):
         """The window's panel `key` (explorer/registry.py), brought to the front."""
@@ -243,6 +252,115 @@ def _runs(s: Session) -> None:
     s.save("runs")
 
 
+def _vq_shown(s: Session) -> Any:
+    """The VQ-VAE of the VQ shots, shown in every panel (opened once, as File > Open checkpoint does): `--vq
+    CHECKPOINT`, or else the digits-vq preset trained for `--vq-epochs` epochs in a temporary folder (a few seconds
+    on a CPU, seed 0; the shown dataset's own splits)."""
+    from core.errors import UserError
+    from core.training.checkpoint import load_model
+
+    if s.vq_entry is None:
+        path = s.vq_checkpoint or _train_vq(s)
+        try:
+            loaded = load_model(path)
+        except UserError as e:
+            raise ShotError(f"--vq {path}: {e}") from None
+        if loaded.config.model_kind != "vqvae":
+            raise ShotError(f"--vq {path} is a {loaded.config.model_kind} checkpoint, not a VQ-VAE")
+        s.vq_entry = s.window.state.set_model(loaded)
+    s.window.models_list.select(s.vq_entry)
+    return s.vq_entry.loaded
+
+
+def _train_vq(s: Session) -> Path:
+    import dataclasses
+
+    from core.config import preset
+    from core.training.trainer import Trainer
+
+    config = preset("digits-vq")
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=s.vq_epochs, seed=0,
+                                                                   preview_every=0))
+    dataset = s.window.state.dataset
+    if dataset is None or dataset.meta.name != config.data.name or dataset.meta.image_size != config.data.image_size:
+        raise ShotError(f"training digits-vq needs the {config.data.image_size}-px digits loaded; the window has "
+                        f"{None if dataset is None else dataset.meta.name}")
+    run_dir = s.scratch / "digits-vq"
+    last = None
+    for last in Trainer(config, run_dir=run_dir, dataset=dataset).run():  # noqa: B007 (the last event says how it ended)
+        s.app.processEvents()        # the window stays drawn while it trains
+    if last is None or last.status != "completed":
+        raise ShotError(f"training digits-vq for {s.vq_epochs} epochs ended {getattr(last, 'status', None)!r}")
+    return run_dir / "checkpoints" / "best.safetensors"
+
+
+def _codes(s: Session) -> None:
+    """The Codes tab with the VQ-VAE: the first "3" of the test split with two cells repainted with the code the
+    split uses most (of those not already there)."""
+    import numpy as np
+
+    _vq_shown(s)
+    panel = s.panel("codes")
+    m = panel.model
+    s.until(lambda: m.usage is not None and m.looks is not None and not panel.tasks.busy(), 120,
+            "the Codes tab's codebook usage")
+    labels = s.window.state.dataset.split("test").labels.cpu().numpy()
+    panel.pick("test", int(np.flatnonzero(labels == 3)[0]))
+    cells = [(1, 2), (2, 2)]
+    code = next(int(k) for k in np.argsort(-m.usage) if all(m.codes[c] != k for c in cells))
+    panel.palette.setCurrentRow(code)              # the brush, as a click on its tile picks it
+    for cell in cells:
+        m.paint(*cell)                             # as a click on the cell paints it
+    if m.edited_cells() != len(cells):
+        raise ShotError(f"painting {len(cells)} cells changed {m.edited_cells()}")
+    s.save("codes")
+
+
+def _latent_map_vq(s: Session) -> None:
+    """The latent map of the VQ-VAE: the PCA of its codebook (test split), the code with the largest share of one
+    class among the codes used at least as much as the median code inspected, and the codes of the second image
+    using it ringed (a click on it)."""
+    import numpy as np
+
+    _vq_shown(s)
+    panel = s.panel("latent_map")
+    book = panel.codebook
+    panel.map_view.split_box.setCurrentText("test")
+    panel.map_view.method_box.setCurrentText("PCA")
+    s.until(lambda: book.active and book.use is not None and book.xy is not None and book.method_shown == "pca"
+            and not panel.tasks.busy(), 120, "the PCA of the VQ-VAE's codebook")
+    use = book.use
+    well_used = use.cells >= np.median(use.cells)
+    code = int(np.argmax(np.where(well_used, use.class_share(), -1.0)))
+    book.show_code(code)
+    if book.selected != code or len(book.shown_rows) < 2:
+        raise ShotError(f"code {code} shows {len(book.shown_rows)} images using it, not 2 or more")
+    book.inspector.images.clicked.emit(1)          # as a click on the second image picks it: its codes ringed
+    s.save("latent-map-vq")
+
+
+def _latent_map_dark(s: Session) -> None:
+    """The latent map in the dark look (View > Dark look): the bundled VAE's PCA of the test split, the first image
+    inspected. The light look is put back afterwards."""
+    state = s.window.state
+    bundled = next((e for e in state.models if e.source == "bundled" and e.kind == "vae"), None)
+    if bundled is None:
+        raise ShotError("the bundled VAE is not in the models list")
+    s.window.models_list.select(bundled)
+    s.window.theme_actions["dark"].trigger()
+    try:
+        panel = s.panel("latent_map")
+        panel.map_view.split_box.setCurrentText("test")
+        panel.map_view.method_box.setCurrentText("PCA")
+        s.until(lambda: state.vae is bundled.loaded and panel.model.xy is not None
+                and panel.model.projection_shown == "pca" and not panel.tasks.busy(), 120,
+                "the PCA of the bundled VAE's test split")
+        panel.inspector.show_point(0)
+        s.save("latent-map-dark")
+    finally:
+        s.window.theme_actions["light"].trigger()
+
+
 # name -> (the step that saves NAME.png, the shots whose state it builds on); made in this order
 SHOTS: dict[str, tuple[Callable[[Session], None], tuple[str, ...]]] = {
     "latent-map": (_latent_map, ()),
@@ -255,6 +373,9 @@ SHOTS: dict[str, tuple[Callable[[Session], None], tuple[str, ...]]] = {
     "train": (_train_shot, ()),
     "workspace": (_workspace, ("train",)),
     "runs": (_runs, ("train",)),
+    "codes": (_codes, ()),
+    "latent-map-vq": (_latent_map_vq, ()),
+    "latent-map-dark": (_latent_map_dark, ()),
 }
 
 
@@ -294,18 +415,20 @@ def _open_window(app):
     return window
 
 
-def _window_shots(app, out: Path, names: list[str], epochs: int, settle: float) -> tuple[list[str], dict[str, str]]:
+def _window_shots(app, names: list[str], args: argparse.Namespace) -> tuple[list[str], dict[str, str]]:
     """The shots `names` of the window with the bundled models: (those saved, name -> why for the others)."""
     try:
         window = _open_window(app)
     except ShotError as e:
         return [], dict.fromkeys(names, str(e))
-    session = Session(app, window, out, epochs, settle)
-    try:
-        failed = _shoot(session, names)
-    finally:
-        window.close()
-        app.processEvents()
+    with tempfile.TemporaryDirectory(prefix="vae-explorer-shots-") as scratch:
+        session = Session(app, window, args.out, args.epochs, args.settle, vq_checkpoint=args.vq,
+                          vq_epochs=args.vq_epochs, scratch=Path(scratch))
+        try:
+            failed = _shoot(session, names)
+        finally:
+            window.close()
+            app.processEvents()
     return session.saved, failed
 
 
@@ -351,10 +474,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settle", type=float, default=0.5,
                         help="seconds a shot waits, once its panel's work is done, for the last redraws")
     parser.add_argument("--only", metavar="NAME,...", help="only these shots: " + ", ".join(SHOTS))
+    parser.add_argument("--vq", type=Path, metavar="CHECKPOINT",
+                        help="the VQ-VAE of the codes and latent-map-vq shots (default: train the digits-vq preset "
+                             "for --vq-epochs epochs in a temporary folder)")
+    parser.add_argument("--vq-epochs", type=int, default=8, help="epochs of digits-vq trained when --vq is not given")
     parser.add_argument("--gallery", action="store_true", help="also the widget gallery's examples (gallery-NAME.png)")
     parser.add_argument("--gallery-only", action="store_true",
                         help="only the widget gallery's examples (seconds; no model, no training)")
     args = parser.parse_args(argv)
+    if args.vq is not None and not args.vq.is_file():
+        parser.error(f"--vq: no file {args.vq}")
+    if args.vq_epochs < 1:
+        parser.error("--vq-epochs: at least 1")
     names = [] if args.gallery_only else _wanted(args.only, parser)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -362,7 +493,7 @@ def main(argv: list[str] | None = None) -> int:
 
     settings = _private_settings()
     app = QApplication.instance() or QApplication([])
-    saved, failed = _window_shots(app, args.out, names, args.epochs, args.settle) if names else ([], {})
+    saved, failed = _window_shots(app, names, args) if names else ([], {})
     if args.gallery or args.gallery_only:
         saved += _gallery_shots(app, args.out)
     settings.cleanup()

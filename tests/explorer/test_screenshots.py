@@ -48,6 +48,12 @@ def _assert_drawn(path: Path, size: tuple[int, int]) -> None:
     assert len(colours) > 20, f"{path.name} looks blank ({len(colours)} colours)"
 
 
+def _grey(path: Path) -> np.ndarray:
+    image = QImage(str(path)).convertToFormat(QImage.Format.Format_Grayscale8)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : image.width()].copy()
+
+
 def test_gallery_only_saves_each_example_as_a_drawn_png(tmp_path):
     out = tmp_path / "shots"
     done = _run("-m", "explorer.screenshots", str(out), "--gallery-only")
@@ -90,3 +96,31 @@ def test_only_names_the_shots_it_knows_and_adds_those_a_shot_builds_on(tmp_path,
     assert screenshots._wanted("runs.png,sampler-region", parser) == [
         "latent-selection", "sampler-region", "train", "runs"]
     assert screenshots._wanted(None, parser) == list(screenshots.SHOTS)
+
+
+@pytest.mark.slow   # a subprocess training a small VQ-VAE (seconds) and loading the bundled models
+def test_the_vq_shots_train_their_vq_vae_and_the_dark_shot_is_dark(tmp_path):
+    out = tmp_path / "shots"
+    done = _run("-m", "explorer.screenshots", str(out), "--only", "codes,latent-map-vq,latent-map-dark",
+                "--vq-epochs", "2")
+    assert done.returncode == 0, done.stderr
+    assert "saved codes.png, latent-map-vq.png, latent-map-dark.png" in done.stdout
+    for name in ("codes.png", "latent-map-vq.png", "latent-map-dark.png"):
+        _assert_drawn(out / name, (1400, 900))
+    mean = [_grey(out / name)[:120, :300].mean() for name in ("codes.png", "latent-map-dark.png")]
+    assert mean[1] < 100 < mean[0], mean      # the menu bar, the panel header and the tab bar: light, then dark
+
+
+def test_vq_names_a_missing_file_or_a_checkpoint_that_is_no_vq_vae(tmp_path, capsys):
+    from core.paths import bundled_model
+
+    with pytest.raises(SystemExit) as exited:
+        screenshots.main([str(tmp_path), "--only", "codes", "--vq", str(tmp_path / "no-such.safetensors")])
+    assert exited.value.code == 2 and "--vq: no file" in capsys.readouterr().err
+    vae = bundled_model("vae")
+    if vae is None:
+        return
+    session = screenshots.Session(None, None, tmp_path, 1, 0.0, vq_checkpoint=Path(vae))
+    with pytest.raises(screenshots.ShotError, match="is a vae checkpoint, not a VQ-VAE"):
+        screenshots._vq_shown(session)
+    assert list(tmp_path.iterdir()) == []
