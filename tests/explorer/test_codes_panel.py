@@ -352,11 +352,12 @@ def test_the_codebook_map_of_all_splits_finds_each_image_in_its_split(qtbot, cod
 def test_the_codes_tab_fits_the_window_without_a_sideways_scroll(qtbot, tiny_vq, screen):
     """With a VQ-VAE shown, the Codes tab (its code grid, the two images, the palette, the usage line) fits a 1024x700
     and a 1280x800 window as every tab does (test_window_fits_small_screens.py): its minimum width is within its page,
-    which shows no scroll bar (it needed 921 px, where a 1024-px window has 804 for it)."""
+    which shows no scroll bar (it needed 921 px, where a 1024-px window has 804 for it). So does the codebook map."""
     from explorer.main_window import MainWindow
 
     loaded, dataset = tiny_vq
     state = AppState()
+    state.settings.set_value("latent_map.projection", "pca")   # the codebook map at once (no cold UMAP import)
     window = MainWindow(state)
     qtbot.addWidget(window)
     window.resize(1400, 900)
@@ -378,6 +379,15 @@ def test_the_codes_tab_fits_the_window_without_a_sideways_scroll(qtbot, tiny_vq,
     for part in (codes.grid_view, codes.original.image, codes.decoded.image, codes.palette, codes.histogram):
         assert part.isVisible() and part.width() >= 120, (type(part).__name__, part.width())
     assert "test image 3" in codes.original.title.text()
+    # the latent map of the VQ-VAE (its codebook) fits as well
+    latent_map = window.panels["latent_map"]
+    window.tabs.setCurrentWidget(latent_map)
+    qtbot.waitUntil(lambda: latent_map.codebook.xy is not None and not latent_map.tasks.busy(), timeout=60_000)
+    qtbot.wait(50)
+    page = window.tabs.page(window.tabs.currentIndex())
+    assert window.size().toTuple() == screen
+    assert latent_map.minimumSizeHint().width() <= page.viewport().width()
+    assert not page.horizontalScrollBar().isVisible() and not page.verticalScrollBar().isVisible()
 
 
 def test_a_map_chosen_while_the_codes_are_counted_is_the_map_shown(qtbot, tiny_vq):
