@@ -10,8 +10,8 @@ sampler-region.png that selection sent to the Sampler; train.png the Train tab a
 few epochs; then that run is shown everywhere but the sampler pins the bundled model (workspace.png: the models list
 and two panels on two models); a second run with another beta is compared with it in the Runs tab (runs.png).
 The VQ-VAE shots (there is no bundled VQ-VAE) open `--vq CHECKPOINT`, or else train the digits-vq preset for
-`--vq-epochs` epochs (8: ~12 s on a 2-core CPU, seed 0) in a temporary folder: codes.png is the Codes tab with two cells of
-a "3" repainted, latent-map-vq.png its codebook map with one code inspected and an image's codes ringed.
+`--vq-epochs` epochs (8: ~12 s on a 2-core CPU, seed 0) in a temporary folder: codes.png is the Codes tab with
+two cells of a "3" repainted, latent-map-vq.png its codebook map with one code inspected and an image's codes ringed.
 latent-map-dark.png is the latent map in the dark look (View > Dark look), which is put back to light afterwards.
 `--only` makes just the named shots (and those they build on: sampler-region on latent-selection, workspace and runs
 on train). With `--gallery`, also each example of the widget gallery (explorer/gallery.py: the pure widgets on
