@@ -34,3 +34,33 @@ def release_free_memory() -> bool:
     """Hand freed heap pages back to the system (a few ms); True when glibc released some."""
     libc = _libc()
     return bool(libc is not None and hasattr(libc, "malloc_trim") and libc.malloc_trim(0))
+
+
+class ImportFreezer:
+    """Keeps what imports create (modules' functions, classes, typing objects) out of the collector's generations.
+
+    Why: the window freezes what start-up loaded (MainWindow.load_initial). The first training run then imports
+    ~900 more modules (torch's compiler stack, sympy, triton: ~150,000 objects), and every full collection walked them
+    again: 50-90 ms with the GIL held, every ~8 s of training, each a stall of the GUI thread
+    (bench/bench_gui_responsiveness.py; gc callbacks timed). `check()` (cheap: a length compare) freezes once the
+    module count has grown by `min_new_modules`: a young-generation collection first (1-5 ms), then `gc.freeze()`.
+    Cost: cyclic garbage that had already reached the oldest generation at that moment is never collected; freezes
+    happen only when new modules arrive (a few times a session), so that stays small.
+    """
+
+    def __init__(self, min_new_modules: int = 20) -> None:
+        self.min_new_modules = min_new_modules
+        self.modules_at_freeze = len(sys.modules)
+        self.freezes = 0
+
+    def check(self) -> bool:
+        """Freeze if enough modules arrived since the last freeze; True when it did."""
+        if len(sys.modules) - self.modules_at_freeze < self.min_new_modules:
+            return False
+        import gc
+
+        gc.collect(1)
+        gc.freeze()
+        self.modules_at_freeze = len(sys.modules)
+        self.freezes += 1
+        return True

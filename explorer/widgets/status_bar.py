@@ -11,7 +11,7 @@ import sys
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFrame, QLabel, QStatusBar, QWidget
 
-from explorer.memory import release_free_memory
+from explorer.memory import ImportFreezer, release_free_memory
 from explorer.state import AppState
 from explorer.widgets.elided_label import ElidedLabel
 
@@ -42,6 +42,7 @@ class StatusBar(QStatusBar):
             w.setContentsMargins(8, 0, 8, 0)
             w.setFrameShape(QFrame.Shape.StyledPanel)
             self.addPermanentWidget(w)
+        self.import_freezer = ImportFreezer()     # new modules out of the collector's way (explorer/memory.py)
         self.memory_timer = QTimer(self)
         self.memory_timer.setInterval(MEMORY_EVERY_MS)
         self.memory_timer.timeout.connect(self.update_memory)
@@ -65,6 +66,7 @@ class StatusBar(QStatusBar):
         self._ticks = getattr(self, "_ticks", 0) + 1
         if self._ticks % TRIM_EVERY_TICKS == 0:    # give freed heap pages back (see explorer/memory.py)
             release_free_memory()
+        self.import_freezer.check()
         self.memory_label.setText(f"{process_memory_mb():.0f} MiB")
 
     def update_models(self) -> None:
