@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 from core.training.events import CheckpointSaved, EpochSummary, LogMessage, Preview, RunEnded, RunStarted, StepMetrics
 from explorer.panels.curve_set import CurveSet
 from explorer.widgets.curve_tools import CurveControls
+from explorer.widgets.elided_label import ElidedLabel
 from explorer.widgets.training_plots import TrainingPlots
 
 REDRAW_MS = 33
@@ -118,7 +119,10 @@ class RunDashboard(QWidget):
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(False)
-        self.progress_label = QLabel("not started")
+        # Elided: its text ("epoch · step · img/s · ETA") changes length with every step, and a plain label's changing
+        # minimum width re-laid the panel out, resizing every plot by 2-3 px and repainting all of them at once (a
+        # 75-110 ms stall of the event loop every few seconds of training, bench/bench_gui_responsiveness.py).
+        self.progress_label = ElidedLabel("not started")
         self.log_scale = QCheckBox("Log scale")
         self.log_scale.setToolTip("Logarithmic y axis on the loss plots (each plot also has its own 'log' button)")
         self.log_scale.toggled.connect(self.set_log_scale)

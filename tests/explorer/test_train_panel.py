@@ -483,3 +483,23 @@ def test_following_another_run_folder_shows_only_its_log_and_marks_its_plots_whe
     assert note.isVisibleTo(panel) and str(run_b) in note.text() and "completed" in note.text()
     entry_a = panel.state.entry_for_run("follow-1")
     assert entry_a is None or entry_a.status == "not followed"
+
+
+def test_the_progress_line_changing_length_does_not_resize_the_plots(qtbot):
+    """The header's text grows and shrinks with every step (img/s, ETA); it must not re-lay the dashboard out, which
+    resized every plot by a few pixels and repainted all of them at once (an event-loop stall while training)."""
+    from explorer.panels.dashboard import RunDashboard
+
+    dash = RunDashboard()
+    qtbot.addWidget(dash)
+    dash.resize(560, 600)
+    dash.show()
+    dash.show_event(RunStarted("", {"train": {"epochs": 100000}}, {}, "cpu", 10_000_000, 22))
+    widths = []
+    for i, (rate, eta) in enumerate([(9.0, 5.0), (123456.0, 3_600_000.0), (9.0, 5.0), (123456.0, 3_600_000.0)]):
+        dash.show_event(StepMetrics(10_000 * (i + 1), 99_999, {"loss": 1.0}, 1e-3, rate, eta, 0.5))
+        dash.redraw()
+        qtbot.wait(20)
+        widths.append(dash.plots["loss"].width())
+    assert len(set(widths)) == 1, widths
+    dash.finish()
