@@ -225,8 +225,8 @@ def test_the_codes_tab_pins_the_vq_vae_while_the_app_shows_a_vae(qtbot, tiny_vq,
 
 
 # ---- the latent map of a VQ-VAE: its codebook ---------------------------------------------------------------------
-@pytest.fixture
-def codebook_map(qtbot, tiny_vq):
+def _shown_map(qtbot, tiny_vq, method: str):
+    """The latent map panel with the tiny VQ-VAE, `method` chosen, shown (its codes are counted on a worker)."""
     from explorer.panels.latent_map import LatentMapPanel
 
     loaded, dataset = tiny_vq
@@ -234,9 +234,15 @@ def codebook_map(qtbot, tiny_vq):
     state.vae, state.dataset = loaded, dataset
     panel = LatentMapPanel(state)
     qtbot.addWidget(panel)
-    panel.method_box.setCurrentText("PCA")
+    panel.method_box.setCurrentText(method)
     panel.resize(1200, 760)
     panel.show()
+    return panel
+
+
+@pytest.fixture
+def codebook_map(qtbot, tiny_vq):
+    panel = _shown_map(qtbot, tiny_vq, "PCA")
     qtbot.waitUntil(lambda: panel.codebook.xy is not None and not panel.tasks.busy(), timeout=60_000)
     return panel
 
@@ -393,16 +399,7 @@ def test_the_codes_tab_fits_the_window_without_a_sideways_scroll(qtbot, tiny_vq,
 def test_a_map_chosen_while_the_codes_are_counted_is_the_map_shown(qtbot, tiny_vq):
     """The map's method changed while the VQ-VAE's codes are still being counted: once counted, the codebook is
     mapped with the method chosen last (the screenshot tool found t-SNE / UMAP shown under a box saying PCA)."""
-    from explorer.panels.latent_map import LatentMapPanel
-
-    loaded, dataset = tiny_vq
-    state = AppState()
-    state.vae, state.dataset = loaded, dataset
-    panel = LatentMapPanel(state)
-    qtbot.addWidget(panel)
-    panel.method_box.setCurrentText("t-SNE")
-    panel.resize(1200, 760)
-    panel.show()
+    panel = _shown_map(qtbot, tiny_vq, "t-SNE")
     qtbot.waitUntil(lambda: panel.codebook.active and panel.tasks.busy(), timeout=10_000)
     assert panel.codebook.use is None                   # still counting
     panel.method_box.setCurrentText("PCA")
