@@ -1,11 +1,18 @@
 """`vae-explorer runs [FOLDER ...] [--csv FILE]`: a table of run folders (status, epochs, best validation, headline
-metrics), newest first; unreadable folders are rows with their reason."""
+metrics), newest first; unreadable folders are rows with their reason.
+
+Under it, when a listed run has been evaluated, the evaluation's headline numbers per run (Fréchet score, precision,
+recall, conditional accuracy: what runs' samples are compared by) and the file they come from, read by the run
+history's one reader (core.runs.evaluation.read_run_eval, as `--csv`, the report and the Runs tab read them). A table
+of their own: beside the run table's columns they would make it ~160 characters wide; alone they fit in ~100. A
+damaged evaluation file is "—" and its one-line reason in that run's row. `--csv` has every number."""
 
 from __future__ import annotations
 
 import argparse
 import time
 from pathlib import Path
+from typing import Any
 
 from core.errors import UserError
 from core.files import check_output_file, printable
@@ -39,6 +46,9 @@ def runs_command(args: argparse.Namespace) -> int:
         print(f"no runs in {printable(', '.join(str(f) for f in folders))}")
     else:
         print(_table(runs))
+        evaluations = _eval_table(runs)
+        if evaluations:
+            print(f"\n{evaluations}")
     if args.csv:
         from core.runs.export import write_runs_csv
 
@@ -70,7 +80,62 @@ def _table(runs) -> str:
             last = f"{last}  ({r.damaged} damaged line(s) of metrics.jsonl skipped)".strip()
         rows.append(tuple(printable(str(c))[:200] for c in (r.name, r.status, r.kind or "", r.dataset or "",
                                                             r.subset or "all", epochs, best, _when(r.started), last)))
+    return _aligned(header, rows)
+
+
+def _aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """Columns padded to their widest cell, the last one left free (a reason, a file name)."""
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header) - 1)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)) + "  " + row[-1]
              for row in (header, *rows)]
     return "\n".join(line.rstrip() for line in lines)
+
+
+# (eval.json key, column): the evaluation's headline numbers, as issue 24's "done when" compares runs and samplers.
+EVAL_COLUMNS = (("fid_like", "Fréchet"), ("precision", "prec"), ("recall", "recall"), ("conditional_accuracy", "acc"))
+NONE = "—"
+
+
+def _eval_cells(numbers: dict[str, float]) -> tuple[str, ...]:
+    from core.runs.evaluation import EVAL_METRICS
+
+    labels = dict(EVAL_METRICS)
+    values = [numbers.get(labels[key]) for key, _ in EVAL_COLUMNS]
+    return tuple(NONE if v is None else f"{v:.4g}" if key == "fid_like" else f"{v:.3f}"
+                 for (key, _), v in zip(EVAL_COLUMNS, values, strict=True))
+
+
+def _said(result: dict[str, Any], key: str, default: str) -> str:
+    value = result.get(key)
+    return value if isinstance(value, str) and value else default
+
+
+def _eval_table(runs) -> str:
+    """Per run (in the run table's order): the evaluation's Fréchet score, precision, recall and conditional accuracy
+    ("—" where it has none) and the file they come from; its split and source of z said once under the table when
+    every run's agree, else beside the file. A damaged file: its one-line reason instead of the file. "" when no
+    listed run has an evaluation file."""
+    from core.runs.evaluation import eval_numbers, read_run_eval
+
+    evals = [read_run_eval(r.path) for r in runs]
+    if not any(e.result is not None or e.problem for e in evals):
+        return ""
+    read = [e.result for e in evals if e.result is not None]
+    splits = {_said(result, "split", "unnamed") for result in read}
+    sources = {_said(result, "samples_from", "prior") for result in read}
+    rows = []
+    for r, e in zip(runs, evals, strict=True):
+        where = e.source.relative_to(r.path).as_posix() if e.source is not None else ""
+        if e.result is not None and len(splits) > 1:
+            where += f" ({_said(e.result, 'split', 'unnamed')} split)"
+        if e.result is not None and len(sources) > 1:
+            where += f" (z from {_said(e.result, 'samples_from', 'prior')})"
+        if e.problem:   # a damaged file: said once, here; a damaged saved one beside an older one read
+            where = f"{where}; {e.problem}" if where else e.problem
+        rows.append(tuple(printable(c)[:200] for c in (r.name, *_eval_cells(eval_numbers(e.result)), where)))
+    common = [*([f"{splits.pop()} split"] if len(splits) == 1 else []),
+              *([f"z drawn from: {sources.pop()}"] if len(sources) == 1 else [])]
+    said = "; ".join([*map(printable, common), f"{NONE}: none", "every number: --csv FILE"])
+    legend = ("Fréchet score, prec(ision) and recall of the samples in the judge classifier's features; acc: their "
+              f"conditional accuracy\n{said}")
+    return _aligned(("evaluation", *(name for _, name in EVAL_COLUMNS), "from"), rows) + "\n" + legend

@@ -8,6 +8,8 @@ it. Its `eval_settings` say how it was made. `read_eval` reads eval.json, and wh
 evaluation of the test split, so a run evaluated with `eval --save` shows in the runs report and the Runs tab.
 
 Reading never raises: a missing or damaged eval.json is None, and a value that is not a finite number is left out.
+`read_run_eval` also says which file the numbers came from and, in one line, why an evaluation file that is there
+could not be read (the `runs` table prints it; every other reader takes `read_eval`'s result alone).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 import math
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,26 +49,67 @@ EVAL_METRICS = (
 SOURCE_METRICS = ("conditional_accuracy", "fid_like", "precision", "recall", "sharpness", "hole_score")
 
 
-def _read_json(path: Path, run_dir: str | Path) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class RunEval:
+    """A run's evaluation as the run history reads it. `result`: the evaluation (None: there is none or it could not
+    be read); `source`: the file it came from; `problem`: one line on an evaluation file that is there but was not
+    read ("eval.json is not valid JSON ..."), None when nothing was wrong."""
+
+    result: dict[str, Any] | None
+    source: Path | None = None
+    problem: str | None = None
+
+
+def _read_json(path: Path, run_dir: str | Path) -> tuple[dict[str, Any] | None, str | None]:
+    """(the JSON object in `path`, None) or (None, why it was not read: None when there is no such file)."""
+    name = path.relative_to(run_dir).as_posix() if path.is_relative_to(run_dir) else path.name
     try:
         data = json.loads(read_regular(path, MAX_EVAL_BYTES, within=run_dir))
-    except (OSError, ValueError, RecursionError, FileRefused):   # missing, damaged, a FIFO, too big
-        return None
-    return data if isinstance(data, dict) else None
+    except (FileNotFoundError, NotADirectoryError):   # no such file (or the "run" is a file: said as such elsewhere)
+        return None, None
+    except FileRefused as e:                  # a FIFO, a device, too big, a link out of the run folder
+        said = str(e)                         # "NAME is ...": named here as the run folder names it
+        return None, name + said[len(path.name):] if said.startswith(path.name) else f"{name}: {said}"
+    except OSError as e:
+        return None, f"{name} cannot be read ({e.strerror or type(e).__name__})"
+    except (ValueError, RecursionError):      # cut short, not JSON, not UTF-8, nested past any evaluation's depth
+        return None, f"{name} is not valid JSON (cut short or damaged)"
+    if not isinstance(data, dict):
+        return None, f"{name} holds a JSON {type(data).__name__}, not an evaluation"
+    return data, None
 
 
 def read_eval(run_dir: str | Path, *, saved: bool = True) -> dict[str, Any] | None:
     """The run's eval.json as a dict; where there is none (and `saved`), its newest evaluation of the test split
     saved by `eval --save`; None when there is neither or it is unreadable."""
-    result = _read_json(Path(run_dir) / EVAL_FILE, run_dir)
-    if result is not None or not saved or (Path(run_dir) / EVAL_FILE).exists():
-        return result
-    return next((r for _, r in saved_evals(run_dir) if r.get("split") == "test"), None)
+    return read_run_eval(run_dir, saved=saved).result
 
 
-def saved_evals(run_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
-    """The evaluations `eval --save` kept in RUN/eval/, newest first (at most MAX_SAVED_READ); a damaged one is left
-    out, never raised on."""
+def read_run_eval(run_dir: str | Path, *, saved: bool = True) -> RunEval:
+    """`read_eval`'s evaluation with the file it came from and, where an evaluation file could not be read, why: a
+    damaged eval.json (it stays the run's evaluation: no saved one stands in for it), or a damaged saved one newer
+    than the one read (or in place of any). Never raises."""
+    path = Path(run_dir) / EVAL_FILE
+    result, problem = _read_json(path, run_dir)
+    if result is not None or problem is not None or not saved:
+        return RunEval(result, path if result is not None else None, problem)
+    damaged = []
+    for saved_path, saved_result, why in _saved_files(run_dir):
+        if why is not None:
+            damaged.append(why)
+        elif saved_result is not None and saved_result.get("split") == "test":
+            return RunEval(saved_result, saved_path, _problems(damaged))
+    return RunEval(None, None, _problems(damaged))
+
+
+def _problems(problems: list[str]) -> str | None:
+    if len(problems) > 1:
+        return f"{problems[0]}; {len(problems) - 1} more saved evaluation(s) of the run not read either"
+    return problems[0] if problems else None
+
+
+def _saved_files(run_dir: str | Path) -> list[tuple[Path, dict[str, Any] | None, str | None]]:
+    """(path, evaluation, why it was not read) of each file in RUN/eval/, newest first (at most MAX_SAVED_READ)."""
     folder = Path(run_dir) / SAVED_EVAL_DIR
     try:
         entries = [(e.stat(follow_symlinks=False).st_mtime_ns, Path(e.path)) for e in os.scandir(folder)
@@ -73,12 +117,13 @@ def saved_evals(run_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
     except OSError:
         return []
     entries.sort(reverse=True)
-    out = []
-    for _, path in entries[:MAX_SAVED_READ]:
-        result = _read_json(path, run_dir)
-        if result is not None:
-            out.append((path, result))
-    return out
+    return [(path, *_read_json(path, run_dir)) for _, path in entries[:MAX_SAVED_READ]]
+
+
+def saved_evals(run_dir: str | Path) -> list[tuple[Path, dict[str, Any]]]:
+    """The evaluations `eval --save` kept in RUN/eval/, newest first (at most MAX_SAVED_READ); a damaged one is left
+    out, never raised on."""
+    return [(path, result) for path, result, _ in _saved_files(run_dir) if result is not None]
 
 
 def saved_eval_path(run_dir: str | Path, checkpoint: str | Path, split: str, settings: dict[str, Any]) -> Path:
@@ -103,9 +148,13 @@ def save_eval(run_dir: str | Path, result: dict[str, Any], checkpoint: str | Pat
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value)
+    try:
+        number = float(value)       # an integer of hundreds of digits (valid JSON) is no float: OverflowError
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def eval_numbers(result: dict[str, Any] | None) -> dict[str, float]:
