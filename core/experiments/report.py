@@ -10,7 +10,6 @@ core.runs.report (curves, sample grids, every run's settings).
 from __future__ import annotations
 
 import html
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from core.experiments.runner import EVAL_SAMPLES
 from core.experiments.spec import ExperimentSpec
 from core.files import atomic_write_text
+from core.runs.evaluation import read_run_eval
 from core.runs.report import COLOURS, png_img, report_html, svg_line_plot
 
 # The reference study's published numbers (../shared/reference/cvae-cifar10-student-study.txt, section 5.1): SSIM of
@@ -50,12 +50,9 @@ def _fid_cells(result: dict[str, Any], headers: Sequence[str]) -> list[str]:
 
 
 def read_eval(run_dir: Path) -> dict[str, Any] | None:
-    """The run's eval.json, or None when it is missing or unreadable."""
-    try:
-        data = json.loads((run_dir / "eval.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    """The run's eval.json (the experiment's own evaluation, never a saved `eval --save` one), or None when it is
+    missing or unreadable: the run history's one reader (a FIFO or a huge file is refused, not read)."""
+    return read_run_eval(run_dir, saved=False).result
 
 
 def _num(value: Any, digits: int = 4) -> str:
