@@ -203,3 +203,18 @@ def test_any_json_as_eval_json_is_read_and_tabled_without_raising(data):
         with redirect_stdout(out), redirect_stderr(err):
             assert cli.main(["runs", str(run)]) == 0, err.getvalue()
         assert "Traceback" not in err.getvalue() and "evaluation" in out.getvalue()
+
+
+def test_the_experiment_report_reads_eval_json_through_the_same_reader(evaluated, tmp_path):
+    """core.experiments.report.read_eval is read_run_eval(saved=False): eval.json only, a FIFO refused (its own
+    json.loads(read_text()) blocked on one until a writer came)."""
+    from core.experiments.report import read_eval as experiment_eval
+
+    run, [(_, first), _] = evaluated
+    folder = copy_run(run, tmp_path / "run", keep_saved=True)
+    assert experiment_eval(folder) is None and read_eval(folder) is not None   # a saved eval is not the experiment's
+    (folder / "eval.json").write_text(json.dumps(first))
+    assert experiment_eval(folder) == first
+    (folder / "eval.json").unlink()
+    os.mkfifo(folder / "eval.json")
+    assert experiment_eval(folder) is None
