@@ -135,7 +135,7 @@ def _eval_table(runs) -> str:
         rows.append(tuple(printable(c)[:200] for c in (r.name, *_eval_cells(eval_numbers(e.result)), where)))
     common = [*([f"{splits.pop()} split"] if len(splits) == 1 else []),
               *([f"z drawn from: {sources.pop()}"] if len(sources) == 1 else [])]
-    said = "; ".join([*map(printable, common), f"{NONE}: none", "every number: --csv FILE"])
+    said = "; ".join([*(printable(c)[:200] for c in common), f"{NONE}: none", "every number: --csv FILE"])
     legend = ("Fréchet score, prec(ision) and recall of the samples in the judge classifier's features; acc: their "
               f"conditional accuracy\n{said}")
     return _aligned(("evaluation", *(name for _, name in EVAL_COLUMNS), "from"), rows) + "\n" + legend
