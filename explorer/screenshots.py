@@ -173,11 +173,11 @@ def _latent_selection(s: Session) -> None:
     if not 50 <= len(tools.rows) <= 300:
         raise ShotError(f"the lasso selected {len(tools.rows)} points, not about 150")
     tools.grid.sort_box.setCurrentText("worst reconstruction first")
-    scatter.show_outline(outline)
+    scatter.view.show_outline(outline)
     try:
         s.save("latent-selection")
     finally:
-        scatter.show_outline(None)
+        scatter.view.show_outline(None)
 
 
 def _sampler_region(s: Session) -> None:

@@ -8,17 +8,19 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QWidget
+
+from explorer.widgets.live_plot import FollowsPalette, style_plot
 
 DEAD_COLOUR = "#d62728"
 
 
-class CodebookScatter(pg.PlotWidget):
+class CodebookScatter(FollowsPalette, pg.PlotWidget):
     codeClicked = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent=parent)
-        self.setBackground("w")
         item = self.getPlotItem()
         item.showGrid(x=True, y=True, alpha=0.15)
         item.setAspectLocked(True)
@@ -32,8 +34,21 @@ class CodebookScatter(pg.PlotWidget):
             self.addItem(it)
         self.used.sigClicked.connect(self._on_clicked)
         self.dead.sigClicked.connect(self._on_clicked)
-        self.legend = item.addLegend(offset=(-4, 4), brush=pg.mkBrush(255, 255, 255, 200))
+        self.legend = item.addLegend(offset=(-4, 4))
         self._legend_items: list[pg.ScatterPlotItem] = []
+        self.title_text = ""
+        self._ready = True
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        """Canvas, axes, title, legend and the clicked code's ring in the look's colours (light or dark)."""
+        fg = style_plot(self, self.title_text or None)
+        base = self.palette().color(QPalette.ColorRole.Base)
+        self.legend.setBrush(base.red(), base.green(), base.blue(), 200)
+        self.legend.setLabelTextColor(fg)
+        for _, label in self.legend.items:
+            label.setText(label.text)                  # pyqtgraph applies a label's colour when its text is set
+        self.ring.setPen(pg.mkPen(fg, width=2))
 
     @staticmethod
     def _tip(x: float, y: float, data: object) -> str:
@@ -61,7 +76,8 @@ class CodebookScatter(pg.PlotWidget):
             self.legend.addItem(sample, name)
 
     def set_title(self, text: str) -> None:
-        self.getPlotItem().setTitle(text)
+        self.title_text = text
+        self.getPlotItem().setTitle(text or None, color=self.palette().color(QPalette.ColorRole.Text).name())
 
     def set_axes(self, x_label: str | None, y_label: str | None) -> None:
         item = self.getPlotItem()

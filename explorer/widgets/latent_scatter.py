@@ -20,8 +20,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import QLabel, QWidget
+
+from explorer.widgets.live_plot import FollowsPalette, style_plot
 
 # Ten distinct colours (matplotlib's tab10), then hues for datasets with more classes.
 TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -56,7 +58,7 @@ class HoverThumbnail(QLabel):
 
     def __init__(self, parent: QWidget) -> None:
         super().__init__(parent)
-        self.setStyleSheet("background: white; border: 1px solid #888; padding: 2px;")
+        self.setStyleSheet("background: palette(base); border: 1px solid #888; padding: 2px;")
         self.hide()
 
     def show_at(self, image: QImage, x: int, y: int) -> None:
@@ -76,13 +78,24 @@ class _MapViewBox(pg.ViewBox):
     keep pyqtgraph's gestures."""
 
     sigSweep = Signal(object, bool)   # (QPointF in view coords, finished)
-    sigOutline = Signal(object, bool)  # ((M, 2) float outline in view coords, finished): a lasso or a rectangle
+    sigOutlined = Signal(object)      # (M, 2) float closed outline in view coords: a finished lasso or rectangle
 
     def __init__(self) -> None:
         super().__init__()
         self.tool = "decode"
         self._outline: list[tuple[float, float]] = []
         self._outline_tool = "decode"
+        self.outline_item = pg.PlotCurveItem(pen=pg.mkPen(40, 40, 40, width=1.5, style=Qt.PenStyle.DashLine))
+        self.outline_item.setZValue(11)
+        self.addItem(self.outline_item, ignoreBounds=True)
+
+    def show_outline(self, outline: np.ndarray | None) -> None:
+        """Draw a selection outline (closed, dashed; None: none): the lasso being drawn, or one to show."""
+        if outline is None or len(outline) == 0:
+            self.outline_item.setData([], [])
+            return
+        closed = np.vstack([outline, outline[:1]])
+        self.outline_item.setData(closed[:, 0], closed[:, 1])
 
     def mouseDragEvent(self, ev, axis=None):
         if ev.button() != Qt.MouseButton.LeftButton:
@@ -104,7 +117,12 @@ class _MapViewBox(pg.ViewBox):
         else:
             (x0, y0), (x1, y1) = self._outline[0], (p.x(), p.y())
             outline = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], dtype=np.float64)
-        self.sigOutline.emit(outline, bool(ev.isFinish()))
+        if not ev.isFinish():
+            self.show_outline(outline)
+            return
+        self.show_outline(None)
+        if len(outline) >= 3:
+            self.sigOutlined.emit(outline)
 
 
 class DensityImage(pg.ImageItem):
@@ -161,7 +179,7 @@ class OverlayDensity(pg.ImageItem):
                      float(y_range[1] - y_range[0]))
 
 
-class LatentScatter(pg.PlotWidget):
+class LatentScatter(FollowsPalette, pg.PlotWidget):
     clickedAt = Signal(object)          # QPointF in data coordinates: a left click on the map (not on the legend)
     sweptTo = Signal(object, bool)      # (QPointF in data coordinates, drag finished)
     hovered = Signal(object)            # QPointF in data coordinates, or None when the cursor left the map
@@ -171,10 +189,9 @@ class LatentScatter(pg.PlotWidget):
         self.view = _MapViewBox()
         super().__init__(parent, viewBox=self.view)
         self.view.setAspectLocked(False)
-        self.setBackground("w")
         self.hideAxis("left")
         self.hideAxis("bottom")
-        self.legend = self.addLegend(offset=(5, 5), labelTextColor="k", brush=pg.mkBrush(255, 255, 255, 200))
+        self.legend = self.addLegend(offset=(5, 5))
         self.xy: np.ndarray | None = None
         self.title_text = ""
         self.items: list[pg.ScatterPlotItem] = []
@@ -189,9 +206,8 @@ class LatentScatter(pg.PlotWidget):
         self._selection_marker = pg.ScatterPlotItem(size=9, symbol="o", pen=pg.mkPen(0, 0, 0, 200, width=1.2),
                                                     brush=None)
         self._found_marker = pg.ScatterPlotItem(size=13, symbol="o", pen=pg.mkPen(255, 120, 0, width=2.5), brush=None)
-        self._outline = pg.PlotCurveItem(pen=pg.mkPen(40, 40, 40, width=1.5, style=Qt.PenStyle.DashLine))
         for z, marker in ((8, self._selection_marker), (9, self._found_marker), (10, self._marker),
-                          (10, self._query_marker), (11, self._outline)):
+                          (10, self._query_marker)):
             marker.setZValue(z)
             self.addItem(marker, ignoreBounds=True)
         # the density image that replaces the points while many are in view
@@ -208,16 +224,33 @@ class LatentScatter(pg.PlotWidget):
         self.view.sigRangeChanged.connect(lambda *_: self._update_level_of_detail())
         self.view.sigResized.connect(lambda *_: self._update_level_of_detail())
         self.view.sigSweep.connect(self.sweptTo)
-        self.view.sigOutline.connect(self._on_outline)
+        self.view.sigOutlined.connect(self.outlined)
         self.scene().sigMouseClicked.connect(self._on_click)
         self.scene().sigMouseMoved.connect(self._on_move)
         self.hover_label = HoverThumbnail(self)
+        self._ready = True
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        """The canvas, axes, title, legend and the rings / cross / outline in the look's colours (the class colours
+        and the shade read on both)."""
+        fg = style_plot(self, self.title_text or None)
+        base = self.palette().color(QPalette.ColorRole.Base)
+        self.legend.setBrush(base.red(), base.green(), base.blue(), 200)
+        self.legend.setLabelTextColor(fg)
+        for _, label in self.legend.items:
+            label.setText(label.text)                  # pyqtgraph applies a label's colour when its text is set
+        self._marker.setPen(pg.mkPen(fg, width=2))
+        self._query_marker.setPen(pg.mkPen(fg, width=2))
+        self._query_marker.setBrush(pg.mkBrush(fg))
+        self._selection_marker.setPen(pg.mkPen(fg.red(), fg.green(), fg.blue(), 200, width=1.2))
+        self.view.outline_item.setPen(pg.mkPen(fg, width=1.5, style=Qt.PenStyle.DashLine))
 
     # ---- content ----------------------------------------------------------------------------------------------------
     def set_title(self, text: str) -> None:
         """The map's title: which projection of which latents is shown."""
         self.title_text = text
-        self.setTitle(text or None, color="k")
+        self.setTitle(text or None, color=self.palette().color(QPalette.ColorRole.Text).name())
 
     def clear_points(self) -> None:
         for item in self.items:
@@ -225,7 +258,8 @@ class LatentScatter(pg.PlotWidget):
         self.items, self.class_index = [], []
         self.xy, self._tree = None, None
         self.legend.clear()
-        for marker in (self._marker, self._query_marker, self._selection_marker, self._found_marker, self._outline):
+        for marker in (self._marker, self._query_marker, self._selection_marker, self._found_marker,
+                       self.view.outline_item):
             marker.setData([], [])
         self._shade.clear()
         self._density.clear()
@@ -269,7 +303,7 @@ class LatentScatter(pg.PlotWidget):
                 self.hideAxis(side)
             else:
                 self.showAxis(side)
-                self.setLabel(side, label or "", color="k")
+                self.setLabel(side, label or "")          # in the axis's text colour (apply_palette)
 
     def set_colour_values(self, values: np.ndarray | None) -> None:
         """Colour by class (None) or by a value per point (viridis, 2nd to 98th percentile)."""
@@ -392,21 +426,6 @@ class LatentScatter(pg.PlotWidget):
             raise ValueError(f"tool must be one of {TOOLS}, not {tool!r}")
         self.view.tool = tool
 
-    def show_outline(self, outline: np.ndarray | None) -> None:
-        """Draw a selection outline (closed, dashed; None: none): the lasso being drawn, or one to show."""
-        if outline is None or len(outline) == 0:
-            self._outline.setData([], [])
-            return
-        closed = np.vstack([outline, outline[:1]])
-        self._outline.setData(closed[:, 0], closed[:, 1])
-
-    def _on_outline(self, outline: np.ndarray, finished: bool) -> None:
-        if finished:
-            self.show_outline(None)
-            if len(outline) >= 3:
-                self.outlined.emit(outline)
-            return
-        self.show_outline(outline)
     def visible_mask(self) -> np.ndarray:
         mask = np.zeros(len(self.xy), bool) if self.xy is not None else np.zeros(0, bool)
         for item, idx in zip(self.items, self.class_index, strict=True):

@@ -10,16 +10,28 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from explorer.widgets.image_grid import array_to_qimage
+from explorer.widgets.live_plot import FollowsPalette, style_plot
 
 
-def inspector_bars(x_label: str, *, max_height: int = 140) -> tuple[pg.PlotWidget, pg.BarGraphItem]:
-    """A small fixed (no pan / zoom) bar plot on white and its bars, for a side view (a latent vector, a code's use
-    per class); `bars.setOpts(x=..., height=...)` fills it."""
-    plot = pg.PlotWidget()
-    plot.setBackground("w")
-    plot.setMaximumHeight(max_height)
-    plot.setMouseEnabled(x=False, y=False)
-    plot.setLabel("bottom", x_label)
+class InspectorBars(FollowsPalette, pg.PlotWidget):
+    """A small fixed (no pan / zoom) bar plot on the look's canvas colour, for a side view (a latent vector, a code's
+    use per class)."""
+
+    def __init__(self, x_label: str, *, max_height: int = 140) -> None:
+        super().__init__()
+        self.setMaximumHeight(max_height)
+        self.setMouseEnabled(x=False, y=False)
+        self.setLabel("bottom", x_label)
+        self._ready = True
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        style_plot(self, None)
+
+
+def inspector_bars(x_label: str, *, max_height: int = 140) -> tuple[InspectorBars, pg.BarGraphItem]:
+    """The plot and its bars: `bars.setOpts(x=..., height=...)` fills it."""
+    plot = InspectorBars(x_label, max_height=max_height)
     bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush="#1f77b4")
     plot.addItem(bars)
     return plot, bars

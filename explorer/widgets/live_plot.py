@@ -105,8 +105,9 @@ class StickyViewBox(pg.ViewBox):
         return super().setRange(rect, xRange, yRange, *args, **kwargs)
 
 
-def style_plot(pw: pg.PlotWidget, title: str) -> QColor:
-    """Background, axes and title in the widget palette's colours (so the light and dark looks both read well).
+def style_plot(pw: pg.PlotWidget, title: str | None) -> QColor:
+    """Background, axes and title (None: no title row) in the widget palette's colours (so the light and dark looks
+    both read well); returns the text colour.
 
     Axes are cached as pixmaps: a curve update repaints the plot area, which (grid lines being part of the axes)
     replays both axes; from the cache that is a blit instead of re-drawing every tick label.
@@ -122,6 +123,21 @@ def style_plot(pw: pg.PlotWidget, title: str) -> QColor:
         ax.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     item.setTitle(title, color=fg.name())
     return fg
+
+
+class FollowsPalette:
+    """Mixed into a plot widget (before the pyqtgraph class): `apply_palette()` runs again whenever the widget's or
+    the application's palette changes (View > Light / Dark look). The widget sets `_ready = True` last in its
+    `__init__`: pyqtgraph's constructor changes the palette before the widget's attributes exist."""
+
+    def changeEvent(self, event) -> None:
+        super().changeEvent(event)
+        if self.__dict__.get("_ready") and event.type() in (event.Type.PaletteChange,
+                                                             event.Type.ApplicationPaletteChange):
+            self.apply_palette()
+
+    def apply_palette(self) -> None:
+        raise NotImplementedError
 
 
 class Series:
@@ -188,7 +204,7 @@ class Series:
         return float(t[0]) if len(t) else None
 
 
-class LivePlot(pg.PlotWidget):
+class LivePlot(FollowsPalette, pg.PlotWidget):
     """Named live curves (and dashed baseline curves of another run under them) with TensorBoard's curve tools:
     smoothing, x axis, crosshair read-out, a log toggle of its own, curves on a right axis, a hint while empty."""
 
@@ -383,13 +399,6 @@ class LivePlot(pg.PlotWidget):
         self._readout.setColor(fg)
         self._legend.setLabelTextColor(fg)
 
-    def changeEvent(self, event) -> None:
-        super().changeEvent(event)
-        # pyqtgraph's constructor changes the palette before our attributes exist: ignore those early changes.
-        if self.__dict__.get("_ready") and event.type() in (event.Type.PaletteChange,
-                                                             event.Type.ApplicationPaletteChange):
-            self.apply_palette()
-
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self.__dict__.get("_ready"):
@@ -447,7 +456,7 @@ def format_x(x: float, axis: str) -> str:
     return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-class BarPlot(pg.PlotWidget):
+class BarPlot(FollowsPalette, pg.PlotWidget):
     """Bars (e.g. KL per latent dimension), replaced wholesale on each update."""
 
     def __init__(self, title: str, *, x_label: str = "latent dimension", parent: QWidget | None = None) -> None:
@@ -482,13 +491,6 @@ class BarPlot(pg.PlotWidget):
 
     def apply_palette(self) -> None:
         style_plot(self, self.title)
-
-    def changeEvent(self, event) -> None:
-        super().changeEvent(event)
-        # pyqtgraph's constructor changes the palette before our attributes exist: ignore those early changes.
-        if self.__dict__.get("_ready") and event.type() in (event.Type.PaletteChange,
-                                                             event.Type.ApplicationPaletteChange):
-            self.apply_palette()
 
     def clear_data(self) -> None:
         self._pending = np.zeros(0)

@@ -639,3 +639,43 @@ def test_map_finishes_its_projection_when_a_newer_snapshot_arrives_then_reloads_
     gate.set()
     wait_idle(qtbot, panel)
     panel.shutdown()
+
+
+def test_map_canvas_and_bars_follow_the_look_switched_while_open(qtbot, loaded):
+    """View > Dark look with the map open: its canvas, axes, legend, rings and the inspector's bar plot turn dark
+    (they were hard-coded white and black), and back again."""
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from explorer.style import apply_theme, dark_palette
+
+    _, panel = open_map(qtbot, loaded)
+    panel.select_point(0)
+    scatter, bars = panel.scatter, panel.bars
+    light_bg = scatter.backgroundBrush().color()
+    assert light_bg.lightness() > 200
+    dark_bg, dark_text = (dark_palette().color(role) for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Text))
+
+    def drawn(widget):
+        """The colours a user sees: the top-right corner's pixel of a grab (canvas, not a point or the legend)."""
+        image = widget.grab().toImage()
+        return image.pixelColor(image.width() - 3, 3)
+
+    app = QApplication.instance()
+    try:
+        apply_theme(app, "dark")
+        qtbot.wait(20)
+        for plot in (scatter, bars):
+            assert plot.backgroundBrush().color() == dark_bg
+            assert plot.getPlotItem().getAxis("left").pen().color() == dark_text
+            assert drawn(plot).lightness() < 60, plot
+        assert dark_text.name() in scatter.getPlotItem().getAxis("bottom").labelString()    # the PCA axis label
+        assert all(label.opts["color"] == dark_text for _, label in scatter.legend.items)
+        assert dark_text.name() in scatter.legend.items[0][1].item.toHtml()                 # re-rendered, not only set
+        assert scatter._marker.opts["pen"].color() == dark_text                             # the clicked point's ring
+    finally:
+        apply_theme(app, "light")
+    qtbot.wait(20)
+    assert scatter.backgroundBrush().color() == light_bg and drawn(scatter).lightness() > 200
+    assert scatter._marker.opts["pen"].color().lightness() < 60
+    panel.shutdown()

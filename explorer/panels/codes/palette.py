@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QListWidget, QListWi
 
 from explorer.panels.codes.grid_view import code_color, to_pixmap
 from explorer.panels.codes.model import CodesModel
+from explorer.widgets.live_plot import FollowsPalette, style_plot
 
 TILE = 40
 DEAD = QColor(215, 40, 40)
@@ -79,12 +80,12 @@ class CodePalette(QListWidget):
             self.setCurrentRow(code)
 
 
-class UsageHistogram(pg.PlotWidget):
+class UsageHistogram(FollowsPalette, pg.PlotWidget):
     """Cells per code over the usage split; dead codes are red marks under the axis; the brush's bar is orange.
     Clicking a bar picks its code as the brush."""
 
     def __init__(self, model: CodesModel, parent: QWidget | None = None) -> None:
-        super().__init__(parent, background="w")
+        super().__init__(parent)
         self.model = model
         self.setMinimumHeight(150)
         self.setMenuEnabled(False)
@@ -101,6 +102,11 @@ class UsageHistogram(pg.PlotWidget):
         model.usageChanged.connect(self.redraw)
         model.modelChanged.connect(self.redraw)
         model.brushChanged.connect(lambda _code: self.redraw())
+        self._ready = True
+        self.apply_palette()
+
+    def apply_palette(self) -> None:
+        style_plot(self, None)                         # the look's canvas and axis colours (light or dark)
 
     def redraw(self) -> None:
         m = self.model
