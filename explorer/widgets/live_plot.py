@@ -32,6 +32,7 @@ from explorer.widgets.curve_tools import (
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
 
+LEGEND_OFFSET = (-4, 4)   # the legend's top-right corner from the plot area's (px)
 PADDING = 0.03    # margin around the data when the view is re-ranged, as a fraction of the data's span
 HEADROOM = 0.25   # extra room on a side the data grew past, so that a growing curve re-ranges only now and then
 
@@ -231,7 +232,11 @@ class LivePlot(FollowsPalette, pg.PlotWidget):
         # Downsampling keeps long runs cheap to draw. No clip-to-view: with it, pyqtgraph auto-ranges over the clipped
         # points only, so after a zoom the 'A' button could not bring the whole run back into view.
         item.setDownsampling(auto=True, mode="peak")
-        self._legend = item.addLegend(offset=(-4, 4), brush=pg.mkBrush(128, 128, 128, 50))
+        # Tight margins: in a dashboard cell (a 1024 px window) the plot area is ~115 px wide and pyqtgraph's default
+        # 9 px margins made a two-entry legend wider than it, over both axes.
+        self._legend = item.addLegend(offset=LEGEND_OFFSET, brush=pg.mkBrush(128, 128, 128, 50), horSpacing=2)
+        self._legend.layout.setContentsMargins(3, 1, 3, 1)
+        item.vb.sigResized.connect(self._fit_legend)
         self._vline = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen((128, 128, 128, 150), width=1))
         self._vline.setVisible(False)
         self.addItem(self._vline, ignoreBounds=True)
@@ -265,16 +270,28 @@ class LivePlot(FollowsPalette, pg.PlotWidget):
                                symbolBrush=color, symbolPen=None)
         if right_axis and self._right is None:
             self._right = RightAxis(self.getPlotItem(), StickyViewBox(), label=name, color=color)
+            # clear of the right axis's ticks, which reach into the plot area
+            inward = max(0, -self._right.axis.style["tickLength"])
+            self._legend.setOffset((LEGEND_OFFSET[0] - inward, LEGEND_OFFSET[1]))
         for it in (raw, main):
             if it is not None:
                 self._right.add(it) if right_axis else self.addItem(it)
                 it.setLogMode(False, self.log_toggle.isChecked())
         if right_axis:
             self._on_right.add(name)
-        self._legend.addItem(main, f"{name} (right)" if right_axis else name)
+        # A right-axis curve is named by that axis's label, in the curve's colour: no " (right)" that widens the legend
+        self._legend.addItem(main, name)
         self.series[name], self._curves[name], self._colors[name] = series, (main, raw), color
         self._sync_series()
+        self._fit_legend()
         return series
+
+    def _fit_legend(self) -> None:
+        """Shown only while it fits in the plot area (beside the right axis's ticks): a legend wider than a narrow
+        plot covered its axes and curves; the axes' labels and the hover read-out still name the curves."""
+        legend, view = self._legend, self.getPlotItem().vb
+        room = view.width() - abs(legend.opts["offset"][0]) - 2
+        legend.setVisible(legend.boundingRect().width() <= room)
 
     def remove_curve(self, name: str) -> None:
         """Take a curve (its legend entry, its baseline) off the plot; nothing happens for an unknown name."""
@@ -288,6 +305,7 @@ class LivePlot(FollowsPalette, pg.PlotWidget):
                 self._right.remove(it) if name in self._on_right else self.removeItem(it)
         self._legend.removeItem(main)
         self._on_right.discard(name)
+        self._fit_legend()
 
     def append(self, name: str, x: float, y: float, **axes: float | None) -> None:
         """A point of curve `name` at x on the plot's own axis (others, e.g. `time=`, as keywords)."""
@@ -325,6 +343,7 @@ class LivePlot(FollowsPalette, pg.PlotWidget):
         self._legend.addItem(item, f"{name} · {label}")
         self.baselines[name], self._baseline_items[name], self.baseline_name = s, item, label
         self._sync_series()
+        self._fit_legend()
 
     def clear_baselines(self) -> None:
         for name in list(self.baselines):
@@ -338,6 +357,7 @@ class LivePlot(FollowsPalette, pg.PlotWidget):
         if item is not None:
             self._right.remove(item) if name in self._on_right else self.removeItem(item)
             self._legend.removeItem(item)
+            self._fit_legend()
 
     # ---- tools ------------------------------------------------------------------------------------------------------
     def set_smoothing(self, weight: float) -> None:

@@ -47,3 +47,34 @@ def test_dashboard_plots_the_gradient_norm_on_its_own_axis(qtbot):
     old.show_event(dataclasses.replace(steps[0], grad_norm=None))
     assert "grad_norm" not in old.plots["lr"].series and old.plots["lr"].title == "Learning rate"
     assert len(old.plots["lr"].series["lr"].ys) == 1
+
+
+def test_the_lr_plots_legend_stays_clear_of_the_grad_norm_axis(qtbot):
+    """In the window at 1024, 1400 and 1920 px wide, the "LR, grad norm" plot's legend lies inside the plot area and
+    covers neither the right (grad_norm) axis, its inward ticks included, nor its label."""
+    from explorer.main_window import MainWindow
+    from explorer.state import AppState
+
+    win = MainWindow(AppState())
+    qtbot.addWidget(win)
+    win.resize(1400, 900)
+    win.show()
+    panel = win.train_panel
+    win.tabs.setCurrentWidget(panel)
+    for step in range(1, 40):
+        panel.handle_event(StepMetrics(step, 1, {"loss": 40.0 - step / 2, "recon": 35.0, "kl": 5.0}, 2e-3, 900.0,
+                                       10.0, step / 40, grad_norm=25.0 / step ** 0.3))
+    plot = panel.dashboard.plots["lr"]
+    for width in (1024, 1400, 1920):
+        win.resize(width, 900)
+        qtbot.waitUntil(lambda w=width: win.width() == w, timeout=2000)
+        panel.dashboard.redraw()
+        qtbot.wait(50)
+        legend = plot._legend.sceneBoundingRect()
+        view = plot.getPlotItem().vb.sceneBoundingRect()
+        axis = plot.getPlotItem().getAxis("right")
+        label = axis.label.mapRectToScene(axis.label.boundingRect())
+        assert axis.isVisible() and "grad_norm" in axis.labelString()
+        assert plot._legend.isVisible() and view.contains(legend), (width, legend, view)
+        assert not legend.intersects(axis.sceneBoundingRect()), (width, legend, axis.sceneBoundingRect())
+        assert not legend.intersects(label), (width, legend, label)
