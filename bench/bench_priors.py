@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import statistics
@@ -94,7 +95,8 @@ def main() -> int:
     parser.add_argument("--prior-steps", type=int, default=dp.DiffusionPriorSettings.train_steps)
     parser.add_argument("--width", type=int, default=dp.DiffusionPriorSettings.width)
     parser.add_argument("--blocks", type=int, default=dp.DiffusionPriorSettings.blocks)
-    parser.add_argument("--sample-steps", type=int, default=dp.DiffusionPriorSettings.sample_steps)
+    parser.add_argument("--sample-steps", default=str(dp.DiffusionPriorSettings.sample_steps),
+                        help="DPM-Solver++ steps; a comma list samples the same fit with each (one row each)")
     parser.add_argument("--guidance", default="1", help="classifier-free guidance; a comma list samples the same fit "
                                                             "at each (one row each)")
     parser.add_argument("--stochastic", default="no", help="no, yes or no,yes: the diffusion prior samples with "
@@ -108,7 +110,12 @@ def main() -> int:
                         help="the diffusion prior fits draws z ~ q(z|x) instead of the posterior means")
     parser.add_argument("--no-whiten", action="store_true", help="the diffusion prior standardises each dimension "
                                                                   "instead of whitening the latents (PCA)")
-    parser.add_argument("--sources", default="prior,density,diffusion", help="which of prior,density,diffusion")
+    parser.add_argument("--sources", default="prior,density,diffusion",
+                        help="which of prior,density,diffusion,memory (memory: the training latents replayed, the "
+                             "score of a prior that memorised them)")
+    parser.add_argument("--augment", type=int, default=0,
+                        help="fit the GMM and the diffusion prior to the training images plus this many randomly "
+                             "shifted, turned and scaled copies of each (torchvision RandomAffine)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="write the rows as JSON here")
     parser.add_argument("--grids", type=Path, help="write a 10 x 10 PNG sample grid per sampler into this folder")
@@ -130,8 +137,11 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
     print(f"{loaded.meta.name}: {loaded.config.model.stochastic_layers}-layer VAE, latent {model.latent_dim}, "
           f"{len(dataset.train)} training / {len(dataset.test)} test images; {args.per_class} samples per class, "
           f"{args.seeds} seeds, device {args.device}" + (f"; trained in {train_s:.0f} CPU s" if train_s else ""))
-    cached_encoding(loaded, "train", dataset.train)   # encoded once: the fit times below leave the encoding out
+    train = cached_encoding(loaded, "train", dataset.train)   # encoded once: the fit times below leave the encoding out
     test = encode_split(model, dataset.test)
+    fit_split = augmented(dataset.train, args.augment) if args.augment else dataset.train
+    if args.augment:
+        print(f"fitted to {len(fit_split)} images: the training split and {args.augment} affine copies of each")
     data_latents = (test.mu, test.labels if model.num_classes else None)
     wanted = set(args.sources.split(","))
     sources: list[tuple[str, float, object]] = [("prior N(0, I)", 0.0, None)] if "prior" in wanted else []
@@ -140,25 +150,35 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
         suffix = " (top layer)" if top else ""
         started = time.process_time()
         if "density" in wanted:
-            density = fit_density(model, dataset.train, top_layer=top, loaded=loaded)
+            density = fit_density(model, fit_split, top_layer=top, loaded=loaded)
             sources.append(("GMM 4 full" + suffix, time.process_time() - started, density.sample))
+        if "memory" in wanted:   # a reference: a prior that replays the training latents (a perfect memoriser)
+            sources.append(("training latents" + suffix, 0.0, functools.partial(
+                replay_training, train.mu, train.labels, dp._top_layer(model, top)[1])))
+        if "memory-mix" in wanted:   # the same, each z between a training latent and one of its 5 class neighbours
+            fitted = dp._top_layer(model, top)[1]
+            sources.append(("training latents mixed" + suffix, 0.0, functools.partial(
+                replay_training, train.mu, train.labels, fitted, neighbours=neighbours(train.mu[:, :fitted],
+                                                                                         train.labels, 5))))
         if "diffusion" not in wanted:
             continue
         settings = dp.DiffusionPriorSettings(width=args.width, blocks=args.blocks, train_steps=args.prior_steps,
-                                             sample_steps=args.sample_steps, top_layer=top,
+                                             sample_steps=int(args.sample_steps.split(',')[0]), top_layer=top,
                                              posterior_samples=args.posterior_samples, whiten=not args.no_whiten,
                                              **settings_overrides(args.set))
         started = time.process_time()
-        prior = dp.fit_diffusion_prior(model, dataset.train, settings=settings, loaded=loaded, disk_cache=False)
+        prior = dp.fit_diffusion_prior(model, fit_split, settings=settings, loaded=loaded, disk_cache=False)
         fit_s = time.process_time() - started
-        for guidance in map(float, args.guidance.split(",")):
-            for stochastic in (s.strip() == "yes" for s in args.stochastic.split(",")):
-                for temperature in map(float, args.temperature.split(",")):
-                    variant = prior.with_sampling(guidance=guidance, stochastic=stochastic)
-                    tags = "".join([f" g{guidance:g}" if guidance != 1 else "", " sde" if stochastic else "",
-                                    f" T{temperature:g}" if temperature != 1 else ""])
-                    sources.append(("diffusion prior" + suffix + tags, fit_s,
-                                    functools.partial(variant.sample, temperature=temperature)))
+        first_steps = int(args.sample_steps.split(",")[0])
+        for guidance, stochastic, temperature, steps in itertools.product(
+                map(float, args.guidance.split(",")), [s.strip() == "yes" for s in args.stochastic.split(",")],
+                map(float, args.temperature.split(",")), map(int, args.sample_steps.split(","))):
+            variant = prior.with_sampling(guidance=guidance, stochastic=stochastic, sample_steps=steps)
+            tags = "".join([f" g{guidance:g}" if guidance != 1 else "", " sde" if stochastic else "",
+                            f" T{temperature:g}" if temperature != 1 else "",
+                            f" {steps} steps" if steps != first_steps else ""])
+            sources.append(("diffusion prior" + suffix + tags, fit_s,
+                            functools.partial(variant.sample, temperature=temperature)))
     header = f"{'source':<34} {'fit CPU s':>9} {'samples/s':>9}" + "".join(f" {m:>21}" for m in METRICS)
     print(header)
     print("-" * len(header))
@@ -181,6 +201,50 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
     if args.json:
         args.json.write_text(json.dumps({"dataset": loaded.meta.name, "train_s": train_s, "rows": rows}, indent=2))
     return 0
+
+
+def augmented(split, copies: int):
+    """The split followed by `copies` random affine copies of each image (seeded)."""
+    from torchvision.transforms import v2
+
+    from core.data.datasets import Split
+
+    torch.manual_seed(0)
+    affine = v2.RandomAffine(degrees=10, translate=(0.08, 0.08), scale=(0.9, 1.1), shear=8)
+    images = [split.images] + [torch.stack([affine(im) for im in split.images]) for _ in range(copies)]
+    return Split(torch.cat(images), split.labels.repeat(copies + 1))
+
+
+def neighbours(mu, labels, k: int):
+    """(N, k) indices of each latent's k nearest neighbours of its own class (standardised coordinates)."""
+    import numpy as np
+    from sklearn.neighbors import NearestNeighbors
+
+    x = (mu - mu.mean(0)) / (mu.std(0) + 1e-6)
+    out = np.zeros((len(mu), k), dtype=np.int64)
+    for c in np.unique(labels):
+        rows = np.nonzero(labels == c)[0]
+        out[rows] = rows[NearestNeighbors(n_neighbors=k).fit(x[rows]).kneighbors()[1]]
+    return torch.from_numpy(out)
+
+
+def replay_training(mu, labels, fitted: int, want: torch.Tensor, generator: torch.Generator | None = None,
+                    neighbours: torch.Tensor | None = None):
+    """z for labels `want`: a random training image's posterior mean of that class (its first `fitted` columns; the
+    rest from N(0, I), as the other samplers of a top layer)."""
+    want = torch.as_tensor(want).reshape(-1)
+    z = torch.randn(len(want), mu.shape[1], generator=generator)
+    mu, labels = torch.as_tensor(mu), torch.as_tensor(labels)
+    for c in want.unique():
+        pool = torch.nonzero(labels == c).reshape(-1)
+        rows = torch.nonzero(want == c).reshape(-1)
+        pick = pool[torch.randint(len(pool), (len(rows),), generator=generator)]
+        z[rows, :fitted] = mu[pick, :fitted].float()
+        if neighbours is not None:   # a uniform point on the segment to one of its neighbours
+            other = neighbours[pick, torch.randint(neighbours.shape[1], (len(rows),), generator=generator)]
+            t = torch.rand(len(rows), 1, generator=generator)
+            z[rows, :fitted] = (1 - t) * mu[pick, :fitted].float() + t * mu[other, :fitted].float()
+    return z
 
 
 def settings_overrides(pairs: list[str]) -> dict[str, object]:

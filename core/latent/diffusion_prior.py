@@ -57,6 +57,8 @@ class DiffusionPriorSettings:
     stochastic: bool = False    # sample with SDE-DPM-Solver++ (fresh noise each step) instead of the ODE
     top_layer: bool = False     # a hierarchical VAE: the top layer only (the layers below from their prior)
     posterior_samples: bool = False   # fit to z ~ q(z|x) drawn afresh each step (the aggregate posterior), not means
+    posterior_scale: float = 1.0   # with posterior_samples: the draws' spread, a share of the posterior's own
+    dropout: float = 0.0        # in the denoiser's residual blocks
     whiten: bool = True         # fit in PCA-whitened coordinates (the linear correlations removed) or per-dimension
     seed: int = 0
 
@@ -69,6 +71,8 @@ class DiffusionPriorSettings:
                 raise UserError(f"the diffusion prior's {name.replace('_', ' ')} must be {low}..{high}, not {value}")
         if not 0 < self.lr < 1 or not 0 <= self.ema_decay < 1 or not 0 <= self.label_dropout < 1:
             raise UserError("the diffusion prior needs 0 < lr < 1, 0 <= ema_decay < 1 and 0 <= label_dropout < 1")
+        if not 0 <= self.dropout < 1 or not 0 <= self.posterior_scale <= 10:
+            raise UserError("the diffusion prior needs 0 <= dropout < 1 and 0 <= posterior scale <= 10")
         if not 0 <= self.guidance <= 50:
             raise UserError(f"the diffusion prior's guidance must be 0..50, not {self.guidance}")
 
@@ -155,7 +159,8 @@ def _top_layer(model: LatentVariableModel, top_layer: bool) -> tuple[str, int]:
 
 
 def build_process(dim: int, num_classes: int, settings: DiffusionPriorSettings) -> VectorDiffusion:
-    net = LatentDenoiser(dim, max(num_classes, 1), width=settings.width, blocks=settings.blocks)
+    net = LatentDenoiser(dim, max(num_classes, 1), width=settings.width, blocks=settings.blocks,
+                         dropout=settings.dropout)
     return VectorDiffusion(net, label_dropout=settings.label_dropout)
 
 
@@ -231,7 +236,7 @@ def fit_to_latents(mu: np.ndarray, labels: np.ndarray, num_classes: int, setting
     if mu.ndim != 2 or len(mu) < 2:
         raise UserError("the diffusion prior needs at least two encoded images to fit")
     sampled = settings.posterior_samples and logvar is not None
-    spread = np.exp(0.5 * np.asarray(logvar, dtype=np.float32)) if sampled else None
+    spread = settings.posterior_scale * np.exp(0.5 * np.asarray(logvar, dtype=np.float32)) if sampled else None
     mean = mu.mean(0)
     to_white, basis = whitening(mu - mean, None if spread is None else (spread ** 2).mean(0), settings.whiten)
     x = torch.from_numpy((mu - mean) @ to_white).to(device)

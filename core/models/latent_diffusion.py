@@ -33,8 +33,9 @@ def timestep_embedding(t: Tensor, dim: int) -> Tensor:
 class ResidualBlock(nn.Module):
     """LayerNorm, scale and shift from the conditioning, Linear-SiLU-Linear, added back (zero-initialised out)."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(width, elementwise_affine=False)
         self.modulation = nn.Linear(width, 2 * width)
         self.fc1 = nn.Linear(width, 2 * width)
@@ -45,20 +46,20 @@ class ResidualBlock(nn.Module):
     def forward(self, h: Tensor, cond: Tensor) -> Tensor:
         scale, shift = self.modulation(F.silu(cond)).chunk(2, dim=1)
         x = self.norm(h) * (1 + scale) + shift
-        return h + self.fc2(F.silu(self.fc1(x)))
+        return h + self.fc2(self.dropout(F.silu(self.fc1(x))))
 
 
 class LatentDenoiser(nn.Module):
     """v(x_t, t, y) for vectors x_t (B, dim); labels 0..num_classes-1, or num_classes for "no label"."""
 
-    def __init__(self, dim: int, num_classes: int, *, width: int = 256, blocks: int = 4) -> None:
+    def __init__(self, dim: int, num_classes: int, *, width: int = 256, blocks: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
         assert dim >= 1 and width >= 8 and blocks >= 1, "the denoiser needs dim >= 1, width >= 8 and a block"
         self.dim, self.num_classes, self.width = int(dim), int(num_classes), int(width)
         self.inp = nn.Linear(dim, width)
         self.time = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.label = nn.Embedding(num_classes + 1, width)    # the last row: "no label"
-        self.blocks = nn.ModuleList([ResidualBlock(width) for _ in range(blocks)])
+        self.blocks = nn.ModuleList([ResidualBlock(width, dropout) for _ in range(blocks)])
         self.out_norm = nn.LayerNorm(width)
         self.out = nn.Linear(width, dim)
 

@@ -100,17 +100,32 @@ def test_the_diffusion_prior_is_repeatable_and_saved_whole(tmp_path):
 
 
 def test_fitting_posterior_draws_widens_the_prior_by_the_posterior_spread():
-    """Means at ±2 with posterior std 1: the aggregate posterior has std sqrt(4 + 1); the means alone have 2."""
+    """Means at ±2 with posterior std 4: the aggregate posterior has std sqrt(4 + 16); posterior_scale 0.5 halves
+    the draws' spread (sqrt(4 + 4)); the means alone have 2."""
     rng = np.random.default_rng(0)
     mu = np.where(rng.random((1000, 1)) < 0.5, -2.0, 2.0).astype(np.float32)
-    logvar = np.zeros_like(mu)
+    logvar = np.full_like(mu, np.log(16.0))
     settings = dp.DiffusionPriorSettings(width=64, blocks=2, train_steps=300, batch_size=128, lr=3e-3)
     stds = {}
-    for sampled in (False, True):
-        prior = dp.fit_to_latents(mu, np.zeros(1000), 0, dataclasses.replace(settings, posterior_samples=sampled),
-                                  logvar=logvar)
-        stds[sampled] = float(prior.sample(torch.zeros(2000), torch.Generator().manual_seed(0)).std())
-    assert abs(stds[False] - 2.0) < 0.25 and abs(stds[True] - 5 ** 0.5) < 0.25
+    for sampled, scale in ((False, 1.0), (True, 1.0), (True, 0.5)):
+        prior = dp.fit_to_latents(mu, np.zeros(1000), 0, dataclasses.replace(
+            settings, posterior_samples=sampled, posterior_scale=scale), logvar=logvar)
+        stds[sampled, scale] = float(prior.sample(torch.zeros(2000), torch.Generator().manual_seed(0)).std())
+    assert abs(stds[False, 1.0] - 2.0) < 0.25
+    assert abs(stds[True, 1.0] - 20 ** 0.5) < 0.45 and abs(stds[True, 0.5] - 8 ** 0.5) < 0.3
+
+
+def test_the_denoiser_s_dropout_trains_and_samples_repeatably():
+    """Dropout acts while fitting only: a fitted prior samples the same z twice; bad values are one clear line."""
+    with pytest.raises(UserError, match="dropout"):
+        dp.DiffusionPriorSettings(dropout=1.0).check()
+    with pytest.raises(UserError, match="posterior scale"):
+        dp.DiffusionPriorSettings(posterior_scale=-1).check()
+    mu = np.random.default_rng(0).normal(size=(200, 2)).astype(np.float32)
+    settings = dp.DiffusionPriorSettings(width=32, blocks=1, train_steps=20, batch_size=64, dropout=0.3)
+    prior = dp.fit_to_latents(mu, np.zeros(200), 0, settings)
+    draws = [prior.sample(torch.zeros(50), torch.Generator().manual_seed(1)) for _ in range(2)]
+    assert torch.equal(draws[0], draws[1]) and prior.process.net.blocks[0].dropout.p == 0.3
 
 
 def test_a_hierarchical_vae_s_top_layer_prior_leaves_the_layers_below_to_their_prior(digits_dataset):
