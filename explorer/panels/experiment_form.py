@@ -40,6 +40,9 @@ def most_at_once() -> tuple[int, str]:
 # The sources of z the form offers (core/latent/samplers.py's names; the prior always first).
 SOURCE_CHOICES = (("the prior", ("prior",)), ("prior + class mixture", ("prior", "density")),
                   ("prior + mixture + diffusion prior", ("prior", "density", "diffusion-prior")))
+# The diffusion prior's fit steps when `experiment --prior-train-steps` is not given: DiffusionPriorSettings.train_steps
+# (core/latent/diffusion_prior.py imports torch, which the window does not load at start; a test holds them equal).
+PRIOR_STEPS_DEFAULT = 2000
 
 
 class ExperimentForm(QWidget):
@@ -55,13 +58,7 @@ class ExperimentForm(QWidget):
         self.scale_box = QComboBox()
         self.scale_box.addItems(["quick", "full"])
         self.scale_box.setToolTip("quick: small models and few epochs (minutes on a CPU); full: the presets' settings")
-        self.sources_box = QComboBox()      # where the judged samples' z come from (`experiment --from`)
-        for text, sources in SOURCE_CHOICES:
-            self.sources_box.addItem(text, sources)
-        self.sources_box.setToolTip("Judge each VAE run's samples with z from the prior only, or also from a "
-                                    "Gaussian mixture per class and a diffusion prior fitted to its encoded training "
-                                    "set (the report and the table get each one's numbers). The mixture fits in "
-                                    "seconds; the diffusion prior takes about a minute per run.")
+        self._build_sources()
         self.out = QLineEdit()
         self.out.setPlaceholderText("(a folder under the runs folder, named after the experiment)")
         choose = QPushButton("Choose...")
@@ -82,6 +79,8 @@ class ExperimentForm(QWidget):
         scale_row.addWidget(self.scale_box)
         scale_row.addWidget(QLabel("Samples' z from"))
         scale_row.addWidget(self.sources_box, 1)
+        scale_row.addWidget(self.prior_steps_label)
+        scale_row.addWidget(self.prior_steps)
         form.addRow("Scale", scale_row)
         form.addRow("Output folder", out_row)
         self.parallel.setMaximumWidth(90)
@@ -100,6 +99,37 @@ class ExperimentForm(QWidget):
         lay.addWidget(self.description)
         self._describe()
 
+    def _build_sources(self) -> None:
+        """Where the judged samples' z come from (`experiment --from`) and the diffusion prior's fit steps
+        (`--prior-train-steps`)."""
+        self.sources_box = QComboBox()      # where the judged samples' z come from (`experiment --from`)
+        for text, sources in SOURCE_CHOICES:
+            self.sources_box.addItem(text, sources)
+        self.sources_box.setToolTip("Judge each VAE run's samples with z from the prior only, or also from a "
+                                    "Gaussian mixture per class and a diffusion prior fitted to its encoded training "
+                                    "set (the report and the table get each one's numbers). The mixture fits in "
+                                    "seconds; the diffusion prior takes about a minute per run.")
+        self.prior_steps = QSpinBox()       # `experiment --prior-train-steps`: the diffusion prior's fit
+        self.prior_steps.setRange(1, 1_000_000)
+        self.prior_steps.setSingleStep(500)
+        self.prior_steps.setValue(PRIOR_STEPS_DEFAULT)
+        self.prior_steps.setToolTip(f"Diffusion prior: optimiser steps of its fit to each run's encoded training set "
+                                    f"(--prior-train-steps; default {PRIOR_STEPS_DEFAULT}). Used when the samples' z "
+                                    "come from the diffusion prior too.")
+        self.prior_steps.setAccessibleName("Diffusion prior: fit steps")
+        self.prior_steps_label = QLabel("Diffusion prior: fit steps")
+        self.prior_steps_label.setBuddy(self.prior_steps)
+        self.prior_steps.valueChanged.connect(lambda _: self.changed.emit())
+        self.sources_box.currentIndexChanged.connect(lambda _: self._enable_prior_steps())
+        self._enable_prior_steps()
+
+    def _uses_diffusion_prior(self) -> bool:
+        return "diffusion-prior" in (self.sources_box.currentData() or ())
+
+    def _enable_prior_steps(self) -> None:
+        for widget in (self.prior_steps, self.prior_steps_label):
+            widget.setEnabled(self._uses_diffusion_prior())
+
     def _describe(self) -> None:
         try:
             spec = self.make_spec()
@@ -115,7 +145,8 @@ class ExperimentForm(QWidget):
         from core.experiments.spec import experiment
 
         spec = experiment(self.name_box.currentText(), self.dataset.dataset(), self.scale_box.currentText())
-        return dataclasses.replace(spec, sources=self.sources_box.currentData())
+        steps = self.prior_steps.value() if self._uses_diffusion_prior() else 0     # as --prior-train-steps N
+        return dataclasses.replace(spec, sources=self.sources_box.currentData(), prior_train_steps=steps)
 
     def out_dir(self, spec: ExperimentSpec) -> Path:
         """The folder given, or one under the runs folder named after the experiment, dataset and scale."""

@@ -94,6 +94,8 @@ class ExperimentsPanel(Panel, QWidget):
                          ("sources", f.sources_box)):
             Persisted(settings, f"experiments.{key}", box.currentText(), get=box.currentText, set_=box.setCurrentText,
                       changed=box.currentTextChanged, owner=box)
+        Persisted(settings, "experiments.prior_steps", f.prior_steps.value(), get=f.prior_steps.value,
+                  set_=f.prior_steps.setValue, changed=f.prior_steps.valueChanged, owner=f.prior_steps)
         Persisted(settings, "experiments.dataset", f.dataset.dataset(), get=f.dataset.dataset, changed=f.changed,
                   set_=lambda d: f.dataset.set_dataset(d) if d != FOLDER_ITEM else None, owner=f.dataset)
         Persisted(settings, "experiments.folder", "", get=lambda: f.out.text().strip(), set_=f.out.setText,
