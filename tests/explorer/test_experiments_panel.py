@@ -5,6 +5,7 @@ tab's folders; a second Start retrains nothing; another panel follows the folder
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 from PySide6.QtCore import QSettings
@@ -22,6 +23,17 @@ TINY = {"train.epochs": 1, "model.width": 4, "model.latent_dim": 2, "model.stage
 def tiny_sweep(**extra):
     spec = beta_sweep("digits", "quick", betas=(0.5, 2.0))
     return dataclasses.replace(spec, runs=tuple(RunSpec(r.name, {**r.delta, **TINY, **extra}) for r in spec.runs))
+
+
+def in_flight(out, run: str) -> tuple[int, int]:
+    """When the launcher handed `run` to a slot (its job file written) and when the slot said it ended (its outcome
+    file written), ns; both are file times, so one clock."""
+    from core.experiments.launchers.job import launch_files, outcome_file
+
+    job = launch_files(out, run)[0]
+    assert job.is_file() and outcome_file(job).is_file(), f"{run} was not trained by a slot process"
+    assert json.loads(outcome_file(job).read_text())["status"] == "completed"
+    return job.stat().st_mtime_ns, outcome_file(job).stat().st_mtime_ns
 
 
 def make_panel(qtbot) -> tuple[AppState, ExperimentsPanel]:
@@ -115,7 +127,13 @@ def test_two_runs_at_once_from_the_panel_followed_by_another_window(qtbot, tmp_p
 
     a, b = read_run(out / "beta-0.5"), read_run(out / "beta-2")
     assert a.status == b.status == "completed"
-    assert a.started < b.updated and b.started < a.updated, (a.started, a.updated, b.started, b.updated)
+    # Overlap as the launcher saw it: each run was handed to its slot (its job file written) before the other's
+    # outcome came back. Run one after the other, the second job file is written only after the first outcome was
+    # read. (The runs' own records are not the proof: a slot still importing torch on a busy machine can record its
+    # first step after the other run's last, though both processes held their runs at once.)
+    launched = {run: in_flight(out, run) for run in ("beta-0.5", "beta-2")}
+    (a_in, a_out), (b_in, b_out) = launched.values()
+    assert a_in < b_out and b_in < a_out, launched
     qtbot.waitUntil(lambda: watcher.table.finished_rows() == 2, timeout=30_000)
     assert {watcher.table.text(i, "status") for i in range(2)} <= set(FINISHED)
     assert [watcher.table.text(i, "beta") for i in range(2)] == ["0.5", "2"]
