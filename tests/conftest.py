@@ -54,3 +54,29 @@ def tiny_beta_sweep(tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     assert list(run_experiment(spec, out))[-1].status == "completed"
     return spec, out
+
+
+@pytest.fixture
+def finished_run():
+    """A factory: make(folder, eval_text=None) writes a finished run folder as the Trainer leaves it (config.json and
+    metrics.jsonl: start, one epoch, end; no training) and, given `eval_text`, that text as its eval.json."""
+    import json
+    import time
+
+    from core.config import Config
+    from core.training.events import EpochSummary, RunEnded, RunStarted, to_record
+
+    def make(folder: Path, eval_text: str | None = None) -> Path:
+        folder.mkdir(parents=True)
+        config = Config()
+        (folder / "config.json").write_text(config.to_json())
+        now = time.time()
+        events = [RunStarted(str(folder), config.to_dict(), {}, "cpu", 4, 4, time=now - 10),
+                  EpochSummary(1, 4, {"loss": 60.0}, {"loss": 61.0, "elbo": -61.0}, True, 1.0, time=now - 5),
+                  RunEnded("completed", "done", 4, 1, 61.0, time=now - 4)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(to_record(ev)) + "\n" for ev in events))
+        if eval_text is not None:
+            (folder / "eval.json").write_text(eval_text)
+        return folder
+
+    return make

@@ -9,7 +9,8 @@ evaluation of the test split, so a run evaluated with `eval --save` shows in the
 
 Reading never raises: a missing or damaged eval.json is None, and a value that is not a finite number is left out.
 `read_run_eval` also says which file the numbers came from and, in one line, why an evaluation file that is there
-could not be read (the `runs` table prints it; every other reader takes `read_eval`'s result alone).
+could not be read (the `runs` table, the runs report and the Runs tab's comparison show it; the other readers take
+`read_eval`'s result alone).
 """
 
 from __future__ import annotations

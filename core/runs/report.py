@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from core.files import FileRefused, atomic_write_text, read_regular
-from core.runs.evaluation import eval_numbers, hole_scores, read_eval
+from core.files import FileRefused, atomic_write_text, printable, read_regular
+from core.runs.evaluation import RunEval, eval_numbers, hole_scores, read_run_eval
 from core.runs.history import RunSummary, Series, config_diff, flatten_config, load_series, read_run
 
 # matplotlib's tab10: distinct, and readable on white.
@@ -192,17 +192,20 @@ img.grid { image-rendering: pixelated; width: 320px; border: 1px solid #ccc; }
 """
 
 
-def evaluation_table(summaries: Sequence[RunSummary]) -> str:
+def evaluation_table(summaries: Sequence[RunSummary], evals: Sequence[RunEval]) -> str:
     """The runs' eval.json numbers (test split): likelihood, SSIM, conditional accuracy, Fréchet score, precision,
-    recall and sharpness; "" when no run has been evaluated."""
-    numbers = [eval_numbers(read_eval(s.path)) for s in summaries]
+    recall and sharpness, and a line per run whose evaluation file is there but damaged (`evals`: read_run_eval of
+    each run); "" when no run has been evaluated and none has a damaged file."""
+    numbers = [eval_numbers(e.result) for e in evals]
     labels: list[str] = []
     for n in numbers:
         labels += [k for k in n if k not in labels]
+    problems = "".join(f'<p class="unreadable">{html.escape(printable(f"{s.name}: {e.problem}")[:300])}</p>'
+                       for s, e in zip(summaries, evals, strict=True) if e.problem)
     if not labels:
-        return ""
+        return f"<h2>Evaluation (test split)</h2>{problems}" if problems else ""
     rows = [[s.name, *(n.get(k) for k in labels)] for s, n in zip(summaries, numbers, strict=True) if n]
-    return ("<h2>Evaluation (test split)</h2>" + _table(["run", *labels], rows, "evaluation") +
+    return ("<h2>Evaluation (test split)</h2>" + _table(["run", *labels], rows, "evaluation") + problems +
             "<p>Precision and recall: the share of samples inside the real images' k-NN manifold (k = 3) and of real "
             "images inside the samples', in the judge classifier's features (low recall: the samples miss part of "
             "the data's variety). Sharpness: the samples' high-frequency (Laplacian) energy over the real test "
@@ -210,12 +213,12 @@ def evaluation_table(summaries: Sequence[RunSummary]) -> str:
             "runs on the same dataset.</p>")
 
 
-def holes_table(summaries: Sequence[RunSummary]) -> str:
+def holes_table(summaries: Sequence[RunSummary], evals: Sequence[RunEval]) -> str:
     """Per run and source of z (prior, mixture, diffusion prior), the hole score overall and per class; "" when no
     evaluated run has one."""
     rows, classes = [], 0
-    for s in summaries:
-        result = read_eval(s.path)
+    for s, e in zip(summaries, evals, strict=True):
+        result = e.result
         k = result.get("hole_k") if result else None
         for source, score, per_class in hole_scores(result):
             rows.append([s.name, source, k if isinstance(k, int) else "", score, *per_class])
@@ -256,8 +259,9 @@ def report_html(paths: Sequence[str | Path], *, title: str | None = None) -> str
             for s in summaries]
     out.append(_table(["run", "status", "kind", "dataset", "subset", "epochs", "step", "best val", "started",
                        *(f"val {k}" for k in metrics), "notes"], rows, "metrics"))
-    out.append(evaluation_table(summaries))
-    out.append(holes_table(summaries))
+    evals = [read_run_eval(s.path) for s in summaries]     # the run history's one reader of evaluation files
+    out.append(evaluation_table(summaries, evals))
+    out.append(holes_table(summaries, evals))
     # Curves
     plots = _plots(series, labels)
     out.append("<h2>Curves</h2>")
