@@ -1,10 +1,13 @@
 """An experiment's report: OUT/report.html, one self-contained HTML file.
 
-On top, what the experiment measured (from each run's eval.json): for a beta sweep the rate-distortion curve (KL
-against reconstruction, nats per image, one point per beta) and a table of active units, conditional accuracy and the
-Frechet score per beta; for the reference study our numbers beside the study's published ones and why its SSIM
-(0.99872, 0.99969) cannot come from a correct SSIM of blurry samples. Below, the ordinary runs report of
-core.runs.report (curves, sample grids, every run's settings).
+On top, what the experiment measured (from each run's eval.json, read once per run): for a beta sweep the
+rate-distortion curve (KL against reconstruction, nats per image, one point per beta) and a table of active units,
+conditional accuracy and the Frechet score per beta; for the reference study our numbers beside the study's
+published ones and why its SSIM (0.99872, 0.99969) cannot come from a correct SSIM of blurry samples. Below, the
+ordinary runs report of core.runs.report (curves, sample grids, every run's settings).
+
+A run whose eval.json is there but could not be read (cut short, not JSON, a FIFO ...) reads "damaged", not "not
+evaluated", in the experiment's table, with the run history's one line on why under it (as the runs report says it).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ from typing import Any
 from core.experiments.runner import EVAL_SAMPLES
 from core.experiments.spec import ExperimentSpec
 from core.files import atomic_write_text
-from core.runs.evaluation import read_run_eval
-from core.runs.report import COLOURS, png_img, report_html, svg_line_plot
+from core.runs.evaluation import RunEval, read_run_eval
+from core.runs.report import COLOURS, png_img, report_html, svg_line_plot, unreadable_line
 
 # The reference study's published numbers (../shared/reference/cvae-cifar10-student-study.txt, section 5.1): SSIM of
 # generated images against the CIFAR-10 test images of the class; no likelihood, accuracy or FID was reported.
@@ -49,10 +52,27 @@ def _fid_cells(result: dict[str, Any], headers: Sequence[str]) -> list[str]:
     return cells + [_num(result.get("fid"))] if len(headers) > 1 else cells
 
 
+def read_experiment_eval(run_dir: Path) -> RunEval:
+    """The run's eval.json (the experiment's own evaluation, never a saved `eval --save` one) and, when it is there
+    but could not be read, why in one line: the run history's one reader (a FIFO or a huge file is refused, not
+    read). Never raises."""
+    return read_run_eval(run_dir, saved=False)
+
+
 def read_eval(run_dir: Path) -> dict[str, Any] | None:
-    """The run's eval.json (the experiment's own evaluation, never a saved `eval --save` one), or None when it is
-    missing or unreadable: the run history's one reader (a FIFO or a huge file is refused, not read)."""
-    return read_run_eval(run_dir, saved=False).result
+    """read_experiment_eval's evaluation alone: None when eval.json is missing or unreadable."""
+    return read_experiment_eval(run_dir).result
+
+
+def _not_evaluated(read: RunEval) -> str:
+    """What a table of the experiment says for a run without numbers: "damaged" where its eval.json is there but
+    could not be read (the Runs tab's word; the reason is a line under the table), else "not evaluated"."""
+    return "damaged" if read.problem else "not evaluated"
+
+
+def _problem_lines(evals: dict[str, RunEval]) -> str:
+    """A line per run whose eval.json could not be read, under the experiment's table (as the runs report's)."""
+    return "".join(unreadable_line(name, e.problem) for name, e in evals.items() if e.problem)
 
 
 def _num(value: Any, digits: int = 4) -> str:
@@ -92,9 +112,9 @@ def _diversity_cells(result: dict[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------ beta sweep
-def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
+def beta_sweep_section(spec: ExperimentSpec, out_dir: Path, evals: dict[str, RunEval]) -> str:
     rows, points, grids = [], [], []
-    results = {run.name: read_eval(out_dir / run.name) for run in spec.runs}
+    results = {run.name: evals[run.name].result for run in spec.runs}
     fid_headers, fid_note = _fid_columns([r for r in results.values() if r])
     for run in spec.runs:
         beta = float(spec.config(run).model.beta)
@@ -105,7 +125,7 @@ def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
                          "</figcaption></figure>")
         if result is None:
             blank = ["—"] * (5 + len(fid_headers) + len(DIVERSITY_COLUMNS))
-            rows.append([run.name, f"{beta:g}", "not evaluated", *blank])
+            rows.append([run.name, f"{beta:g}", _not_evaluated(evals[run.name]), *blank])
             continue
         kl, recon = result.get("kl"), result.get("recon")
         if isinstance(kl, (int, float)) and isinstance(recon, (int, float)):
@@ -131,17 +151,17 @@ def beta_sweep_section(spec: ExperimentSpec, out_dir: Path) -> str:
             f'<div class="plots">{plot}</div><p class="legend">{legend}</p>'
             + _table(["run", "β", "KL (rate)", "reconstruction (distortion)", "ELBO", "active units",
                       "conditional accuracy", *fid_headers, *DIVERSITY_HEADERS, "SSIM (reconstructions)"], rows)
-            + fid_note + DIVERSITY_NOTE
+            + _problem_lines(evals) + fid_note + DIVERSITY_NOTE
             + ("<h2>Samples per β</h2><p>The evaluated weights of each run, one row per class, the same noise for "
                "every β: what the numbers above look like.</p>"
                f'<div class="grids">{"".join(grids)}</div>' if grids else ""))
 
 
 # ------------------------------------------------------------------------------------------------ reference study
-def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
+def reference_study_section(spec: ExperimentSpec, out_dir: Path, evals: dict[str, RunEval]) -> str:
     rows = []
     study_rows = []
-    results = [read_eval(out_dir / run.name) or {} for run in spec.runs]
+    results = [evals[run.name].result or {} for run in spec.runs]
     fid_headers, fid_note = _fid_columns([r for r in results if r])
     for run, result in zip(spec.runs, results, strict=True):
         cfg = spec.config(run)
@@ -152,7 +172,8 @@ def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
         rows.append([run.name, subset, model, _num(result.get("elbo")), _num(result.get("ssim"), 3),
                      _num(result.get("ssim_samples_vs_test_as_study"), 5),
                      _num(result.get("ssim_samples_vs_test_correct"), 3), _accuracy(result),
-                     *_fid_cells(result, fid_headers), *_diversity_cells(result), "" if result else "not evaluated"])
+                     *_fid_cells(result, fid_headers), *_diversity_cells(result),
+                     "" if result else _not_evaluated(evals[run.name])])
         published = STUDY_SSIM.get(cfg.data.classes[0]) if len(cfg.data.classes) == 1 else None
         if published is not None and cfg.model.kind == "vae":
             study_rows.append([run.name, f"{published:.5f}", _num(result.get("ssim_samples_vs_test_as_study"), 5),
@@ -161,7 +182,7 @@ def reference_study_section(spec: ExperimentSpec, out_dir: Path) -> str:
              _table(["run", "training images", "model", "test ELBO (nats)", "SSIM: reconstruction vs its original",
                      "SSIM: samples vs test images, as the study", "SSIM: samples vs test images, correct",
                      "conditional accuracy", *fid_headers, *DIVERSITY_HEADERS, "notes"], rows),
-             fid_note, DIVERSITY_NOTE,
+             _problem_lines(evals), fid_note, DIVERSITY_NOTE,
              "<h2>Beside the study's published numbers</h2>",
              "<p>The study reports one number per class: the SSIM of its generated images against the test images of "
              "the class, 0.99872 for planes and 0.99969 for frogs (section 5.1). It reports no likelihood, accuracy "
@@ -257,8 +278,9 @@ def experiment_report_html(spec: ExperimentSpec, out_dir: str | Path) -> str:
     out = Path(out_dir)
     run_dirs = [out / run.name for run in spec.runs if (out / run.name).is_dir()]
     title = f"Experiment {spec.name}"
-    section = _SECTIONS.get(spec.name, lambda s, o: "")(spec, out)
-    section += sources_section(spec, {run.name: read_eval(out / run.name) for run in spec.runs})
+    evals = {run.name: read_experiment_eval(out / run.name) for run in spec.runs}    # each run's eval.json, once
+    section = _SECTIONS.get(spec.name, lambda s, o, e: "")(spec, out, evals)   # the runs report below says it too
+    section += sources_section(spec, {name: e.result for name, e in evals.items()})
     intro = (f"<p>{html.escape(spec.description)}. Base preset <code>{html.escape(spec.base_preset)}</code>, "
              f"{len(spec.runs)} runs ({len(run_dirs)} with a run folder), scale {html.escape(spec.scale)}.</p>")
     if not run_dirs:

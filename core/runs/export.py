@@ -3,6 +3,9 @@
 Both are written atomically and read back with the `csv` module as they were written: numbers are written with
 `repr` (they round-trip exactly), missing values are empty cells, list settings are JSON (e.g. `["0", "1"]`). A run's
 start and last update are written twice: epoch seconds (exact) and UTC text (what a spreadsheet shows as a time).
+A run's evaluation is read by the run history's one reader (core.runs.evaluation.read_run_eval): an evaluation file
+that is there but could not be read leaves the `eval: ...` cells empty and says why in `eval_problem` (one line), so
+a damaged file never reads as "not evaluated".
 """
 
 from __future__ import annotations
@@ -16,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from core.files import atomic_write, check_output_file, run_folder_holding
-from core.runs.evaluation import eval_numbers, read_eval
+from core.runs.evaluation import eval_numbers, read_run_eval
 from core.runs.history import RunSummary, config_diff, load_series
 
 RUN_COLUMNS = ("name", "status", "kind", "dataset", "subset", "epochs_done", "epochs_total", "step", "best_val",
-               "started", "updated", "started_utc", "updated_utc", "path", "reason", "damaged", "tags", "note")
+               "started", "updated", "started_utc", "updated_utc", "path", "reason", "damaged", "tags", "note",
+               "eval_problem")
 SERIES_COLUMNS = ("run", "series", "step", "epoch", "time", "value")
 
 
@@ -75,11 +79,13 @@ def _write_rows(path: str | Path, header: Sequence[str], rows: Sequence[Sequence
 def runs_table(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[Any]]]:
     """The header and rows of the runs table: the summary's fields, each headline metric ("val elbo" ...), each
     number of the run's evaluation ("eval: test ELBO", "eval: recall, z from density" ...: its eval.json, else its
-    newest saved test-split `eval --save`) and each setting that differs between the runs."""
+    newest saved test-split `eval --save`; `eval_problem`: why an evaluation file that is there was not read) and each
+    setting that differs between the runs."""
     metrics: list[str] = []
     for s in summaries:
         metrics += [k for k in s.headline if k not in metrics]
-    evaluations = [eval_numbers(read_eval(s.path)) for s in summaries]
+    reads = [read_run_eval(s.path) for s in summaries]
+    evaluations = [eval_numbers(r.result) for r in reads]
     evaluated: list[str] = []
     for numbers in evaluations:
         evaluated += [k for k in numbers if k not in evaluated]
@@ -89,7 +95,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> tuple[list[str], list[list[An
     for i, s in enumerate(summaries):
         rows.append([s.name, s.status, s.kind, s.dataset, s.subset, s.epochs_done, s.epochs_total, s.step,
                      s.best_val, s.started, s.updated, utc_text(s.started), utc_text(s.updated), str(s.path),
-                     s.reason, s.damaged, list(s.tags), s.note,
+                     s.reason, s.damaged, list(s.tags), s.note, reads[i].problem,
                      *(s.headline.get(k) for k in metrics), *(evaluations[i].get(k) for k in evaluated),
                      *(values[i] for values in diff.values())])
     return header, rows

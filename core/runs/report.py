@@ -192,6 +192,12 @@ img.grid { image-rendering: pixelated; width: 320px; border: 1px solid #ccc; }
 """
 
 
+def unreadable_line(run: str, problem: str) -> str:
+    """A report's one line on a run's evaluation file that is there but could not be read: "<run>: <why>" (the reader's
+    line, read_run_eval's `problem`), in the reports' warning colour."""
+    return f'<p class="unreadable">{html.escape(printable(f"{run}: {problem}")[:300])}</p>'
+
+
 def evaluation_table(summaries: Sequence[RunSummary], evals: Sequence[RunEval]) -> str:
     """The runs' eval.json numbers (test split): likelihood, SSIM, conditional accuracy, Fréchet score, precision,
     recall and sharpness, and a line per run whose evaluation file is there but damaged (`evals`: read_run_eval of
@@ -200,8 +206,8 @@ def evaluation_table(summaries: Sequence[RunSummary], evals: Sequence[RunEval]) 
     labels: list[str] = []
     for n in numbers:
         labels += [k for k in n if k not in labels]
-    problems = "".join(f'<p class="unreadable">{html.escape(printable(f"{s.name}: {e.problem}")[:300])}</p>'
-                       for s, e in zip(summaries, evals, strict=True) if e.problem)
+    problems = "".join(unreadable_line(s.name, e.problem) for s, e in zip(summaries, evals, strict=True)
+                       if e.problem)
     if not labels:
         return f"<h2>Evaluation (test split)</h2>{problems}" if problems else ""
     rows = [[s.name, *(n.get(k) for k in labels)] for s, n in zip(summaries, numbers, strict=True) if n]

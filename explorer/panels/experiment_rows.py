@@ -5,6 +5,8 @@ evaluated), whoever trains them: this window, `vae-explorer experiment` in a ter
 Ray tasks or Slurm jobs on other machines. `ExperimentReader.read(OUT, names)` summarises each run (core.runs.history,
 which never raises for a damaged folder) with the report's columns from its eval.json, so the table and the scatter
 fill in as runs finish, wherever they run. A run whose files have not changed since the last read is not read again.
+eval.json is read by the run history's one reader (core.experiments.report.read_experiment_eval, as the report): one
+that is there but could not be read gives the row its one-line reason (`eval_problem`), never "not evaluated" alone.
 
 `TimeLeft` estimates the time the rest of the experiment takes from the finished runs' own durations (see there).
 """
@@ -17,6 +19,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from core.runs.evaluation import RunEval
 
 # The report's columns (core.experiments.report): eval.json key -> header
 METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -44,6 +48,7 @@ class RunRow:
     duration_s: float | None = None  # first record to its eval.json (or its end record): training and evaluation
     progress: float = 0.0           # of its training, by epochs (0..1)
     note: str = ""
+    eval_problem: str = ""          # why its eval.json, which is there, could not be read (one line); "" if nothing
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ class ExperimentReader:
     """Reads an experiment folder's runs, re-reading only the runs whose files changed since the last read."""
 
     def __init__(self) -> None:
-        self._cache: dict[Path, tuple[tuple[Any, ...], Any, dict[str, Any] | None]] = {}
+        self._cache: dict[Path, tuple[tuple[Any, ...], Any, RunEval | None]] = {}
 
     def read(self, folder: str | Path, planned: dict[str, dict[str, Any]] | None = None) -> ExperimentSnapshot:
         """The runs of the folder: those `planned` (run name -> its settings delta, in order; a run without a
@@ -100,13 +105,13 @@ class ExperimentReader:
         for delta in (planned or {}).values():      # what the experiment varies, before its runs have folders
             keys += [k for k, v in delta.items() if k not in keys
                      and any(d.get(k) != v for d in (planned or {}).values())]
-        columns = metric_columns([evaluation for _, evaluation in read])
+        columns = metric_columns([evaluation.result for _, evaluation in read if evaluation is not None])
         rows = [_row(name, summary, evaluation, tuple(keys), (planned or {}).get(name, {}), columns)
                 for name, (summary, evaluation) in zip(names, read, strict=True)]
         return ExperimentSnapshot(folder, tuple(rows), tuple(keys), metric_columns=columns)
 
-    def _run(self, run_dir: Path) -> tuple[Any, dict[str, Any] | None]:
-        from core.experiments.report import read_eval
+    def _run(self, run_dir: Path) -> tuple[Any, RunEval | None]:
+        from core.experiments.report import read_experiment_eval
         from core.runs.history import read_run
 
         stamp = tuple(_stamp(run_dir / f) for f in ("metrics.jsonl", "config.json", "eval.json"))
@@ -116,7 +121,7 @@ class ExperimentReader:
         # A running run is re-read while it runs: "running" depends on the clock as well as its files.
         if cached is not None and cached[0] == stamp and cached[1].status != "running":
             return cached[1], cached[2]
-        summary, evaluation = read_run(run_dir), read_eval(run_dir)
+        summary, evaluation = read_run(run_dir), read_experiment_eval(run_dir)
         self._cache[run_dir] = (stamp, summary, evaluation)
         return summary, evaluation
 
@@ -140,12 +145,14 @@ def metric_columns(evaluations: list[dict[str, Any] | None]) -> tuple[tuple[str,
                                   for key, header in SOURCE_METRICS)
 
 
-def _row(name: str, summary: Any, evaluation: dict[str, Any] | None, keys: tuple[str, ...],
+def _row(name: str, summary: Any, read: RunEval | None, keys: tuple[str, ...],
          planned: dict[str, Any], columns: tuple[tuple[str, str], ...] = METRIC_COLUMNS) -> RunRow:
+    from core.files import printable
     from core.runs.history import flatten_config
 
     if summary is None:
         return RunRow(name, "waiting", {k: planned[k] for k in keys if k in planned}, {})
+    evaluation = read.result if read is not None else None
     flat = flatten_config(summary.config)
     settings = {k: flat.get(k) for k in keys}
     metrics = {k: v for k, v in ((k, _number((evaluation or {}).get(k))) for k, _ in columns) if v is not None}
@@ -160,7 +167,8 @@ def _row(name: str, summary: Any, evaluation: dict[str, Any] | None, keys: tuple
     total = summary.epochs_total or 0
     progress = 1.0 if status in FINISHED else (min(1.0, summary.epochs_done / total) if total else 0.0)
     return RunRow(name, status, settings, metrics, summary.started, duration, progress,
-                  summary.reason if status in ("failed", "stopped", "unreadable", "unfinished") else "")
+                  summary.reason if status in ("failed", "stopped", "unreadable", "unfinished") else "",
+                  printable(read.problem)[:200] if read is not None and read.problem else "")
 
 
 class TimeLeft:

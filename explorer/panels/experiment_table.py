@@ -1,6 +1,10 @@
 """The live experiment table: one row per run (status, the settings the runs vary, the report's numbers, duration),
 filled in as runs finish, and a scatter of a setting (or a number) against a number, one labelled point per
-evaluated run. It knows nothing of where the runs train: the panel hands it `ExperimentSnapshot`s."""
+evaluated run. It knows nothing of where the runs train: the panel hands it `ExperimentSnapshot`s.
+
+A run whose eval.json is there but could not be read is never "not evaluated": an "evaluation" column (shown while
+some run has such a file) reads "damaged" with the warning icon, and the reader's one line is the tooltip of that
+run's evaluation cells, as in the Runs tab's comparison."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -18,6 +22,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QSplitter,
+    QStyle,
     QTableWidget,
     QTableWidgetItem,
     QVBoxLayout,
@@ -28,6 +33,7 @@ from superqt.utils import signals_blocked
 from explorer.panels.experiment_rows import FINISHED, METRIC_COLUMNS, ExperimentSnapshot, RunRow
 from explorer.widgets.live_plot import style_plot
 
+DAMAGED = "damaged"     # the Runs tab's word for an evaluation file that could not be read
 _STATUS_COLOURS = {"done": "#2e7d32", "trained": "#558b2f", "training": "#1565c0", "failed": "#c62828",
                    "stopped": "#ef6c00", "unfinished": "#ef6c00"}
 
@@ -102,7 +108,12 @@ class ExperimentTable(QWidget):
     def columns(self) -> list[str]:
         keys = self.snapshot.setting_keys if self.snapshot is not None else ()
         metrics = self.snapshot.metric_columns if self.snapshot is not None else METRIC_COLUMNS
-        return ["run", "status", *[_short(k) for k in keys], *[h for _, h in metrics], "duration"]
+        return ["run", "status", *[_short(k) for k in keys], *(["evaluation"] if self._with_problems() else []),
+                *[h for _, h in metrics], "duration"]
+
+    def _with_problems(self) -> bool:
+        """Whether some run's eval.json could not be read (the "evaluation" column is shown)."""
+        return self.snapshot is not None and any(r.eval_problem for r in self.snapshot.rows)
 
     def show_snapshot(self, snapshot: ExperimentSnapshot) -> None:
         self.snapshot = snapshot
@@ -120,18 +131,23 @@ class ExperimentTable(QWidget):
         self.snapshotShown.emit()
 
     def _fill(self, i: int, row: RunRow, keys: tuple[str, ...], metrics: tuple[tuple[str, str], ...]) -> None:
-        cells = [row.name, row.status, *[_cell(row.settings.get(k)) for k in keys],
+        evaluation = [DAMAGED if row.eval_problem else ""] if self._with_problems() else []
+        cells = [row.name, row.status, *[_cell(row.settings.get(k)) for k in keys], *evaluation,
                  *[_cell(row.metrics.get(k)) for k, _ in metrics], _duration(row.duration_s)]
+        first_eval = 2 + len(keys)       # the evaluation column (when shown), then the metrics
+        warn = self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning)
         for j, text in enumerate(cells):
             item = self.table.item(i, j)
             if item is None:
                 item = QTableWidgetItem()
                 self.table.setItem(i, j, item)
-            item.setText(text)
+            item.setText(text)       # an item is reused by the next snapshot: its tooltip and icon are set each time
             if j == 1 and row.status in _STATUS_COLOURS:
                 item.setForeground(QColor(_STATUS_COLOURS[row.status]))
-            if j == 1 and row.note:
-                item.setToolTip(row.note)
+            in_eval = first_eval <= j < len(cells) - 1
+            item.setToolTip(row.note if j == 1 else row.eval_problem if in_eval else "")
+            damaged_cell = bool(evaluation) and j == first_eval and bool(row.eval_problem)
+            item.setIcon(warn if damaged_cell else QIcon())   # marked as the runs table marks a damaged record
 
     def finished_rows(self) -> int:
         return 0 if self.snapshot is None else self.snapshot.count(*FINISHED)
