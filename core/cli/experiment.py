@@ -19,7 +19,7 @@ from typing import Any
 
 from core.cli.common import EXIT_FAILED, EXIT_INTERRUPTED, PROG, StopOnSignals
 from core.errors import UserError
-from core.files import check_writable
+from core.files import check_writable, printable
 from core.latent.samplers import parse_sources
 
 
@@ -68,14 +68,19 @@ def experiment_command(args: argparse.Namespace) -> int:
 
 
 def sources_text(spec: Any, out: Path) -> str:
-    """The report's table per source of z as text: one line per run and source."""
-    from core.experiments.report import SOURCE_COLUMNS, read_eval, source_rows
+    """The report's table per source of z as text: one line per run and source; under it, a line per run whose
+    eval.json is there but could not be read, "<run>: <why>" (the run history's one line, as `vae-explorer runs`
+    says it). Each run's eval.json is read once, by the report's reader."""
+    from core.experiments.report import SOURCE_COLUMNS, read_experiment_eval, source_rows
 
+    evals = {run.name: read_experiment_eval(out / run.name) for run in spec.runs}
     header = ["run", "z from", *(h.replace(" (our classifier)", "") for _, h in SOURCE_COLUMNS)]
-    rows = [row for run in spec.runs for row in source_rows(run.name, read_eval(out / run.name) or {})
-            if read_eval(out / run.name)]
+    rows = [[printable(str(c))[:200] for c in row]          # a source's name or reason comes from the file
+            for name, e in evals.items() if e.result for row in source_rows(name, e.result)]
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows])
+    lines = ["  ".join(f"{c:<{w}}" for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
+    lines += [f"{printable(name)[:200]}: {printable(e.problem)[:200]}" for name, e in evals.items() if e.problem]
+    return "\n".join(lines)
 
 
 def _launcher(args: argparse.Namespace, out: Path) -> Any:

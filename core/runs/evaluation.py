@@ -9,8 +9,9 @@ evaluation of the test split, so a run evaluated with `eval --save` shows in the
 
 Reading never raises: a missing or damaged eval.json is None, and a value that is not a finite number is left out.
 `read_run_eval` also says which file the numbers came from and, in one line, why an evaluation file that is there
-could not be read (the `runs` table and its CSV, the runs report, the Runs tab's comparison, the experiment report
-and the Experiments tab's table show it; the other readers take `read_eval`'s result alone).
+could not be read (the `runs` table and its CSV, the runs report, the Runs tab's comparison, the experiment report,
+`experiment --from`'s table per source and the Experiments tab's table show it; the other readers take `read_eval`'s
+result alone).
 """
 
 from __future__ import annotations

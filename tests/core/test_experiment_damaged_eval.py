@@ -1,13 +1,17 @@
 """An experiment whose run has a damaged eval.json: the experiment report's own table reads "damaged" (not "not
 evaluated") with the run history's one line under it, and the runs CSV (`runs OUT --csv`, the Runs tab's export of an
-experiment's folder) carries that line in `eval_problem`; a valid run shows its numbers and no such line. The run
-folders are written as the Trainer and the runner leave them (tests/conftest.py's finished_run), without training."""
+experiment's folder) carries that line in `eval_problem`, and `experiment --from ...` prints it under its table per
+source of z; a valid run shows its numbers and no such line. The run folders are written as the Trainer and the runner
+leave them (tests/conftest.py's finished_run), without training."""
 
 from __future__ import annotations
 
 import csv
 import json
 
+import pytest
+
+from core.cli.main import main
 from core.experiments.report import experiment_report_html
 from core.experiments.spec import beta_sweep, reference_study
 from core.runs.evaluation import read_run_eval
@@ -76,3 +80,44 @@ def test_the_runs_csv_of_an_experiment_carries_the_problem(finished_run, tmp_pat
                                 "damaged", "tags", "note")   # the columns before it, unchanged
     assert rows["beta-2"]["eval_problem"] == CUT_SHORT and rows["beta-2"]["eval: precision"] == ""
     assert rows["beta-0.5"]["eval_problem"] == "" and float(rows["beta-0.5"]["eval: precision"]) == 0.875
+
+
+# Judged with z from the prior and from the per-class mixture ("density"), as `experiment --from density` leaves it.
+VALID_SOURCES = json.dumps({**json.loads(VALID), "conditional_accuracy": 0.5, "density_fid_like": 7.25,
+                            "density_precision": 0.625, "density_recall": 0.375, "density_conditional_accuracy": 0.75})
+
+
+@pytest.mark.parametrize("damaged", [VALID_SOURCES[:30], None], ids=["cut-short", "valid"])
+def test_experiment_from_prints_the_damaged_runs_line_under_its_sources_table(finished_run, tmp_path, capsys,
+                                                                              monkeypatch, damaged):
+    """Both runs finished and evaluated: the command trains and evaluates nothing, prints its table per source of z
+    (the valid run's rows) and, under it, the damaged run's one line, worded as `vae-explorer runs` says it."""
+    from core.experiments import spec as specs
+
+    spec = beta_sweep("digits", "quick", betas=(0.5, 2.0))
+    monkeypatch.setitem(specs.EXPERIMENTS, "beta-sweep", lambda dataset, scale: spec)
+    finished_run(tmp_path / "beta-0.5", VALID_SOURCES)
+    finished_run(tmp_path / "beta-2", VALID_SOURCES if damaged is None else damaged)
+    code = main(["experiment", "beta-sweep", "--dataset", "digits", "--out", str(tmp_path), "--quiet",
+                 "--from", "density"])
+    out, err = capsys.readouterr()
+    assert code == 0 and "Traceback" not in out + err and "evaluating" not in out, (out, err)
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("run "))
+    assert lines[header + 1].split()[:5] == ["beta-0.5", "prior", "50.0%", "12.5", "0.875"]
+    assert lines[header + 2].split()[:5] == ["beta-0.5", "density", "75.0%", "7.25", "0.625"]
+    if damaged is None:
+        assert [line.split()[:2] for line in lines[header + 3:header + 5]] == [["beta-2", "prior"],
+                                                                              ["beta-2", "density"]]
+        assert "damaged" not in out and "not valid JSON" not in out
+    else:
+        assert lines[header + 3:] == [f"beta-2: {CUT_SHORT}"]                 # its line, under the table
+        assert runs_cli_reason(capsys, tmp_path, "beta-2") == CUT_SHORT           # as `runs` words it
+
+
+def runs_cli_reason(capsys, folder, run: str) -> str:
+    """The last cell of `run`'s row in `vae-explorer runs FOLDER`'s evaluation table (a damaged file's one line)."""
+    assert main(["runs", str(folder)]) == 0
+    out = capsys.readouterr().out
+    rows = out[out.index("\nevaluation "):].splitlines()
+    return next(line.split(maxsplit=5)[-1] for line in rows if line.startswith(f"{run} "))
