@@ -11,7 +11,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import QWidget
 
-from explorer.widgets.live_plot import FollowsPalette, style_plot
+from explorer.widgets.live_plot import FollowsPalette, style_legend, style_plot
 
 DEAD_COLOUR = "#d62728"
 
@@ -43,11 +43,7 @@ class CodebookScatter(FollowsPalette, pg.PlotWidget):
     def apply_palette(self) -> None:
         """Canvas, axes, title, legend and the clicked code's ring in the look's colours (light or dark)."""
         fg = style_plot(self, self.title_text or None)
-        base = self.palette().color(QPalette.ColorRole.Base)
-        self.legend.setBrush(base.red(), base.green(), base.blue(), 200)
-        self.legend.setLabelTextColor(fg)
-        for _, label in self.legend.items:
-            label.setText(label.text)                  # pyqtgraph applies a label's colour when its text is set
+        style_legend(self, self.legend, fg)
         self.ring.setPen(pg.mkPen(fg, width=2))
 
     @staticmethod

@@ -23,7 +23,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QImage, QPalette, QPixmap
 from PySide6.QtWidgets import QLabel, QWidget
 
-from explorer.widgets.live_plot import FollowsPalette, style_plot
+from explorer.widgets.live_plot import FollowsPalette, style_legend, style_plot
 
 # Ten distinct colours (matplotlib's tab10), then hues for datasets with more classes.
 TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -235,11 +235,7 @@ class LatentScatter(FollowsPalette, pg.PlotWidget):
         """The canvas, axes, title, legend and the rings / cross / outline in the look's colours (the class colours
         and the shade read on both)."""
         fg = style_plot(self, self.title_text or None)
-        base = self.palette().color(QPalette.ColorRole.Base)
-        self.legend.setBrush(base.red(), base.green(), base.blue(), 200)
-        self.legend.setLabelTextColor(fg)
-        for _, label in self.legend.items:
-            label.setText(label.text)                  # pyqtgraph applies a label's colour when its text is set
+        style_legend(self, self.legend, fg)
         self._marker.setPen(pg.mkPen(fg, width=2))
         self._query_marker.setPen(pg.mkPen(fg, width=2))
         self._query_marker.setBrush(pg.mkBrush(fg))

@@ -126,6 +126,15 @@ def style_plot(pw: pg.PlotWidget, title: str | None) -> QColor:
     return fg
 
 
+
+def style_legend(pw: pg.PlotWidget, legend: pg.LegendItem, fg: QColor) -> None:
+    """A legend over the canvas in the palette's colours: the base colour, slightly see-through, and `fg` text."""
+    base = pw.palette().color(QPalette.ColorRole.Base)
+    legend.setBrush(base.red(), base.green(), base.blue(), 200)
+    legend.setLabelTextColor(fg)
+    for _, label in legend.items:
+        label.setText(label.text)                  # pyqtgraph applies a label's colour when its text is set
+
 class FollowsPalette:
     """Mixed into a plot widget (before the pyqtgraph class): `apply_palette()` runs again whenever the widget's or
     the application's palette changes (View > Light / Dark look). The widget sets `_ready = True` last in its
