@@ -95,3 +95,46 @@ def no_threads_or_timers_left(qapp: QApplication):
     leftovers += [f"timer {t}" for t in _active_timers(qapp)]
     assert not leftovers, f"test left running: {', '.join(leftovers)}"
 
+
+
+@pytest.fixture
+def compared_runs(qtbot):
+    """compare(folder, paths, row) -> (panel, table, rows, columns): the Runs tab (fresh folder settings) opened on
+    `folder`, `paths` selected and compared, once the comparison's metrics table shows the row named `row`. The
+    panel is shut down and the folder settings removed after the test."""
+    from pathlib import Path
+
+    from explorer.panels.runs import RunsPanel
+    from explorer.settings import EXPERIMENT_FOLDERS, RUNS_TAB_FOLDERS
+    from explorer.state import AppState
+
+    opened = []
+
+    def forget_folders() -> None:
+        for key in (RUNS_TAB_FOLDERS, EXPERIMENT_FOLDERS):
+            QSettings().remove(key)
+
+    def compare(folder, paths, row):
+        forget_folders()
+        panel = RunsPanel(AppState())
+        qtbot.addWidget(panel)
+        opened.append(panel)
+        panel.add_folder(str(folder))
+        panel.show()
+        # The folder may hold other tests' runs too: wait for these.
+        qtbot.waitUntil(lambda: {Path(r.path) for r in panel.runs} >= {Path(p) for p in paths}, timeout=60_000)
+        panel.select_paths(list(paths))
+        panel.compare_selected()
+        table = panel.compare_view.metrics_table
+
+        def rows() -> list[str]:
+            return [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+
+        qtbot.waitUntil(lambda: row in rows(), timeout=30_000)
+        columns = [table.horizontalHeaderItem(c).text() for c in range(table.columnCount())]
+        return panel, table, rows(), columns
+
+    yield compare
+    for panel in opened:
+        panel.shutdown()
+    forget_folders()
