@@ -20,6 +20,8 @@ from explorer.widgets.live_plot import BarPlot, LivePlot
 ROW_3_CURVES = {"d_loss": "adversarial", "g_adv": "adversarial", "adv_weight": "adv_weight",
                 "perceptual": "perceptual"}
 ROW_3 = ("kl_layers", "adversarial", "adv_weight", "perceptual")   # shown only for the runs that log their curves
+TILE_MIN_WIDTH = 200    # px a plot needs for its title and axis labels
+TILE_MIN_HEIGHT = 140
 LOG_SCALE_PLOTS = ("loss", "terms", "val", "kl_layers")
 # The gradient norm (before clipping) shares the learning rate's plot on an axis of its own on the right: both say how
 # big the steps are, and a spike (or train.grad_skip skipping one) shows beside the schedule that caused it.
@@ -54,21 +56,48 @@ class TrainingPlots(QWidget):
         # The learning rate spans decades under schedules, and a constant rate would sit on a ±0.5 axis otherwise.
         self.plots["lr"].set_log_y(True)
         self.kl_bars = BarPlot("KL per dimension (val)")
+        self.previews = self._build_previews()
         self._grid = QGridLayout(self)
         self._grid.setContentsMargins(0, 0, 0, 0)
-        self._grid.addWidget(self.plots["loss"], 0, 0)
-        self._grid.addWidget(self.plots["terms"], 0, 1)
-        self._grid.addWidget(self.plots["val"], 0, 2)
-        self._grid.addWidget(self.kl_bars, 1, 0)
-        self._grid.addWidget(self.plots["lr"], 1, 1)
-        self._grid.addWidget(self._build_previews(), 1, 2)
+        self.columns = 3
         for key in ROW_3:          # placed by show_row_3 when a run logs their curves
             self.plots[key].setParent(self)
         self.show_row_3(set())
-        for i in range(3):
-            self._grid.setColumnStretch(i, 1)
-        for i in range(2):
-            self._grid.setRowStretch(i, 1)
+
+    def tiles(self) -> list[QWidget]:
+        """The plots in their reading order: loss, recon and KL, validation, KL per dimension, learning rate, the
+        previews, then the third row's plots that are shown."""
+        shown = [self.plots[k] for k in ROW_3 if k in self.row_3_shown]
+        return [self.plots["loss"], self.plots["terms"], self.plots["val"], self.kl_bars, self.plots["lr"],
+                self.previews, *shown]
+
+    def columns_for(self, width: int, height: int) -> int:
+        """Three columns while each gets TILE_MIN_WIDTH; two when narrower (a 1024-px window with the Models dock
+        open leaves the plots ~430 px: three 140-px tiles cut off their titles and axis labels) and the rows
+        that makes still get TILE_MIN_HEIGHT each."""
+        rows_of_two = -(-len(self.tiles()) // 2)
+        if width >= 3 * TILE_MIN_WIDTH or height < rows_of_two * TILE_MIN_HEIGHT:
+            return 3
+        return 2
+
+    def _place(self, columns: int) -> None:
+        for tile in (*self.tiles(), *(self.plots[k] for k in ROW_3)):
+            self._grid.removeWidget(tile)
+        tiles = self.tiles()
+        for i, tile in enumerate(tiles):
+            self._grid.addWidget(tile, i // columns, i % columns)
+        rows = -(-len(tiles) // columns)
+        for i in range(max(self._grid.columnCount(), 3)):
+            self._grid.setColumnStretch(i, 1 if i < columns else 0)
+        for i in range(max(self._grid.rowCount(), rows)):
+            self._grid.setRowStretch(i, 1 if i < rows else 0)
+        self.columns = columns
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        columns = self.columns_for(event.size().width(), event.size().height())
+        if columns != self.columns:
+            self._place(columns)
 
     def _build_previews(self) -> QTabWidget:
         previews = QTabWidget()
@@ -178,16 +207,12 @@ class TrainingPlots(QWidget):
         return False
 
     def show_row_3(self, shown: set[str]) -> None:
-        """Show these plots of the third row side by side from the left (the others hidden and out of the grid; the row
-        takes no room when none is shown)."""
+        """Show these plots of the third row after the others (the rest hidden and out of the grid; the row takes no
+        room when none is shown)."""
         self.row_3_shown = shown
         for key in ROW_3:
-            self._grid.removeWidget(self.plots[key])
-        for column, key in enumerate(k for k in ROW_3 if k in shown):
-            self._grid.addWidget(self.plots[key], 2, column)
-        for key in ROW_3:
             self.plots[key].setVisible(key in shown)
-        self._grid.setRowStretch(2, 1 if shown else 0)
+        self._place(self.columns_for(self.width(), self.height()) if self.isVisible() else self.columns)
 
     def set_log_scale(self, on: bool) -> None:
         for key in LOG_SCALE_PLOTS:
