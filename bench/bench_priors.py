@@ -3,7 +3,8 @@ side on one VAE (issue 24).
 
     python bench/bench_priors.py [--checkpoint resources/digits-vae.safetensors] [--seeds 2] [--per-class 100]
                                  [--prior-steps 2000] [--width 256] [--blocks 3] [--sample-steps 25]
-                                 [--guidance 0.7,1] [--stochastic no,yes] [--temperature 1,1.1] [--set ema_decay=0.999]
+                                 [--guidance 0.7,1] [--stochastic no,yes] [--match no,yes] [--temperature 1,1.1]
+                                 [--set ema_decay=0.999] [--seed0 0] [--no-whiten]
                                  [--layers all,top] [--device cpu] [--json FILE] [--grids DIR]
     python bench/bench_priors.py --mnist [--epochs N] [--keep DIR] ...   # train the `mnist` preset on real MNIST first
 
@@ -14,7 +15,9 @@ class for each of `--seeds` seeds and judges them on the test split:
 Fréchet score in the judge's features (lower is better), precision and recall (k = 3, judge features), conditional
 accuracy, sharpness, the hole score (share of sampled z whose nearest test latent of their class is farther than that
 latent's own 5th neighbour: core/evaluation/holes.py), fit seconds and samples per second (z drawn and decoded, batches
-of 1,000). Prints mean ± standard deviation over the seeds; `--grids DIR` writes one 10 x 10 sample grid per sampler.
+of 1,000). Prints mean ± standard deviation over the seeds, then each row's paired difference to the mixture on the
+same seeds (mean ± standard error); `--seed0 N` starts the seeds at N (fresh seeds to confirm a row chosen on others);
+`--grids DIR` writes one 10 x 10 sample grid per sampler.
 `--mnist` trains the `mnist` preset on the 5,000 real MNIST digits of bench/real_mnist.py (its PNG folder must exist:
 run that script once) and benches that model; `--keep DIR` keeps its run folder, to bench it again with
 `--checkpoint DIR/checkpoints/last.safetensors`. Lists of guidance, sampler and temperature sample one fitted diffusion
@@ -101,6 +104,10 @@ def main() -> int:
                                                             "at each (one row each)")
     parser.add_argument("--stochastic", default="no", help="no, yes or no,yes: the diffusion prior samples with "
                                                            "SDE-DPM-Solver++ (one row each)")
+    parser.add_argument("--match", default="no", help="no, yes or no,yes: the diffusion prior's draws scaled to the "
+                                                      "data's class spread (match_spread; one row each)")
+    parser.add_argument("--seed0", type=int, default=0, help="the first sample seed (seeds seed0 .. seed0 + seeds - 1: "
+                                                             "fresh seeds to confirm a row chosen on others)")
     parser.add_argument("--temperature", default="1", help="scale of the diffusion prior's starting noise; a comma "
                                                            "list gives one row each")
     parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -170,11 +177,14 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
         prior = dp.fit_diffusion_prior(model, fit_split, settings=settings, loaded=loaded, disk_cache=False)
         fit_s = time.process_time() - started
         first_steps = int(args.sample_steps.split(",")[0])
-        for guidance, stochastic, temperature, steps in itertools.product(
+        for guidance, stochastic, matched, temperature, steps in itertools.product(
                 map(float, args.guidance.split(",")), [s.strip() == "yes" for s in args.stochastic.split(",")],
+                [s.strip() == "yes" for s in args.match.split(",")],
                 map(float, args.temperature.split(",")), map(int, args.sample_steps.split(","))):
-            variant = prior.with_sampling(guidance=guidance, stochastic=stochastic, sample_steps=steps)
+            variant = prior.with_sampling(guidance=guidance, stochastic=stochastic, sample_steps=steps,
+                                          match_spread=matched)
             tags = "".join([f" g{guidance:g}" if guidance != 1 else "", " sde" if stochastic else "",
+                            " matched" if matched else "",
                             f" T{temperature:g}" if temperature != 1 else "",
                             f" {steps} steps" if steps != first_steps else ""])
             sources.append(("diffusion prior" + suffix + tags, fit_s,
@@ -182,10 +192,11 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
     header = f"{'source':<34} {'fit CPU s':>9} {'samples/s':>9}" + "".join(f" {m:>21}" for m in METRICS)
     print(header)
     print("-" * len(header))
-    rows = []
+    rows, per_seed = [], {}
     for name, fit_s, sampler in sources:
         runs = [source_metrics(model, judge, dataset.test.images, classes, args.per_class, seed=seed,
-                               latent_sampler=sampler, data_latents=data_latents) for seed in range(args.seeds)]
+                               latent_sampler=sampler, data_latents=data_latents)
+                for seed in range(args.seed0, args.seed0 + args.seeds)]
         rate = samples_per_second(model, sampler)
         row = {"source": name, "fit_s": fit_s, "samples_per_s": rate}
         cells = []
@@ -195,12 +206,41 @@ def bench(loaded: LoadedModel, args, train_s: float | None) -> int:
             row[m], row[m + "_sd"] = (statistics.mean(values), sd) if values else (None, None)
             cells.append(f"{statistics.mean(values):>12.4f} ± {sd:<6.4f}" if values else f"{'—':>21}")
         rows.append(row)
+        per_seed[name] = runs
         print(f"{name:<34} {fit_s:>9.1f} {rate:>9.0f}" + "".join(f" {c:>21}" for c in cells), flush=True)
         if args.grids:
             write_grid(model, sampler, args.grids / f"{loaded.meta.name.split('/')[-1]}-{slug(name)}.png")
+    differences = paired_differences(per_seed)
     if args.json:
-        args.json.write_text(json.dumps({"dataset": loaded.meta.name, "train_s": train_s, "rows": rows}, indent=2))
+        args.json.write_text(json.dumps({"dataset": loaded.meta.name, "train_s": train_s, "rows": rows,
+                                         "paired_differences": differences}, indent=2))
     return 0
+
+
+PAIRED = ("fid_like", "precision", "recall", "conditional_accuracy")
+
+
+def paired_differences(per_seed: dict[str, list[dict]]) -> dict[str, dict[str, list[float]]]:
+    """Each row minus the (first) mixture row on the same seed, mean ± standard error over the seeds, printed:
+    whether a source beats the mixture is read from these, not from two rows' means and spreads (the seeds share
+    the test set and the judge, so the differences vary less than the rows do). {row: {metric: [mean, s.e.]}}."""
+    reference = next((name for name in per_seed if name.startswith("GMM")), None)
+    seeds = len(per_seed[reference]) if reference else 0
+    if reference is None or seeds < 2:
+        return {}
+    print(f"\npaired differences to '{reference}' over {seeds} seeds (mean ± standard error; Fréchet: lower is "
+          "better, the others higher):")
+    out = {}
+    for name, runs in per_seed.items():
+        if name == reference:
+            continue
+        out[name] = {}
+        for m in PAIRED:
+            d = [r[m] - g[m] for r, g in zip(runs, per_seed[reference], strict=True) if m in r and m in g]
+            if len(d) > 1:
+                out[name][m] = [statistics.mean(d), statistics.stdev(d) / len(d) ** 0.5]
+        print(f"  {name:<40}" + "".join(f" {m[:9]} {v[0]:+.4f} ± {v[1]:.4f}" for m, v in out[name].items()))
+    return out
 
 
 def augmented(split, copies: int):

@@ -126,6 +126,7 @@ SAMPLER_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
     "top_layer": (("density", "diffusion-prior"), "a fitted source of z"),
     "prior": (("diffusion-prior",), "the diffusion prior"),
     "prior_train_steps": (("diffusion-prior",), "the diffusion prior"),
+    "match_spread": (("diffusion-prior",), "the diffusion prior"),
 }
 
 
@@ -148,7 +149,8 @@ def sampler_settings(args: Any, sources: list[str] | tuple[str, ...]) -> dict[st
 
         given = per["diffusion-prior"]
         sampling = {"sample_steps": getattr(args, "steps", None), "guidance": getattr(args, "guidance", None),
-                    "train_steps": given.pop("prior_train_steps", None), "top_layer": given.pop("top_layer", None)}
+                    "train_steps": given.pop("prior_train_steps", None), "top_layer": given.pop("top_layer", None),
+                    "match_spread": given.pop("match_spread", None)}
         settings = DiffusionPriorSettings(**{k: v for k, v in sampling.items() if v is not None})
         settings.check()
         per["diffusion-prior"] = {"settings": settings, "prior_file": given.get("prior")}

@@ -32,6 +32,7 @@ from core.errors import UserError
 from core.files import atomic_write
 from core.latent.encoding import Progress, ShouldStop
 from core.latent.map_data import encode_to_fit, encoding_cache_path, encoding_key, latent_layers
+from core.latent.spread_matching import SpreadMatch, class_spreads
 from core.models.latent_diffusion import LatentDenoiser, VectorDiffusion
 from core.models.protocol import LatentVariableModel
 from core.paths import cache_dir
@@ -39,6 +40,9 @@ from core.training.checkpoint import LoadedModel
 
 FORMAT = "vae-explorer latent diffusion prior"
 VERSION = 2   # 2: a whitening basis instead of per-dimension scales
+
+
+SAMPLING = ("sample_steps", "guidance", "stochastic", "match_spread")   # how a fitted prior is sampled
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class DiffusionPriorSettings:
     posterior_scale: float = 1.0   # with posterior_samples: the draws' spread, a share of the posterior's own
     dropout: float = 0.0        # in the denoiser's residual blocks
     whiten: bool = True         # fit in PCA-whitened coordinates (the linear correlations removed) or per-dimension
+    match_spread: bool = False   # scale each class's draws to the data's class spread (spread_matching.py)
     seed: int = 0
 
     def check(self) -> None:
@@ -78,7 +83,7 @@ class DiffusionPriorSettings:
 
     def digest(self) -> str:
         """The settings that change the fitted weights (not how it is sampled)."""
-        fitted = {k: v for k, v in asdict(self).items() if k not in ("sample_steps", "guidance", "stochastic")}
+        fitted = {k: v for k, v in asdict(self).items() if k not in SAMPLING}
         return hashlib.blake2b(json.dumps(fitted, sort_keys=True).encode(), digest_size=5).hexdigest()
 
 
@@ -87,7 +92,7 @@ class DiffusionPrior:
 
     def __init__(self, process: VectorDiffusion, mean: np.ndarray, basis: np.ndarray, *, latent_dim: int,
                  settings: DiffusionPriorSettings, model_key: str, n_images: int, layer: str = "",
-                 fit_seconds: float = 0.0) -> None:
+                 fit_seconds: float = 0.0, class_spreads: np.ndarray | None = None) -> None:
         self.process = process.eval()
         self.mean = torch.as_tensor(mean, dtype=torch.float32)
         self.basis = torch.as_tensor(basis, dtype=torch.float32)   # z = x @ basis + mean (x: the model's space)
@@ -98,6 +103,9 @@ class DiffusionPrior:
         self.n_images = int(n_images)
         self.layer = layer
         self.fit_seconds = float(fit_seconds)
+        self.class_spreads = class_spreads   # the fitted latents' spread per class (C,): spread_matching.py
+        self._match: SpreadMatch | None = None
+        self._match_lock = threading.Lock()
 
     @property
     def num_classes(self) -> int:
@@ -108,8 +116,9 @@ class DiffusionPrior:
             f" (top layer {self.layer}: {self.fitted} of {self.latent_dim} dimensions; the layers below from the prior)"
         s = self.settings
         guidance = "" if s.guidance == 1.0 else f", guidance {s.guidance:g}"
+        matched = ", spread matched to the data's classes" if s.match_spread else ""
         return (f"diffusion prior ({s.blocks}x{s.width} MLP, v-prediction, DPM-Solver++ {s.sample_steps} steps"
-                f"{guidance}) fitted to {self.n_images} encoded training images{where}")
+                f"{guidance}{matched}) fitted to {self.n_images} encoded training images{where}")
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor | np.ndarray, generator: torch.Generator | None = None, *,
@@ -123,28 +132,53 @@ class DiffusionPrior:
         noise = torch.randn(len(labels), self.latent_dim, generator=generator) * float(temperature)
         if not len(labels):
             return noise
+        z = noise.clone()
+        z[:, :self.fitted] = self._draw(labels, noise[:, :self.fitted], generator)
+        if self.settings.match_spread:
+            z[:, :self.fitted] = self.spread_match().apply(z[:, :self.fitted], labels)
+        return z
+
+    def _draw(self, labels: torch.Tensor, noise: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        """The fitted dimensions of z for `labels`, from the starting `noise` (B, fitted) by the diffusion model."""
         step_noise = None
         if self.settings.stochastic:   # the step noise also comes from `generator`, on the network's device
             device = next(self.process.net.parameters()).device
             seed = int(torch.randint(0, 2 ** 62, (1,), generator=generator))
             step_noise = torch.Generator(device=device).manual_seed(seed)
-        x = self.process.sample(labels, noise[:, :self.fitted], steps=self.settings.sample_steps,
-                                guidance=self.settings.guidance, generator=step_noise).float().cpu()
-        z = noise.clone()
-        z[:, :self.fitted] = x @ self.basis + self.mean
-        return z
+        x = self.process.sample(labels, noise, steps=self.settings.sample_steps, guidance=self.settings.guidance,
+                                generator=step_noise).float().cpu()
+        return x @ self.basis + self.mean
+
+    def spread_match(self) -> SpreadMatch:
+        """The per-class scales onto the data's spread for this sampling configuration, estimated at first use from
+        the prior's own draws (spread_matching.py)."""
+        if self.class_spreads is None:
+            raise UserError("this diffusion prior file keeps no class spreads (it was written before spread matching "
+                            "existed): fit it again to match its spread")
+        with self._match_lock:
+            if self._match is None:
+                def draw(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+                    return self._draw(labels, torch.randn(len(labels), self.fitted, generator=generator), generator)
+
+                self._match = SpreadMatch(draw, self.class_spreads)
+            return self._match
 
     def with_sampling(self, *, sample_steps: int | None = None, guidance: float | None = None,
-                      stochastic: bool | None = None) -> DiffusionPrior:
-        """The same fitted prior sampled with other steps, guidance or sampler."""
+                      stochastic: bool | None = None, match_spread: bool | None = None) -> DiffusionPrior:
+        """The same fitted prior sampled with other steps, guidance, sampler or spread matching."""
         from dataclasses import replace
 
-        settings = replace(self.settings, **{k: v for k, v in (("sample_steps", sample_steps), ("guidance", guidance),
-                                                                ("stochastic", stochastic)) if v is not None})
+        given = {"sample_steps": sample_steps, "guidance": guidance, "stochastic": stochastic,
+                 "match_spread": match_spread}
+        settings = replace(self.settings, **{k: v for k, v in given.items() if v is not None})
         settings.check()
         return DiffusionPrior(self.process, self.mean.numpy(), self.basis.numpy(), latent_dim=self.latent_dim,
                               settings=settings, model_key=self.model_key, n_images=self.n_images, layer=self.layer,
-                              fit_seconds=self.fit_seconds)
+                              fit_seconds=self.fit_seconds, class_spreads=self.class_spreads)
+
+    def sampled_as(self, settings: DiffusionPriorSettings) -> DiffusionPrior:
+        """This fit sampled as `settings` say (their SAMPLING fields)."""
+        return self.with_sampling(**{k: getattr(settings, k) for k in SAMPLING})
 
 
 # ---- fitting --------------------------------------------------------------------------------------------------------
@@ -251,7 +285,8 @@ def fit_to_latents(mu: np.ndarray, labels: np.ndarray, num_classes: int, setting
         return None
     return DiffusionPrior(process, mean, basis, latent_dim=latent_dim or mu.shape[1], settings=settings,
                           model_key=model_key, n_images=len(mu), layer=layer,
-                          fit_seconds=time.perf_counter() - started)
+                          fit_seconds=time.perf_counter() - started,
+                          class_spreads=class_spreads(mu, labels, num_classes))
 
 
 _CACHE: weakref.WeakKeyDictionary[torch.nn.Module, dict[tuple, DiffusionPrior]] = weakref.WeakKeyDictionary()
@@ -284,11 +319,17 @@ def fit_diffusion_prior(model: LatentVariableModel, split, *, settings: Diffusio
     with _CACHE_LOCK:
         found = _CACHE.get(model, {}).get(key_of_data)
     if found is not None:
-        return found.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance,
-                                   stochastic=settings.stochastic)
+        return found.sampled_as(settings)
     key = encoding_key(loaded) if loaded is not None else _weights_key(model)
     path = prior_cache_path(key, split_name, split, settings) if disk_cache and loaded is not None else None
     prior = _read_cached(path, key) if path is not None else None
+    if prior is not None and prior.class_spreads is None:   # a cache file from before spread matching: add them
+        latents = encode_to_fit(model, loaded, split_name, split, total=len(split), progress=progress,
+                                should_stop=should_stop)
+        if latents is None:
+            return None
+        prior.class_spreads = class_spreads(latents.mu[:, :prior.fitted], latents.labels, model.num_classes)
+        save_prior(prior, path)
     if prior is None:
         layer, fitted = _top_layer(model, settings.top_layer)
         total = len(split) + settings.train_steps
@@ -306,8 +347,7 @@ def fit_diffusion_prior(model: LatentVariableModel, split, *, settings: Diffusio
             save_prior(prior, path)
     with _CACHE_LOCK:
         _CACHE.setdefault(model, {})[key_of_data] = prior
-    return prior.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance,
-                               stochastic=settings.stochastic)
+    return prior.sampled_as(settings)
 
 
 def _read_cached(path: Path, key: str) -> DiffusionPrior | None:
@@ -327,6 +367,8 @@ def save_prior(prior: DiffusionPrior, path: str | Path) -> Path:
 
     tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in prior.process.net.state_dict().items()}
     tensors["mean"], tensors["basis"] = prior.mean.contiguous(), prior.basis.contiguous()
+    if prior.class_spreads is not None:
+        tensors["class_spreads"] = torch.from_numpy(np.ascontiguousarray(prior.class_spreads))
     net = prior.process.net
     meta = {"format": FORMAT, "version": str(VERSION), "model_key": prior.model_key,
             "settings": json.dumps(asdict(prior.settings)), "latent_dim": str(prior.latent_dim),
@@ -362,11 +404,13 @@ def read_prior(path: str | Path, *, expect_key: str | None = None) -> DiffusionP
         settings = DiffusionPriorSettings(**{k: v for k, v in json.loads(meta["settings"]).items() if k in known})
         settings.check()
         mean, basis = tensors.pop("mean"), tensors.pop("basis")
+        spreads = tensors["class_spreads"].numpy() if "class_spreads" in tensors else None
         state = {k[len("net."):]: v for k, v in tensors.items() if k.startswith("net.")}
         process = build_process(len(mean), int(meta["num_classes"]), settings)
         process.net.load_state_dict(state)
         return DiffusionPrior(process, mean.numpy(), basis.numpy(), latent_dim=int(meta["latent_dim"]),
                               settings=settings, model_key=meta.get("model_key", ""), n_images=int(meta["n_images"]),
-                              layer=meta.get("layer", ""), fit_seconds=float(meta.get("fit_seconds", 0)))
+                              layer=meta.get("layer", ""), fit_seconds=float(meta.get("fit_seconds", 0)),
+                              class_spreads=spreads)
     except (KeyError, ValueError, TypeError, RuntimeError, UserError) as e:
         raise UserError(f"the diffusion prior {path} is damaged or from another version ({e})") from None

@@ -163,13 +163,14 @@ class DiffusionPriorSampler:
             if prior.latent_dim != loaded.model.latent_dim:
                 raise UserError(f"the diffusion prior {self.prior_file} covers {prior.latent_dim} latent dimensions, "
                                 f"the model has {loaded.model.latent_dim}")
-            self.prior = prior.with_sampling(sample_steps=settings.sample_steps, guidance=settings.guidance,
-                                             stochastic=settings.stochastic)
-            return self
-        self.prior = dp.fit_diffusion_prior(loaded.model, dataset.train, settings=settings, loaded=loaded,
-                                            progress=progress, should_stop=should_stop)
-        if self.prior is not None and self.prior_file is not None:
-            dp.save_prior(self.prior, self.prior_file)
+            self.prior = prior.sampled_as(settings)
+        else:
+            self.prior = dp.fit_diffusion_prior(loaded.model, dataset.train, settings=settings, loaded=loaded,
+                                                progress=progress, should_stop=should_stop)
+            if self.prior is not None and self.prior_file is not None:
+                dp.save_prior(self.prior, self.prior_file)
+        if self.prior is not None and self.prior.settings.match_spread:
+            self.prior.spread_match()          # estimated here (a worker, the CLI's progress) rather than at sampling
         return None if self.prior is None else self
 
     def sample(self, labels, generator=None, *, temperature: float = 1.0):

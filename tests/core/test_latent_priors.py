@@ -158,6 +158,63 @@ def test_the_fit_is_cached_per_snapshot_in_memory_and_on_disk(bundled_vae, digit
                                first.sample(torch.arange(10), g().manual_seed(1)))
 
 
+def _two_elongated_classes(n: int = 1200) -> tuple[np.ndarray, np.ndarray]:
+    """Class 0 at (2, 0, 0) with standard deviations (1, 0.5, 2); class 1 at (-2, 1, 0), correlated in its first two
+    coordinates."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 2
+    a = rng.standard_normal((n, 3)) * [1.0, 0.5, 2.0] + [2.0, 0.0, 0.0]
+    b = rng.standard_normal((n, 3)) @ np.array([[1.0, 0.8, 0.0], [0.0, 0.6, 0.0], [0.0, 0.0, 0.7]]) + [-2.0, 1.0, 0.0]
+    return np.where(labels[:, None] == 0, a, b).astype(np.float32), labels
+
+
+def test_spread_matching_gives_each_class_s_draws_the_data_s_spread_and_keeps_their_shape(tmp_path):
+    """Guidance 4 pushes the draws apart (each class's spread far from the data's); matched, each class's draws take
+    the training latents' class spread (trace of the covariance), keep their own shape and centre, and keep all of
+    it through a saved file."""
+    x, labels = _two_elongated_classes()
+    prior = dp.fit_to_latents(x, labels, 2, QUICK, model_key="m")
+    pushed = prior.with_sampling(guidance=4.0)
+    matched = prior.with_sampling(guidance=4.0, match_spread=True)
+    assert "spread matched" in matched.describe() and "spread" not in pushed.describe()
+    for c in (0, 1):
+        want = np.trace(np.cov(x[labels == c].astype(np.float64), rowvar=False))
+        draws = {name: p.sample(torch.full((3000,), c), torch.Generator().manual_seed(10 + c)).double().numpy()
+                 for name, p in (("pushed", pushed), ("matched", matched))}
+        covs = {name: np.cov(d, rowvar=False) for name, d in draws.items()}
+        assert abs(np.trace(covs["pushed"]) / want - 1) > 0.25, c
+        assert abs(np.trace(covs["matched"]) / want - 1) < 0.06, c   # 1,000 draws per class estimate the scale
+        shape = {name: cov / np.trace(cov) for name, cov in covs.items()}
+        np.testing.assert_allclose(shape["matched"], shape["pushed"], atol=1e-6)
+        np.testing.assert_allclose(draws["matched"].mean(0), draws["pushed"].mean(0), atol=0.05)
+    g = torch.Generator
+    first = matched.sample(torch.arange(6) % 2, g().manual_seed(3))
+    torch.testing.assert_close(matched.sample(torch.arange(6) % 2, g().manual_seed(3)), first)   # repeatable
+    again = dp.read_prior(dp.save_prior(matched, tmp_path / "prior.safetensors"), expect_key="m")
+    torch.testing.assert_close(again.sample(torch.arange(6) % 2, g().manual_seed(3)), first)
+    prior.class_spreads = None           # a file written before spread matching
+    older = dp.read_prior(dp.save_prior(prior, tmp_path / "older.safetensors"))
+    older.sample(torch.arange(4) % 2, g().manual_seed(0))                                      # still samples
+    with pytest.raises(UserError, match="keeps no class spreads.*fit it again"):
+        older.with_sampling(match_spread=True).sample(torch.arange(4) % 2, g().manual_seed(0))
+
+
+def test_a_cached_fit_from_before_spread_matching_gets_its_class_spreads(bundled_vae, digits_dataset, monkeypatch):
+    settings = dataclasses.replace(QUICK, train_steps=40)
+    fitted = dp.fit_diffusion_prior(bundled_vae.model, digits_dataset.train, settings=settings, loaded=bundled_vae)
+    path = dp.prior_cache_path(dp.encoding_key(bundled_vae), "train", digits_dataset.train, settings)
+    spreads = fitted.class_spreads
+    fitted.class_spreads = None
+    dp.save_prior(fitted, path)           # the cache as an older version left it
+    monkeypatch.setattr(dp, "train_process", lambda *a, **k: pytest.fail("the prior was fitted again"))
+    other = load_model(bundled_vae.path)
+    read = dp.fit_diffusion_prior(other.model, digits_dataset.train, settings=dataclasses.replace(
+        settings, match_spread=True), loaded=other)
+    np.testing.assert_allclose(read.class_spreads, spreads, rtol=1e-5)
+    assert read.class_spreads.shape == (10,) and dp.read_prior(path).class_spreads is not None   # written back
+    assert read.sample(torch.arange(10), torch.Generator().manual_seed(0)).shape == (10, 24)
+
+
 # ------------------------------------------------------------------------------------------------ samplers
 def test_the_registry_names_every_source_and_refuses_wrong_settings(bundled_vae):
     assert list(SAMPLERS) == ["prior", "density", "diffusion-prior"]
@@ -208,6 +265,9 @@ def test_cli_samples_and_evaluates_from_the_diffusion_prior(capsys, tmp_path, bu
     printed = capsys.readouterr().out
     assert "z from diffusion prior" in printed and "DPM-Solver++ 10 steps" in printed and kept.is_file()
     assert Image.open(out).size == (3 * 16, 10 * 16)
+    assert cli.main(["sample", path, "--from", "diffusion-prior", "--prior", str(kept), "--match-spread", "--n", "3",
+                     "--steps", "10", "--out", str(out)]) == 0       # the kept fit, its draws spread-matched
+    assert "spread matched to the data's classes" in capsys.readouterr().out
     assert cli.main(["eval", path, "--from", "all", "--prior-train-steps", "300", "--iwae-k", "0",
                      "--samples-per-class", "20", "--json", "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -234,6 +294,7 @@ def test_cli_refuses_a_prior_of_another_model_and_a_diffusion_checkpoint(capsys,
             (["sample", str(bundled_model("diffusion")), "--from", "diffusion-prior"],
              "this checkpoint is a diffusion model"),
             (["sample", path, "--prior", str(kept)], "add --from diffusion-prior"),
+            (["sample", path, "--from", "density", "--match-spread"], "add --from diffusion-prior"),
             (["eval", path, "--from", "density", "--prior-train-steps", "3"], "add --from diffusion-prior"),
             (["sample", path, "--steps", "5"], "apply to diffusion models")):
         assert cli.main([*argv, "--out", str(tmp_path / "b.png")] if argv[0] == "sample" else argv) == 2, argv

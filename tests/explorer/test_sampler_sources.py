@@ -91,9 +91,22 @@ def test_the_diffusion_prior_is_a_sampler_source(qtbot, loaded):
     row = fitted.sample(np.full(4, 3), torch.Generator().manual_seed(0)).numpy()
     np.testing.assert_allclose(panel._z[12:16], row, atol=1e-5)
 
-    # another fit setting: the grid marked out of date while the prior is fitted again with it
+    # spread matching: the same fit, its draws scaled to the data's class spreads (no refit)
     panel.same_noise.setChecked(False)
     settle()
+    assert panel.match_spread.isVisible() and not panel.match_spread.isChecked()
+    panel.match_spread.setChecked(True)
+    settle()
+    matched = panel.sources.fits["diffusion-prior"][1]
+    assert matched.prior.settings.match_spread and matched.prior.process is fitted.prior.process
+    z_matched = matched.sample(labels, torch.Generator().manual_seed(0)).numpy()
+    np.testing.assert_allclose(panel._z, z_matched, atol=1e-5)
+    assert np.abs(z_matched - z).mean() > 1e-3                     # the map moved the draws
+    panel.match_spread.setChecked(False)
+    settle()
+    np.testing.assert_allclose(panel._z, z, atol=1e-5)
+
+    # another fit setting: the grid marked out of date while the prior is fitted again with it
     shown = panel.images.copy()
     panel.fit_steps.setValue(FIT_STEPS + 10)
     assert "out of date: fitting the diffusion prior…" in panel.vae_title.text()

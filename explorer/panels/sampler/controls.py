@@ -96,6 +96,9 @@ class SamplerControls(QWidget):
         self.fit_steps.setSingleStep(100)
         self.solver_steps = _spin(1, 200, FIT_DEFAULTS.sample_steps, suffix=" solver steps",
                                   tip="DPM-Solver++ steps per sample (the fit is kept)")
+        self.match_spread = QCheckBox("match the data's spread")
+        self.match_spread.setToolTip("scale each class's draws about their mean to the spread of the training "
+                                     "images' latents of that class (more varied samples; the fit is kept)")
         self.fit_progress = QProgressBar()
         self.fit_progress.setMaximumWidth(190)
         self.fit_progress.setVisible(False)
@@ -130,7 +133,8 @@ class SamplerControls(QWidget):
         flow = QFlowLayout(top)
         flow.setContentsMargins(0, 0, 0, 0)
         for w in (self.columns, self.source, self.components, self.covariance, self.fit_steps, self.solver_steps,
-                  self.fit_progress, QLabel("temperature"), self.temperature, self.seed, self.regen_btn):
+                  self.match_spread, self.fit_progress, QLabel("temperature"), self.temperature, self.seed,
+                  self.regen_btn):
             flow.addWidget(w)
         second = QHBoxLayout()
         second.addWidget(self.class_list, 1)
@@ -149,6 +153,7 @@ class SamplerControls(QWidget):
         self.temperature.valueChanged.connect(lambda _: again())
         self.covariance.currentIndexChanged.connect(lambda _: again())
         self.same_noise.toggled.connect(lambda _: again())
+        self.match_spread.toggled.connect(lambda _: again())
         self.source.currentIndexChanged.connect(lambda _: self.show_source_settings())
         self.source.currentIndexChanged.connect(lambda _: again())
         self.regen_btn.clicked.connect(self.regenerateClicked.emit)
@@ -167,7 +172,8 @@ class SamplerControls(QWidget):
                     "covariance": "diag" if self.covariance.currentIndex() == 1 else "full"}
         if name == "diffusion-prior":
             return {"settings": DiffusionPriorSettings(train_steps=self.fit_steps.value(),
-                                                       sample_steps=self.solver_steps.value())}
+                                                       sample_steps=self.solver_steps.value(),
+                                                       match_spread=self.match_spread.isChecked())}
         return {}
 
     def chosen_classes(self) -> list[int]:
@@ -184,7 +190,7 @@ class SamplerControls(QWidget):
         name = self.source_name()
         for w in (self.components, self.covariance):
             w.setVisible(name == "density")
-        for w in (self.fit_steps, self.solver_steps):
+        for w in (self.fit_steps, self.solver_steps, self.match_spread):
             w.setVisible(name == "diffusion-prior")
 
     def set_classes(self, names: list[str] | None) -> None:

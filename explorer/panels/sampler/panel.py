@@ -83,6 +83,7 @@ class SamplerPanel(Panel, QWidget):
             c.components, c.covariance, c.fit_steps, c.solver_steps
         self.class_list, self.same_noise, self.compare, self.regen_btn = \
             c.class_list, c.same_noise, c.compare, c.regen_btn
+        self.match_spread = c.match_spread
         self.grid, self.vae_title = r.grid, r.title
         self.diff_box, self.diff_grid, self.diff_title = d, d.grid, d.title
         self.large, self.send_btn = self.picked.large, self.picked.send_btn
