@@ -6,7 +6,7 @@ side on one VAE (issue 24).
                                  [--guidance 0.7,1] [--stochastic no,yes] [--match no,yes] [--temperature 1,1.1]
                                  [--set ema_decay=0.999] [--seed0 0] [--no-whiten]
                                  [--layers all,top] [--device cpu] [--json FILE] [--grids DIR]
-    python bench/bench_priors.py --mnist [--epochs N] [--keep DIR] ...   # train the `mnist` preset on real MNIST first
+    python bench/bench_priors.py --mnist [--epochs N] [--train-seed S] [--keep DIR] ...  # train `mnist` first
 
 For the checkpoint's own data: encodes the training split once, then fits each sampler (timed, from scratch: no disk
 cache of the fit; the encoding is read once beforehand and left out of the times; CPU seconds, so a paused run
@@ -55,7 +55,7 @@ from core.training.checkpoint import LoadedModel, load_model  # noqa: E402
 METRICS = ("fid_like", "precision", "recall", "conditional_accuracy", "sharpness", "hole_score")
 
 
-def train_mnist(epochs: int, device: str, out: Path) -> tuple[LoadedModel, float]:
+def train_mnist(epochs: int, device: str, out: Path, seed: int = 0) -> tuple[LoadedModel, float]:
     """The `mnist` preset trained on the real digits; its last checkpoint and the training CPU seconds."""
     from real_mnist import real_mnist_dataset_name
 
@@ -63,7 +63,7 @@ def train_mnist(epochs: int, device: str, out: Path) -> tuple[LoadedModel, float
     from core.training.trainer import Trainer
 
     cfg = preset("mnist")
-    train = {"device": device} | ({"epochs": epochs} if epochs else {})
+    train = {"device": device, "seed": seed} | ({"epochs": epochs} if epochs else {})
     cfg = cfg.replace(data=with_overrides(cfg.data, name=real_mnist_dataset_name()),
                       train=with_overrides(cfg.train, **{k: str(v) for k, v in train.items()}))
     started = time.process_time()
@@ -91,6 +91,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", default=str(ROOT / "resources" / "digits-vae.safetensors"))
     parser.add_argument("--mnist", action="store_true", help="train the mnist preset on real MNIST and bench it")
     parser.add_argument("--epochs", type=int, default=0, help="with --mnist: epochs (0: the preset's)")
+    parser.add_argument("--train-seed", type=int, default=0, help="with --mnist: the training's seed (another model)")
     parser.add_argument("--keep", type=Path, help="with --mnist: train into this run folder and keep it (bench it "
                                                   "again later with --checkpoint DIR/checkpoints/last.safetensors)")
     parser.add_argument("--seeds", type=int, default=2)
@@ -130,7 +131,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         train_s = None
         if args.mnist:
-            loaded, train_s = train_mnist(args.epochs, args.device, args.keep or Path(scratch))
+            loaded, train_s = train_mnist(args.epochs, args.device, args.keep or Path(scratch), args.train_seed)
         else:
             loaded = load_model(args.checkpoint, args.device)
         return bench(loaded, args, train_s)

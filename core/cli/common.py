@@ -127,6 +127,7 @@ SAMPLER_FLAGS: dict[str, tuple[tuple[str, ...], str]] = {
     "prior": (("diffusion-prior",), "the diffusion prior"),
     "prior_train_steps": (("diffusion-prior",), "the diffusion prior"),
     "match_spread": (("diffusion-prior",), "the diffusion prior"),
+    "prior_per_dim": (("diffusion-prior",), "the diffusion prior"),
 }
 
 
@@ -150,7 +151,8 @@ def sampler_settings(args: Any, sources: list[str] | tuple[str, ...]) -> dict[st
         given = per["diffusion-prior"]
         sampling = {"sample_steps": getattr(args, "steps", None), "guidance": getattr(args, "guidance", None),
                     "train_steps": given.pop("prior_train_steps", None), "top_layer": given.pop("top_layer", None),
-                    "match_spread": given.pop("match_spread", None)}
+                    "match_spread": given.pop("match_spread", None),
+                    "whiten": False if given.pop("prior_per_dim", None) else None}
         settings = DiffusionPriorSettings(**{k: v for k, v in sampling.items() if v is not None})
         settings.check()
         per["diffusion-prior"] = {"settings": settings, "prior_file": given.get("prior")}

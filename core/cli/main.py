@@ -79,6 +79,9 @@ def _add_source_settings(p: argparse.ArgumentParser) -> None:
                         "exists (it must be this model's), else fitted and written there")
     p.add_argument("--prior-train-steps", type=int_in(1, 1_000_000), default=None,
                    help="with --from diffusion-prior: optimiser steps of the prior's fit (default: 2000)")
+    p.add_argument("--prior-per-dim", action="store_true", default=None,
+                   help="with --from diffusion-prior: fit in standardised latent dimensions instead of whitened ones "
+                        "(the README's real-MNIST recipe: with --top-layer, --prior-train-steps 6000, --match-spread)")
     p.add_argument("--match-spread", action="store_true", default=None,
                    help="with --from diffusion-prior: scale each class's draws about their mean to the training "
                         "latents' class spread (the spread a Gaussian mixture has: more recall, see the README)")

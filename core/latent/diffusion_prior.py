@@ -117,8 +117,9 @@ class DiffusionPrior:
         s = self.settings
         guidance = "" if s.guidance == 1.0 else f", guidance {s.guidance:g}"
         matched = ", spread matched to the data's classes" if s.match_spread else ""
+        coordinates = "" if s.whiten else ", per-dimension standardised"
         return (f"diffusion prior ({s.blocks}x{s.width} MLP, v-prediction, DPM-Solver++ {s.sample_steps} steps"
-                f"{guidance}{matched}) fitted to {self.n_images} encoded training images{where}")
+                f"{guidance}{matched}{coordinates}) fitted to {self.n_images} encoded training images{where}")
 
     @torch.no_grad()
     def sample(self, labels: torch.Tensor | np.ndarray, generator: torch.Generator | None = None, *,

@@ -268,6 +268,9 @@ def test_cli_samples_and_evaluates_from_the_diffusion_prior(capsys, tmp_path, bu
     assert cli.main(["sample", path, "--from", "diffusion-prior", "--prior", str(kept), "--match-spread", "--n", "3",
                      "--steps", "10", "--out", str(out)]) == 0       # the kept fit, its draws spread-matched
     assert "spread matched to the data's classes" in capsys.readouterr().out
+    assert cli.main(["sample", path, "--from", "diffusion-prior", "--prior-per-dim", "--prior-train-steps", "20",
+                     "--n", "2", "--steps", "5", "--out", str(out)]) == 0
+    assert "per-dimension standardised" in capsys.readouterr().out
     assert cli.main(["eval", path, "--from", "all", "--prior-train-steps", "300", "--iwae-k", "0",
                      "--samples-per-class", "20", "--json", "--quiet"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -295,6 +298,7 @@ def test_cli_refuses_a_prior_of_another_model_and_a_diffusion_checkpoint(capsys,
              "this checkpoint is a diffusion model"),
             (["sample", path, "--prior", str(kept)], "add --from diffusion-prior"),
             (["sample", path, "--from", "density", "--match-spread"], "add --from diffusion-prior"),
+            (["eval", path, "--prior-per-dim"], "add --from diffusion-prior"),
             (["eval", path, "--from", "density", "--prior-train-steps", "3"], "add --from diffusion-prior"),
             (["sample", path, "--steps", "5"], "apply to diffusion models")):
         assert cli.main([*argv, "--out", str(tmp_path / "b.png")] if argv[0] == "sample" else argv) == 2, argv
