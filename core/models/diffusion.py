@@ -24,6 +24,7 @@ from torch import nn
 
 from core.config import DiffusionConfig
 from core.errors import UserError
+from core.models.diffusers_import import from_diffusers
 
 SAMPLERS = ("ddpm", "ddim", "dpm++")
 Progress = Callable[[int, int], None] | None
@@ -44,7 +45,7 @@ def build_unet(cfg: DiffusionConfig, meta: Any) -> nn.Module:
     """The noise-prediction U-Net `cfg` describes for the dataset `meta` describes: `levels` resolution levels halve
     the image size levels-1 times, so the image size must be divisible by 2**(levels-1) (16 px with 2 levels: 16 and
     8; 32 px with 3 levels: 32, 16, 8). Conditional: one class embedding per label plus one for "no label"."""
-    from diffusers import UNet2DModel  # lazy: only diffusion models load diffusers
+    UNet2DModel = from_diffusers("UNet2DModel")
 
     image_size, num_classes = int(meta.image_size), int(meta.num_classes) if cfg.conditional else 0
     if image_size % (2 ** (cfg.levels - 1)):
@@ -75,7 +76,7 @@ class ConditionalDiffusion(nn.Module):
 
     def __init__(self, network: nn.Module, cfg: DiffusionConfig, meta: Any) -> None:
         super().__init__()
-        from diffusers import DDPMScheduler  # lazy: only diffusion models load diffusers
+        DDPMScheduler = from_diffusers("DDPMScheduler")
 
         if not isinstance(network, nn.Module):
             raise TypeError(f"the diffusion process takes its denoiser network (an nn.Module), not "
@@ -141,7 +142,8 @@ class ConditionalDiffusion(nn.Module):
     # ------------------------------------------------------------------ sampling
     def make_scheduler(self, sampler: str | None = None) -> Any:
         """A fresh scheduler of the named kind ("ddpm" ancestral, "ddim" deterministic, "dpm++" DPM-Solver++ 2M)."""
-        from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+        DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler = from_diffusers(
+            "DDIMScheduler", "DDPMScheduler", "DPMSolverMultistepScheduler")
 
         sampler = sampler or self.cfg.sampler
         config = self.scheduler.config

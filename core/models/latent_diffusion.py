@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from core.models.diffusers_import import from_diffusers
+
 
 def timestep_embedding(t: Tensor, dim: int) -> Tensor:
     """Sinusoidal embedding of integer timesteps (B,) -> (B, dim), as in the DDPM and Transformer papers."""
@@ -77,7 +79,7 @@ class VectorDiffusion(nn.Module):
     def __init__(self, net: LatentDenoiser, *, timesteps: int = 1000, schedule: str = "squaredcos_cap_v2",
                  label_dropout: float = 0.1) -> None:
         super().__init__()
-        from diffusers import DDPMScheduler  # lazy: only a latent prior loads diffusers
+        DDPMScheduler = from_diffusers("DDPMScheduler")
 
         assert 0.0 <= label_dropout < 1.0, f"label_dropout must be in [0, 1), got {label_dropout}"
         self.net = net
@@ -104,7 +106,7 @@ class VectorDiffusion(nn.Module):
     def make_sampler(self, steps: int, *, stochastic: bool = False) -> Any:
         """DPM-Solver++ (2nd order, multistep) on the training schedule, with `steps` steps; `stochastic`: its SDE
         form (fresh noise at each step), else the deterministic ODE."""
-        from diffusers import DPMSolverMultistepScheduler
+        DPMSolverMultistepScheduler = from_diffusers("DPMSolverMultistepScheduler")
 
         algorithm = "sde-dpmsolver++" if stochastic else "dpmsolver++"
         sampler = DPMSolverMultistepScheduler.from_config(self.scheduler.config, algorithm_type=algorithm,
