@@ -155,7 +155,8 @@ class DiffusionPrior:
         the prior's own draws (spread_matching.py)."""
         if self.class_spreads is None:
             raise UserError("this diffusion prior file keeps no class spreads (it was written before spread matching "
-                            "existed): fit it again to match its spread")
+                            "existed): fit it again to match its spread (name a new --prior file, or leave --prior "
+                            "out)")
         with self._match_lock:
             if self._match is None:
                 def draw(labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
